@@ -1,0 +1,152 @@
+//! `FilterConfig`: everything the filter needs to run one predictor's graph, as plain values.
+//!
+//! The operator (in a cluster) and `seldon-mesh up` (locally) write it; the filter reads it as
+//! its plugin configuration (JSON). Kubernetes and Istio are already resolved here: a node's
+//! upstream is an Envoy cluster name and an authority, nothing more.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::unit::PredictiveUnit;
+
+/// Default request body limit: Envoy's default buffer limit (1 MiB).
+pub const DEFAULT_BODY_LIMIT_BYTES: u64 = 1024 * 1024;
+/// Default per-call timeout when a node gives none (Seldon's executor had none; we refuse to
+/// wait forever).
+pub const DEFAULT_NODE_TIMEOUT_MS: u64 = 10_000;
+
+/// The filter's plugin configuration for one predictor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterConfig {
+    /// SeldonDeployment name.
+    pub deployment: String,
+    pub namespace: String,
+    /// Predictor name.
+    pub predictor: String,
+    /// The deployment's protocol; decides the paths called on nodes.
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub graph: PredictiveUnit,
+    /// How to reach each node, keyed by node name.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, NodeUpstream>,
+    /// Largest request body the graph accepts; larger ones get 413.
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: u64,
+    /// Where payload logs (CloudEvents) go, if any node logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_logger: Option<PayloadLogger>,
+}
+
+fn default_body_limit() -> u64 {
+    DEFAULT_BODY_LIMIT_BYTES
+}
+
+/// Seldon's `spec.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Seldon,
+    Tensorflow,
+    /// Open Inference Protocol v2 (`kfserving` is Seldon's older name for it).
+    #[serde(alias = "kfserving")]
+    V2,
+}
+
+/// How the filter calls a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Rest,
+    Grpc,
+}
+
+/// One node's upstream, resolved to Envoy terms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeUpstream {
+    /// Envoy cluster name, e.g. `outbound|9000||iris-default-classifier.ns.svc.cluster.local`.
+    pub cluster: String,
+    /// `:authority` sent on calls to the node.
+    pub authority: String,
+    pub port: u16,
+    #[serde(default)]
+    pub transport: Transport,
+    /// Overrides the deployment's protocol for this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_timeout() -> u64 {
+    DEFAULT_NODE_TIMEOUT_MS
+}
+
+/// The collector payload logs are POSTed to (Seldon's `logger.url`, resolved to a cluster).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PayloadLogger {
+    pub cluster: String,
+    pub authority: String,
+    #[serde(default = "default_logger_path")]
+    pub path: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_logger_path() -> String {
+    "/".to_string()
+}
+
+impl FilterConfig {
+    /// Parses the JSON plugin configuration.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The JSON plugin configuration.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, numbers, maps and enums always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let cfg = FilterConfig::from_json(
+            br#"{"deployment":"d","namespace":"n","predictor":"p","graph":{"name":"m"},
+                 "nodes":{"m":{"cluster":"c","authority":"m:9000","port":9000}}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.protocol, Protocol::Seldon);
+        assert_eq!(cfg.body_limit_bytes, DEFAULT_BODY_LIMIT_BYTES);
+        assert_eq!(cfg.nodes["m"].timeout_ms, DEFAULT_NODE_TIMEOUT_MS);
+        assert_eq!(cfg.nodes["m"].transport, Transport::Rest);
+        let again = FilterConfig::from_json(cfg.to_json().as_bytes()).unwrap();
+        assert_eq!(cfg, again);
+    }
+
+    #[test]
+    fn kfserving_is_v2() {
+        let p: Protocol = serde_json::from_str(r#""kfserving""#).unwrap();
+        assert_eq!(p, Protocol::V2);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = FilterConfig::from_json(
+            br#"{"deployment":"d","namespace":"n","predictor":"p","graph":{"name":"m"},"bodyLimit":5}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bodyLimit"), "{err}");
+    }
+}

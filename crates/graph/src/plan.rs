@@ -1,0 +1,555 @@
+//! `compile`: validates a `FilterConfig` and resolves it into a `Plan`, the flat form the
+//! executor walks.
+//!
+//! Each node's behaviour is resolved once here, following Seldon's executor
+//! (`predictor_process.go`):
+//!
+//! | step            | when                                                        | call                 |
+//! |-----------------|-------------------------------------------------------------|----------------------|
+//! | input           | MODEL → predict; TRANSFORMER or TRANSFORM_INPUT → transform | `/predict`, `/transform-input` |
+//! | route           | ROUTER or ROUTE → remote; RANDOM_ABTEST → in the filter; else all children | `/route` |
+//! | aggregate       | COMBINER or AGGREGATE                                       | `/aggregate`         |
+//! | output          | OUTPUT_TRANSFORMER or TRANSFORM_OUTPUT                      | `/transform-output`  |
+//! | feedback        | MODEL, ROUTER (not RANDOM_ABTEST) or SEND_FEEDBACK          | `/send-feedback`     |
+
+use std::collections::BTreeMap;
+
+use crate::config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Transport};
+use crate::error::{GraphError, Problem, Rule};
+use crate::unit::{
+    EndpointType, Implementation, Logger, ParameterType, PredictiveUnit, PredictiveUnitMethod,
+    PredictiveUnitType,
+};
+
+/// Deepest graph accepted; the executor recurses over it.
+pub const MAX_DEPTH: usize = 32;
+
+/// Index of a node in `Plan::nodes`; the root is 0.
+pub type NodeId = usize;
+
+/// A validated graph, ready to execute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub deployment: String,
+    pub namespace: String,
+    pub predictor: String,
+    pub protocol: Protocol,
+    /// All nodes, parents before children; `nodes[0]` is the root.
+    pub nodes: Vec<PlanNode>,
+    pub body_limit_bytes: usize,
+    pub payload_logger: Option<PayloadLogger>,
+    /// True when some node makes a routing decision, so responses carry `meta.routing`.
+    pub routes: bool,
+}
+
+/// One node with its behaviour resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanNode {
+    pub name: String,
+    pub unit_type: Option<PredictiveUnitType>,
+    pub input: Option<InputStep>,
+    pub route: RouteStep,
+    pub aggregate: bool,
+    pub transform_output: bool,
+    pub send_feedback: bool,
+    pub children: Vec<NodeId>,
+    pub parent: Option<NodeId>,
+    /// None for nodes the filter handles alone (RANDOM_ABTEST).
+    pub upstream: Option<NodeUpstream>,
+    /// Protocol for calls to this node.
+    pub protocol: Protocol,
+    pub logger: Option<Logger>,
+}
+
+/// The first call made on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputStep {
+    Predict,
+    TransformInput,
+}
+
+/// How a node with children picks them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RouteStep {
+    /// Every child, in parallel (Seldon's route -1).
+    AllChildren,
+    /// Ask the node's `/route`.
+    Remote,
+    /// Child 0 with probability `ratio_a`, else child 1, decided in the filter.
+    RandomAbTest { ratio_a: f64 },
+}
+
+impl Plan {
+    pub fn root(&self) -> &PlanNode {
+        &self.nodes[0]
+    }
+
+    /// The node called `name`.
+    pub fn find(&self, name: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+}
+
+impl PlanNode {
+    /// Whether the filter ever calls this node.
+    pub fn is_remote(&self) -> bool {
+        self.upstream.is_some()
+    }
+}
+
+/// Validates `config` and builds its `Plan`; on failure returns every problem found.
+pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
+    let mut cx = Compiler { config, problems: Vec::new(), seen: BTreeMap::new(), nodes: Vec::new(), transport: None };
+    if config.body_limit_bytes == 0 {
+        cx.problem(&config.graph.name, "bodyLimitBytes", Rule::ZeroBodyLimit);
+    }
+    if config.protocol == Protocol::Tensorflow {
+        cx.problem(&config.graph.name, "protocol", Rule::ProtocolUnsupported("tensorflow"));
+    }
+    cx.node(&config.graph, "graph".to_string(), None, 1);
+    for name in config.nodes.keys() {
+        if !cx.seen.contains_key(name) {
+            cx.problem(name, &format!("nodes.{name}"), Rule::UnknownUpstream);
+        }
+    }
+    if !cx.problems.is_empty() {
+        return Err(GraphError { problems: cx.problems });
+    }
+    let routes = cx.nodes.iter().any(|n| !n.children.is_empty() && n.route != RouteStep::AllChildren);
+    Ok(Plan {
+        deployment: config.deployment.clone(),
+        namespace: config.namespace.clone(),
+        predictor: config.predictor.clone(),
+        protocol: config.protocol,
+        nodes: cx.nodes,
+        body_limit_bytes: usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
+        payload_logger: config.payload_logger.clone(),
+        routes,
+    })
+}
+
+struct Compiler<'a> {
+    config: &'a FilterConfig,
+    problems: Vec<Problem>,
+    /// node name → path where first seen
+    seen: BTreeMap<String, String>,
+    nodes: Vec<PlanNode>,
+    /// (transport, path of the first node that fixed it)
+    transport: Option<(EndpointType, String)>,
+}
+
+impl Compiler<'_> {
+    fn problem(&mut self, node: &str, path: &str, rule: Rule) {
+        self.problems.push(Problem { node: node.to_string(), path: path.to_string(), rule });
+    }
+
+    /// Checks one node, pushes its `PlanNode`, then its children; returns its id.
+    fn node(&mut self, unit: &PredictiveUnit, path: String, parent: Option<NodeId>, depth: usize) -> NodeId {
+        let name = unit.name.as_str();
+        if depth > MAX_DEPTH {
+            self.problem(name, &path, Rule::TooDeep(MAX_DEPTH));
+        }
+        if !is_dns_label(name) {
+            self.problem(name, &path, Rule::InvalidName(name.to_string()));
+        }
+        match self.seen.get(name) {
+            Some(first) => {
+                let first_path = first.clone();
+                self.problem(name, &path, Rule::DuplicateName { first_path });
+            }
+            None => {
+                self.seen.insert(name.to_string(), path.clone());
+            }
+        }
+
+        let unit_type = unit.effective_type();
+        if let Some(PredictiveUnitType::Other(t)) = &unit_type {
+            self.problem(name, &format!("{path}.type"), Rule::UnknownType(t.clone(), PredictiveUnitType::KNOWN.join(", ")));
+        }
+        for (i, m) in unit.methods.iter().flatten().enumerate() {
+            if let PredictiveUnitMethod::Other(s) = m {
+                self.problem(name, &format!("{path}.methods[{i}]"), Rule::UnknownMethod(s.clone(), PredictiveUnitMethod::KNOWN.join(", ")));
+            }
+        }
+        if unit_type == Some(PredictiveUnitType::UnknownType) && unit.methods.as_ref().is_none_or(Vec::is_empty) {
+            self.problem(name, &format!("{path}.methods"), Rule::MethodsRequired);
+        }
+        self.check_parameters(unit, &path);
+        self.check_implementation(unit, &path);
+        if let Some(url) = unit.logger.as_ref().and_then(|l| l.url.as_ref())
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            self.problem(name, &format!("{path}.logger.url"), Rule::BadLoggerUrl(url.clone()));
+        }
+
+        let is = |t: PredictiveUnitType| unit_type.as_ref() == Some(&t);
+        let abtest = unit.implementation == Some(Implementation::RandomAbtest);
+        let input = if is(PredictiveUnitType::Model) {
+            Some(InputStep::Predict)
+        } else if is(PredictiveUnitType::Transformer) || unit.has_method(PredictiveUnitMethod::TransformInput) {
+            Some(InputStep::TransformInput)
+        } else {
+            None
+        };
+        let route = if abtest {
+            RouteStep::RandomAbTest { ratio_a: self.ratio_a(unit, &path) }
+        } else if is(PredictiveUnitType::Router) || unit.has_method(PredictiveUnitMethod::Route) {
+            RouteStep::Remote
+        } else {
+            RouteStep::AllChildren
+        };
+        let aggregate = is(PredictiveUnitType::Combiner) || unit.has_method(PredictiveUnitMethod::Aggregate);
+        let transform_output =
+            is(PredictiveUnitType::OutputTransformer) || unit.has_method(PredictiveUnitMethod::TransformOutput);
+        let send_feedback = (is(PredictiveUnitType::Model) || is(PredictiveUnitType::Router) || unit.has_method(PredictiveUnitMethod::SendFeedback))
+            && !abtest;
+
+        if route != RouteStep::AllChildren && unit.children.is_empty() {
+            self.problem(name, &format!("{path}.children"), Rule::NoChildren("router"));
+        }
+        if abtest && !unit.children.is_empty() && unit.children.len() != 2 {
+            self.problem(name, &format!("{path}.children"), Rule::AbTestChildren(unit.children.len()));
+        }
+        if aggregate && unit.children.is_empty() {
+            self.problem(name, &format!("{path}.children"), Rule::NoChildren("combiner"));
+        }
+
+        let remote = input.is_some() || route == RouteStep::Remote || aggregate || transform_output || send_feedback;
+        let upstream = if remote { self.upstream(unit, &path) } else { None };
+        let protocol = upstream.as_ref().and_then(|u| u.protocol).unwrap_or(self.config.protocol);
+        if protocol == Protocol::V2 {
+            if route != RouteStep::AllChildren {
+                self.problem(name, &path, Rule::NotInV2("routing"));
+            }
+            if aggregate {
+                self.problem(name, &path, Rule::NotInV2("a combiner"));
+            }
+        }
+
+        let id = self.nodes.len();
+        self.nodes.push(PlanNode {
+            name: name.to_string(),
+            unit_type,
+            input,
+            route,
+            aggregate,
+            transform_output,
+            send_feedback,
+            children: Vec::new(),
+            parent,
+            upstream,
+            protocol,
+            logger: unit.logger.clone(),
+        });
+        let children: Vec<NodeId> = unit
+            .children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| self.node(child, format!("{path}.children[{i}]"), Some(id), depth + 1))
+            .collect();
+        self.nodes[id].children = children;
+        id
+    }
+
+    fn check_parameters(&mut self, unit: &PredictiveUnit, path: &str) {
+        for (i, p) in unit.parameters.iter().enumerate() {
+            let ok = match &p.parameter_type {
+                ParameterType::Int => p.value.trim().parse::<i64>().is_ok(),
+                ParameterType::Float | ParameterType::Double => p.value.trim().parse::<f64>().is_ok(),
+                ParameterType::Bool => matches!(p.value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
+                ParameterType::String => true,
+                ParameterType::Other(_) => false,
+            };
+            if !ok {
+                let rule = Rule::BadParameter { name: p.name.clone(), ty: p.parameter_type.to_string(), value: p.value.clone() };
+                self.problem(&unit.name, &format!("{path}.parameters[{i}]"), rule);
+            }
+        }
+    }
+
+    fn check_implementation(&mut self, unit: &PredictiveUnit, path: &str) {
+        if let Some(Implementation::Prepackaged(key)) = &unit.implementation
+            && key != "HUGGINGFACE_SERVER"
+            && unit.model_uri.as_deref().is_none_or(str::is_empty)
+        {
+            self.problem(&unit.name, &format!("{path}.modelUri"), Rule::ModelUriRequired(key.clone()));
+        }
+        if let Some(t) = unit.endpoint.as_ref().and_then(|e| e.endpoint_type.clone()) {
+            self.check_transport(&unit.name, &format!("{path}.endpoint.type"), t);
+        }
+    }
+
+    fn check_transport(&mut self, node: &str, path: &str, t: EndpointType) {
+        match &self.transport {
+            Some((expected, _)) if *expected != t => {
+                let rule = Rule::MixedTransport { expected: expected.to_string(), found: t.to_string() };
+                self.problem(node, path, rule);
+            }
+            Some(_) => {}
+            None => self.transport = Some((t, path.to_string())),
+        }
+    }
+
+    fn ratio_a(&mut self, unit: &PredictiveUnit, path: &str) -> f64 {
+        let Some(p) = unit.parameter("ratioA") else { return 0.5 };
+        match p.value.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => r,
+            _ => {
+                self.problem(&unit.name, &format!("{path}.parameters"), Rule::BadRatio(p.value.clone()));
+                0.5
+            }
+        }
+    }
+
+    fn upstream(&mut self, unit: &PredictiveUnit, path: &str) -> Option<NodeUpstream> {
+        let name = unit.name.as_str();
+        let upath = format!("nodes.{name}");
+        let Some(up) = self.config.nodes.get(name) else {
+            self.problem(name, path, Rule::MissingUpstream);
+            return None;
+        };
+        if up.cluster.is_empty() {
+            self.problem(name, &format!("{upath}.cluster"), Rule::EmptyUpstreamField("cluster"));
+        }
+        if up.authority.is_empty() {
+            self.problem(name, &format!("{upath}.authority"), Rule::EmptyUpstreamField("authority"));
+        }
+        if up.timeout_ms == 0 {
+            self.problem(name, &format!("{upath}.timeoutMs"), Rule::ZeroTimeout);
+        }
+        let t = match up.transport {
+            Transport::Rest => EndpointType::Rest,
+            Transport::Grpc => EndpointType::Grpc,
+        };
+        self.check_transport(name, &format!("{upath}.transport"), t);
+        if up.transport == Transport::Grpc {
+            self.problem(name, &format!("{upath}.transport"), Rule::GrpcUnsupported);
+        }
+        if up.protocol == Some(Protocol::Tensorflow) {
+            self.problem(name, &format!("{upath}.protocol"), Rule::ProtocolUnsupported("tensorflow"));
+        }
+        Some(up.clone())
+    }
+}
+
+/// Kubernetes container names are DNS-1123 labels, and Seldon matches nodes to containers by name.
+fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config whose nodes all get a local upstream.
+    fn config(graph: &str) -> FilterConfig {
+        let graph: PredictiveUnit = serde_yaml::from_str(graph).unwrap();
+        let mut nodes = BTreeMap::new();
+        for n in graph.walk() {
+            nodes.insert(
+                n.name.clone(),
+                NodeUpstream {
+                    cluster: format!("node_{}", n.name),
+                    authority: n.name.clone(),
+                    port: 9000,
+                    transport: Transport::Rest,
+                    protocol: None,
+                    timeout_ms: 1000,
+                },
+            );
+        }
+        FilterConfig {
+            deployment: "d".into(),
+            namespace: "ns".into(),
+            predictor: "p".into(),
+            protocol: Protocol::Seldon,
+            graph,
+            nodes,
+            body_limit_bytes: 1024,
+            payload_logger: None,
+        }
+    }
+
+    fn rules(cfg: &FilterConfig) -> Vec<Rule> {
+        compile(cfg).unwrap_err().problems.into_iter().map(|p| p.rule).collect()
+    }
+
+    #[test]
+    fn single_model_predicts_and_takes_feedback() {
+        let plan = compile(&config("name: m")).unwrap();
+        let root = plan.root();
+        assert_eq!(root.input, Some(InputStep::Predict));
+        assert!(root.send_feedback);
+        assert!(!root.aggregate && !root.transform_output);
+        assert!(!plan.routes);
+    }
+
+    #[test]
+    fn behaviours_resolve_per_seldon_algorithm() {
+        let plan = compile(&config(
+            r#"
+name: out
+type: OUTPUT_TRANSFORMER
+children:
+- name: tin
+  type: TRANSFORMER
+  children:
+  - name: router
+    type: ROUTER
+    children:
+    - {name: a, type: MODEL}
+    - name: comb
+      type: COMBINER
+      children: [{name: b}, {name: c}]
+- name: odd
+  type: UNKNOWN_TYPE
+  methods: [TRANSFORM_INPUT, AGGREGATE]
+  children: [{name: e}]
+"#,
+        ))
+        .unwrap();
+        let node = |n: &str| &plan.nodes[plan.find(n).unwrap()];
+        assert!(node("out").transform_output && node("out").input.is_none());
+        assert_eq!(node("tin").input, Some(InputStep::TransformInput));
+        assert_eq!(node("router").route, RouteStep::Remote);
+        assert!(node("router").send_feedback);
+        assert!(node("comb").aggregate && !node("comb").send_feedback);
+        assert_eq!(node("odd").input, Some(InputStep::TransformInput));
+        assert!(node("odd").aggregate);
+        assert_eq!(node("comb").children.len(), 2);
+        assert_eq!(node("b").parent, plan.find("comb"));
+        assert!(plan.routes);
+    }
+
+    #[test]
+    fn abtest_is_decided_in_the_filter_without_an_upstream() {
+        let mut cfg = config(
+            r#"
+name: ab
+type: ROUTER
+implementation: RANDOM_ABTEST
+parameters: [{name: ratioA, value: "0.25", type: FLOAT}]
+children: [{name: a}, {name: b}]
+"#,
+        );
+        cfg.nodes.remove("ab");
+        let plan = compile(&cfg).unwrap();
+        assert_eq!(plan.root().route, RouteStep::RandomAbTest { ratio_a: 0.25 });
+        assert!(!plan.root().is_remote());
+        assert!(!plan.root().send_feedback);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_node_and_path() {
+        let err = compile(&config(
+            r#"
+name: Root_Node
+type: MODLE
+children:
+- {name: dup}
+- {name: dup, type: UNKNOWN_TYPE}
+- {name: r, type: ROUTER}
+- {name: c, type: COMBINER}
+- {name: p, parameters: [{name: k, value: "1.5", type: INT}]}
+- {name: s, implementation: SKLEARN_SERVER}
+"#,
+        ))
+        .unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "graph (node `Root_Node`): name must be a DNS-1123 label",
+            "graph.type (node `Root_Node`): unknown type \"MODLE\"",
+            "graph.children[1] (node `dup`): duplicate node name; first used at graph.children[0]",
+            "graph.children[1].methods (node `dup`): type UNKNOWN_TYPE needs `methods`",
+            "graph.children[2].children (node `r`): a router needs at least one child",
+            "graph.children[3].children (node `c`): a combiner needs at least one child",
+            "graph.children[4].parameters[0] (node `p`): parameter `k` of type INT",
+            "graph.children[5].modelUri (node `s`): prepackaged server SKLEARN_SERVER needs `modelUri`",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in {text}");
+        }
+    }
+
+    #[test]
+    fn abtest_rules() {
+        let bad_ratio = config(
+            "{name: ab, implementation: RANDOM_ABTEST, type: ROUTER, parameters: [{name: ratioA, value: '1.5', type: FLOAT}], children: [{name: a}, {name: b}]}",
+        );
+        assert_eq!(rules(&bad_ratio), [Rule::BadRatio("1.5".into())]);
+        let three = config("{name: ab, implementation: RANDOM_ABTEST, type: ROUTER, children: [{name: a}, {name: b}, {name: c}]}");
+        assert_eq!(rules(&three), [Rule::AbTestChildren(3)]);
+    }
+
+    #[test]
+    fn upstream_rules() {
+        let mut cfg = config("{name: m, children: [{name: n}]}");
+        cfg.nodes.remove("n");
+        cfg.nodes.insert("ghost".into(), cfg.nodes["m"].clone());
+        cfg.nodes.get_mut("m").unwrap().timeout_ms = 0;
+        cfg.nodes.get_mut("m").unwrap().cluster.clear();
+        let got = rules(&cfg);
+        assert!(got.contains(&Rule::MissingUpstream), "{got:?}");
+        assert!(got.contains(&Rule::UnknownUpstream), "{got:?}");
+        assert!(got.contains(&Rule::ZeroTimeout), "{got:?}");
+        assert!(got.contains(&Rule::EmptyUpstreamField("cluster")), "{got:?}");
+    }
+
+    #[test]
+    fn transports_must_agree_and_grpc_is_refused() {
+        let mut cfg = config("{name: m, endpoint: {type: REST}, children: [{name: n, endpoint: {type: GRPC}}]}");
+        cfg.nodes.get_mut("n").unwrap().transport = Transport::Grpc;
+        let got = rules(&cfg);
+        assert!(got.iter().any(|r| matches!(r, Rule::MixedTransport { .. })), "{got:?}");
+        assert!(got.contains(&Rule::GrpcUnsupported), "{got:?}");
+    }
+
+    #[test]
+    fn v2_graphs_are_chains() {
+        let mut cfg = config("{name: r, type: ROUTER, children: [{name: a}]}");
+        cfg.protocol = Protocol::V2;
+        assert_eq!(rules(&cfg), [Rule::NotInV2("routing")]);
+        let mut chain = config("{name: a, children: [{name: b}]}");
+        chain.protocol = Protocol::V2;
+        let plan = compile(&chain).unwrap();
+        assert_eq!(plan.nodes[1].protocol, Protocol::V2);
+    }
+
+    #[test]
+    fn limits_and_protocols() {
+        let mut cfg = config("name: m");
+        cfg.body_limit_bytes = 0;
+        cfg.protocol = Protocol::Tensorflow;
+        let got = rules(&cfg);
+        assert!(got.contains(&Rule::ZeroBodyLimit));
+        assert!(got.contains(&Rule::ProtocolUnsupported("tensorflow")));
+    }
+
+    #[test]
+    fn too_deep_graphs_are_refused() {
+        let mut yaml = String::from("name: n0");
+        for i in 1..=MAX_DEPTH {
+            yaml = format!("{{name: n{i}, type: TRANSFORMER, children: [{yaml}]}}");
+        }
+        let got = rules(&config(&yaml));
+        assert_eq!(got, [Rule::TooDeep(MAX_DEPTH)]);
+    }
+
+    #[test]
+    fn logger_url_must_be_http() {
+        let cfg = config("{name: m, logger: {mode: all, url: 'kafka://x'}}");
+        assert_eq!(rules(&cfg), [Rule::BadLoggerUrl("kafka://x".into())]);
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("a-1"));
+        for bad in ["", "-a", "a-", "A", "a_b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+}
