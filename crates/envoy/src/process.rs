@@ -1,0 +1,288 @@
+//! The impure edge: find the binary, validate a bootstrap, run Envoy as a child process.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::EnvoyConfig;
+use crate::render::render;
+use crate::EnvoyError;
+
+/// Env var naming the Envoy binary; overrides the venv of `scripts/setup.sh`.
+pub const ENVOY_BIN_ENV: &str = "SELDON_ENVOY_BIN";
+/// Env var naming the cache directory (default `~/.cache/seldon-mesh`), as in `scripts/setup.sh`.
+pub const CACHE_DIR_ENV: &str = "SELDON_MESH_CACHE";
+
+/// How many bytes of Envoy's log an error quotes.
+const LOG_TAIL_BYTES: u64 = 4096;
+
+/// The Envoy binary: `$SELDON_ENVOY_BIN`, else the one `scripts/setup.sh` installs in
+/// `~/.cache/seldon-mesh/venv` (`lib/python3.*/site-packages/envoy/_bin/envoy`).
+pub fn envoy_binary() -> Result<PathBuf, EnvoyError> {
+    if let Some(path) = std::env::var_os(ENVOY_BIN_ENV) {
+        let path = PathBuf::from(path);
+        return check_executable(path, &format!("from ${ENVOY_BIN_ENV}"));
+    }
+    let cache = match std::env::var_os(CACHE_DIR_ENV) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/seldon-mesh"))
+            .ok_or_else(|| EnvoyError::BinaryNotFound {
+                path: PathBuf::from("~/.cache/seldon-mesh"),
+                reason: "HOME is not set".into(),
+            })?,
+    };
+    let lib = cache.join("venv/lib");
+    // The python3.X folder depends on the interpreter setup.sh found; take whichever exists.
+    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
+        let mut candidates: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("python"))
+            .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
+            .filter(|p| p.is_file())
+            .collect();
+        candidates.sort();
+        candidates.pop()
+    });
+    match found {
+        Some(path) => check_executable(path, "from the venv"),
+        None => Err(EnvoyError::BinaryNotFound {
+            path: lib.join("python3.*/site-packages/envoy/_bin/envoy"),
+            reason: "no such file".into(),
+        }),
+    }
+}
+
+fn check_executable(path: PathBuf, origin: &str) -> Result<PathBuf, EnvoyError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(path),
+        Ok(_) => Err(EnvoyError::BinaryNotFound {
+            path,
+            reason: format!("{origin}: not an executable file"),
+        }),
+        Err(e) => Err(EnvoyError::BinaryNotFound { path, reason: format!("{origin}: {e}") }),
+    }
+}
+
+/// Runs `envoy --mode validate -c <bootstrap>`; the error quotes Envoy's output.
+pub fn validate(bootstrap: &Path) -> Result<(), EnvoyError> {
+    let bin = envoy_binary()?;
+    let out = Command::new(&bin)
+        .args(["--mode", "validate", "-l", "warning", "--disable-hot-restart", "-c"])
+        .arg(bootstrap)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| EnvoyError::Io { action: "running", path: bin, source })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    stderr.push_str(&String::from_utf8_lossy(&out.stdout));
+    Err(EnvoyError::Invalid { path: bootstrap.to_owned(), stderr })
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
+pub fn free_port() -> Result<u16, EnvoyError> {
+    let io = |source| EnvoyError::Io { action: "binding", path: "127.0.0.1:0".into(), source };
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io)?;
+    Ok(listener.local_addr().map_err(io)?.port())
+}
+
+/// How to run Envoy.
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    /// `--concurrency`: worker threads, hence wasm VMs per plugin. Default 2.
+    pub concurrency: u32,
+    /// How long to wait for admin `/ready` to say `LIVE`. Default 60 s (V8 compiles an
+    /// unoptimised module for seconds).
+    pub ready_timeout: Duration,
+    /// `-l`. Default `warning`.
+    pub log_level: String,
+}
+
+impl Default for EnvoyOptions {
+    fn default() -> Self {
+        Self { concurrency: 2, ready_timeout: Duration::from_secs(60), log_level: "warning".into() }
+    }
+}
+
+/// A running Envoy; killed (and reaped) on drop.
+#[derive(Debug)]
+pub struct Envoy {
+    child: Child,
+    config: EnvoyConfig,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Envoy {
+    /// [`Envoy::start_with`] default [`EnvoyOptions`].
+    pub async fn start(config: EnvoyConfig, workdir: &Path) -> Result<Self, EnvoyError> {
+        Self::start_with(config, workdir, &EnvoyOptions::default()).await
+    }
+
+    /// Writes `<workdir>/envoy.yaml`, spawns Envoy logging to `<workdir>/envoy.log`, and
+    /// returns once admin `/ready` says `LIVE`. `--base-id` is the admin port, so instances
+    /// with distinct admin ports never share hot-restart state.
+    pub async fn start_with(
+        config: EnvoyConfig,
+        workdir: &Path,
+        options: &EnvoyOptions,
+    ) -> Result<Self, EnvoyError> {
+        let yaml = render(&config)?;
+        let bin = envoy_binary()?;
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| EnvoyError::Io { action, path, source }
+        };
+        std::fs::create_dir_all(workdir).map_err(io("creating", workdir))?;
+        let config_path = workdir.join("envoy.yaml");
+        std::fs::write(&config_path, yaml).map_err(io("writing", &config_path))?;
+        let log_path = workdir.join("envoy.log");
+        let log = File::create(&log_path).map_err(io("creating", &log_path))?;
+        let log_err = log.try_clone().map_err(io("cloning handle of", &log_path))?;
+
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", &options.concurrency.to_string()])
+            .args(["--base-id", &config.admin_port.to_string()])
+            .args(["-l", &options.log_level])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(io("spawning", &bin))?;
+
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .map_err(|source| EnvoyError::Admin { url: "(client)".into(), source })?;
+        let mut envoy = Self { child, config, config_path, log_path, http };
+        envoy.wait_ready(options.ready_timeout).await?;
+        Ok(envoy)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), EnvoyError> {
+        let url = format!("{}/ready", self.admin_url());
+        let deadline = Instant::now() + timeout;
+        let mut last: String;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(EnvoyError::Exited {
+                    status: status.to_string(),
+                    log: self.log_path.clone(),
+                    tail: log_tail(&self.log_path),
+                });
+            }
+            match self.http.get(&url).send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.text().await.unwrap_or_default();
+                    if status.is_success() && body.trim() == "LIVE" {
+                        return Ok(());
+                    }
+                    last = format!("{status} {}", body.trim());
+                }
+                Err(e) => last = e.to_string(),
+            }
+            if Instant::now() >= deadline {
+                return Err(EnvoyError::NotReady {
+                    secs: timeout.as_secs(),
+                    last,
+                    log: self.log_path.clone(),
+                    tail: log_tail(&self.log_path),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:<admin_port>`.
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.config.admin_port)
+    }
+
+    /// `http://127.0.0.1:<port>` of the listener called `name`.
+    pub fn listener_url(&self, name: &str) -> Result<String, EnvoyError> {
+        self.config
+            .listener(name)
+            .map(|l| format!("http://127.0.0.1:{}", l.port))
+            .ok_or_else(|| EnvoyError::UnknownListener(name.to_owned()))
+    }
+
+    /// The config this Envoy runs.
+    pub fn config(&self) -> &EnvoyConfig {
+        &self.config
+    }
+
+    /// The rendered bootstrap it was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Envoy's stdout and stderr.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The last few KiB of Envoy's log, for assertion messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.log_path)
+    }
+
+    /// Admin `/stats` in text form, one `name: value` per line.
+    pub async fn stats(&self) -> Result<String, EnvoyError> {
+        self.admin_get("/stats").await
+    }
+
+    /// The value of one counter or gauge, e.g. `http.graph.rq_direct_response`;
+    /// `None` if Envoy has no such stat.
+    pub async fn stat(&self, name: &str) -> Result<Option<u64>, EnvoyError> {
+        let stats = self.stats().await?;
+        Ok(stats.lines().find_map(|line| {
+            let (k, v) = line.split_once(": ")?;
+            (k == name).then(|| v.trim().parse().ok()).flatten()
+        }))
+    }
+
+    /// How many requests reached the router of graph listener `listener`, i.e. got past the
+    /// graph filter (its fallback `direct_response`). Must stay 0.
+    pub async fn graph_fallback_hits(&self, listener: &str) -> Result<u64, EnvoyError> {
+        Ok(self.stat(&format!("http.{listener}.rq_direct_response")).await?.unwrap_or(0))
+    }
+
+    /// GET a path of the admin interface; a non-2xx answer is an error.
+    pub async fn admin_get(&self, path: &str) -> Result<String, EnvoyError> {
+        let url = format!("{}{path}", self.admin_url());
+        let err = |source| EnvoyError::Admin { url: url.clone(), source };
+        let resp = self.http.get(&url).send().await.map_err(err)?;
+        let resp = resp.error_for_status().map_err(err)?;
+        resp.text().await.map_err(err)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        // Ignore errors: it may have exited already.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return format!("(cannot open {})", path.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}

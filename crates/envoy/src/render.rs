@@ -1,0 +1,226 @@
+//! Pure rendering of an [`EnvoyConfig`] into an Envoy v3 bootstrap (YAML).
+//!
+//! Built as a `serde_json::Value` and printed by serde_yaml: keys come out sorted, so the
+//! output is stable and diffs of the golden file stay small.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::config::{
+    Cluster, EnvoyConfig, GRAPH_FALLBACK_BODY, GRAPH_FALLBACK_STATUS, GatewayRoute, Listener,
+    ListenerKind,
+};
+use crate::EnvoyError;
+
+const HCM_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const BUFFER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer";
+const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const STRING_VALUE_TYPE: &str = "type.googleapis.com/google.protobuf.StringValue";
+const HTTP_PROTOCOL_OPTIONS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// The wasm runtime every graph listener uses (compiled into the PyPI Envoy build).
+pub const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
+
+/// Checks `config` and renders it as an Envoy bootstrap in YAML.
+pub fn render(config: &EnvoyConfig) -> Result<String, EnvoyError> {
+    Ok(serde_yaml::to_string(&bootstrap(config)?)?)
+}
+
+/// Checks `config` and renders it as an Envoy bootstrap (JSON value).
+pub fn bootstrap(config: &EnvoyConfig) -> Result<Value, EnvoyError> {
+    config.check()?;
+    let limit = config.buffer_limit_bytes;
+    Ok(json!({
+        "admin": { "address": socket_address("127.0.0.1", config.admin_port) },
+        "static_resources": {
+            "listeners": config.listeners.iter().map(|l| listener(l, limit)).collect::<Vec<_>>(),
+            "clusters": config.clusters.iter().map(|c| cluster(c, limit)).collect::<Vec<_>>(),
+        },
+    }))
+}
+
+fn socket_address(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+/// Envoy's `google.protobuf.Duration` in JSON/YAML form, e.g. `"1.500s"`.
+fn duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
+    }
+}
+
+fn listener(l: &Listener, limit: u32) -> Value {
+    let (routes, http_filters) = match &l.kind {
+        ListenerKind::Graph { wasm_path, plugin_config_json, vm_id } => (
+            // Only reachable if the graph filter let a request through: a tripwire whose
+            // `http.<name>.rq_direct_response` counter must stay 0.
+            vec![json!({
+                "match": { "prefix": "/" },
+                "direct_response": {
+                    "status": GRAPH_FALLBACK_STATUS,
+                    "body": { "inline_string": GRAPH_FALLBACK_BODY },
+                },
+            })],
+            vec![
+                json!({
+                    "name": "envoy.filters.http.wasm",
+                    "typed_config": {
+                        "@type": WASM_TYPE,
+                        "config": {
+                            "name": l.name,
+                            "vm_config": {
+                                "vm_id": vm_id,
+                                "runtime": WASM_RUNTIME,
+                                "code": { "local": { "filename": wasm_path.display().to_string() } },
+                            },
+                            "configuration": { "@type": STRING_VALUE_TYPE, "value": plugin_config_json },
+                            // `Pause` in on_http_request_headers keeps the router waiting
+                            // while body callbacks still arrive (the header trap, fix 1).
+                            "allow_on_headers_stop_iteration": true,
+                        },
+                    },
+                }),
+                // Holds the headers until the whole body passed, which never happens for a
+                // request the filter answers itself (the header trap, fix 2).
+                json!({
+                    "name": "envoy.filters.http.buffer",
+                    "typed_config": { "@type": BUFFER_TYPE, "max_request_bytes": limit },
+                }),
+                router(),
+            ],
+        ),
+        ListenerKind::Route { cluster, prefix_rewrite, timeout } => {
+            let mut action = json!({ "cluster": cluster });
+            set_opt(&mut action, "prefix_rewrite", prefix_rewrite.as_ref().map(|s| json!(s)));
+            set_opt(&mut action, "timeout", timeout.map(|t| json!(duration(t))));
+            (vec![json!({ "match": { "prefix": "/" }, "route": action })], vec![router()])
+        }
+        ListenerKind::Gateway { routes } => {
+            (routes.iter().map(gateway_route).collect(), vec![router()])
+        }
+    };
+    json!({
+        "name": l.name,
+        "address": socket_address("127.0.0.1", l.port),
+        "per_connection_buffer_limit_bytes": limit,
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": HCM_TYPE,
+                    "stat_prefix": l.name,
+                    "codec_type": "AUTO",
+                    "route_config": {
+                        "name": l.name,
+                        "virtual_hosts": [{ "name": l.name, "domains": ["*"], "routes": routes }],
+                    },
+                    "http_filters": http_filters,
+                },
+            }],
+        }],
+    })
+}
+
+fn router() -> Value {
+    json!({ "name": "envoy.filters.http.router", "typed_config": { "@type": ROUTER_TYPE } })
+}
+
+fn gateway_route(r: &GatewayRoute) -> Value {
+    let mut action = match r.clusters.as_slice() {
+        [only] => json!({ "cluster": only.cluster }),
+        many => json!({
+            "weighted_clusters": {
+                "clusters": many
+                    .iter()
+                    .map(|wc| json!({ "name": wc.cluster, "weight": wc.weight }))
+                    .collect::<Vec<_>>(),
+            },
+        }),
+    };
+    set_opt(&mut action, "prefix_rewrite", r.rewrite.as_ref().map(|s| json!(s)));
+    set_opt(&mut action, "timeout", r.timeout.map(|t| json!(duration(t))));
+    if let Some(m) = &r.mirror {
+        // Per million, so Istio's fractional percentages (e.g. 12.5) survive.
+        let per_million = (m.percent * 10_000.0).round() as u64;
+        action["request_mirror_policies"] = json!([{
+            "cluster": m.cluster,
+            "runtime_fraction": {
+                "default_value": { "numerator": per_million, "denominator": "MILLION" },
+            },
+        }]);
+    }
+    json!({ "match": { "prefix": r.prefix }, "route": action })
+}
+
+fn set_opt(obj: &mut Value, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        obj[key] = v;
+    }
+}
+
+fn cluster(c: &Cluster, limit: u32) -> Value {
+    let is_ip = c.host.parse::<IpAddr>().is_ok();
+    let mut v = json!({
+        "name": c.name,
+        "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": duration(c.connect_timeout),
+        "per_connection_buffer_limit_bytes": limit,
+        "load_assignment": {
+            "cluster_name": c.name,
+            "endpoints": [{
+                "lb_endpoints": [{ "endpoint": { "address": socket_address(&c.host, c.port) } }],
+            }],
+        },
+    });
+    if !is_ip {
+        // `localhost` may resolve to ::1 first while local servers bind 127.0.0.1.
+        v["dns_lookup_family"] = json!("V4_PREFERRED");
+    }
+    if c.http2 {
+        v["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_PROTOCOL_OPTIONS_TYPE,
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_render_as_protobuf_json() {
+        assert_eq!(duration(Duration::from_secs(2)), "2s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.500s");
+        assert_eq!(duration(Duration::from_millis(5)), "0.005s");
+    }
+
+    #[test]
+    fn single_cluster_route_is_not_weighted_and_mirror_is_per_million() {
+        let r = GatewayRoute {
+            prefix: "/p/".into(),
+            rewrite: None,
+            clusters: vec![crate::WeightedCluster { cluster: "a".into(), weight: 100 }],
+            mirror: Some(crate::Mirror { cluster: "s".into(), percent: 12.5 }),
+            timeout: None,
+        };
+        let v = gateway_route(&r);
+        assert_eq!(v["route"]["cluster"], "a");
+        assert!(v["route"].get("weighted_clusters").is_none());
+        assert_eq!(
+            v["route"]["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"],
+            125_000
+        );
+    }
+}
