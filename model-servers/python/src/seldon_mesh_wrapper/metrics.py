@@ -1,0 +1,149 @@
+"""Custom metrics store and its Prometheus exposition (COUNTER adds, GAUGE sets, TIMER ms → histogram)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Sample
+
+from .errors import BAD_METRIC, SeldonMicroserviceException
+
+COUNTER, GAUGE, TIMER = "COUNTER", "GAUGE", "TIMER"
+FEEDBACK_KEY = "seldon_api_model_feedback"
+FEEDBACK_REWARD_KEY = "seldon_api_model_feedback_reward"
+
+# Seldon's bins: 0 plus 50 log-spaced bounds from 1 ms to 30 s (TIMER values are ms).
+BUCKETS: tuple[float, ...] = tuple([0.0] + [float(b) for b in np.logspace(-3, np.log10(30), 50)])
+
+PREDICT, FEEDBACK, INPUT_TRANSFORM, OUTPUT_TRANSFORM = "predict", "feedback", "inputtransform", "outputtransform"
+ROUTER, AGGREGATE, HEALTH = "router", "aggregate", "health"
+
+
+def validate_metrics(metrics: Any) -> bool:
+    """True when `metrics` is a list of `{key: str, type: COUNTER|GAUGE|TIMER, value: number}`."""
+    if not isinstance(metrics, (list, tuple)):
+        return False
+    for m in metrics:
+        if not isinstance(m, dict) or not {"key", "type", "value"} <= m.keys():
+            return False
+        if m["type"] not in (COUNTER, GAUGE, TIMER) or not isinstance(m["key"], str):
+            return False
+        if isinstance(m["value"], bool) or not isinstance(m["value"], (int, float, np.number)):
+            return False
+        if "tags" in m and not isinstance(m["tags"], dict):
+            return False
+    return True
+
+
+def checked_metrics(metrics: Any) -> list[dict]:
+    if not validate_metrics(metrics):
+        raise SeldonMicroserviceException(
+            f"Bad metric created during request: {metrics}", reason=BAD_METRIC
+        )
+    return [
+        {**m, "value": float(m["value"]) if isinstance(m["value"], np.number) else m["value"]}
+        for m in metrics
+    ]
+
+
+@dataclass
+class _Hist:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
+    total: float = 0.0
+
+
+LabelKey = tuple[tuple[str, str], ...]
+
+
+class SeldonMetrics:
+    """Thread-safe store of custom metrics, exposed by `collect()` in Prometheus form."""
+
+    def __init__(self, default_labels: dict[str, str]) -> None:
+        self._labels = dict(default_labels)
+        self._lock = threading.Lock()
+        self._counters: dict[tuple[str, LabelKey], float] = {}
+        self._gauges: dict[tuple[str, LabelKey], float] = {}
+        self._hists: dict[tuple[str, LabelKey], _Hist] = {}
+
+    def _key(self, metric: dict, method: str) -> tuple[str, LabelKey]:
+        labels = {**self._labels, "method": method}
+        labels.update({str(k): str(v) for k, v in (metric.get("tags") or {}).items()})
+        return metric["key"], tuple(sorted(labels.items()))
+
+    def update(self, metrics: Iterable[dict], method: str) -> None:
+        with self._lock:
+            for m in metrics:
+                key = self._key(m, method)
+                value = float(m["value"])
+                if m["type"] == COUNTER:
+                    self._counters[key] = self._counters.get(key, 0.0) + value
+                elif m["type"] == GAUGE:
+                    self._gauges[key] = value
+                else:
+                    hist = self._hists.setdefault(key, _Hist())
+                    seconds = value / 1000.0
+                    idx = next((i for i, b in enumerate(BUCKETS) if seconds <= b), len(BUCKETS))
+                    hist.counts[idx] += 1
+                    hist.total += seconds
+
+    def update_reward(self, reward: float) -> None:
+        self.update(
+            [
+                {"type": COUNTER, "key": FEEDBACK_KEY, "value": 1},
+                {"type": COUNTER, "key": FEEDBACK_REWARD_KEY, "value": reward},
+            ],
+            FEEDBACK,
+        )
+
+    def collect(self) -> Iterable[Any]:
+        with self._lock:
+            counters = dict(self._counters)
+            gauges = dict(self._gauges)
+            hists = {k: _Hist(list(v.counts), v.total) for k, v in self._hists.items()}
+        for name, items in _group(counters).items():
+            fam = CounterMetricFamily(name, name, labels=None)
+            for labels, value in items:
+                fam.samples.append(_sample(name + "_total", labels, value))
+            yield fam
+        for name, items in _group(gauges).items():
+            fam = GaugeMetricFamily(name, name)
+            for labels, value in items:
+                fam.samples.append(_sample(name, labels, value))
+            yield fam
+        for name, items in _group(hists).items():
+            fam = HistogramMetricFamily(name, name)
+            for labels, hist in items:
+                running = 0
+                for bound, count in zip(list(BUCKETS) + [math.inf], hist.counts):
+                    running += count
+                    le = "+Inf" if bound == math.inf else repr(float(bound))
+                    fam.samples.append(_sample(name + "_bucket", {**labels, "le": le}, running))
+                fam.samples.append(_sample(name + "_count", labels, running))
+                fam.samples.append(_sample(name + "_sum", labels, hist.total))
+            yield fam
+
+    def registry(self) -> CollectorRegistry:
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(self)
+        return reg
+
+
+def _group(store: dict) -> dict[str, list[tuple[dict, Any]]]:
+    out: dict[str, list[tuple[dict, Any]]] = {}
+    for (name, labels), value in sorted(store.items(), key=lambda kv: kv[0]):
+        out.setdefault(name, []).append((dict(labels), value))
+    return out
+
+
+def _sample(name: str, labels: dict, value: float) -> Sample:
+    return Sample(name, labels, value, None, None)

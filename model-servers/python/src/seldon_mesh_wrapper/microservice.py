@@ -1,0 +1,105 @@
+"""`seldon-core-microservice` entry point: load the user class, serve REST, gRPC and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator, Sequence
+
+import uvicorn
+
+from .metadata import init_metadata
+from .methods import Runtime
+from .metrics import SeldonMetrics
+from .rest import build_app, build_metrics_app
+from .settings import ConfigError, Settings, load_settings, load_user_class
+
+logger = logging.getLogger("seldon_mesh_wrapper")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server whose signals are handled once, by `serve_all`, for every server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def make_runtime(settings: Settings) -> Runtime:
+    cls = load_user_class(settings.interface_name)
+    user_model = cls(**settings.parameters)
+    if hasattr(user_model, "load"):
+        logger.info("calling load()")
+        user_model.load()
+    metrics = SeldonMetrics(settings.metric_labels())
+    model_metadata = init_metadata(user_model, settings.model_metadata, settings.model_name)
+    return Runtime(user_model, settings, metrics, model_metadata)
+
+
+async def serve_all(rt: Runtime) -> None:
+    s = rt.settings
+    executor = ThreadPoolExecutor(max_workers=s.threads, thread_name_prefix="user-model")
+    log_level = s.log_level.lower()
+    servers = [
+        _Server(uvicorn.Config(build_app(rt, executor), host=s.host, port=s.http_port,
+                               log_level=log_level, access_log=False, lifespan="off")),
+        _Server(uvicorn.Config(build_metrics_app(rt), host=s.host, port=s.metrics_port,
+                               log_level=log_level, access_log=False, lifespan="off")),
+    ]
+    grpc_server = None
+    if s.grpc_workers > 0:
+        from .grpc_server import build_server
+
+        grpc_server = build_server(rt, executor, f"{s.host}:{s.grpc_port}", s.max_body_bytes)
+        await grpc_server.start()
+        logger.info("gRPC listening on %s:%d", s.host, s.grpc_port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def stopper() -> None:
+        await stop.wait()
+        for server in servers:
+            server.should_exit = True
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+
+    stop_task = asyncio.create_task(stopper())
+    logger.info("REST on %s:%d, metrics on %s:%d", s.host, s.http_port, s.host, s.metrics_port)
+    results = await asyncio.gather(*(server.serve() for server in servers), return_exceptions=True)
+    stop.set()
+    await stop_task
+    executor.shutdown(wait=False, cancel_futures=True)
+    for server, result in zip(servers, results):
+        if isinstance(result, BaseException) or not server.started:
+            raise SystemExit(f"server on port {server.config.port} failed to start")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load_settings(sys.argv[1:] if argv is None else argv, os.environ)
+    except ConfigError as exc:
+        print(f"seldon-core-microservice: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        rt = make_runtime(settings)
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return 2
+    asyncio.run(serve_all(rt))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
