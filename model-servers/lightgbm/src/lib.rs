@@ -1,0 +1,1 @@
+//! Pure-Rust evaluator for LightGBM text models (`model.txt`).
