@@ -22,18 +22,31 @@ const LOG_TAIL_BYTES: u64 = 4096;
 /// The Envoy binary: `$SELDON_ENVOY_BIN`, else the one `scripts/setup.sh` installs in
 /// `~/.cache/seldon-mesh/venv` (`lib/python3.*/site-packages/envoy/_bin/envoy`).
 pub fn envoy_binary() -> Result<PathBuf, EnvoyError> {
-    if let Some(path) = std::env::var_os(ENVOY_BIN_ENV) {
-        let path = PathBuf::from(path);
+    locate(
+        std::env::var_os(ENVOY_BIN_ENV).map(PathBuf::from),
+        std::env::var_os(CACHE_DIR_ENV).map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+    )
+}
+
+/// [`envoy_binary`] over explicit values of its env vars, so tests need not mutate the env.
+fn locate(
+    bin: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Result<PathBuf, EnvoyError> {
+    if let Some(path) = bin {
         return check_executable(path, &format!("from ${ENVOY_BIN_ENV}"));
     }
-    let cache = match std::env::var_os(CACHE_DIR_ENV) {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/seldon-mesh"))
-            .ok_or_else(|| EnvoyError::BinaryNotFound {
+    let cache = match (cache, home) {
+        (Some(dir), _) => dir,
+        (None, Some(home)) => home.join(".cache/seldon-mesh"),
+        (None, None) => {
+            return Err(EnvoyError::BinaryNotFound {
                 path: PathBuf::from("~/.cache/seldon-mesh"),
                 reason: "HOME is not set".into(),
-            })?,
+            });
+        }
     };
     let lib = cache.join("venv/lib");
     // The python3.X folder depends on the interpreter setup.sh found; take whichever exists.
@@ -127,8 +140,8 @@ impl Envoy {
     }
 
     /// Writes `<workdir>/envoy.yaml`, spawns Envoy logging to `<workdir>/envoy.log`, and
-    /// returns once admin `/ready` says `LIVE`. `--base-id` is the admin port, so instances
-    /// with distinct admin ports never share hot-restart state.
+    /// returns once admin `/ready` says `LIVE`. `--base-id` is the admin port and hot
+    /// restart is disabled, so parallel instances share no state.
     pub async fn start_with(
         config: EnvoyConfig,
         workdir: &Path,
@@ -152,6 +165,9 @@ impl Envoy {
             .arg(&config_path)
             .args(["--concurrency", &options.concurrency.to_string()])
             .args(["--base-id", &config.admin_port.to_string()])
+            // No hot restart: otherwise every killed Envoy leaves
+            // /dev/shm/envoy_shared_memory_<base-id>0 behind.
+            .arg("--disable-hot-restart")
             .args(["-l", &options.log_level])
             .stdin(Stdio::null())
             .stdout(log)
@@ -285,4 +301,47 @@ fn log_tail(path: &Path) -> String {
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_prefers_the_env_var_and_names_setup_sh_when_missing() {
+        let err = locate(Some("/nonexistent/envoy".into()), None, None).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/envoy") && msg.contains("SELDON_ENVOY_BIN"), "{msg}");
+        assert!(msg.contains("scripts/setup.sh"), "{msg}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let err = locate(None, Some(dir.path().into()), None).unwrap_err();
+        assert!(err.to_string().contains("venv/lib/python3.*/site-packages/envoy/_bin/envoy"), "{err}");
+
+        let err = locate(None, None, None).unwrap_err();
+        assert!(err.to_string().contains("HOME is not set"), "{err}");
+    }
+
+    #[test]
+    fn locate_finds_the_venv_binary_and_rejects_a_non_executable_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let bin_dir = home.path().join(".cache/seldon-mesh/venv/lib/python3.12/site-packages/envoy/_bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        let bin = bin_dir.join("envoy");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = locate(None, None, Some(home.path().into())).unwrap_err();
+        assert!(err.to_string().contains("not an executable file"), "{err}");
+
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(locate(None, None, Some(home.path().into())).unwrap(), bin);
+    }
+
+    #[test]
+    fn free_port_is_bindable() {
+        let port = free_port().unwrap();
+        assert_ne!(port, 0);
+        TcpListener::bind(("127.0.0.1", port)).unwrap();
+    }
 }
