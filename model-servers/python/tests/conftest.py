@@ -1,0 +1,100 @@
+"""Starts the real `seldon-core-microservice` command on free ports for HTTP/gRPC tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+MODELS = Path(__file__).parent / "models"
+CLI = shutil.which("seldon-core-microservice", path=str(Path(sys.executable).parent)) or "seldon-core-microservice"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    http: str
+    metrics: str
+    grpc: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.http, timeout=30)
+
+
+def start_server(
+    interface: str,
+    tmp: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = MODELS,
+    wait: bool = True,
+) -> Server:
+    http, grpc_port, metrics = free_port(), free_port(), free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREDICTIVE_UNIT", "SELDON_", "GRPC_"))}
+    full_env.update(env or {})
+    log = tmp / f"server-{http}.log"
+    cmd = [
+        CLI, interface, "--http-port", str(http), "--grpc-port", str(grpc_port),
+        "--metrics-port", str(metrics), "--host", "127.0.0.1", *args,
+    ]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = Server(proc, f"http://127.0.0.1:{http}", f"http://127.0.0.1:{metrics}", f"127.0.0.1:{grpc_port}", log)
+    if wait:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited {proc.returncode}:\n{server.output()}")
+            try:
+                if httpx.get(server.http + "/health/ping", timeout=1).text == "pong":
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                stop_server(server)
+                raise RuntimeError(f"server did not start:\n{server.output()}")
+            time.sleep(0.1)
+    return server
+
+
+def stop_server(server: Server) -> None:
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    started: list[Server] = []
+    tmp = tmp_path_factory.mktemp("servers")
+
+    def make(interface: str, *args: str, **kw) -> Server:
+        s = start_server(interface, tmp, *args, **kw)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        stop_server(s)

@@ -1,0 +1,3 @@
+class BadInit:
+    def __init__(self, needed):
+        self.needed = needed
