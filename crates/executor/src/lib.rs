@@ -1,1 +1,28 @@
-//! placeholder
+//! Host-agnostic executor of a Seldon inference graph: request events in, node calls and one
+//! response out.
+//!
+//! ```text
+//!  host (proxy-wasm glue / FakeHost)            RequestExecutor (one per request)
+//!  ─────────────────────────────────            ─────────────────────────────────
+//!  on_headers(headers) ───────────────────────► classify endpoint, puid, forwarded headers
+//!  on_body(bytes) ────────────────────────────► root Task: input → route → children → combine → output
+//!                      ◄─── host.dispatch(Call) ── (token kept in `pending`)
+//!  on_call_response(token, CallResponse) ─────► resume the parked Task, fan in children
+//!                      ◄────────── Step::Respond ── final answer or the first Failure
+//! ```
+//!
+//! Pure: no proxy-wasm, no I/O; builds for `wasm32-wasip1`. Every decision is testable with a
+//! scripted fake host (see `tests/`).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod endpoint;
+pub mod failure;
+pub mod host;
+pub mod metadata;
+pub mod names;
+pub mod request;
+
+pub use endpoint::{classify, Endpoint, NoEndpoint};
+pub use failure::Failure;
+pub use host::{Call, CallResponse, Header, Host, Response};
+pub use request::{RequestExecutor, Step};

@@ -21,7 +21,7 @@ pub mod unit;
 
 pub use config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Transport};
 pub use error::{GraphError, Problem, Rule};
-pub use plan::{compile, NodeId, Plan, PlanNode, RouteStep};
+pub use plan::{compile, InputStep, NodeId, Plan, PlanNode, RouteStep};
 pub use unit::{
     Endpoint, EndpointType, Implementation, Logger, LoggerMode, Parameter, ParameterType,
     PredictiveUnit, PredictiveUnitMethod, PredictiveUnitType,

@@ -1,0 +1,116 @@
+//! Everything that can fail a request, and the one function that turns it into a response.
+
+use thiserror::Error;
+
+use crate::endpoint::NoEndpoint;
+use crate::host::Response;
+use crate::names;
+
+/// Why a request failed. Node failures name the node.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum Failure {
+    /// The node answered with a non-2xx status: passed to the client as is.
+    #[error("node `{node}` answered {status}")]
+    NodeStatus { node: String, status: u16, content_type: Option<String>, body: Vec<u8> },
+    #[error("node `{node}` is unreachable ({service}): {detail}")]
+    Unreachable { node: String, service: &'static str, detail: String },
+    #[error("node `{node}` timed out after {timeout_ms} ms ({service})")]
+    Timeout { node: String, service: &'static str, timeout_ms: u64 },
+    #[error("the filter could not call node `{node}` ({service}): {detail}")]
+    DispatchFailed { node: String, service: &'static str, detail: String },
+    #[error("router `{node}` gave an unusable reply: {detail}")]
+    BadRoute { node: String, detail: String },
+    #[error("combiner `{node}` cannot aggregate its children's outputs: {detail}")]
+    BadCombinerInput { node: String, detail: String },
+    #[error("node `{node}` returned a v2 response that cannot feed the next node: {detail}")]
+    BadChain { node: String, detail: String },
+    #[error("malformed feedback: {0}")]
+    BadFeedback(String),
+    #[error("feedback routing for `{node}` names child {route}, but it has {children} children")]
+    BadFeedbackRoute { node: String, route: i32, children: usize },
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("node `{node}` is not ready (answered {status})")]
+    NotReady { node: String, status: String },
+    #[error("{0}")]
+    NoEndpoint(NoEndpointText),
+}
+
+/// `NoEndpoint` with its message.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("{text}")]
+pub struct NoEndpointText {
+    pub kind: NoEndpoint,
+    pub text: String,
+}
+
+impl From<NoEndpoint> for Failure {
+    fn from(kind: NoEndpoint) -> Self {
+        let text = match &kind {
+            NoEndpoint::NotFound(p) => format!(
+                "no endpoint {p}; this predictor serves /api/v1.0/predictions, /api/v1.0/feedback, /api/v1.0/metadata, /ready, /live and, for v2 graphs, /v2/models/<model>/infer|ready"
+            ),
+            NoEndpoint::MethodNotAllowed { path, allowed } => format!("{path} only accepts {allowed}"),
+            NoEndpoint::UnknownModel(m) => format!("unknown model {m:?}"),
+        };
+        Failure::NoEndpoint(NoEndpointText { kind, text })
+    }
+}
+
+impl Failure {
+    /// The node this failure is about, if any.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Failure::NodeStatus { node, .. }
+            | Failure::Unreachable { node, .. }
+            | Failure::Timeout { node, .. }
+            | Failure::DispatchFailed { node, .. }
+            | Failure::BadRoute { node, .. }
+            | Failure::BadCombinerInput { node, .. }
+            | Failure::BadChain { node, .. }
+            | Failure::BadFeedbackRoute { node, .. }
+            | Failure::NotReady { node, .. } => Some(node),
+            Failure::BadFeedback(_) | Failure::BodyTooLarge { .. } | Failure::NoEndpoint(_) => None,
+        }
+    }
+
+    /// HTTP status and Seldon `status.reason` for this failure.
+    fn status_and_reason(&self) -> (u16, &'static str) {
+        match self {
+            Failure::NodeStatus { status, .. } => (*status, "NODE_ERROR"),
+            Failure::Unreachable { .. } => (503, "NODE_UNREACHABLE"),
+            Failure::Timeout { .. } => (504, "NODE_TIMEOUT"),
+            Failure::DispatchFailed { .. } => (500, "DISPATCH_FAILED"),
+            Failure::BadRoute { .. } => (500, "BAD_ROUTER_REPLY"),
+            Failure::BadCombinerInput { .. } => (500, "BAD_COMBINER_INPUT"),
+            Failure::BadChain { .. } => (500, "BAD_V2_RESPONSE"),
+            Failure::BadFeedback(_) => (400, "BAD_FEEDBACK"),
+            Failure::BadFeedbackRoute { .. } => (400, "BAD_FEEDBACK"),
+            Failure::BodyTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
+            Failure::NotReady { .. } => (503, "NOT_READY"),
+            Failure::NoEndpoint(t) => match t.kind {
+                NoEndpoint::NotFound(_) | NoEndpoint::UnknownModel(_) => (404, "NOT_FOUND"),
+                NoEndpoint::MethodNotAllowed { .. } => (405, "METHOD_NOT_ALLOWED"),
+            },
+        }
+    }
+
+    /// The response for this failure: a node's own error passes through with its status and
+    /// body; everything else is a Seldon status JSON. Both carry `seldon-node` when a node is
+    /// to blame.
+    pub fn to_response(&self) -> Response {
+        let (status, reason) = self.status_and_reason();
+        let mut response = match self {
+            Failure::NodeStatus { content_type, body, .. } => Response {
+                status,
+                headers: content_type.iter().map(|ct| ("content-type".to_string(), ct.clone())).collect(),
+                body: body.clone(),
+            },
+            _ => Response::json(status, seldon_protocol::status_body(status, &self.to_string(), reason)),
+        };
+        if let Some(node) = self.node() {
+            response.headers.push((names::NODE_HEADER.to_string(), node.to_string()));
+        }
+        response
+    }
+}

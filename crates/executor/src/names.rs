@@ -1,0 +1,35 @@
+//! Header names and paths, defined once.
+
+/// Request id, generated when absent and echoed on the response (Seldon's `Seldon-Puid`).
+pub const PUID_HEADER: &str = "seldon-puid";
+/// Names the node an error response is about.
+pub const NODE_HEADER: &str = "seldon-node";
+
+/// Hop-by-hop and framing headers that are never forwarded to node calls. Pseudo-headers
+/// (`:path`, …) and `x-envoy-*` are dropped too.
+pub const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+    "expect",
+];
+
+/// Seldon protocol paths on a node.
+pub mod seldon {
+    pub const PREDICT: &str = "/predict";
+    pub const TRANSFORM_INPUT: &str = "/transform-input";
+    pub const TRANSFORM_OUTPUT: &str = "/transform-output";
+    pub const ROUTE: &str = "/route";
+    pub const AGGREGATE: &str = "/aggregate";
+    pub const SEND_FEEDBACK: &str = "/send-feedback";
+    pub const METADATA: &str = "/metadata";
+    pub const READY: &str = "/health/ping";
+}

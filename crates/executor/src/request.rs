@@ -1,0 +1,591 @@
+//! `RequestExecutor`: the state machine for one request through the graph.
+//!
+//! Each graph node being evaluated is a `Task` in an arena. A task walks Seldon's stages
+//! (input → route → children → combine → output); a stage that needs a node call dispatches it
+//! and parks the task until `on_call_response` brings the answer back by token. Children run in
+//! parallel: the parent waits until its last child finishes. The first failure answers the
+//! request; later answers are ignored.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use seldon_graph::{InputStep, NodeId, Plan, PlanNode, Protocol, RouteStep};
+
+use crate::endpoint::{classify, Endpoint};
+use crate::failure::Failure;
+use crate::host::{find_header, Call, CallResponse, Header, Host, Response};
+use crate::names::{self, seldon};
+
+/// What the host should do after an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Keep buffering the request body, then call `on_body`.
+    WaitBody,
+    /// Calls are in flight; wait for `on_call_response`.
+    Wait,
+    /// Answer the client with this and stop.
+    Respond(Response),
+}
+
+/// Runs one request.
+#[derive(Debug)]
+pub struct RequestExecutor {
+    plan: Rc<Plan>,
+    endpoint: Option<Endpoint>,
+    /// Request headers forwarded to every node call.
+    forwarded: Vec<Header>,
+    content_type: Option<String>,
+    puid: String,
+    /// The feedback body, sent unchanged to every `/send-feedback`.
+    feedback: Vec<u8>,
+    /// Route taken (or to follow, for feedback) per routing node.
+    routing: BTreeMap<String, i32>,
+    tasks: Vec<Task>,
+    pending: BTreeMap<u32, Pending>,
+    /// Parallel GET probes (readiness, metadata): node → answer.
+    probes: BTreeMap<String, Vec<u8>>,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Predict,
+    Feedback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Input,
+    Route,
+    Children,
+    Combine,
+    Output,
+    Done,
+}
+
+/// A message between nodes.
+#[derive(Debug, Clone)]
+struct Msg {
+    body: Vec<u8>,
+    content_type: Option<String>,
+    /// True once a node produced it (v2 responses must be chained into requests).
+    from_node: bool,
+}
+
+#[derive(Debug)]
+struct Task {
+    node: NodeId,
+    /// (parent task, slot in the parent's outputs)
+    parent: Option<(usize, usize)>,
+    mode: Mode,
+    stage: Stage,
+    msg: Msg,
+    selected: Vec<NodeId>,
+    outputs: Vec<Option<Msg>>,
+    waiting: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    /// A graph step of a task; `service` says which.
+    Step { task: usize, service: &'static str },
+    /// A readiness or metadata probe.
+    Probe { node: String, service: &'static str },
+}
+
+enum Progress {
+    Waiting,
+    Spawned(Vec<usize>),
+    Finished(Msg),
+}
+
+impl RequestExecutor {
+    pub fn new(plan: Rc<Plan>) -> Self {
+        Self {
+            plan,
+            endpoint: None,
+            forwarded: Vec::new(),
+            content_type: None,
+            puid: String::new(),
+            feedback: Vec::new(),
+            routing: BTreeMap::new(),
+            tasks: Vec::new(),
+            pending: BTreeMap::new(),
+            probes: BTreeMap::new(),
+            done: false,
+        }
+    }
+
+    /// The request id echoed as `Seldon-Puid`.
+    pub fn puid(&self) -> &str {
+        &self.puid
+    }
+
+    /// Request headers arrived. `headers` include pseudo-headers; `end_of_stream` means no body.
+    pub fn on_headers(&mut self, host: &mut dyn Host, headers: Vec<Header>, end_of_stream: bool) -> Step {
+        let method = find_header(&headers, ":method").unwrap_or("GET").to_string();
+        let path = find_header(&headers, ":path").unwrap_or("/").to_string();
+        self.puid = match find_header(&headers, names::PUID_HEADER) {
+            Some(p) if !p.is_empty() => p.to_string(),
+            _ => uuid_v4(host.random_u128()),
+        };
+        self.content_type = find_header(&headers, "content-type").map(str::to_string);
+        self.forwarded = headers
+            .into_iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_lowercase();
+                !k.starts_with(':')
+                    && !k.starts_with("x-envoy-")
+                    && k != names::PUID_HEADER
+                    && !names::NOT_FORWARDED.contains(&k.as_str())
+            })
+            .collect();
+        let endpoint = match classify(&self.plan, &method, &path) {
+            Ok(e) => e,
+            Err(no) => return self.fail(Failure::from(no)),
+        };
+        self.endpoint = Some(endpoint.clone());
+        match endpoint {
+            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer if end_of_stream => self.on_body(host, Vec::new()),
+            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer => Step::WaitBody,
+            Endpoint::Live => self.respond_json(200, br#"{"live":true}"#.to_vec()),
+            Endpoint::Ready | Endpoint::V2ModelReady(_) => self.start_probes(host, Probe::Ready),
+            Endpoint::Metadata => self.start_probes(host, Probe::Metadata),
+        }
+    }
+
+    /// The body buffered so far has `size` bytes; answers 413 when over the limit.
+    pub fn on_body_size(&mut self, size: usize) -> Option<Response> {
+        if size > self.plan.body_limit_bytes && !self.done {
+            self.done = true;
+            let mut r = Failure::BodyTooLarge { limit: self.plan.body_limit_bytes }.to_response();
+            r.headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+            return Some(r);
+        }
+        None
+    }
+
+    /// The whole request body arrived.
+    pub fn on_body(&mut self, host: &mut dyn Host, body: Vec<u8>) -> Step {
+        if let Some(r) = self.on_body_size(body.len()) {
+            return Step::Respond(r);
+        }
+        let msg = Msg { body, content_type: self.content_type.clone(), from_node: false };
+        match self.endpoint {
+            Some(Endpoint::Predictions) | Some(Endpoint::V2Infer) => {
+                let root = self.new_task(0, None, Mode::Predict, msg);
+                self.run(host, root)
+            }
+            Some(Endpoint::Feedback) => {
+                match seldon_protocol::feedback_routing(&msg.body) {
+                    Ok(routing) => self.routing = routing,
+                    Err(e) => return self.fail(Failure::BadFeedback(e.to_string())),
+                }
+                self.feedback = msg.body.clone();
+                let root = self.new_task(0, None, Mode::Feedback, msg);
+                self.run(host, root)
+            }
+            _ => Step::Wait,
+        }
+    }
+
+    /// A node call answered (or failed: `status: None`).
+    pub fn on_call_response(&mut self, host: &mut dyn Host, token: u32, response: CallResponse) -> Step {
+        let Some(pending) = self.pending.remove(&token) else { return Step::Wait };
+        if self.done {
+            return Step::Wait;
+        }
+        match pending {
+            Pending::Probe { node, service } => self.on_probe(node, service, response),
+            Pending::Step { task, service } => {
+                let node = self.plan.nodes[self.tasks[task].node].name.clone();
+                let timeout_ms = self.node(task).upstream.as_ref().map_or(0, |u| u.timeout_ms);
+                let msg = match check(&node, service, timeout_ms, response) {
+                    Ok(msg) => msg,
+                    Err(f) => return self.fail(f),
+                };
+                if service == seldon::ROUTE {
+                    if let Err(f) = self.apply_route(task, &msg.body) {
+                        return self.fail(f);
+                    }
+                } else {
+                    self.tasks[task].msg = msg;
+                }
+                self.run(host, task)
+            }
+        }
+    }
+
+    fn node(&self, task: usize) -> &PlanNode {
+        &self.plan.nodes[self.tasks[task].node]
+    }
+
+    fn new_task(&mut self, node: NodeId, parent: Option<(usize, usize)>, mode: Mode, msg: Msg) -> usize {
+        self.tasks.push(Task {
+            node,
+            parent,
+            mode,
+            stage: Stage::Input,
+            msg,
+            selected: Vec::new(),
+            outputs: Vec::new(),
+            waiting: 0,
+        });
+        self.tasks.len() - 1
+    }
+
+    /// Advances `first` and everything its progress unblocks.
+    fn run(&mut self, host: &mut dyn Host, first: usize) -> Step {
+        let mut queue = vec![first];
+        while let Some(t) = queue.pop() {
+            match self.step(host, t) {
+                Err(f) => return self.fail(f),
+                Ok(Progress::Waiting) => {}
+                Ok(Progress::Spawned(children)) => queue.extend(children.into_iter().rev()),
+                Ok(Progress::Finished(msg)) => match self.tasks[t].parent {
+                    None => return self.finish(msg),
+                    Some((p, slot)) => {
+                        let parent = &mut self.tasks[p];
+                        if let Some(out) = parent.outputs.get_mut(slot) {
+                            *out = Some(msg);
+                        }
+                        parent.waiting = parent.waiting.saturating_sub(1);
+                        if parent.waiting == 0 {
+                            queue.push(p);
+                        }
+                    }
+                },
+            }
+        }
+        Step::Wait
+    }
+
+    /// Moves task `t` through its stages until it must wait or is done.
+    fn step(&mut self, host: &mut dyn Host, t: usize) -> Result<Progress, Failure> {
+        let plan = Rc::clone(&self.plan);
+        let node = &plan.nodes[self.tasks[t].node];
+        let mode = self.tasks[t].mode;
+        loop {
+            match self.tasks[t].stage {
+                Stage::Input => {
+                    self.tasks[t].stage = Stage::Route;
+                    if mode == Mode::Predict
+                        && let Some(input) = node.input
+                    {
+                        let service = match input {
+                            InputStep::Predict => seldon::PREDICT,
+                            InputStep::TransformInput => seldon::TRANSFORM_INPUT,
+                        };
+                        self.dispatch_step(host, t, service)?;
+                        return Ok(Progress::Waiting);
+                    }
+                }
+                Stage::Route => {
+                    if node.children.is_empty() {
+                        self.tasks[t].stage = Stage::Output;
+                        continue;
+                    }
+                    let route = match (mode, node.route) {
+                        (Mode::Feedback, _) => self.routing.get(&node.name).copied().unwrap_or(-1),
+                        (Mode::Predict, RouteStep::AllChildren) => -1,
+                        (Mode::Predict, RouteStep::Remote) => {
+                            self.dispatch_step(host, t, seldon::ROUTE)?;
+                            return Ok(Progress::Waiting);
+                        }
+                        (Mode::Predict, RouteStep::RandomAbTest { ratio_a }) => {
+                            let choice = if host.random_f64() < ratio_a { 0 } else { 1 };
+                            self.routing.insert(node.name.clone(), choice);
+                            choice
+                        }
+                    };
+                    self.tasks[t].selected = select(node, route).map_err(|(route, children)| match mode {
+                        Mode::Feedback => Failure::BadFeedbackRoute { node: node.name.clone(), route, children },
+                        Mode::Predict => Failure::BadRoute {
+                            node: node.name.clone(),
+                            detail: format!("route {route} but the node has {children} children"),
+                        },
+                    })?;
+                    self.tasks[t].stage = Stage::Children;
+                }
+                Stage::Children => {
+                    let selected = self.tasks[t].selected.clone();
+                    if selected.is_empty() {
+                        // Seldon's -2: skip the children and return the message unchanged.
+                        self.tasks[t].stage = Stage::Output;
+                        continue;
+                    }
+                    self.tasks[t].stage = Stage::Combine;
+                    self.tasks[t].waiting = selected.len();
+                    self.tasks[t].outputs = vec![None; selected.len()];
+                    let msg = self.tasks[t].msg.clone();
+                    let children = selected
+                        .iter()
+                        .enumerate()
+                        .map(|(slot, &child)| self.new_task(child, Some((t, slot)), mode, msg.clone()))
+                        .collect();
+                    return Ok(Progress::Spawned(children));
+                }
+                Stage::Combine => {
+                    self.tasks[t].stage = Stage::Output;
+                    let outputs: Vec<Msg> = self.tasks[t].outputs.iter().flatten().cloned().collect();
+                    if mode == Mode::Predict && node.aggregate {
+                        let parts: Vec<&[u8]> = outputs.iter().map(|m| m.body.as_slice()).collect();
+                        let body = seldon_protocol::aggregate_request(&parts)
+                            .map_err(|e| Failure::BadCombinerInput { node: node.name.clone(), detail: e.to_string() })?;
+                        self.tasks[t].msg = Msg { body, content_type: Some("application/json".into()), from_node: true };
+                        self.dispatch_step(host, t, seldon::AGGREGATE)?;
+                        return Ok(Progress::Waiting);
+                    }
+                    if let Some(first) = outputs.into_iter().next() {
+                        self.tasks[t].msg = first;
+                    }
+                }
+                Stage::Output => {
+                    self.tasks[t].stage = Stage::Done;
+                    let service = match mode {
+                        Mode::Predict if node.transform_output => Some(seldon::TRANSFORM_OUTPUT),
+                        Mode::Feedback if node.send_feedback => Some(seldon::SEND_FEEDBACK),
+                        _ => None,
+                    };
+                    if let Some(service) = service {
+                        self.dispatch_step(host, t, service)?;
+                        return Ok(Progress::Waiting);
+                    }
+                }
+                Stage::Done => return Ok(Progress::Finished(self.tasks[t].msg.clone())),
+            }
+        }
+    }
+
+    /// A router answered: record and apply its choice.
+    fn apply_route(&mut self, t: usize, reply: &[u8]) -> Result<(), Failure> {
+        let node = &self.plan.nodes[self.tasks[t].node];
+        let route = seldon_protocol::route_from_reply(reply)
+            .map_err(|e| Failure::BadRoute { node: node.name.clone(), detail: e.to_string() })?;
+        let selected = select(node, route).map_err(|(route, children)| Failure::BadRoute {
+            node: node.name.clone(),
+            detail: format!("route {route} but the node has {children} children"),
+        })?;
+        self.routing.insert(node.name.clone(), route);
+        let task = &mut self.tasks[t];
+        task.selected = selected;
+        task.stage = Stage::Children;
+        Ok(())
+    }
+
+    /// Sends the call for `service` on task `t`'s node, with the task's message as body.
+    fn dispatch_step(&mut self, host: &mut dyn Host, t: usize, service: &'static str) -> Result<(), Failure> {
+        let node = &self.plan.nodes[self.tasks[t].node];
+        let msg = &self.tasks[t].msg;
+        let body = if service == seldon::SEND_FEEDBACK {
+            self.feedback.clone()
+        } else if node.protocol == Protocol::V2 && msg.from_node {
+            seldon_protocol::v2_chain(&msg.body)
+                .map_err(|e| Failure::BadChain { node: node.name.clone(), detail: e.to_string() })?
+        } else {
+            msg.body.clone()
+        };
+        let path = match node.protocol {
+            Protocol::V2 => format!("/v2/models/{}/infer", node.name),
+            _ => service.to_string(),
+        };
+        let content_type = if service == seldon::SEND_FEEDBACK { self.content_type.clone() } else { msg.content_type.clone() };
+        let call = self.call(node, service, "POST", path, Some(body), content_type)?;
+        let token = host
+            .dispatch(&call)
+            .map_err(|detail| Failure::DispatchFailed { node: node.name.clone(), service, detail })?;
+        self.pending.insert(token, Pending::Step { task: t, service });
+        Ok(())
+    }
+
+    fn call(
+        &self,
+        node: &PlanNode,
+        service: &'static str,
+        method: &'static str,
+        path: String,
+        body: Option<Vec<u8>>,
+        content_type: Option<String>,
+    ) -> Result<Call, Failure> {
+        let Some(upstream) = &node.upstream else {
+            return Err(Failure::DispatchFailed {
+                node: node.name.clone(),
+                service,
+                detail: "node has no upstream".into(),
+            });
+        };
+        let mut headers = self.forwarded.clone();
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+        if body.is_some() {
+            headers.push(("content-type".into(), content_type.unwrap_or_else(|| "application/json".into())));
+        }
+        headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+        Ok(Call {
+            node: node.name.clone(),
+            service,
+            cluster: upstream.cluster.clone(),
+            method,
+            path,
+            authority: upstream.authority.clone(),
+            headers,
+            body,
+            timeout_ms: upstream.timeout_ms,
+        })
+    }
+
+    /// Sends one GET to every node the filter calls; answers when all have replied.
+    fn start_probes(&mut self, host: &mut dyn Host, probe: Probe) -> Step {
+        let plan = Rc::clone(&self.plan);
+        for node in plan.nodes.iter().filter(|n| n.is_remote()) {
+            let (service, path) = match (probe, node.protocol) {
+                (Probe::Ready, Protocol::V2) => ("ready", format!("/v2/models/{}/ready", node.name)),
+                (Probe::Ready, _) => ("ready", seldon::READY.to_string()),
+                (Probe::Metadata, Protocol::V2) => ("metadata", format!("/v2/models/{}", node.name)),
+                (Probe::Metadata, _) => ("metadata", seldon::METADATA.to_string()),
+            };
+            let call = match self.call(node, service, "GET", path, None, None) {
+                Ok(c) => c,
+                Err(f) => return self.fail(f),
+            };
+            match host.dispatch(&call) {
+                Ok(token) => {
+                    self.pending.insert(token, Pending::Probe { node: node.name.clone(), service });
+                }
+                Err(detail) => {
+                    return self.fail(Failure::DispatchFailed { node: node.name.clone(), service, detail });
+                }
+            }
+        }
+        if self.pending.is_empty() { self.probes_done() } else { Step::Wait }
+    }
+
+    fn on_probe(&mut self, node: String, service: &'static str, response: CallResponse) -> Step {
+        if service == "ready" && !response.status.is_some_and(|s| (200..300).contains(&s)) {
+            let status = response.status.map_or_else(|| "no response".to_string(), |s| s.to_string());
+            return self.fail(Failure::NotReady { node, status });
+        }
+        let timeout_ms = self.plan.find(&node).and_then(|id| self.plan.nodes[id].upstream.as_ref()).map_or(0, |u| u.timeout_ms);
+        match check(&node, service, timeout_ms, response) {
+            Ok(msg) => {
+                self.probes.insert(node, msg.body);
+            }
+            Err(f) => return self.fail(f),
+        }
+        if self.pending.is_empty() { self.probes_done() } else { Step::Wait }
+    }
+
+    fn probes_done(&mut self) -> Step {
+        match &self.endpoint {
+            Some(Endpoint::Metadata) => {
+                let body = crate::metadata::graph_metadata(&self.plan, &self.probes);
+                self.respond_json(200, body)
+            }
+            Some(Endpoint::V2ModelReady(model)) => {
+                let body = serde_json::json!({"name": model, "ready": true}).to_string().into_bytes();
+                self.respond_json(200, body)
+            }
+            _ => self.respond_json(200, br#"{"ready":true}"#.to_vec()),
+        }
+    }
+
+    /// The root finished: answer with its message.
+    fn finish(&mut self, msg: Msg) -> Step {
+        let body = match self.endpoint {
+            Some(Endpoint::Feedback) if !msg.from_node => b"{}".to_vec(),
+            Some(Endpoint::Predictions) if self.plan.routes => {
+                match seldon_protocol::inject_routing(&msg.body, &self.routing) {
+                    Ok(b) => b,
+                    // A non-JSON answer still reaches the client; it just carries no routing.
+                    Err(_) => msg.body,
+                }
+            }
+            _ => msg.body,
+        };
+        let content_type = msg.content_type.unwrap_or_else(|| "application/json".into());
+        self.done = true;
+        Step::Respond(Response {
+            status: 200,
+            headers: vec![("content-type".into(), content_type), (names::PUID_HEADER.into(), self.puid.clone())],
+            body,
+        })
+    }
+
+    fn respond_json(&mut self, status: u16, body: Vec<u8>) -> Step {
+        self.done = true;
+        let mut r = Response::json(status, body);
+        r.headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+        Step::Respond(r)
+    }
+
+    fn fail(&mut self, failure: Failure) -> Step {
+        self.done = true;
+        let mut r = failure.to_response();
+        r.headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+        Step::Respond(r)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Ready,
+    Metadata,
+}
+
+/// Children picked by `route`: -1 all, -2 none, N the Nth. Err((route, child count)).
+fn select(node: &PlanNode, route: i32) -> Result<Vec<NodeId>, (i32, usize)> {
+    match route {
+        -1 => Ok(node.children.clone()),
+        -2 => Ok(Vec::new()),
+        n => usize::try_from(n)
+            .ok()
+            .and_then(|i| node.children.get(i))
+            .map(|&c| vec![c])
+            .ok_or((n, node.children.len())),
+    }
+}
+
+/// Turns a call's outcome into the next message or the failure it is.
+///
+/// Envoy answers for an upstream it could not use with a local reply (503 "upstream connect
+/// error…", 504 "upstream request timeout"); those carry no `x-envoy-upstream-service-time`,
+/// which Envoy adds to every answer that came from the upstream.
+fn check(node: &str, service: &'static str, timeout_ms: u64, response: CallResponse) -> Result<Msg, Failure> {
+    let node = node.to_string();
+    let Some(status) = response.status else {
+        return Err(Failure::Unreachable { node, service, detail: "connection failed or was reset".into() });
+    };
+    let from_upstream = response.header("x-envoy-upstream-service-time").is_some();
+    if !from_upstream && status == 504 {
+        return Err(Failure::Timeout { node, service, timeout_ms });
+    }
+    if !from_upstream && status == 503 {
+        let detail = String::from_utf8_lossy(&response.body).into_owned();
+        return Err(Failure::Unreachable { node, service, detail });
+    }
+    let content_type = response.header("content-type").map(str::to_string);
+    if !(200..300).contains(&status) {
+        return Err(Failure::NodeStatus { node, status, content_type, body: response.body });
+    }
+    Ok(Msg { body: response.body, content_type, from_node: true })
+}
+
+/// Formats 128 random bits as a version-4 UUID.
+fn uuid_v4(bits: u128) -> String {
+    let b = (bits & !(0xF000u128 << 64) | (0x4000u128 << 64)) & !(0xC000u128 << 48) | (0x8000u128 << 48);
+    let h = format!("{b:032x}");
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_has_version_and_variant() {
+        let u = uuid_v4(u128::MAX);
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+        assert_ne!(uuid_v4(1), uuid_v4(2));
+    }
+}

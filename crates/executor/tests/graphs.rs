@@ -1,0 +1,473 @@
+//! The executor against a scripted fake host: each test sends a request, answers the node calls
+//! it sees by token, and checks the calls made and the final response.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use seldon_executor::{Call, CallResponse, Host, RequestExecutor, Response, Step};
+use seldon_graph::{compile, FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport};
+use serde_json::{json, Value};
+
+/// Records dispatched calls; tests answer them by token.
+#[derive(Default)]
+struct FakeHost {
+    calls: Vec<(u32, Call)>,
+    next_token: u32,
+    random: f64,
+    fail_dispatch: bool,
+}
+
+impl Host for FakeHost {
+    fn dispatch(&mut self, call: &Call) -> Result<u32, String> {
+        if self.fail_dispatch {
+            return Err("BadArgument".into());
+        }
+        self.next_token += 1;
+        self.calls.push((self.next_token, call.clone()));
+        Ok(self.next_token)
+    }
+    fn random_f64(&mut self) -> f64 {
+        self.random
+    }
+    fn random_u128(&mut self) -> u128 {
+        0x1234_5678_9abc_def0_1234_5678_9abc_def0
+    }
+}
+
+struct Harness {
+    host: FakeHost,
+    exec: RequestExecutor,
+    /// Calls already answered or inspected.
+    seen: usize,
+}
+
+fn plan(protocol: Protocol, graph: &str, limit: u64) -> Rc<seldon_graph::Plan> {
+    let graph: PredictiveUnit = serde_yaml::from_str(graph).unwrap();
+    let nodes: BTreeMap<String, NodeUpstream> = graph
+        .walk()
+        .into_iter()
+        .map(|n| {
+            let up = NodeUpstream {
+                cluster: format!("node_{}", n.name),
+                authority: format!("{}:9000", n.name),
+                port: 9000,
+                transport: Transport::Rest,
+                protocol: None,
+                timeout_ms: 500,
+            };
+            (n.name.clone(), up)
+        })
+        .collect();
+    let cfg = FilterConfig {
+        deployment: "sdep".into(),
+        namespace: "ns".into(),
+        predictor: "default".into(),
+        protocol,
+        graph,
+        nodes,
+        body_limit_bytes: limit,
+        payload_logger: None,
+    };
+    Rc::new(compile(&cfg).unwrap())
+}
+
+impl Harness {
+    fn new(graph: &str) -> Self {
+        Self::with(plan(Protocol::Seldon, graph, 1024))
+    }
+
+    fn with(plan: Rc<seldon_graph::Plan>) -> Self {
+        Self { host: FakeHost::default(), exec: RequestExecutor::new(plan), seen: 0 }
+    }
+
+    fn headers(method: &str, path: &str) -> Vec<(String, String)> {
+        [
+            (":method", method),
+            (":path", path),
+            (":authority", "gateway"),
+            ("content-type", "application/json"),
+            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ("x-request-id", "req-1"),
+            ("connection", "keep-alive"),
+            ("x-envoy-internal", "true"),
+            ("content-length", "17"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    fn post(&mut self, path: &str, body: &str) -> Step {
+        let step = self.exec.on_headers(&mut self.host, Self::headers("POST", path), false);
+        assert_eq!(step, Step::WaitBody);
+        self.exec.on_body(&mut self.host, body.as_bytes().to_vec())
+    }
+
+    fn get(&mut self, path: &str) -> Step {
+        self.exec.on_headers(&mut self.host, Self::headers("GET", path), true)
+    }
+
+    /// The calls dispatched since the last look, as (token, call).
+    fn new_calls(&mut self) -> Vec<(u32, Call)> {
+        let out = self.host.calls[self.seen..].to_vec();
+        self.seen = self.host.calls.len();
+        out
+    }
+
+    fn answer(&mut self, token: u32, status: u16, body: &str) -> Step {
+        let response = CallResponse {
+            status: Some(status),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-envoy-upstream-service-time".into(), "1".into()),
+            ],
+            body: body.as_bytes().to_vec(),
+        };
+        self.exec.on_call_response(&mut self.host, token, response)
+    }
+
+    /// Expects exactly one new call, to `node` at `path`; answers it with `body`.
+    fn expect(&mut self, node: &str, path: &str, body: &str) -> (Call, Step) {
+        let calls = self.new_calls();
+        assert_eq!(calls.len(), 1, "expected one call to {node}{path}, got {:?}", summary(&calls));
+        let (token, call) = calls.into_iter().next().unwrap();
+        assert_eq!((call.node.as_str(), call.path.as_str()), (node, path));
+        let step = self.answer(token, 200, body);
+        (call, step)
+    }
+}
+
+fn summary(calls: &[(u32, Call)]) -> Vec<String> {
+    calls.iter().map(|(_, c)| format!("{}{}", c.node, c.path)).collect()
+}
+
+fn respond(step: Step) -> Response {
+    match step {
+        Step::Respond(r) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn json_body(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.body)))
+}
+
+#[test]
+fn single_model_passes_payload_and_headers_through() {
+    let mut h = Harness::new("name: m");
+    assert_eq!(h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[1,2]]}}"#), Step::Wait);
+    let (call, step) = h.expect("m", "/predict", r#"{"data":{"ndarray":[[3]]}}"#);
+    assert_eq!(call.body.as_deref(), Some(&br#"{"data":{"ndarray":[[1,2]]}}"#[..]));
+    assert_eq!(call.cluster, "node_m");
+    assert_eq!(call.authority, "m:9000");
+    assert_eq!(call.timeout_ms, 500);
+    assert_eq!(call.header("traceparent"), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    assert_eq!(call.header("x-request-id"), Some("req-1"));
+    assert_eq!(call.header("content-type"), Some("application/json"));
+    assert_eq!(call.header("connection"), None, "hop-by-hop headers are dropped");
+    assert_eq!(call.header("content-length"), None);
+    assert_eq!(call.header("x-envoy-internal"), None);
+    let puid = call.header("seldon-puid").unwrap().to_string();
+    assert_eq!(puid, "12345678-9abc-4ef0-9234-56789abcdef0");
+    let r = respond(step);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, br#"{"data":{"ndarray":[[3]]}}"#, "no router: the answer is byte for byte the node's");
+    assert_eq!(r.header("seldon-puid"), Some(puid.as_str()));
+}
+
+#[test]
+fn incoming_puid_is_kept() {
+    let mut h = Harness::new("name: m");
+    let mut headers = Harness::headers("POST", "/api/v1.0/predictions");
+    headers.push(("Seldon-Puid".into(), "abc".into()));
+    h.exec.on_headers(&mut h.host, headers, false);
+    h.exec.on_body(&mut h.host, b"{}".to_vec());
+    let (call, step) = h.expect("m", "/predict", "{}");
+    assert_eq!(call.header("seldon-puid"), Some("abc"));
+    assert_eq!(respond(step).header("seldon-puid"), Some("abc"));
+}
+
+#[test]
+fn transformer_model_output_transformer_chain_in_order() {
+    let mut h = Harness::new(
+        r#"
+name: out
+type: OUTPUT_TRANSFORMER
+children:
+- name: tin
+  type: TRANSFORMER
+  children: [{name: model}]
+"#,
+    );
+    h.post("/api/v1.0/predictions", "x0");
+    let (c1, _) = h.expect("tin", "/transform-input", "x1");
+    assert_eq!(c1.body.as_deref(), Some(&b"x0"[..]));
+    let (c2, _) = h.expect("model", "/predict", "x2");
+    assert_eq!(c2.body.as_deref(), Some(&b"x1"[..]));
+    let (c3, step) = h.expect("out", "/transform-output", "x3");
+    assert_eq!(c3.body.as_deref(), Some(&b"x2"[..]));
+    assert_eq!(respond(step).body, b"x3");
+}
+
+#[test]
+fn router_picks_one_child_and_records_it() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}, {name: b}, {name: c}]}");
+    h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[1]]}}"#);
+    let (route_call, _) = h.expect("r", "/route", r#"{"data":{"ndarray":[[1]]}}"#);
+    assert_eq!(route_call.body.as_deref(), Some(&br#"{"data":{"ndarray":[[1]]}}"#[..]));
+    let (b_call, step) = h.expect("b", "/predict", r#"{"data":{"ndarray":[[7]]},"meta":{"tags":{"b":true}}}"#);
+    assert_eq!(b_call.body.as_deref(), Some(&br#"{"data":{"ndarray":[[1]]}}"#[..]), "router input goes to the child");
+    let r = respond(step);
+    let body = json_body(&r);
+    assert_eq!(body["data"]["ndarray"], json!([[7]]));
+    assert_eq!(body["meta"]["routing"], json!({"r": 1}));
+    assert_eq!(body["meta"]["tags"], json!({"b": true}));
+}
+
+#[test]
+fn router_all_children_feed_a_combiner() {
+    let mut h = Harness::new(
+        "{name: r, type: ROUTER, children: [{name: comb, type: COMBINER, children: [{name: a}, {name: b}]}]}",
+    );
+    h.post("/api/v1.0/predictions", r#"{"in":1}"#);
+    h.expect("r", "/route", "[-1]");
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["a/predict", "b/predict"], "children are called in parallel");
+    // answer out of order: the aggregate list keeps child order
+    assert_eq!(h.answer(calls[1].0, 200, r#"{"v":"b"}"#), Step::Wait);
+    assert_eq!(h.answer(calls[0].0, 200, r#"{"v":"a"}"#), Step::Wait);
+    let (agg, step) = h.expect("comb", "/aggregate", r#"{"data":{"ndarray":[3]}}"#);
+    assert_eq!(agg.body.as_deref(), Some(&br#"[{"v":"a"},{"v":"b"}]"#[..]));
+    let body = json_body(&respond(step));
+    assert_eq!(body, json!({"data":{"ndarray":[3]},"meta":{"routing":{"r":-1}}}));
+}
+
+#[test]
+fn router_minus_two_returns_the_input() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[5]]}}"#);
+    let (_, step) = h.expect("r", "/route", r#"{"data":{"ndarray":[[-2]]}}"#);
+    let body = json_body(&respond(step));
+    assert_eq!(body, json!({"data":{"ndarray":[[5]]},"meta":{"routing":{"r":-2}}}));
+    assert!(h.new_calls().is_empty());
+}
+
+#[test]
+fn router_out_of_range_or_malformed_is_a_500_naming_it() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let r = respond(h.expect("r", "/route", "[3]").1);
+    assert_eq!(r.status, 500);
+    assert_eq!(r.header("seldon-node"), Some("r"));
+    let body = json_body(&r);
+    assert_eq!(body["status"]["reason"], "BAD_ROUTER_REPLY");
+    assert!(body["status"]["info"].as_str().unwrap().contains("route 3 but the node has 1 children"), "{body}");
+
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let r = respond(h.expect("r", "/route", "not json").1);
+    assert_eq!(r.status, 500);
+    assert!(json_body(&r)["status"]["info"].as_str().unwrap().starts_with("router `r` gave an unusable reply"));
+}
+
+#[test]
+fn abtest_routes_in_the_filter() {
+    for (random, expected) in [(0.1, "a"), (0.9, "b")] {
+        let mut h = Harness::new(
+            "{name: ab, type: ROUTER, implementation: RANDOM_ABTEST, parameters: [{name: ratioA, value: '0.5', type: FLOAT}], children: [{name: a}, {name: b}]}",
+        );
+        h.host.random = random;
+        h.post("/api/v1.0/predictions", "{}");
+        let (_, step) = h.expect(expected, "/predict", r#"{"data":{}}"#);
+        let body = json_body(&respond(step));
+        assert_eq!(body["meta"]["routing"]["ab"], json!(if expected == "a" { 0 } else { 1 }));
+    }
+}
+
+#[test]
+fn feedback_follows_recorded_route_and_reaches_the_router() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}, {name: b}]}");
+    let fb = r#"{"request":{"data":{"ndarray":[[1]]}},"response":{"meta":{"routing":{"r":1}}},"reward":0.75}"#;
+    h.post("/api/v1.0/feedback", fb);
+    let (child, _) = h.expect("b", "/send-feedback", r#"{"from":"b"}"#);
+    assert_eq!(child.body.as_deref(), Some(fb.as_bytes()));
+    let (router, step) = h.expect("r", "/send-feedback", r#"{"from":"r"}"#);
+    assert_eq!(router.body.as_deref(), Some(fb.as_bytes()), "the router gets the reward");
+    assert_eq!(respond(step).body, br#"{"from":"r"}"#);
+}
+
+#[test]
+fn feedback_without_routing_goes_everywhere_and_skips_combiners() {
+    let mut h = Harness::new("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}");
+    h.post("/api/v1.0/feedback", r#"{"reward":1}"#);
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["a/send-feedback", "b/send-feedback"]);
+    h.answer(calls[0].0, 200, r#"{"a":1}"#);
+    let r = respond(h.answer(calls[1].0, 200, r#"{"b":1}"#));
+    assert_eq!(r.body, br#"{"a":1}"#, "a combiner takes no feedback: the first child's reply is returned");
+}
+
+#[test]
+fn malformed_feedback_is_a_400() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    let r = respond(h.post("/api/v1.0/feedback", "{nope"));
+    assert_eq!(r.status, 400);
+    assert_eq!(json_body(&r)["status"]["reason"], "BAD_FEEDBACK");
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    let r = respond(h.post("/api/v1.0/feedback", r#"{"response":{"meta":{"routing":{"r":4}}}}"#));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("seldon-node"), Some("r"));
+}
+
+#[test]
+fn node_error_passes_through_with_its_status_and_body() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    h.expect("t", "/transform-input", "{}");
+    let calls = h.new_calls();
+    let err = r#"{"status":{"code":-1,"info":"bad","reason":"MICROSERVICE_BAD_DATA","status":1}}"#;
+    let r = respond(h.answer(calls[0].0, 400, err));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body, err.as_bytes());
+    assert_eq!(r.header("seldon-node"), Some("m"));
+}
+
+#[test]
+fn transport_failures_name_the_node() {
+    let cases = [
+        (None, vec![], 503, "NODE_UNREACHABLE"),
+        (Some(503), b"upstream connect error or disconnect/reset before headers".to_vec(), 503, "NODE_UNREACHABLE"),
+        (Some(504), b"upstream request timeout".to_vec(), 504, "NODE_TIMEOUT"),
+    ];
+    for (status, body, want, reason) in cases {
+        let mut h = Harness::new("name: m");
+        h.post("/api/v1.0/predictions", "{}");
+        let token = h.new_calls()[0].0;
+        let r = respond(h.exec.on_call_response(&mut h.host, token, CallResponse { status, headers: vec![], body }));
+        assert_eq!(r.status, want);
+        assert_eq!(r.header("seldon-node"), Some("m"));
+        let body = json_body(&r);
+        assert_eq!(body["status"]["reason"], reason);
+        assert_eq!(body["status"]["status"], "FAILURE");
+        assert!(body["status"]["info"].as_str().unwrap().contains("node `m`"), "{body}");
+    }
+}
+
+#[test]
+fn first_failure_answers_and_late_answers_are_ignored() {
+    let mut h = Harness::new("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let calls = h.new_calls();
+    let r = respond(h.answer(calls[0].0, 500, "boom"));
+    assert_eq!((r.status, r.header("seldon-node")), (500, Some("a")));
+    assert_eq!(h.answer(calls[1].0, 200, "{}"), Step::Wait);
+    assert!(h.new_calls().is_empty(), "no aggregate after a failure");
+}
+
+#[test]
+fn combiner_rejects_non_json_child_output() {
+    let mut h = Harness::new("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let calls = h.new_calls();
+    h.answer(calls[0].0, 200, "{}");
+    let r = respond(h.answer(calls[1].0, 200, "plain text"));
+    assert_eq!((r.status, r.header("seldon-node")), (500, Some("c")));
+    assert_eq!(json_body(&r)["status"]["reason"], "BAD_COMBINER_INPUT");
+}
+
+#[test]
+fn dispatch_failure_is_a_500() {
+    let mut h = Harness::new("name: m");
+    h.host.fail_dispatch = true;
+    let r = respond(h.post("/api/v1.0/predictions", "{}"));
+    assert_eq!(r.status, 500);
+    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("BadArgument"));
+}
+
+#[test]
+fn body_limit_is_enforced_on_both_sides() {
+    let mut h = Harness::with(plan(Protocol::Seldon, "name: m", 10));
+    h.exec.on_headers(&mut h.host, Harness::headers("POST", "/api/v1.0/predictions"), false);
+    assert_eq!(h.exec.on_body_size(10), None, "exactly the limit is accepted");
+    let r = h.exec.on_body_size(11).unwrap();
+    assert_eq!(r.status, 413);
+    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("limit of 10 bytes"));
+}
+
+#[test]
+fn unknown_paths_methods_and_models() {
+    let mut h = Harness::new("name: m");
+    let r = respond(h.get("/nope"));
+    assert_eq!(r.status, 404);
+    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("/api/v1.0/predictions"));
+    let mut h = Harness::new("name: m");
+    assert_eq!(respond(h.get("/api/v1.0/predictions")).status, 405);
+    let mut h = Harness::with(plan(Protocol::V2, "name: m", 1024));
+    let r = respond(h.exec.on_headers(&mut h.host, Harness::headers("POST", "/v2/models/other/infer"), false));
+    assert_eq!(r.status, 404);
+    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("unknown model \"other\""));
+}
+
+#[test]
+fn live_needs_no_calls() {
+    let mut h = Harness::new("name: m");
+    let r = respond(h.get("/live"));
+    assert_eq!((r.status, r.body.as_slice()), (200, &br#"{"live":true}"#[..]));
+    assert!(h.new_calls().is_empty());
+}
+
+#[test]
+fn v2_chain_turns_outputs_into_inputs() {
+    let mut h = Harness::with(plan(Protocol::V2, "{name: first, children: [{name: second}]}", 1024));
+    let req = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
+    assert_eq!(h.post("/v2/models/first/infer", req), Step::Wait);
+    let (c1, _) = h.expect(
+        "first",
+        "/v2/models/first/infer",
+        r#"{"model_name":"first","outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[2.0]}]}"#,
+    );
+    assert_eq!(c1.body.as_deref(), Some(req.as_bytes()));
+    let (c2, step) = h.expect(
+        "second",
+        "/v2/models/second/infer",
+        r#"{"model_name":"second","outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[3.0]}]}"#,
+    );
+    let chained: Value = serde_json::from_slice(c2.body.as_deref().unwrap()).unwrap();
+    assert_eq!(chained["inputs"][0]["data"], json!([2.0]));
+    assert!(chained.get("outputs").is_none() && chained.get("model_name").is_none());
+    let body = json_body(&respond(step));
+    assert_eq!(body["outputs"][0]["data"], json!([3.0]));
+}
+
+#[test]
+fn ready_probes_every_node() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    assert_eq!(h.get("/ready"), Step::Wait);
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["r/health/ping", "a/health/ping"]);
+    assert!(calls.iter().all(|(_, c)| c.method == "GET" && c.body.is_none()));
+    h.answer(calls[0].0, 200, "pong");
+    let r = respond(h.answer(calls[1].0, 200, "pong"));
+    assert_eq!((r.status, r.body.as_slice()), (200, &br#"{"ready":true}"#[..]));
+
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
+    h.get("/ready");
+    let calls = h.new_calls();
+    let r = respond(h.answer(calls[1].0, 503, "loading"));
+    assert_eq!((r.status, r.header("seldon-node")), (503, Some("a")));
+}
+
+#[test]
+fn metadata_is_built_from_every_node() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.get("/api/v1.0/metadata");
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["t/metadata", "m/metadata"]);
+    h.answer(calls[0].0, 200, r#"{"name":"t","inputs":[{"name":"raw"}],"outputs":[{"name":"feat"}]}"#);
+    let r = respond(h.answer(calls[1].0, 200, r#"{"name":"m","inputs":[{"name":"feat"}],"outputs":[{"name":"proba"}]}"#));
+    let body = json_body(&r);
+    assert_eq!(body["name"], "default");
+    assert_eq!(body["graphinputs"], json!([{"name":"raw"}]));
+    assert_eq!(body["graphoutputs"], json!([{"name":"proba"}]));
+    assert_eq!(body["models"]["m"]["name"], "m");
+}
