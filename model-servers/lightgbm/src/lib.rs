@@ -79,7 +79,8 @@ pub enum LgbError {
 }
 
 const SUPPORTED_OBJECTIVES: &str = "binary, multiclass, multiclassova, cross_entropy, \
-    regression, regression_l1, huber, fair, quantile, mape, poisson, gamma, tweedie";
+    regression, regression_l1, huber, fair, quantile, mape, poisson, gamma, tweedie, \
+    custom (no objective line: raw scores)";
 
 /// LightGBM's `kZeroThreshold`: |x| ≤ this counts as zero (and is dropped from dense rows).
 const ZERO_THRESHOLD: f64 = 1e-35_f32 as f64;
@@ -123,6 +124,7 @@ fn transform_for(objective_line: &str) -> Result<Transform, LgbError> {
             }
         }
         "poisson" | "gamma" | "tweedie" => Transform::Exp,
+        "custom" => Transform::Identity,
         _ => return Err(LgbError::UnsupportedObjective(name.to_string())),
     })
 }
@@ -232,7 +234,8 @@ impl LgbModel {
         if trees_per_iteration == 0 {
             return Err(LgbError::Invalid("num_tree_per_iteration is 0".into()));
         }
-        let objective_line = header.get("objective").copied().unwrap_or("regression");
+        // No `objective=` line: trained with a custom objective; lightgbm returns raw scores.
+        let objective_line = header.get("objective").copied().unwrap_or("custom");
         let transform = transform_for(objective_line)?;
         let objective = objective_line
             .split_whitespace()
@@ -302,7 +305,8 @@ impl LgbModel {
         self.trees_per_iteration
     }
 
-    /// The objective name as saved, e.g. `"binary"` (parameters such as `sigmoid:1` dropped).
+    /// The objective name as saved, e.g. `"binary"` (parameters such as `sigmoid:1` dropped);
+    /// `"custom"` when the file has no objective (then `predict` returns raw scores).
     pub fn objective(&self) -> &str {
         &self.objective
     }

@@ -224,6 +224,18 @@ fn rejects_unsupported_objective_and_linear_trees() {
         "{err:?}"
     );
 
+    // A custom objective leaves no `objective=` line: predict returns raw scores.
+    let (rows, n_rows, _) = input();
+    let custom =
+        LgbModel::from_text(&text.replacen("objective=binary sigmoid:1\n", "", 1)).unwrap();
+    assert_eq!(custom.objective(), "custom");
+    let expected = read_json("binary.expected.json");
+    compare(
+        "custom objective",
+        &custom.predict(&rows, n_rows).unwrap(),
+        &floats(&expected["raw_scores"]),
+    );
+
     let linear = text.replacen("is_linear=0", "is_linear=1", 1);
     let err = LgbModel::from_text(&linear).unwrap_err();
     assert!(matches!(err, LgbError::LinearTree { tree: 0 }), "{err:?}");

@@ -310,3 +310,40 @@ fn rejects_unsupported_objective_and_booster() {
         "{err:?}"
     );
 }
+
+#[test]
+fn reads_pre_3x_layout_scalar_base_score_without_iteration_indptr() {
+    // xgboost 1.x/2.x write `"base_score":"4.955E-1"` and (before 2.0) no iteration_indptr,
+    // split_type or num_target; rewrite a 3.x file that way: predictions must not change.
+    let (rows, n_rows, _) = input();
+    let json = std::fs::read_to_string(testdata("binary_logistic.json")).unwrap();
+    let indptr = format!(
+        ",\"iteration_indptr\":[{}]",
+        (0..=20)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert!(json.contains(&indptr));
+    let old = json
+        .replacen(
+            "\"base_score\":\"[4.955E-1]\"",
+            "\"base_score\":\"4.955E-1\"",
+            1,
+        )
+        .replacen(&indptr, "", 1)
+        .replacen(",\"num_target\":\"1\"", "", 1)
+        .replace("\"split_type\":[", "\"ignored_split_type\":[");
+    assert!(
+        !old.contains("iteration_indptr")
+            && !old.contains("[4.955E-1]")
+            && !old.contains("num_target")
+    );
+    let model = XgbModel::from_json_bytes(old.as_bytes()).unwrap();
+    let expected = read_json("binary_logistic.expected.json");
+    compare(
+        "pre-3.x layout",
+        &model.predict(&rows, n_rows).unwrap(),
+        &floats(&expected["predictions"]),
+    );
+}
