@@ -6,6 +6,7 @@ mod ops;
 mod proto_json;
 mod raw;
 pub mod v1;
+pub mod v2;
 
 pub use error::ProtocolError;
 pub use ops::{
