@@ -1,0 +1,269 @@
+//! A Seldon v1 (and v2) REST node whose behaviour is chosen by flags; end-to-end tests run
+//! many of them behind Envoy and read `/_calls` to see what each node received.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use clap::Parser;
+use seldon_e2e::payload::{self, PayloadError};
+use seldon_e2e::{Call, Mode};
+use serde_json::{Value, json};
+
+/// Largest body the server reads (bigger than any Envoy buffer limit the tests use).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, Clone, Parser)]
+#[command(about = "Seldon v1/v2 REST test node")]
+struct Args {
+    /// Node name: added to `meta.tags` of every response.
+    #[arg(long, env = "SELDON_TESTMODEL_NAME", default_value = "testmodel")]
+    name: String,
+    /// Port on --host; 0 picks a free one (printed as `listening on <addr>`).
+    #[arg(long, env = "SELDON_TESTMODEL_PORT", default_value_t = 9000)]
+    port: u16,
+    #[arg(long, env = "SELDON_TESTMODEL_HOST", default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, env = "SELDON_TESTMODEL_MODE", value_enum, default_value_t = Mode::Echo)]
+    mode: Mode,
+    /// Added to every number of `data.ndarray` (mode add) and of FP32/FP64 v2 inputs.
+    #[arg(long, env = "SELDON_TESTMODEL_ADD", default_value_t = 0.0)]
+    add: f64,
+    /// What `/route` answers, as `{"data":{"ndarray":[[n]]}}`.
+    #[arg(long, env = "SELDON_TESTMODEL_ROUTE", default_value_t = 0, allow_negative_numbers = true)]
+    route: i32,
+    /// Status of every POST in mode fail.
+    #[arg(long, env = "SELDON_TESTMODEL_FAIL_STATUS", default_value_t = 500)]
+    fail_status: u16,
+    /// Body of every POST in mode fail; default a Seldon error JSON naming the node.
+    #[arg(long, env = "SELDON_TESTMODEL_FAIL_BODY")]
+    fail_body: Option<String>,
+    /// Delay before every POST answer (any mode; mode slow defaults it to 1000).
+    #[arg(long, env = "SELDON_TESTMODEL_DELAY_MS")]
+    delay_ms: Option<u64>,
+}
+
+#[derive(Debug)]
+struct AppState {
+    args: Args,
+    calls: Mutex<Vec<Call>>,
+    feedback: Mutex<Vec<Value>>,
+}
+
+type Shared = Arc<AppState>;
+
+/// The one place errors become responses: 400 with a Seldon error body.
+#[derive(Debug)]
+struct ApiError(PayloadError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = payload::seldon_error(400, &self.0.to_string(), "MICROSERVICE_BAD_DATA");
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    }
+}
+
+impl From<PayloadError> for ApiError {
+    fn from(e: PayloadError) -> Self {
+        Self(e)
+    }
+}
+
+fn json_response(v: Value) -> Response {
+    axum::Json(v).into_response()
+}
+
+/// Delay (mode slow / --delay-ms), then fail (mode fail) or run `f`.
+async fn answer(
+    state: &AppState,
+    f: impl FnOnce() -> Result<Value, ApiError>,
+) -> Result<Response, ApiError> {
+    let delay = match (state.args.delay_ms, state.args.mode) {
+        (Some(ms), _) => ms,
+        (None, Mode::Slow) => 1000,
+        (None, _) => 0,
+    };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    if state.args.mode == Mode::Fail {
+        let status =
+            StatusCode::from_u16(state.args.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = match &state.args.fail_body {
+            Some(b) => b.clone(),
+            None => payload::seldon_error(
+                state.args.fail_status,
+                &format!("{} failed", state.args.name),
+                "MICROSERVICE_INTERNAL_ERROR",
+            )
+            .to_string(),
+        };
+        return Ok((status, [("content-type", "application/json")], body).into_response());
+    }
+    f().map(json_response)
+}
+
+/// `/predict`, `/transform-input`, `/transform-output`: echo, or add in mode add/v2-add.
+async fn message(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    answer(&s, || {
+        let mut msg = payload::parse(&body)?;
+        if matches!(s.args.mode, Mode::Add | Mode::V2Add) {
+            payload::add_to_message(&mut msg, s.args.add);
+        }
+        payload::tag(&mut msg, &s.args.name);
+        Ok(msg)
+    })
+    .await
+}
+
+async fn route(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    answer(&s, || {
+        let req = payload::parse(&body)?;
+        let mut out = payload::route_answer(s.args.route);
+        if let Some(meta) = req.get("meta") {
+            out["meta"] = meta.clone();
+        }
+        payload::tag(&mut out, &s.args.name);
+        Ok(out)
+    })
+    .await
+}
+
+async fn aggregate(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    answer(&s, || {
+        let msgs = payload::aggregate_inputs(payload::parse(&body)?)?;
+        let mut out = payload::aggregate(&msgs)?;
+        payload::tag(&mut out, &s.args.name);
+        Ok(out)
+    })
+    .await
+}
+
+async fn send_feedback(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
+    answer(&s, || {
+        let fb = payload::parse(&body)?;
+        if let Ok(mut all) = s.feedback.lock() {
+            all.push(fb);
+        }
+        let mut out = json!({ "data": { "ndarray": [] } });
+        payload::tag(&mut out, &s.args.name);
+        Ok(out)
+    })
+    .await
+}
+
+async fn v2_infer(
+    State(s): State<Shared>,
+    Path(model): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    answer(&s, || {
+        let req = payload::parse(&body)?;
+        Ok(payload::v2_infer(&model, &s.args.name, &req, s.args.add)?)
+    })
+    .await
+}
+
+async fn metadata(State(s): State<Shared>) -> Response {
+    json_response(json!({
+        "name": s.args.name,
+        "versions": ["testmodel/v1"],
+        "platform": "seldon-mesh-testmodel",
+        "inputs": [{"messagetype": "tensor", "schema": {"names": []}}],
+        "outputs": [{"messagetype": "tensor", "schema": {"names": []}}],
+        "custom": {"mode": format!("{:?}", s.args.mode)},
+    }))
+}
+
+async fn calls(State(s): State<Shared>) -> Response {
+    let calls = s.calls.lock().map(|c| c.clone()).unwrap_or_default();
+    json_response(serde_json::to_value(calls).unwrap_or_default())
+}
+
+/// `DELETE /_calls`: forget the calls so far (the harness does it once the node is ready,
+/// so its health pings never show up).
+async fn clear_calls(State(s): State<Shared>) -> StatusCode {
+    if let Ok(mut all) = s.calls.lock() {
+        all.clear();
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn feedback(State(s): State<Shared>) -> Response {
+    let fb = s.feedback.lock().map(|c| c.clone()).unwrap_or_default();
+    json_response(Value::Array(fb))
+}
+
+/// Records every request except the inspection endpoints (`/_…`), body included.
+async fn record(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/_") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response(),
+    };
+    let call = call_of(&parts.method, &parts.uri, &parts.headers, &bytes);
+    if let Ok(mut all) = s.calls.lock() {
+        all.push(call);
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+fn call_of(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Call {
+    Call {
+        method: method.to_string(),
+        path: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body: String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+fn app(state: Shared) -> Router {
+    Router::new()
+        .route("/predict", post(message))
+        .route("/transform-input", post(message))
+        .route("/transform-output", post(message))
+        .route("/route", post(route))
+        .route("/aggregate", post(aggregate))
+        .route("/send-feedback", post(send_feedback))
+        .route("/health/ping", get(|| async { "pong" }))
+        .route("/health/status", get(|| async { "pong" }))
+        .route("/metadata", get(metadata))
+        .route("/v2/models/{model}/infer", post(v2_infer))
+        .route(
+            "/v2/models/{model}/ready",
+            get(|Path(model): Path<String>| async move { json_response(json!({"name": model, "ready": true})) }),
+        )
+        .route("/v2/health/ready", get(|| async { json_response(json!({"ready": true})) }))
+        .route("/v2/health/live", get(|| async { json_response(json!({"live": true})) }))
+        .route("/_calls", get(calls).delete(clear_calls))
+        .route("/_feedback", get(feedback))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let state = Arc::new(AppState { args, calls: Mutex::new(Vec::new()), feedback: Mutex::new(Vec::new()) });
+    // The harness reads this line to learn the port; println! flushes at the newline.
+    println!("listening on {bound}");
+    axum::serve(listener, app(state)).await?;
+    Ok(())
+}
