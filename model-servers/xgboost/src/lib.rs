@@ -247,6 +247,9 @@ impl XgbModel {
             .ok_or_else(|| XgbError::UnsupportedObjective(objective.clone()))?;
 
         let num_features = parse_count("num_feature", &param.num_feature)?;
+        if num_features == 0 {
+            return Err(invalid("num_feature is 0".into()));
+        }
         let num_class = match &param.num_class {
             Some(s) => parse_count("num_class", s)?,
             None => 0,
