@@ -1,0 +1,1 @@
+//! An epsilon-greedy router written on `seldon-serving` (work in progress).
