@@ -1,4 +1,24 @@
 //! Seldon v1 and Open Inference Protocol v2 payloads: typed JSON models, the wire `.proto` files, and the byte-level payload operations the graph executor needs.
+//!
+//! ```text
+//!                 ┌──────────────────────── seldon-protocol ────────────────────────┐
+//!  executor  ───▶ │ byte-level ops (crate root): decode only what a step needs,     │
+//!  (filter)       │ splice, copy the rest verbatim                                  │
+//!                 │   route_from_reply · aggregate_request · feedback_routing       │
+//!                 │   inject_routing · v2_chain · status_body                       │
+//!                 ├─────────────────────────────────────────────────────────────────┤
+//!  model     ───▶ │ typed models (decode fully)                                     │
+//!  servers,       │   v1: SeldonMessage, Feedback, SeldonMessageList, metadata,     │
+//!  tests          │       graph_metadata(tree)                                      │
+//!                 │   v2: InferenceRequest/Response, TensorData (all 13 datatypes), │
+//!                 │       metadata, ready, errors, binary tensor extension          │
+//!                 ├─────────────────────────────────────────────────────────────────┤
+//!  gRPC      ───▶ │ proto/: seldon/prediction.proto, tensorflow/…, inference/…      │
+//!  codegen        │ (wire facts; compiled by the servers, not here)                 │
+//!                 └─────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Pure and wasm-safe: depends only on serde, serde_json, thiserror and base64.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod error;
