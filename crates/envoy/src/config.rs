@@ -17,8 +17,7 @@ pub const DEFAULT_BUFFER_LIMIT_BYTES: u32 = 1024 * 1024;
 pub const GRAPH_FALLBACK_STATUS: u16 = 599;
 
 /// Body of the graph listener's fallback route.
-pub const GRAPH_FALLBACK_BODY: &str =
-    "seldon-mesh: request reached the router of a graph listener; the graph filter did not answer it";
+pub const GRAPH_FALLBACK_BODY: &str = "seldon-mesh: request reached the router of a graph listener; the graph filter did not answer it";
 
 /// Everything one local Envoy serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +148,9 @@ impl EnvoyConfig {
         }
         let mut ports = HashSet::new();
         if self.admin_port == 0 {
-            return Err(ConfigError::ZeroPort { what: "admin".into() });
+            return Err(ConfigError::ZeroPort {
+                what: "admin".into(),
+            });
         }
         ports.insert(self.admin_port);
 
@@ -159,7 +160,9 @@ impl EnvoyConfig {
                 return Err(ConfigError::DuplicateCluster(c.name.clone()));
             }
             if c.port == 0 {
-                return Err(ConfigError::ZeroPort { what: format!("cluster {}", c.name) });
+                return Err(ConfigError::ZeroPort {
+                    what: format!("cluster {}", c.name),
+                });
             }
         }
 
@@ -169,7 +172,9 @@ impl EnvoyConfig {
                 return Err(ConfigError::DuplicateListener(l.name.clone()));
             }
             if l.port == 0 {
-                return Err(ConfigError::ZeroPort { what: format!("listener {}", l.name) });
+                return Err(ConfigError::ZeroPort {
+                    what: format!("listener {}", l.name),
+                });
             }
             if !ports.insert(l.port) {
                 return Err(ConfigError::DuplicatePort(l.port));
@@ -195,7 +200,12 @@ impl EnvoyConfig {
                         for wc in &r.clusters {
                             known(&wc.cluster)?;
                         }
-                        if r.clusters.iter().map(|wc| u64::from(wc.weight)).sum::<u64>() == 0 {
+                        if r.clusters
+                            .iter()
+                            .map(|wc| u64::from(wc.weight))
+                            .sum::<u64>()
+                            == 0
+                        {
                             return Err(ConfigError::NoWeight {
                                 listener: l.name.clone(),
                                 prefix: r.prefix.clone(),

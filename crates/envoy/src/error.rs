@@ -46,9 +46,20 @@ pub enum EnvoyError {
     #[error("envoy rejected {path}:\n{stderr}")]
     Invalid { path: PathBuf, stderr: String },
     #[error("envoy exited early ({status}); tail of {log}:\n{tail}")]
-    Exited { status: String, log: PathBuf, tail: String },
-    #[error("envoy admin /ready did not say LIVE within {secs} s (last: {last}); tail of {log}:\n{tail}")]
-    NotReady { secs: u64, last: String, log: PathBuf, tail: String },
+    Exited {
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error(
+        "envoy admin /ready did not say LIVE within {secs} s (last: {last}); tail of {log}:\n{tail}"
+    )]
+    NotReady {
+        secs: u64,
+        last: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("envoy admin request {url} failed")]
     Admin {
         url: String,

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::EnvoyError;
 use crate::config::EnvoyConfig;
 use crate::render::render;
-use crate::EnvoyError;
 
 /// Env var naming the Envoy binary; overrides the venv of `scripts/setup.sh`.
 pub const ENVOY_BIN_ENV: &str = "SELDON_ENVOY_BIN";
@@ -77,7 +77,10 @@ fn check_executable(path: PathBuf, origin: &str) -> Result<PathBuf, EnvoyError> 
             path,
             reason: format!("{origin}: not an executable file"),
         }),
-        Err(e) => Err(EnvoyError::BinaryNotFound { path, reason: format!("{origin}: {e}") }),
+        Err(e) => Err(EnvoyError::BinaryNotFound {
+            path,
+            reason: format!("{origin}: {e}"),
+        }),
     }
 }
 
@@ -85,22 +88,40 @@ fn check_executable(path: PathBuf, origin: &str) -> Result<PathBuf, EnvoyError> 
 pub fn validate(bootstrap: &Path) -> Result<(), EnvoyError> {
     let bin = envoy_binary()?;
     let out = Command::new(&bin)
-        .args(["--mode", "validate", "-l", "warning", "--disable-hot-restart", "-c"])
+        .args([
+            "--mode",
+            "validate",
+            "-l",
+            "warning",
+            "--disable-hot-restart",
+            "-c",
+        ])
         .arg(bootstrap)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| EnvoyError::Io { action: "running", path: bin, source })?;
+        .map_err(|source| EnvoyError::Io {
+            action: "running",
+            path: bin,
+            source,
+        })?;
     if out.status.success() {
         return Ok(());
     }
     let mut stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     stderr.push_str(&String::from_utf8_lossy(&out.stdout));
-    Err(EnvoyError::Invalid { path: bootstrap.to_owned(), stderr })
+    Err(EnvoyError::Invalid {
+        path: bootstrap.to_owned(),
+        stderr,
+    })
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
 pub fn free_port() -> Result<u16, EnvoyError> {
-    let io = |source| EnvoyError::Io { action: "binding", path: "127.0.0.1:0".into(), source };
+    let io = |source| EnvoyError::Io {
+        action: "binding",
+        path: "127.0.0.1:0".into(),
+        source,
+    };
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io)?;
     Ok(listener.local_addr().map_err(io)?.port())
 }
@@ -119,7 +140,11 @@ pub struct EnvoyOptions {
 
 impl Default for EnvoyOptions {
     fn default() -> Self {
-        Self { concurrency: 2, ready_timeout: Duration::from_secs(60), log_level: "warning".into() }
+        Self {
+            concurrency: 2,
+            ready_timeout: Duration::from_secs(60),
+            log_level: "warning".into(),
+        }
     }
 }
 
@@ -151,14 +176,20 @@ impl Envoy {
         let bin = envoy_binary()?;
         let io = |action, path: &Path| {
             let path = path.to_owned();
-            move |source| EnvoyError::Io { action, path, source }
+            move |source| EnvoyError::Io {
+                action,
+                path,
+                source,
+            }
         };
         std::fs::create_dir_all(workdir).map_err(io("creating", workdir))?;
         let config_path = workdir.join("envoy.yaml");
         std::fs::write(&config_path, yaml).map_err(io("writing", &config_path))?;
         let log_path = workdir.join("envoy.log");
         let log = File::create(&log_path).map_err(io("creating", &log_path))?;
-        let log_err = log.try_clone().map_err(io("cloning handle of", &log_path))?;
+        let log_err = log
+            .try_clone()
+            .map_err(io("cloning handle of", &log_path))?;
 
         let child = Command::new(&bin)
             .arg("-c")
@@ -179,8 +210,17 @@ impl Envoy {
             .timeout(Duration::from_secs(2))
             .no_proxy()
             .build()
-            .map_err(|source| EnvoyError::Admin { url: "(client)".into(), source })?;
-        let mut envoy = Self { child, config, config_path, log_path, http };
+            .map_err(|source| EnvoyError::Admin {
+                url: "(client)".into(),
+                source,
+            })?;
+        let mut envoy = Self {
+            child,
+            config,
+            config_path,
+            log_path,
+            http,
+        };
         envoy.wait_ready(options.ready_timeout).await?;
         Ok(envoy)
     }
@@ -271,13 +311,19 @@ impl Envoy {
     /// How many requests reached the router of graph listener `listener`, i.e. got past the
     /// graph filter (its fallback `direct_response`). Must stay 0.
     pub async fn graph_fallback_hits(&self, listener: &str) -> Result<u64, EnvoyError> {
-        Ok(self.stat(&format!("http.{listener}.rq_direct_response")).await?.unwrap_or(0))
+        Ok(self
+            .stat(&format!("http.{listener}.rq_direct_response"))
+            .await?
+            .unwrap_or(0))
     }
 
     /// GET a path of the admin interface; a non-2xx answer is an error.
     pub async fn admin_get(&self, path: &str) -> Result<String, EnvoyError> {
         let url = format!("{}{path}", self.admin_url());
-        let err = |source| EnvoyError::Admin { url: url.clone(), source };
+        let err = |source| EnvoyError::Admin {
+            url: url.clone(),
+            source,
+        };
         let resp = self.http.get(&url).send().await.map_err(err)?;
         let resp = resp.error_for_status().map_err(err)?;
         resp.text().await.map_err(err)
@@ -311,12 +357,19 @@ mod tests {
     fn locate_prefers_the_env_var_and_names_setup_sh_when_missing() {
         let err = locate(Some("/nonexistent/envoy".into()), None, None).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/nonexistent/envoy") && msg.contains("SELDON_ENVOY_BIN"), "{msg}");
+        assert!(
+            msg.contains("/nonexistent/envoy") && msg.contains("SELDON_ENVOY_BIN"),
+            "{msg}"
+        );
         assert!(msg.contains("scripts/setup.sh"), "{msg}");
 
         let dir = tempfile::tempdir().unwrap();
         let err = locate(None, Some(dir.path().into()), None).unwrap_err();
-        assert!(err.to_string().contains("venv/lib/python3.*/site-packages/envoy/_bin/envoy"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("venv/lib/python3.*/site-packages/envoy/_bin/envoy"),
+            "{err}"
+        );
 
         let err = locate(None, None, None).unwrap_err();
         assert!(err.to_string().contains("HOME is not set"), "{err}");
@@ -326,7 +379,9 @@ mod tests {
     fn locate_finds_the_venv_binary_and_rejects_a_non_executable_one() {
         use std::os::unix::fs::PermissionsExt;
         let home = tempfile::tempdir().unwrap();
-        let bin_dir = home.path().join(".cache/seldon-mesh/venv/lib/python3.12/site-packages/envoy/_bin");
+        let bin_dir = home
+            .path()
+            .join(".cache/seldon-mesh/venv/lib/python3.12/site-packages/envoy/_bin");
         std::fs::create_dir_all(&bin_dir).unwrap();
         let bin = bin_dir.join("envoy");
         std::fs::write(&bin, "#!/bin/sh\n").unwrap();

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::EnvoyError;
 use crate::config::{
     Cluster, EnvoyConfig, GRAPH_FALLBACK_BODY, GRAPH_FALLBACK_STATUS, GatewayRoute, Listener,
     ListenerKind,
 };
-use crate::EnvoyError;
 
-const HCM_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const BUFFER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer";
 const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
@@ -59,7 +58,11 @@ fn duration(d: Duration) -> String {
 
 fn listener(l: &Listener, limit: u32) -> Value {
     let (routes, http_filters) = match &l.kind {
-        ListenerKind::Graph { wasm_path, plugin_config_json, vm_id } => (
+        ListenerKind::Graph {
+            wasm_path,
+            plugin_config_json,
+            vm_id,
+        } => (
             // Only reachable if the graph filter let a request through: a tripwire whose
             // `http.<name>.rq_direct_response` counter must stay 0.
             vec![json!({
@@ -97,11 +100,22 @@ fn listener(l: &Listener, limit: u32) -> Value {
                 router(),
             ],
         ),
-        ListenerKind::Route { cluster, prefix_rewrite, timeout } => {
+        ListenerKind::Route {
+            cluster,
+            prefix_rewrite,
+            timeout,
+        } => {
             let mut action = json!({ "cluster": cluster });
-            set_opt(&mut action, "prefix_rewrite", prefix_rewrite.as_ref().map(|s| json!(s)));
+            set_opt(
+                &mut action,
+                "prefix_rewrite",
+                prefix_rewrite.as_ref().map(|s| json!(s)),
+            );
             set_opt(&mut action, "timeout", timeout.map(|t| json!(duration(t))));
-            (vec![json!({ "match": { "prefix": "/" }, "route": action })], vec![router()])
+            (
+                vec![json!({ "match": { "prefix": "/" }, "route": action })],
+                vec![router()],
+            )
         }
         ListenerKind::Gateway { routes } => {
             (routes.iter().map(gateway_route).collect(), vec![router()])
@@ -145,8 +159,16 @@ fn gateway_route(r: &GatewayRoute) -> Value {
             },
         }),
     };
-    set_opt(&mut action, "prefix_rewrite", r.rewrite.as_ref().map(|s| json!(s)));
-    set_opt(&mut action, "timeout", r.timeout.map(|t| json!(duration(t))));
+    set_opt(
+        &mut action,
+        "prefix_rewrite",
+        r.rewrite.as_ref().map(|s| json!(s)),
+    );
+    set_opt(
+        &mut action,
+        "timeout",
+        r.timeout.map(|t| json!(duration(t))),
+    );
     if let Some(m) = &r.mirror {
         // Per million, so Istio's fractional percentages (e.g. 12.5) survive.
         let per_million = (m.percent * 10_000.0).round() as u64;
@@ -211,8 +233,14 @@ mod tests {
         let r = GatewayRoute {
             prefix: "/p/".into(),
             rewrite: None,
-            clusters: vec![crate::WeightedCluster { cluster: "a".into(), weight: 100 }],
-            mirror: Some(crate::Mirror { cluster: "s".into(), percent: 12.5 }),
+            clusters: vec![crate::WeightedCluster {
+                cluster: "a".into(),
+                weight: 100,
+            }],
+            mirror: Some(crate::Mirror {
+                cluster: "s".into(),
+                percent: 12.5,
+            }),
             timeout: None,
         };
         let v = gateway_route(&r);

@@ -22,10 +22,19 @@ fn sample() -> EnvoyConfig {
                         prefix: "/seldon/default/iris/".into(),
                         rewrite: Some("/".into()),
                         clusters: vec![
-                            WeightedCluster { cluster: "iris-main".into(), weight: 75 },
-                            WeightedCluster { cluster: "iris-canary".into(), weight: 25 },
+                            WeightedCluster {
+                                cluster: "iris-main".into(),
+                                weight: 75,
+                            },
+                            WeightedCluster {
+                                cluster: "iris-canary".into(),
+                                weight: 25,
+                            },
                         ],
-                        mirror: Some(Mirror { cluster: "iris-shadow".into(), percent: 12.5 }),
+                        mirror: Some(Mirror {
+                            cluster: "iris-shadow".into(),
+                            percent: 12.5,
+                        }),
                         timeout: Some(Duration::from_secs(30)),
                     }],
                 },
@@ -78,7 +87,12 @@ fn rendered_bootstrap_matches_golden() {
     }
     let golden = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDENS=1", path.display()));
-    assert_eq!(yaml, golden, "bootstrap drifted from {}; review, then UPDATE_GOLDENS=1", path.display());
+    assert_eq!(
+        yaml,
+        golden,
+        "bootstrap drifted from {}; review, then UPDATE_GOLDENS=1",
+        path.display()
+    );
 }
 
 #[test]
@@ -103,12 +117,19 @@ fn check_rejects_each_kind_of_bad_config() {
     assert_eq!(c.check(), Err(ConfigError::DuplicatePort(8000)));
 
     let mut c = sample();
-    c.clusters.push(Cluster::http1("classifier", "127.0.0.1", 1));
-    assert_eq!(c.check(), Err(ConfigError::DuplicateCluster("classifier".into())));
+    c.clusters
+        .push(Cluster::http1("classifier", "127.0.0.1", 1));
+    assert_eq!(
+        c.check(),
+        Err(ConfigError::DuplicateCluster("classifier".into()))
+    );
 
     let mut c = sample();
     c.listeners[2].name = "gateway".into();
-    assert_eq!(c.check(), Err(ConfigError::DuplicateListener("gateway".into())));
+    assert_eq!(
+        c.check(),
+        Err(ConfigError::DuplicateListener("gateway".into()))
+    );
 
     let mut c = sample();
     c.admin_port = 0;
@@ -119,12 +140,16 @@ fn check_rejects_each_kind_of_bad_config() {
     assert_eq!(c.check(), Err(ConfigError::ZeroBufferLimit));
 
     let mut c = sample();
-    let ListenerKind::Gateway { routes } = &mut c.listeners[0].kind else { unreachable!() };
+    let ListenerKind::Gateway { routes } = &mut c.listeners[0].kind else {
+        unreachable!()
+    };
     routes[0].clusters.iter_mut().for_each(|wc| wc.weight = 0);
     assert!(matches!(c.check(), Err(ConfigError::NoWeight { .. })));
 
     let mut c = sample();
-    let ListenerKind::Gateway { routes } = &mut c.listeners[0].kind else { unreachable!() };
+    let ListenerKind::Gateway { routes } = &mut c.listeners[0].kind else {
+        unreachable!()
+    };
     routes[0].mirror.as_mut().unwrap().percent = 100.5;
     assert!(matches!(c.check(), Err(ConfigError::MirrorPercent { .. })));
 
@@ -136,7 +161,9 @@ fn check_rejects_each_kind_of_bad_config() {
 /// Every listener but the graph one (validate mode would load the wasm module).
 fn without_graph() -> EnvoyConfig {
     let mut config = sample();
-    config.listeners.retain(|l| !matches!(l.kind, ListenerKind::Graph { .. }));
+    config
+        .listeners
+        .retain(|l| !matches!(l.kind, ListenerKind::Graph { .. }));
     config
 }
 
@@ -153,12 +180,19 @@ fn envoy_validate_names_the_problem_in_a_broken_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("envoy.yaml");
     // A route to a cluster Envoy does not know: our check() would catch it, so break the YAML.
-    let yaml = render(&without_graph()).unwrap().replace("cluster: classifier\n", "cluster: nowhere\n");
+    let yaml = render(&without_graph())
+        .unwrap()
+        .replace("cluster: classifier\n", "cluster: nowhere\n");
     assert!(yaml.contains("nowhere"), "the replacement must hit");
     std::fs::write(&path, yaml).unwrap();
     let err = validate(&path).unwrap_err();
-    let EnvoyError::Invalid { stderr, .. } = &err else { panic!("expected Invalid, got {err}") };
-    assert!(stderr.contains("nowhere"), "error should name the unknown cluster: {stderr}");
+    let EnvoyError::Invalid { stderr, .. } = &err else {
+        panic!("expected Invalid, got {err}")
+    };
+    assert!(
+        stderr.contains("nowhere"),
+        "error should name the unknown cluster: {stderr}"
+    );
 }
 
 #[test]

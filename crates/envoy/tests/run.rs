@@ -25,7 +25,9 @@ async fn backend() -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -65,7 +67,9 @@ fn route_config(admin: u16, listener: u16, backend: u16) -> EnvoyConfig {
             timeout: Some(Duration::from_secs(5)),
         },
     });
-    config.clusters.push(Cluster::http1("backend", "127.0.0.1", backend));
+    config
+        .clusters
+        .push(Cluster::http1("backend", "127.0.0.1", backend));
     config
 }
 
@@ -75,17 +79,41 @@ async fn route_listener_proxies_to_the_backend_with_the_prefix_rewritten() {
     let backend = backend().await;
     let dir = tempfile::tempdir().unwrap();
     let config = route_config(free_port().unwrap(), free_port().unwrap(), backend);
-    let envoy = Envoy::start(config, dir.path()).await.unwrap_or_else(|e| panic!("{e}"));
+    let envoy = Envoy::start(config, dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let url = format!("{}/api/v1.0", envoy.listener_url("baseline").unwrap());
-    let resp = reqwest::Client::new().post(&url).body("{}").send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "backend saw POST /predict/api/v1.0");
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "backend saw POST /predict/api/v1.0"
+    );
 
-    assert_eq!(envoy.stat("cluster.backend.upstream_rq_total").await.unwrap(), Some(1));
+    assert_eq!(
+        envoy
+            .stat("cluster.backend.upstream_rq_total")
+            .await
+            .unwrap(),
+        Some(1)
+    );
     assert_eq!(envoy.stat("no.such.stat").await.unwrap(), None);
-    assert!(envoy.stats().await.unwrap().contains("http.baseline.downstream_rq_total: 1"));
-    assert!(matches!(envoy.listener_url("nope"), Err(EnvoyError::UnknownListener(n)) if n == "nope"));
+    assert!(
+        envoy
+            .stats()
+            .await
+            .unwrap()
+            .contains("http.baseline.downstream_rq_total: 1")
+    );
+    assert!(
+        matches!(envoy.listener_url("nope"), Err(EnvoyError::UnknownListener(n)) if n == "nope")
+    );
     assert!(envoy.admin_get("/no-such-admin-page").await.is_err());
 
     // Drop kills Envoy: the admin port stops answering.
@@ -103,8 +131,13 @@ async fn start_reports_an_early_exit_with_the_log_tail() {
     let dir = tempfile::tempdir().unwrap();
     let config = route_config(free_port().unwrap(), port, 1);
     let err = Envoy::start(config, dir.path()).await.unwrap_err();
-    let EnvoyError::Exited { tail, .. } = &err else { panic!("expected Exited, got {err}") };
-    assert!(tail.contains("Address already in use") || tail.contains("cannot bind"), "{tail}");
+    let EnvoyError::Exited { tail, .. } = &err else {
+        panic!("expected Exited, got {err}")
+    };
+    assert!(
+        tail.contains("Address already in use") || tail.contains("cannot bind"),
+        "{tail}"
+    );
 }
 
 #[tokio::test]
@@ -113,7 +146,10 @@ async fn start_rejects_an_invalid_config_before_spawning() {
     let config = route_config(free_port().unwrap(), free_port().unwrap(), 0);
     let err = Envoy::start(config, dir.path()).await.unwrap_err();
     assert!(matches!(err, EnvoyError::Config(_)), "{err}");
-    assert!(!dir.path().join("envoy.log").exists(), "nothing may be spawned");
+    assert!(
+        !dir.path().join("envoy.log").exists(),
+        "nothing may be spawned"
+    );
 }
 
 /// The smallest proxy-wasm module Envoy accepts: ABI version, allocator, and ok from
@@ -147,7 +183,11 @@ fn wasm_module(dir: &std::path::Path, answer: bool) -> PathBuf {
   (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
   {on_headers})"#
     );
-    let path = dir.join(if answer { "answer.wasm" } else { "passthrough.wasm" });
+    let path = dir.join(if answer {
+        "answer.wasm"
+    } else {
+        "passthrough.wasm"
+    });
     std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
     path
 }
@@ -172,10 +212,20 @@ async fn graph_listener_fallback_route_is_a_counted_599_tripwire() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = wasm_module(dir.path(), false);
     let config = graph_config(free_port().unwrap(), free_port().unwrap(), wasm);
-    let envoy = Envoy::start(config, dir.path()).await.unwrap_or_else(|e| panic!("{e}"));
+    let envoy = Envoy::start(config, dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
-    let url = format!("{}/api/v1.0/predictions", envoy.listener_url("graph").unwrap());
-    let resp = reqwest::Client::new().post(&url).body(r#"{"data":{}}"#).send().await.unwrap();
+    let url = format!(
+        "{}/api/v1.0/predictions",
+        envoy.listener_url("graph").unwrap()
+    );
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .body(r#"{"data":{}}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), GRAPH_FALLBACK_STATUS);
     assert_eq!(resp.text().await.unwrap(), GRAPH_FALLBACK_BODY);
     assert_eq!(envoy.graph_fallback_hits("graph").await.unwrap(), 1);
@@ -187,12 +237,22 @@ async fn graph_listener_router_never_sees_a_request_the_filter_answers() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = wasm_module(dir.path(), true);
     let config = graph_config(free_port().unwrap(), free_port().unwrap(), wasm);
-    let envoy = Envoy::start(config, dir.path()).await.unwrap_or_else(|e| panic!("{e}"));
+    let envoy = Envoy::start(config, dir.path())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
-    let url = format!("{}/api/v1.0/predictions", envoy.listener_url("graph").unwrap());
+    let url = format!(
+        "{}/api/v1.0/predictions",
+        envoy.listener_url("graph").unwrap()
+    );
     let client = reqwest::Client::new();
     for _ in 0..3 {
-        let resp = client.post(&url).body(r#"{"data":{}}"#).send().await.unwrap();
+        let resp = client
+            .post(&url)
+            .body(r#"{"data":{}}"#)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), 200, "{}", envoy.log_tail());
         assert_eq!(resp.text().await.unwrap(), "graph answered");
     }

@@ -64,7 +64,10 @@ pub struct Call {
 impl Call {
     /// The first value of header `name` (lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body parsed as JSON.
@@ -99,12 +102,12 @@ impl TestModelSpec {
         }
     }
 
-    pub fn add(mut self, n: f64) -> Self {
+    pub fn adding(mut self, n: f64) -> Self {
         self.add = n;
         self
     }
 
-    pub fn route(mut self, n: i32) -> Self {
+    pub fn routing_to(mut self, n: i32) -> Self {
         self.route = n;
         self
     }
@@ -148,7 +151,9 @@ impl TestModelSpec {
 /// What went wrong running a node.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("testmodel binary not found at {0}; build it (cargo build -p seldon-e2e) or set SELDON_TESTMODEL_BIN")]
+    #[error(
+        "testmodel binary not found at {0}; build it (cargo build -p seldon-e2e) or set SELDON_TESTMODEL_BIN"
+    )]
     BinaryNotFound(PathBuf),
     #[error("spawning {path}")]
     Spawn {
@@ -159,7 +164,11 @@ pub enum HarnessError {
     #[error("testmodel {name} exited before saying `listening on`: {output}")]
     NoAddress { name: String, output: String },
     #[error("testmodel {name} at {url} did not answer /health/ping within {secs} s")]
-    NotReady { name: String, url: String, secs: u64 },
+    NotReady {
+        name: String,
+        url: String,
+        secs: u64,
+    },
     #[error("request to {url} failed")]
     Http {
         url: String,
@@ -176,11 +185,18 @@ pub fn testmodel_binary() -> Result<PathBuf, HarnessError> {
         None => {
             let exe = std::env::current_exe().unwrap_or_default();
             // target/debug/deps/<test> → target/debug/testmodel
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap_or(Path::new("."));
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."));
             profile_dir.join("testmodel")
         }
     };
-    if path.is_file() { Ok(path) } else { Err(HarnessError::BinaryNotFound(path)) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::BinaryNotFound(path))
+    }
 }
 
 /// A running `testmodel` process; killed (and reaped) on drop.
@@ -206,7 +222,10 @@ impl TestModel {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| HarnessError::Spawn { path: bin.to_owned(), source })?;
+            .map_err(|source| HarnessError::Spawn {
+                path: bin.to_owned(),
+                source,
+            })?;
         let stdout = child.stdout.take();
         let no_address = |child: &mut Child| {
             let _ = child.kill();
@@ -215,7 +234,10 @@ impl TestModel {
                 let _ = std::io::Read::read_to_string(&mut err, &mut output);
             }
             let _ = child.wait();
-            HarnessError::NoAddress { name: spec.name.clone(), output }
+            HarnessError::NoAddress {
+                name: spec.name.clone(),
+                output,
+            }
         };
         // Reading the first line blocks until the server bound its port or exited.
         let line = tokio::task::spawn_blocking(move || {
@@ -239,8 +261,16 @@ impl TestModel {
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|source| HarnessError::Http { url: "(client)".into(), source })?;
-        let model = Self { child, name: spec.name.clone(), port, http };
+            .map_err(|source| HarnessError::Http {
+                url: "(client)".into(),
+                source,
+            })?;
+        let model = Self {
+            child,
+            name: spec.name.clone(),
+            port,
+            http,
+        };
         model.wait_ping(Duration::from_secs(10)).await?;
         model.clear_calls().await?;
         Ok(model)
@@ -293,7 +323,10 @@ impl TestModel {
     /// node answers, so readiness pings never show up in [`TestModel::calls`].
     pub async fn clear_calls(&self) -> Result<(), HarnessError> {
         let url = format!("{}/_calls", self.url());
-        let err = |source| HarnessError::Http { url: url.clone(), source };
+        let err = |source| HarnessError::Http {
+            url: url.clone(),
+            source,
+        };
         let resp = self.http.delete(&url).send().await.map_err(err)?;
         resp.error_for_status().map_err(err)?;
         Ok(())
@@ -304,11 +337,21 @@ impl TestModel {
         self.get_json("/_feedback").await
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, HarnessError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, HarnessError> {
         let url = format!("{}{path}", self.url());
-        let err = |source| HarnessError::Http { url: url.clone(), source };
+        let err = |source| HarnessError::Http {
+            url: url.clone(),
+            source,
+        };
         let resp = self.http.get(&url).send().await.map_err(err)?;
-        resp.error_for_status().map_err(err)?.json().await.map_err(err)
+        resp.error_for_status()
+            .map_err(err)?
+            .json()
+            .await
+            .map_err(err)
     }
 }
 

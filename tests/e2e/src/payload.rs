@@ -49,17 +49,23 @@ pub fn tag(msg: &mut Value, name: &str) {
     if !msg.is_object() {
         *msg = json!({ "data": msg.take() });
     }
-    let Some(obj) = msg.as_object_mut() else { return };
+    let Some(obj) = msg.as_object_mut() else {
+        return;
+    };
     let meta = obj.entry("meta").or_insert_with(|| json!({}));
     if !meta.is_object() {
         *meta = json!({});
     }
-    let Some(meta) = meta.as_object_mut() else { return };
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
     let tags = meta.entry("tags").or_insert_with(|| json!({}));
     if !tags.is_object() {
         *tags = json!({});
     }
-    let Some(tags) = tags.as_object_mut() else { return };
+    let Some(tags) = tags.as_object_mut() else {
+        return;
+    };
     tags.insert(name.to_owned(), Value::Bool(true));
     let path = tags.entry("path").or_insert_with(|| json!([]));
     if !path.is_array() {
@@ -77,9 +83,13 @@ pub fn aggregate_inputs(body: Value) -> Result<Vec<Value>, PayloadError> {
         Value::Array(items) => Ok(items),
         Value::Object(mut o) => match o.remove("seldonMessages") {
             Some(Value::Array(items)) => Ok(items),
-            _ => Err(PayloadError::Shape("a JSON array or {\"seldonMessages\": [...]}".into())),
+            _ => Err(PayloadError::Shape(
+                "a JSON array or {\"seldonMessages\": [...]}".into(),
+            )),
         },
-        _ => Err(PayloadError::Shape("a JSON array or {\"seldonMessages\": [...]}".into())),
+        _ => Err(PayloadError::Shape(
+            "a JSON array or {\"seldonMessages\": [...]}".into(),
+        )),
     }
 }
 
@@ -127,7 +137,9 @@ fn add_arrays(a: &Value, b: &Value, at: &str) -> Result<Value, PayloadError> {
             .map(|(i, (x, y))| add_arrays(x, y, &format!("{at}[{i}]")))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
-        _ => Err(PayloadError::ShapeMismatch { path: at.to_owned() }),
+        _ => Err(PayloadError::ShapeMismatch {
+            path: at.to_owned(),
+        }),
     }
 }
 
@@ -153,8 +165,10 @@ pub fn v2_infer(model: &str, name: &str, request: &Value, n: f64) -> Result<Valu
                     out.insert(key.into(), v.clone());
                 }
             }
-            if matches!(input.get("datatype").and_then(Value::as_str), Some("FP32" | "FP64"))
-                && let Some(data) = out.get_mut("data")
+            if matches!(
+                input.get("datatype").and_then(Value::as_str),
+                Some("FP32" | "FP64")
+            ) && let Some(data) = out.get_mut("data")
             {
                 add_to_numbers(data, n);
             }
@@ -183,9 +197,13 @@ mod tests {
 
     #[test]
     fn add_touches_ndarray_and_tensor_values_only() {
-        let mut m = json!({"data": {"names": ["a"], "ndarray": [[1, 2.5], [3, 4]]}, "meta": {"puid": "x"}});
+        let mut m =
+            json!({"data": {"names": ["a"], "ndarray": [[1, 2.5], [3, 4]]}, "meta": {"puid": "x"}});
         add_to_message(&mut m, 10.0);
-        assert_eq!(m, json!({"data": {"names": ["a"], "ndarray": [[11.0, 12.5], [13.0, 14.0]]}, "meta": {"puid": "x"}}));
+        assert_eq!(
+            m,
+            json!({"data": {"names": ["a"], "ndarray": [[11.0, 12.5], [13.0, 14.0]]}, "meta": {"puid": "x"}})
+        );
         let mut t = json!({"data": {"tensor": {"shape": [2], "values": [1, 2]}}});
         add_to_message(&mut t, 1.0);
         assert_eq!(t["data"]["tensor"]["values"], json!([2.0, 3.0]));
@@ -193,12 +211,19 @@ mod tests {
 
     #[test]
     fn tag_merges_tags_and_appends_to_path() {
-        let mut m = json!({"data": {"ndarray": [1]}, "meta": {"tags": {"user": "kept", "path": ["a"]}}});
+        let mut m =
+            json!({"data": {"ndarray": [1]}, "meta": {"tags": {"user": "kept", "path": ["a"]}}});
         tag(&mut m, "b");
-        assert_eq!(m["meta"]["tags"], json!({"user": "kept", "b": true, "path": ["a", "b"]}));
+        assert_eq!(
+            m["meta"]["tags"],
+            json!({"user": "kept", "b": true, "path": ["a", "b"]})
+        );
         let mut bare = json!([1, 2]);
         tag(&mut bare, "n");
-        assert_eq!(bare, json!({"data": [1, 2], "meta": {"tags": {"n": true, "path": ["n"]}}}));
+        assert_eq!(
+            bare,
+            json!({"data": [1, 2], "meta": {"tags": {"n": true, "path": ["n"]}}})
+        );
     }
 
     #[test]
@@ -210,15 +235,29 @@ mod tests {
         .unwrap();
         let out = aggregate(&msgs).unwrap();
         assert_eq!(out["data"]["ndarray"], json!([[11.0, 22.0]]));
-        assert_eq!(out["meta"]["tags"], json!({"a": true, "b": true, "path": ["a", "b"]}));
+        assert_eq!(
+            out["meta"]["tags"],
+            json!({"a": true, "b": true, "path": ["a", "b"]})
+        );
     }
 
     #[test]
     fn aggregate_rejects_mismatched_shapes_and_bad_inputs() {
-        let msgs = vec![json!({"data": {"ndarray": [[1, 2]]}}), json!({"data": {"ndarray": [[1]]}})];
-        assert_eq!(aggregate(&msgs), Err(PayloadError::ShapeMismatch { path: "ndarray[0]".into() }));
+        let msgs = vec![
+            json!({"data": {"ndarray": [[1, 2]]}}),
+            json!({"data": {"ndarray": [[1]]}}),
+        ];
+        assert_eq!(
+            aggregate(&msgs),
+            Err(PayloadError::ShapeMismatch {
+                path: "ndarray[0]".into()
+            })
+        );
         assert!(matches!(aggregate(&[]), Err(PayloadError::Shape(_))));
-        assert!(matches!(aggregate(&[json!({"data": {}})]), Err(PayloadError::Shape(_))));
+        assert!(matches!(
+            aggregate(&[json!({"data": {}})]),
+            Err(PayloadError::Shape(_))
+        ));
         assert!(aggregate_inputs(json!({"x": 1})).is_err());
         assert!(matches!(parse(b"{nope"), Err(PayloadError::NotJson(_))));
     }
@@ -232,7 +271,10 @@ mod tests {
         let out = v2_infer("m", "node", &req, 0.5).unwrap();
         assert_eq!(out["id"], "r1");
         assert_eq!(out["model_name"], "m");
-        assert_eq!(out["outputs"][0], json!({"name": "x", "shape": [2], "datatype": "FP32", "data": [1.5, 2.5]}));
+        assert_eq!(
+            out["outputs"][0],
+            json!({"name": "x", "shape": [2], "datatype": "FP32", "data": [1.5, 2.5]})
+        );
         assert_eq!(out["outputs"][1]["data"], json!(["a"]));
         assert_eq!(out["parameters"]["tags"], json!({"node": true}));
         assert!(v2_infer("m", "node", &json!({}), 1.0).is_err());

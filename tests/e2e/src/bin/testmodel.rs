@@ -37,7 +37,12 @@ struct Args {
     #[arg(long, env = "SELDON_TESTMODEL_ADD", default_value_t = 0.0)]
     add: f64,
     /// What `/route` answers, as `{"data":{"ndarray":[[n]]}}`.
-    #[arg(long, env = "SELDON_TESTMODEL_ROUTE", default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "SELDON_TESTMODEL_ROUTE",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     route: i32,
     /// Status of every POST in mode fail.
     #[arg(long, env = "SELDON_TESTMODEL_FAIL_STATUS", default_value_t = 500)]
@@ -94,8 +99,8 @@ async fn answer(
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if state.args.mode == Mode::Fail {
-        let status =
-            StatusCode::from_u16(state.args.fail_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(state.args.fail_status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = match &state.args.fail_body {
             Some(b) => b.clone(),
             None => payload::seldon_error(
@@ -216,16 +221,25 @@ async fn record(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if let Ok(mut all) = s.calls.lock() {
         all.push(call);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn call_of(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Call {
     Call {
         method: method.to_string(),
-        path: uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+        path: uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         headers: headers
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(body).into_owned(),
     }
@@ -245,10 +259,18 @@ fn app(state: Shared) -> Router {
         .route("/v2/models/{model}/infer", post(v2_infer))
         .route(
             "/v2/models/{model}/ready",
-            get(|Path(model): Path<String>| async move { json_response(json!({"name": model, "ready": true})) }),
+            get(|Path(model): Path<String>| async move {
+                json_response(json!({"name": model, "ready": true}))
+            }),
         )
-        .route("/v2/health/ready", get(|| async { json_response(json!({"ready": true})) }))
-        .route("/v2/health/live", get(|| async { json_response(json!({"live": true})) }))
+        .route(
+            "/v2/health/ready",
+            get(|| async { json_response(json!({"ready": true})) }),
+        )
+        .route(
+            "/v2/health/live",
+            get(|| async { json_response(json!({"live": true})) }),
+        )
         .route("/_calls", get(calls).delete(clear_calls))
         .route("/_feedback", get(feedback))
         .layer(middleware::from_fn_with_state(state.clone(), record))
@@ -261,7 +283,11 @@ async fn main() -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let state = Arc::new(AppState { args, calls: Mutex::new(Vec::new()), feedback: Mutex::new(Vec::new()) });
+    let state = Arc::new(AppState {
+        args,
+        calls: Mutex::new(Vec::new()),
+        feedback: Mutex::new(Vec::new()),
+    });
     // The harness reads this line to learn the port; println! flushes at the newline.
     println!("listening on {bound}");
     axum::serve(listener, app(state)).await?;
