@@ -18,6 +18,9 @@ const ROUTE_FORMS: &str =
 /// `data.tensor.values`, `data.tftensor.intVal`, or a bare JSON array of ints (`[n]`).
 /// Integral floats (`1.0`, as `tensor.values` are doubles) are accepted; `1.5`, strings,
 /// empty arrays and values outside `i32` are rejected.
+///
+/// Deliberately stricter than Seldon's Go executor, which truncates `1.5` to `1` and treats a
+/// SeldonMessage without `data` (e.g. `{}`) as `-1` (all children): both are errors here.
 pub fn route_from_reply(body: &[u8]) -> Result<i32, ProtocolError> {
     let raw = parse_raw(body, "router reply")?;
     if raw.get().starts_with('[') {
