@@ -116,6 +116,11 @@ impl RequestExecutor {
         }
     }
 
+    /// The endpoint this request was classified as, once headers arrived.
+    pub fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.as_ref()
+    }
+
     /// The request id echoed as `Seldon-Puid`.
     pub fn puid(&self) -> &str {
         &self.puid

@@ -1,5 +1,6 @@
 //! End-to-end harness: spawns `testmodel` nodes on free ports, waits until they answer, and kills them on drop.
 
+pub mod graph;
 pub mod payload;
 
 use std::io::{BufRead, BufReader};
@@ -169,6 +170,12 @@ pub enum HarnessError {
         url: String,
         secs: u64,
     },
+    #[error("the filter module is not built at {0}; run `make wasm` or set SELDON_FILTER_WASM")]
+    FilterNotBuilt(PathBuf),
+    #[error("bad graph spec: {0}")]
+    Spec(String),
+    #[error(transparent)]
+    Envoy(#[from] seldon_envoy::EnvoyError),
     #[error("request to {url} failed")]
     Http {
         url: String,

@@ -1,0 +1,151 @@
+//! A graph under test: `testmodel` nodes, and a real Envoy whose `graph` listener runs the
+//! built filter with a `FilterConfig` for them. Used by the end-to-end tests and the benchmark.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use seldon_envoy::{Cluster, Envoy, EnvoyConfig, EnvoyOptions, Listener, ListenerKind};
+use seldon_graph::{FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport};
+
+use crate::{HarnessError, TestModel, TestModelSpec};
+
+/// Env var naming the filter module; default `<target>/wasm32-wasip1/release/seldon_filter.wasm`.
+pub const FILTER_WASM_ENV: &str = "SELDON_FILTER_WASM";
+
+/// Name of the listener running the filter.
+pub const GRAPH_LISTENER: &str = "graph";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct GraphSpec {
+    /// The predictor's graph, as Seldon YAML.
+    pub graph_yaml: String,
+    pub protocol: Protocol,
+    /// Processes to run; a graph node without one points at a port where nothing listens.
+    pub nodes: Vec<TestModelSpec>,
+    pub body_limit_bytes: u64,
+    pub timeout_ms: u64,
+    /// Envoy worker threads.
+    pub concurrency: u32,
+}
+
+impl GraphSpec {
+    pub fn new(graph_yaml: &str, nodes: Vec<TestModelSpec>) -> Self {
+        Self {
+            graph_yaml: graph_yaml.to_string(),
+            protocol: Protocol::Seldon,
+            nodes,
+            body_limit_bytes: 1024 * 1024,
+            timeout_ms: 2_000,
+            concurrency: 2,
+        }
+    }
+}
+
+/// Running nodes and Envoy; everything stops on drop.
+#[derive(Debug)]
+pub struct GraphUnderTest {
+    pub envoy: Envoy,
+    pub nodes: BTreeMap<String, TestModel>,
+    pub config: FilterConfig,
+    /// `http://127.0.0.1:<port>` of the graph listener.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The built filter module.
+pub fn filter_wasm() -> Result<PathBuf, HarnessError> {
+    let path = match std::env::var_os(FILTER_WASM_ENV) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+            target.join("wasm32-wasip1/release/seldon_filter.wasm")
+        }
+    };
+    if path.is_file() { Ok(path) } else { Err(HarnessError::FilterNotBuilt(path)) }
+}
+
+impl GraphUnderTest {
+    pub async fn start(spec: GraphSpec) -> Result<Self, HarnessError> {
+        let graph: PredictiveUnit =
+            serde_yaml::from_str(&spec.graph_yaml).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        let mut nodes = BTreeMap::new();
+        for node_spec in &spec.nodes {
+            nodes.insert(node_spec.name.clone(), TestModel::spawn(node_spec).await?);
+        }
+        let mut clusters = Vec::new();
+        let mut upstreams = BTreeMap::new();
+        for unit in graph.walk() {
+            let port = match nodes.get(&unit.name) {
+                Some(model) => model.port(),
+                // "node down": a port that was free a moment ago, nothing listens there
+                None => seldon_envoy::free_port()?,
+            };
+            clusters.push(Cluster::http1(unit.name.clone(), "127.0.0.1", port));
+            upstreams.insert(
+                unit.name.clone(),
+                NodeUpstream {
+                    cluster: unit.name.clone(),
+                    authority: format!("{}:{port}", unit.name),
+                    port,
+                    transport: Transport::Rest,
+                    protocol: None,
+                    timeout_ms: spec.timeout_ms,
+                },
+            );
+        }
+        let config = FilterConfig {
+            deployment: "sdep".into(),
+            namespace: "default".into(),
+            predictor: "default".into(),
+            protocol: spec.protocol,
+            graph,
+            nodes: upstreams,
+            body_limit_bytes: spec.body_limit_bytes,
+            payload_logger: None,
+        };
+        seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
+
+        let mut envoy_config = EnvoyConfig::new(seldon_envoy::free_port()?);
+        // Envoy's own limit sits above the filter's so the filter answers first, with JSON.
+        envoy_config.buffer_limit_bytes = u32::try_from(spec.body_limit_bytes.saturating_mul(2).max(65_536)).unwrap_or(u32::MAX);
+        envoy_config.listeners.push(Listener {
+            name: GRAPH_LISTENER.into(),
+            port: seldon_envoy::free_port()?,
+            kind: ListenerKind::Graph {
+                wasm_path: filter_wasm()?,
+                plugin_config_json: config.to_json(),
+                vm_id: "seldon".into(),
+            },
+        });
+        envoy_config.clusters = clusters;
+        Self::with_envoy(envoy_config, nodes, config, spec.concurrency).await
+    }
+
+    /// Starts Envoy from an already built config (validated with `envoy --mode validate` first).
+    pub async fn with_envoy(
+        envoy_config: EnvoyConfig,
+        nodes: BTreeMap<String, TestModel>,
+        config: FilterConfig,
+        concurrency: u32,
+    ) -> Result<Self, HarnessError> {
+        let dir = tempfile::tempdir().map_err(|e| HarnessError::Spec(e.to_string()))?;
+        let yaml_path = dir.path().join("validate.yaml");
+        std::fs::write(&yaml_path, seldon_envoy::render(&envoy_config)?).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        seldon_envoy::validate(&yaml_path)?;
+        let options = EnvoyOptions { concurrency, ..EnvoyOptions::default() };
+        let envoy = Envoy::start_with(envoy_config, dir.path(), &options).await?;
+        let url = envoy.listener_url(GRAPH_LISTENER)?;
+        Ok(Self { envoy, nodes, config, url, _dir: dir })
+    }
+
+    /// The node process called `name`.
+    pub fn node(&self, name: &str) -> &TestModel {
+        match self.nodes.get(name) {
+            Some(n) => n,
+            None => panic!("no node process called {name}"),
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! proxy-wasm edge: the only code that talks to Envoy.
+//!
+//! Host calls go through `proxy_wasm::hostcalls` (which return `Result`) rather than the SDK's
+//! trait helpers, several of which unwrap internally; a panic would abort the VM for every
+//! request on this worker.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use seldon_executor::{Call, CallResponse, Endpoint, Host, RequestExecutor, Response, Step};
+use seldon_graph::{compile, FilterConfig, Plan};
+
+use crate::metrics::{self, Kind};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Warn);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(GraphRoot::default()) });
+}}
+
+/// Holds the compiled plan and the metric ids for this VM (one per worker thread).
+#[derive(Default)]
+struct GraphRoot {
+    plan: Option<Rc<Plan>>,
+    metrics: Rc<RefCell<Metrics>>,
+}
+
+impl Context for GraphRoot {}
+
+impl RootContext for GraphRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(b)) => b,
+            _ => {
+                log::error!("seldon filter: no plugin configuration");
+                return false;
+            }
+        };
+        let config = match FilterConfig::from_json(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("seldon filter: configuration is not a FilterConfig: {e}");
+                return false;
+            }
+        };
+        match compile(&config) {
+            Ok(plan) => {
+                self.plan = Some(Rc::new(plan));
+                true
+            }
+            Err(e) => {
+                log::error!("seldon filter: invalid graph: {e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(GraphRequest {
+            exec: self.plan.clone().map(RequestExecutor::new),
+            plan: self.plan.clone(),
+            metrics: Rc::clone(&self.metrics),
+            started: now(),
+            method: String::new(),
+            calls: HashMap::new(),
+            body_seen: 0,
+            responded: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// Metric ids, defined on first use.
+#[derive(Default)]
+struct Metrics {
+    ids: HashMap<String, u32>,
+}
+
+impl Metrics {
+    fn id(&mut self, name: String, kind: Kind) -> Option<u32> {
+        if let Some(id) = self.ids.get(&name) {
+            return Some(*id);
+        }
+        let metric_type = match kind {
+            Kind::Total => MetricType::Counter,
+            Kind::Ms => MetricType::Histogram,
+        };
+        let id = hostcalls::define_metric(metric_type, &name).ok()?;
+        self.ids.insert(name, id);
+        Some(id)
+    }
+
+    fn record(&mut self, name: impl Fn(Kind) -> String, elapsed: Duration) {
+        if let Some(id) = self.id(name(Kind::Total), Kind::Total) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+        if let Some(id) = self.id(name(Kind::Ms), Kind::Ms) {
+            let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            let _ = hostcalls::record_metric(id, ms);
+        }
+    }
+}
+
+/// A call in flight: node, service, start time.
+type InFlight = (String, &'static str, SystemTime);
+
+struct GraphRequest {
+    exec: Option<RequestExecutor>,
+    plan: Option<Rc<Plan>>,
+    metrics: Rc<RefCell<Metrics>>,
+    started: SystemTime,
+    method: String,
+    calls: HashMap<u32, InFlight>,
+    body_seen: usize,
+    responded: bool,
+}
+
+/// `Host` over proxy-wasm hostcalls; remembers what each token was for.
+struct EnvoyHost<'a> {
+    calls: &'a mut HashMap<u32, InFlight>,
+}
+
+impl Host for EnvoyHost<'_> {
+    fn dispatch(&mut self, call: &Call) -> Result<u32, String> {
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 3);
+        headers.push((":method", call.method));
+        headers.push((":path", &call.path));
+        headers.push((":authority", &call.authority));
+        headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let timeout = Duration::from_millis(call.timeout_ms);
+        let token = hostcalls::dispatch_http_call(&call.cluster, headers, call.body.as_deref(), vec![], timeout)
+            .map_err(|status| format!("dispatch to cluster {} failed: {status:?}", call.cluster))?;
+        self.calls.insert(token, (call.node.clone(), call.service, now()));
+        Ok(token)
+    }
+
+    fn random_f64(&mut self) -> f64 {
+        let bits = u64::from_le_bytes(random_bytes::<8>());
+        (bits >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn random_u128(&mut self) -> u128 {
+        u128::from_le_bytes(random_bytes::<16>())
+    }
+}
+
+/// WASI `random_get`; falls back to the clock if the host refuses (never panics).
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    if getrandom::fill(&mut buf).is_err() {
+        let nanos = now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8;
+        }
+    }
+    buf
+}
+
+fn now() -> SystemTime {
+    hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
+}
+
+impl GraphRequest {
+    /// Carries out a step; the request never continues to Envoy's router.
+    fn apply(&mut self, step: Step) -> Action {
+        if let Step::Respond(response) = step {
+            self.send(response);
+        }
+        Action::Pause
+    }
+
+    fn send(&mut self, response: Response) {
+        if self.responded {
+            return;
+        }
+        self.responded = true;
+        let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Err(status) = hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body)) {
+            log::error!("seldon filter: send_http_response failed: {status:?}");
+        }
+        if let Some(plan) = &self.plan {
+            let service = match self.exec.as_ref().and_then(RequestExecutor::endpoint) {
+                Some(Endpoint::Predictions) | Some(Endpoint::V2Infer) => "predictions",
+                Some(Endpoint::Feedback) => "feedback",
+                Some(Endpoint::Metadata) => "metadata",
+                Some(Endpoint::Ready) | Some(Endpoint::V2ModelReady(_)) => "status",
+                Some(Endpoint::Live) => "live",
+                None => "unknown",
+            };
+            let elapsed = now().duration_since(self.started).unwrap_or_default();
+            let (d, p, m, code) = (&plan.deployment, &plan.predictor, &self.method, response.status);
+            self.metrics.borrow_mut().record(|k| metrics::server(k, d, p, service, m, code), elapsed);
+        }
+    }
+
+    fn not_configured(&mut self) -> Action {
+        let body = br#"{"status":{"code":500,"info":"the seldon filter has no valid configuration","reason":"NOT_CONFIGURED","status":"FAILURE"}}"#;
+        self.send(Response::json(500, body.to_vec()));
+        Action::Pause
+    }
+}
+
+impl Context for GraphRequest {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        let headers = if num_headers == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default()
+        };
+        let status = headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| v.parse::<u16>().ok());
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        if let (Some((node, service, start)), Some(plan)) = (self.calls.remove(&token), &self.plan) {
+            let elapsed = now().duration_since(start).unwrap_or_default();
+            let code = status.unwrap_or(0);
+            let (d, p) = (&plan.deployment, &plan.predictor);
+            self.metrics.borrow_mut().record(|k| metrics::client(k, d, p, &node, service, code), elapsed);
+        }
+        let response = CallResponse { status: if num_headers == 0 { None } else { status }, headers, body };
+        let Some(exec) = self.exec.as_mut() else { return };
+        let mut host = EnvoyHost { calls: &mut self.calls };
+        let step = exec.on_call_response(&mut host, token, response);
+        self.apply(step);
+    }
+}
+
+impl HttpContext for GraphRequest {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
+        self.method = headers.iter().find(|(k, _)| k == ":method").map(|(_, v)| v.clone()).unwrap_or_default();
+        let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
+        let mut host = EnvoyHost { calls: &mut self.calls };
+        let step = exec.on_headers(&mut host, headers, end_of_stream);
+        self.apply(step)
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.responded {
+            return Action::Pause;
+        }
+        self.body_seen = body_size;
+        let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
+        if let Some(response) = exec.on_body_size(body_size) {
+            self.send(response);
+            return Action::Pause;
+        }
+        if !end_of_stream {
+            // Pause here means "buffer": Envoy keeps adding chunks until end of stream.
+            return Action::Pause;
+        }
+        self.run_body()
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.responded {
+            return Action::Pause;
+        }
+        self.run_body()
+    }
+}
+
+impl GraphRequest {
+    fn run_body(&mut self) -> Action {
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_seen).ok().flatten().unwrap_or_default();
+        let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
+        let mut host = EnvoyHost { calls: &mut self.calls };
+        let step = exec.on_body(&mut host, body);
+        self.apply(step)
+    }
+}
