@@ -56,7 +56,22 @@ pub enum Protocol {
     V2,
 }
 
+/// Lists `kfserving` too: the alias is accepted on input, so the schema must accept it.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Protocol {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Protocol".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "enum": ["seldon", "tensorflow", "kfserving", "v2"]})
+    }
+}
+
 /// How the filter calls a node.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One node of an inference graph (Seldon's `PredictiveUnit`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PredictiveUnit {
     /// Node name; also the container name and the model name in v2 paths.
@@ -122,6 +123,22 @@ macro_rules! seldon_enum {
                 Ok(Self::from(s.as_str()))
             }
         }
+
+        /// A plain string in the schema: unknown values must reach `compile`, which names the
+        /// node and path, instead of being refused by the API server with a generic message.
+        #[cfg(feature = "schema")]
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let description = format!("One of {}.", Self::KNOWN.join(", "));
+                schemars::json_schema!({"type": "string", "description": description})
+            }
+        }
     };
 }
 
@@ -207,6 +224,22 @@ impl From<&str> for Implementation {
     }
 }
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Implementation {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Implementation".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "SIMPLE_MODEL, SIMPLE_ROUTER, RANDOM_ABTEST, AVERAGE_COMBINER, UNKNOWN_IMPLEMENTATION, or a prepackaged server key from the catalogue (SKLEARN_SERVER, ...)."
+        })
+    }
+}
+
 impl std::fmt::Display for Implementation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -227,6 +260,7 @@ impl<'de> Deserialize<'de> for Implementation {
 }
 
 /// Where a node listens; filled by the operator (Seldon keeps snake_case here).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +276,7 @@ pub struct Endpoint {
 }
 
 /// A constructor parameter, passed to the node as `PREDICTIVE_UNIT_PARAMETERS`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parameter {
     pub name: String,
@@ -251,6 +286,7 @@ pub struct Parameter {
 }
 
 /// Payload logging for a node.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Logger {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +295,7 @@ pub struct Logger {
 }
 
 /// Which payloads of a node are logged.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoggerMode {

@@ -1,0 +1,24 @@
+//! `SeldonDeployment` (`machinelearning.seldon.io/v1`) CRD types embedding the graph types,
+//! Seldon's defaulting, the CRD-level validation rules and the generated CRD.
+
+pub mod crd;
+pub mod defaults;
+pub mod hpa;
+pub mod names;
+pub mod parse;
+pub mod schema;
+pub mod spec;
+pub mod status;
+pub mod validate;
+
+pub use crd::{crd, crd_yaml};
+pub use defaults::{apply_defaults, PortAllocation};
+pub use hpa::{MetricSpecV2Beta1, SeldonHpaSpec};
+pub use parse::{parse_yaml, Parsed, ParseError};
+pub use spec::{
+    Explainer, KedaAuthenticationRef, KedaFallback, KedaTrigger, PredictorSpec, SeldonDeployment,
+    SeldonDeploymentSpec, SeldonPdbSpec, SeldonPodSpec, SeldonScaledObjectSpec, ServerType, Ssl,
+    SvcOrchSpec,
+};
+pub use status::{Addressable, Condition, DeploymentStatus, SeldonDeploymentStatus, ServiceStatus, State};
+pub use validate::{validate, Violation};
