@@ -191,12 +191,15 @@ pub fn testmodel_binary() -> Result<PathBuf, HarnessError> {
         Some(p) => PathBuf::from(p),
         None => {
             let exe = std::env::current_exe().unwrap_or_default();
-            // target/debug/deps/<test> → target/debug/testmodel
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .unwrap_or(Path::new("."));
-            profile_dir.join("testmodel")
+            // A binary (target/debug/demo) has it beside itself; a test
+            // (target/debug/deps/<test>) one level up.
+            let beside = exe.parent().unwrap_or(Path::new("."));
+            let sibling = beside.join("testmodel");
+            if sibling.is_file() {
+                sibling
+            } else {
+                beside.parent().unwrap_or(Path::new(".")).join("testmodel")
+            }
         }
     };
     if path.is_file() {

@@ -1,0 +1,47 @@
+# The one task runner. `make ci` is exactly what .ci/run and the README's test command run.
+# Every target installs what it needs (scripts/setup.sh is idempotent and fast when warm).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+WASM := target/wasm32-wasip1/release/seldon_filter.wasm
+
+.PHONY: help setup wasm demo test test-rust test-python lint fmt ci bench
+
+help:
+	@echo "make demo   - run a sample inference graph through the filter in a real Envoy"
+	@echo "make ci     - everything CI checks: setup, lints, wasm build, all tests"
+	@echo "make wasm   - build the release filter module ($(WASM))"
+	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
+
+setup:
+	@scripts/setup.sh >/dev/null
+
+# The release module; size and build time are in the README.
+wasm: setup
+	$(CARGO) build --locked -p seldon-filter --target wasm32-wasip1 --release
+	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
+
+demo: wasm
+	$(CARGO) build --locked -q -p seldon-e2e --bins
+	$(CARGO) run --locked -q -p seldon-e2e --bin demo
+
+test-rust: wasm
+	$(CARGO) test --locked --workspace
+
+test-python:
+	model-servers/python/scripts/test.sh -q
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p seldon-graph -p seldon-protocol -p seldon-executor -p seldon-filter --target wasm32-wasip1 -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+test: test-rust test-python
+
+ci: lint test
+
+bench: setup
+	scripts/bench.sh
