@@ -14,10 +14,19 @@ pub mod tensor;
 
 pub use error::ModelError;
 pub use model::{
-    Feedback, Meta, Metric, MetricType, Model, ModelMetadata, Output, Payload, Request,
-    TensorMetadata,
+    Feedback, Meta, Metric, MetricType, Model, ModelMetadata, Output, Payload, Request, metric,
 };
 pub use tensor::{Tensor, Values};
 
 /// Re-exported so runtime crates implement [`Model`] without naming the dependency.
 pub use async_trait::async_trait;
+
+pub mod api_error;
+pub mod builtin;
+pub mod catalogue;
+pub mod config;
+pub mod metrics;
+pub mod rest;
+pub mod service;
+pub mod v1;
+pub mod v2;

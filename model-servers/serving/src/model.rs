@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+pub use seldon_protocol::v1::{Meta, Metric, MetricType, ModelMetadata};
+use serde_json::Value;
 
 use crate::error::ModelError;
 use crate::tensor::Tensor;
@@ -57,75 +57,13 @@ impl From<Tensor> for Payload {
     }
 }
 
-/// Seldon custom metric type (`meta.metrics[].type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum MetricType {
-    /// Adds `value`.
-    Counter,
-    /// Sets `value`.
-    Gauge,
-    /// Observes `value` milliseconds in a histogram.
-    Timer,
-}
-
-/// One Seldon custom metric (`{"key","type","value","tags"}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Metric {
-    pub key: String,
-    #[serde(rename = "type", default = "counter")]
-    pub kind: MetricType,
-    pub value: f64,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tags: BTreeMap<String, String>,
-}
-
-fn counter() -> MetricType {
-    MetricType::Counter
-}
-
-impl Metric {
-    /// A metric without tags.
-    pub fn new(key: impl Into<String>, kind: MetricType, value: f64) -> Self {
-        Metric {
-            key: key.into(),
-            kind,
-            value,
-            tags: BTreeMap::new(),
-        }
-    }
-}
-
-/// Seldon v1 `meta` (JSON field names as on the wire).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Meta {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub puid: String,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub tags: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub routing: BTreeMap<String, i32>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub request_path: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub metrics: Vec<Metric>,
-}
-
-impl Meta {
-    /// True when nothing is set (the response then omits `meta`).
-    pub fn is_empty(&self) -> bool {
-        self == &Meta::default()
-    }
-}
-
 /// What a hook receives: the decoded payload, the request's `meta` (v1) and
 /// `parameters` (v2).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
     pub payload: Payload,
     pub meta: Meta,
-    pub parameters: Map<String, Value>,
+    pub parameters: BTreeMap<String, Value>,
 }
 
 impl Request {
@@ -142,7 +80,7 @@ impl Request {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Output<T> {
     pub value: T,
-    pub tags: Map<String, Value>,
+    pub tags: BTreeMap<String, Value>,
     pub metrics: Vec<Metric>,
 }
 
@@ -151,7 +89,7 @@ impl<T> Output<T> {
     pub fn new(value: T) -> Self {
         Output {
             value,
-            tags: Map::new(),
+            tags: BTreeMap::new(),
             metrics: Vec::new(),
         }
     }
@@ -191,31 +129,6 @@ pub struct Feedback {
     /// This unit's routing decision taken from `response.meta.routing[PREDICTIVE_UNIT_ID]`
     /// (what Seldon's wrapper passes routers as `routing`).
     pub routing: Option<i32>,
-}
-
-/// Tensor metadata for v1 `/metadata` and v2 model metadata.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TensorMetadata {
-    pub name: String,
-    pub datatype: String,
-    /// `-1` is a variable dimension.
-    pub shape: Vec<i64>,
-}
-
-/// Model metadata (Seldon `SeldonModelMetadata`, v2 `ModelMetadataResponse`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct ModelMetadata {
-    pub name: String,
-    #[serde(default)]
-    pub versions: Vec<String>,
-    #[serde(default)]
-    pub platform: String,
-    #[serde(default)]
-    pub inputs: Vec<TensorMetadata>,
-    #[serde(default)]
-    pub outputs: Vec<TensorMetadata>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub custom: BTreeMap<String, String>,
 }
 
 /// A Seldon predictive unit's user code: every hook of Seldon's Python wrapper.
@@ -269,8 +182,8 @@ pub trait Model: Send + Sync + 'static {
         Ok(Output::new(Payload::None))
     }
 
-    /// Metadata for `/metadata` and v2 model metadata. `name` is filled from the
-    /// deployment when left empty.
+    /// Metadata for `/metadata` and v2 model metadata (v2 reads `name`/`datatype`/`shape`
+    /// of the inputs and outputs). `name` is filled from the deployment when left empty.
     fn metadata(&self) -> ModelMetadata {
         ModelMetadata::default()
     }
@@ -291,12 +204,22 @@ pub trait Model: Send + Sync + 'static {
     }
 
     /// Tags added to every response (Seldon `tags()`).
-    fn tags(&self) -> Map<String, Value> {
-        Map::new()
+    fn tags(&self) -> BTreeMap<String, Value> {
+        BTreeMap::new()
     }
 
     /// Metrics added to every response (Seldon `metrics()`).
     fn metrics(&self) -> Vec<Metric> {
         Vec::new()
+    }
+}
+
+/// A custom metric without tags (Seldon's `{"type","key","value"}`).
+pub fn metric(key: impl Into<String>, kind: MetricType, value: f32) -> Metric {
+    Metric {
+        key: key.into(),
+        metric_type: kind,
+        value,
+        tags: BTreeMap::new(),
     }
 }

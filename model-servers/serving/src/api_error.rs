@@ -1,0 +1,112 @@
+//! The one place where a failure becomes an HTTP status + JSON body (per protocol) or a
+//! gRPC status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use seldon_protocol::ProtocolError;
+
+use crate::error::ModelError;
+
+/// Seldon's reason for a request the model cannot use.
+pub const BAD_DATA: &str = "MICROSERVICE_BAD_DATA";
+/// Seldon's reason for a model failure.
+pub const INTERNAL_ERROR: &str = "MICROSERVICE_INTERNAL_ERROR";
+/// Reason for a body over the configured limit.
+pub const TOO_LARGE: &str = "MICROSERVICE_REQUEST_TOO_LARGE";
+/// Reason for a v2 call naming another model.
+pub const UNKNOWN_MODEL: &str = "MICROSERVICE_UNKNOWN_MODEL";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The body is not the protocol's JSON (malformed, wrong types, two payload forms).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("the request body is empty")]
+    EmptyBody,
+    #[error("the request body exceeds the {limit}-byte limit")]
+    TooLarge { limit: usize },
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    #[error("model `{0}` is not served here")]
+    UnknownModel(String),
+}
+
+impl ServeError {
+    /// HTTP status and Seldon reason.
+    pub fn status(&self) -> (StatusCode, &str) {
+        match self {
+            ServeError::Model(ModelError::BadData(_) | ModelError::NotImplemented(_))
+            | ServeError::Protocol(_)
+            | ServeError::EmptyBody
+            | ServeError::Body(_) => (StatusCode::BAD_REQUEST, BAD_DATA),
+            ServeError::Model(ModelError::Status { http_status, reason, .. }) => (
+                StatusCode::from_u16(*http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                reason.as_str(),
+            ),
+            ServeError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR),
+            ServeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+            ServeError::UnknownModel(_) => (StatusCode::NOT_FOUND, UNKNOWN_MODEL),
+        }
+    }
+}
+
+/// Which error body shape the caller speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `{"status":{"status":1,"info":..,"code":-1,"reason":..}}` (Seldon's wrapper).
+    V1,
+    /// `{"error":".."}` (Open Inference Protocol).
+    V2,
+}
+
+/// A [`ServeError`] on its way to a REST client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub api: Api,
+    pub error: ServeError,
+}
+
+impl ApiError {
+    pub fn v1(error: impl Into<ServeError>) -> Self {
+        ApiError { api: Api::V1, error: error.into() }
+    }
+
+    pub fn v2(error: impl Into<ServeError>) -> Self {
+        ApiError { api: Api::V2, error: error.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, reason) = self.error.status();
+        let info = self.error.to_string();
+        if status.is_server_error() {
+            tracing::error!(error = %info, "request failed");
+        } else {
+            tracing::debug!(error = %info, %status, "request rejected");
+        }
+        let body = match self.api {
+            Api::V1 => serde_json::json!({"status": {"status": 1, "info": info, "code": -1, "reason": reason}}),
+            Api::V2 => serde_json::json!({"error": info}),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ServeError> for tonic::Status {
+    fn from(e: ServeError) -> Self {
+        let msg = e.to_string();
+        match e {
+            ServeError::Model(ModelError::NotImplemented(_)) => tonic::Status::unimplemented(msg),
+            ServeError::UnknownModel(_) => tonic::Status::not_found(msg),
+            ServeError::TooLarge { .. } => tonic::Status::resource_exhausted(msg),
+            other => match other.status().0 {
+                s if s.is_client_error() => tonic::Status::invalid_argument(msg),
+                _ => tonic::Status::internal(msg),
+            },
+        }
+    }
+}
