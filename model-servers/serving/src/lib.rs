@@ -30,3 +30,5 @@ pub mod rest;
 pub mod service;
 pub mod v1;
 pub mod v2;
+pub mod grpc;
+pub mod server;
