@@ -5,14 +5,14 @@
 //! request on this worker.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use seldon_executor::{Call, CallResponse, Endpoint, Host, RequestExecutor, Response, Step};
+use seldon_executor::{cloudevent, uuid_v4, Call, CallResponse, Endpoint, Host, PayloadLog, RequestExecutor, Response, Step};
 use seldon_graph::{compile, FilterConfig, Plan};
 
 use crate::metrics::{self, Kind};
@@ -22,14 +22,38 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(GraphRoot::default()) });
 }}
 
-/// Holds the compiled plan and the metric ids for this VM (one per worker thread).
+/// Payload logs waiting for the root context's next tick; beyond this many, new ones are dropped
+/// (and counted), as Seldon's executor drops when its queue is full.
+const LOG_QUEUE_LIMIT: usize = 10_000;
+/// How often the root context sends queued payload logs.
+const LOG_TICK: Duration = Duration::from_millis(100);
+
+/// Holds the compiled plan, the metric ids and the payload-log queue for this VM (one per
+/// worker thread). Payload logs are sent from here, not from the request: Envoy cancels a
+/// request's pending calls when the request ends.
 #[derive(Default)]
 struct GraphRoot {
     plan: Option<Rc<Plan>>,
     metrics: Rc<RefCell<Metrics>>,
+    logs: Rc<RefCell<VecDeque<PayloadLog>>>,
 }
 
-impl Context for GraphRoot {}
+impl Context for GraphRoot {
+    fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
+        let status = if num_headers == 0 {
+            None
+        } else {
+            hostcalls::get_map(MapType::HttpCallResponseHeaders)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| v.parse::<u16>().ok())
+        };
+        if !status.is_some_and(|s| (200..300).contains(&s)) {
+            self.metrics.borrow_mut().count(format!("{}payload_log_failures_total", metrics::PREFIX));
+        }
+    }
+}
 
 impl RootContext for GraphRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -49,6 +73,9 @@ impl RootContext for GraphRoot {
         };
         match compile(&config) {
             Ok(plan) => {
+                if plan.nodes.iter().any(|n| n.logger.is_some()) {
+                    let _ = hostcalls::set_tick_period(LOG_TICK);
+                }
                 self.plan = Some(Rc::new(plan));
                 true
             }
@@ -59,8 +86,23 @@ impl RootContext for GraphRoot {
         }
     }
 
+    fn on_tick(&mut self) {
+        let Some(plan) = &self.plan else { return };
+        let pending: Vec<PayloadLog> = self.logs.borrow_mut().drain(..).collect();
+        for log in pending {
+            let id = uuid_v4(u128::from_le_bytes(random_bytes::<16>()));
+            let Some(call) = cloudevent(plan, &log, id) else { continue };
+            let mut calls = HashMap::new();
+            let mut host = EnvoyHost { calls: &mut calls, logs: &self.logs };
+            if host.dispatch(&call).is_err() {
+                self.metrics.borrow_mut().count(format!("{}payload_log_failures_total", metrics::PREFIX));
+            }
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GraphRequest {
+            logs: Rc::clone(&self.logs),
             exec: self.plan.clone().map(RequestExecutor::new),
             plan: self.plan.clone(),
             metrics: Rc::clone(&self.metrics),
@@ -97,6 +139,12 @@ impl Metrics {
         Some(id)
     }
 
+    fn count(&mut self, name: String) {
+        if let Some(id) = self.id(name, Kind::Total) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
+
     fn record(&mut self, name: impl Fn(Kind) -> String, elapsed: Duration) {
         if let Some(id) = self.id(name(Kind::Total), Kind::Total) {
             let _ = hostcalls::increment_metric(id, 1);
@@ -112,6 +160,7 @@ impl Metrics {
 type InFlight = (String, &'static str, SystemTime);
 
 struct GraphRequest {
+    logs: Rc<RefCell<VecDeque<PayloadLog>>>,
     exec: Option<RequestExecutor>,
     plan: Option<Rc<Plan>>,
     metrics: Rc<RefCell<Metrics>>,
@@ -125,6 +174,7 @@ struct GraphRequest {
 /// `Host` over proxy-wasm hostcalls; remembers what each token was for.
 struct EnvoyHost<'a> {
     calls: &'a mut HashMap<u32, InFlight>,
+    logs: &'a RefCell<VecDeque<PayloadLog>>,
 }
 
 impl Host for EnvoyHost<'_> {
@@ -149,7 +199,17 @@ impl Host for EnvoyHost<'_> {
     fn random_u128(&mut self) -> u128 {
         u128::from_le_bytes(random_bytes::<16>())
     }
+
+    fn log_payload(&mut self, log: PayloadLog) {
+        let mut queue = self.logs.borrow_mut();
+        if queue.len() < LOG_QUEUE_LIMIT {
+            queue.push_back(log);
+        } else if let Ok(id) = hostcalls::define_metric(MetricType::Counter, &format!("{}payload_log_dropped_total", metrics::PREFIX)) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
 }
+
 
 /// WASI `random_get`; falls back to the clock if the host refuses (never panics).
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -224,7 +284,7 @@ impl Context for GraphRequest {
         }
         let response = CallResponse { status: if num_headers == 0 { None } else { status }, headers, body };
         let Some(exec) = self.exec.as_mut() else { return };
-        let mut host = EnvoyHost { calls: &mut self.calls };
+        let mut host = EnvoyHost { calls: &mut self.calls, logs: &self.logs };
         let step = exec.on_call_response(&mut host, token, response);
         self.apply(step);
     }
@@ -235,7 +295,7 @@ impl HttpContext for GraphRequest {
         let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
         self.method = headers.iter().find(|(k, _)| k == ":method").map(|(_, v)| v.clone()).unwrap_or_default();
         let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
-        let mut host = EnvoyHost { calls: &mut self.calls };
+        let mut host = EnvoyHost { calls: &mut self.calls, logs: &self.logs };
         let step = exec.on_headers(&mut host, headers, end_of_stream);
         self.apply(step)
     }
@@ -269,7 +329,7 @@ impl GraphRequest {
     fn run_body(&mut self) -> Action {
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_seen).ok().flatten().unwrap_or_default();
         let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
-        let mut host = EnvoyHost { calls: &mut self.calls };
+        let mut host = EnvoyHost { calls: &mut self.calls, logs: &self.logs };
         let step = exec.on_body(&mut host, body);
         self.apply(step)
     }

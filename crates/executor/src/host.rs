@@ -12,6 +12,8 @@ pub trait Host {
     fn random_f64(&mut self) -> f64;
     /// 128 random bits (generated `Seldon-Puid`s).
     fn random_u128(&mut self) -> u128;
+    /// Queues a payload for the payload logger; the host sends it outside the request.
+    fn log_payload(&mut self, log: crate::payload_log::PayloadLog);
 }
 
 /// One HTTP call to a node (or to the payload logger).

@@ -20,9 +20,11 @@ pub mod failure;
 pub mod host;
 pub mod metadata;
 pub mod names;
+pub mod payload_log;
 pub mod request;
 
 pub use endpoint::{classify, Endpoint, NoEndpoint};
 pub use failure::Failure;
 pub use host::{Call, CallResponse, Header, Host, Response};
-pub use request::{RequestExecutor, Step};
+pub use payload_log::{cloudevent, LogKind, PayloadLog};
+pub use request::{uuid_v4, RequestExecutor, Step};

@@ -2,6 +2,8 @@
 
 /// Request id, generated when absent and echoed on the response (Seldon's `Seldon-Puid`).
 pub const PUID_HEADER: &str = "seldon-puid";
+/// `true`, `on` or `1` turns payload logging off for a request (Seldon's header).
+pub const SKIP_LOGGING_HEADER: &str = "seldon-skip-logging";
 /// Names the node an error response is about.
 pub const NODE_HEADER: &str = "seldon-node";
 

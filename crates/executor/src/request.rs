@@ -9,12 +9,13 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use seldon_graph::{InputStep, NodeId, Plan, PlanNode, Protocol, RouteStep};
+use seldon_graph::{InputStep, LoggerMode, NodeId, Plan, PlanNode, Protocol, RouteStep};
 
 use crate::endpoint::{classify, Endpoint};
 use crate::failure::Failure;
 use crate::host::{find_header, Call, CallResponse, Header, Host, Response};
 use crate::names::{self, seldon};
+use crate::payload_log::{LogKind, PayloadLog};
 
 /// What the host should do after an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +45,8 @@ pub struct RequestExecutor {
     pending: BTreeMap<u32, Pending>,
     /// Parallel GET probes (readiness, metadata): node → answer.
     probes: BTreeMap<String, Vec<u8>>,
+    /// `Seldon-Skip-Logging` was set.
+    skip_logging: bool,
     done: bool,
 }
 
@@ -112,6 +115,7 @@ impl RequestExecutor {
             tasks: Vec::new(),
             pending: BTreeMap::new(),
             probes: BTreeMap::new(),
+            skip_logging: false,
             done: false,
         }
     }
@@ -135,6 +139,8 @@ impl RequestExecutor {
             _ => uuid_v4(host.random_u128()),
         };
         self.content_type = find_header(&headers, "content-type").map(str::to_string);
+        self.skip_logging = find_header(&headers, names::SKIP_LOGGING_HEADER)
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "on" | "1"));
         self.forwarded = headers
             .into_iter()
             .filter(|(k, _)| {
@@ -274,6 +280,10 @@ impl RequestExecutor {
             match self.tasks[t].stage {
                 Stage::Input => {
                     self.tasks[t].stage = Stage::Route;
+                    match mode {
+                        Mode::Predict => self.log(host, node, LogKind::Request, t, |m| m.logs_request()),
+                        Mode::Feedback => self.log(host, node, LogKind::Feedback, t, |m| m.logs_response()),
+                    }
                     if mode == Mode::Predict
                         && let Some(input) = node.input
                     {
@@ -357,9 +367,30 @@ impl RequestExecutor {
                         return Ok(Progress::Waiting);
                     }
                 }
-                Stage::Done => return Ok(Progress::Finished(self.tasks[t].msg.clone())),
+                Stage::Done => {
+                    if mode == Mode::Predict {
+                        self.log(host, node, LogKind::Response, t, |m| m.logs_response());
+                    }
+                    return Ok(Progress::Finished(self.tasks[t].msg.clone()));
+                }
             }
         }
+    }
+
+    /// Queues task `t`'s current message for the payload logger if the node's mode asks for it.
+    fn log(&self, host: &mut dyn Host, node: &PlanNode, kind: LogKind, t: usize, wanted: fn(LoggerMode) -> bool) {
+        let Some(logger) = &node.logger else { return };
+        if self.skip_logging || !wanted(logger.mode) {
+            return;
+        }
+        let msg = &self.tasks[t].msg;
+        host.log_payload(PayloadLog {
+            node: node.name.clone(),
+            kind,
+            body: msg.body.clone(),
+            content_type: msg.content_type.clone(),
+            puid: self.puid.clone(),
+        });
     }
 
     /// A router answered: record and apply its choice.
@@ -575,7 +606,7 @@ fn check(node: &str, service: &'static str, timeout_ms: u64, response: CallRespo
 }
 
 /// Formats 128 random bits as a version-4 UUID.
-fn uuid_v4(bits: u128) -> String {
+pub fn uuid_v4(bits: u128) -> String {
     let b = (bits & !(0xF000u128 << 64) | (0x4000u128 << 64)) & !(0xC000u128 << 48) | (0x8000u128 << 48);
     let h = format!("{b:032x}");
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use seldon_executor::{Call, CallResponse, Host, RequestExecutor, Response, Step};
+use seldon_executor::{cloudevent, Call, CallResponse, Host, LogKind, PayloadLog, RequestExecutor, Response, Step};
 use seldon_graph::{compile, FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport};
 use serde_json::{json, Value};
 
@@ -15,6 +15,7 @@ struct FakeHost {
     next_token: u32,
     random: f64,
     fail_dispatch: bool,
+    logs: Vec<PayloadLog>,
 }
 
 impl Host for FakeHost {
@@ -31,6 +32,9 @@ impl Host for FakeHost {
     }
     fn random_u128(&mut self) -> u128 {
         0x1234_5678_9abc_def0_1234_5678_9abc_def0
+    }
+    fn log_payload(&mut self, log: PayloadLog) {
+        self.logs.push(log);
     }
 }
 
@@ -66,7 +70,12 @@ fn plan(protocol: Protocol, graph: &str, limit: u64) -> Rc<seldon_graph::Plan> {
         graph,
         nodes,
         body_limit_bytes: limit,
-        payload_logger: None,
+        payload_logger: Some(seldon_graph::PayloadLogger {
+            cluster: "logger".into(),
+            authority: "logger.local".into(),
+            path: "/log".into(),
+            timeout_ms: 1000,
+        }),
     };
     Rc::new(compile(&cfg).unwrap())
 }
@@ -470,4 +479,82 @@ fn metadata_is_built_from_every_node() {
     assert_eq!(body["graphinputs"], json!([{"name":"raw"}]));
     assert_eq!(body["graphoutputs"], json!([{"name":"proba"}]));
     assert_eq!(body["models"]["m"]["name"], "m");
+}
+
+#[test]
+fn payload_logs_follow_each_nodes_mode() {
+    let mut h = Harness::new(
+        "{name: t, type: TRANSFORMER, logger: {mode: request}, children: [{name: m, logger: {mode: all}}]}",
+    );
+    h.post("/api/v1.0/predictions", "in");
+    h.expect("t", "/transform-input", "mid");
+    let (_, step) = h.expect("m", "/predict", "out");
+    respond(step);
+    let logs: Vec<(String, LogKind, String)> = h
+        .host
+        .logs
+        .iter()
+        .map(|l| (l.node.clone(), l.kind, String::from_utf8_lossy(&l.body).into_owned()))
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            ("t".to_string(), LogKind::Request, "in".to_string()),
+            ("m".to_string(), LogKind::Request, "mid".to_string()),
+            ("m".to_string(), LogKind::Response, "out".to_string()),
+        ],
+        "t logs only its request (the subtree's input); m logs both"
+    );
+    assert!(h.host.logs.iter().all(|l| l.puid == "12345678-9abc-4ef0-9234-56789abcdef0"));
+}
+
+#[test]
+fn skip_logging_header_turns_logging_off() {
+    let mut h = Harness::new("{name: m, logger: {mode: all}}");
+    let mut headers = Harness::headers("POST", "/api/v1.0/predictions");
+    headers.push(("Seldon-Skip-Logging".into(), "On".into()));
+    h.exec.on_headers(&mut h.host, headers, false);
+    h.exec.on_body(&mut h.host, b"{}".to_vec());
+    respond(h.expect("m", "/predict", "{}").1);
+    assert!(h.host.logs.is_empty());
+}
+
+#[test]
+fn feedback_is_logged_for_response_loggers() {
+    let mut h = Harness::new("{name: m, logger: {mode: response}}");
+    h.post("/api/v1.0/feedback", r#"{"reward":1}"#);
+    respond(h.expect("m", "/send-feedback", "{}").1);
+    assert_eq!(h.host.logs.len(), 1);
+    assert_eq!(h.host.logs[0].kind, LogKind::Feedback);
+}
+
+#[test]
+fn cloudevent_carries_seldon_headers() {
+    let plan = plan(Protocol::Seldon, "{name: m, logger: {mode: all}}", 1024);
+    let log = PayloadLog {
+        node: "m".into(),
+        kind: LogKind::Response,
+        body: b"{}".to_vec(),
+        content_type: None,
+        puid: "p1".into(),
+    };
+    let call = cloudevent(&plan, &log, "id-1".into()).unwrap();
+    assert_eq!((call.cluster.as_str(), call.path.as_str(), call.authority.as_str()), ("logger", "/log", "logger.local"));
+    for (k, v) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "id-1"),
+        ("ce-type", "io.seldon.serving.inference.response"),
+        ("ce-modelid", "m"),
+        ("ce-requestid", "p1"),
+        ("ce-inferenceservicename", "sdep"),
+        ("ce-namespace", "ns"),
+        ("ce-endpoint", "default"),
+        ("ce-protocol", "seldon"),
+        ("content-type", "application/json"),
+    ] {
+        assert_eq!(call.header(k), Some(v), "{k}");
+    }
+    let mut no_logger = (*plan).clone();
+    no_logger.payload_logger = None;
+    assert_eq!(cloudevent(&no_logger, &log, "id".into()), None);
 }

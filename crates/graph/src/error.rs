@@ -50,6 +50,8 @@ pub enum Rule {
     ModelUriRequired(String),
     #[error("logger.url {0:?} is not an http(s) URL")]
     BadLoggerUrl(String),
+    #[error("the node logs payloads (logger.mode) but the config has no `payloadLogger`")]
+    NoPayloadLogger,
     #[error("no upstream for this node in `nodes`")]
     MissingUpstream,
     #[error("`nodes` names a node that is not in the graph")]

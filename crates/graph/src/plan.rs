@@ -181,6 +181,9 @@ impl Compiler<'_> {
         {
             self.problem(name, &format!("{path}.logger.url"), Rule::BadLoggerUrl(url.clone()));
         }
+        if unit.logger.is_some() && self.config.payload_logger.is_none() {
+            self.problem(name, &format!("{path}.logger"), Rule::NoPayloadLogger);
+        }
 
         let is = |t: PredictiveUnitType| unit_type.as_ref() == Some(&t);
         let abtest = unit.implementation == Some(Implementation::RandomAbtest);
@@ -541,8 +544,17 @@ children:
 
     #[test]
     fn logger_url_must_be_http() {
-        let cfg = config("{name: m, logger: {mode: all, url: 'kafka://x'}}");
+        let mut cfg = config("{name: m, logger: {mode: all, url: 'kafka://x'}}");
+        cfg.payload_logger = Some(PayloadLogger {
+            cluster: "logger".into(),
+            authority: "logger".into(),
+            path: "/".into(),
+            timeout_ms: 1000,
+        });
         assert_eq!(rules(&cfg), [Rule::BadLoggerUrl("kafka://x".into())]);
+        cfg.payload_logger = None;
+        cfg.graph.logger.as_mut().unwrap().url = None;
+        assert_eq!(rules(&cfg), [Rule::NoPayloadLogger]);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct GraphSpec {
     pub timeout_ms: u64,
     /// Envoy worker threads.
     pub concurrency: u32,
+    /// A process that receives payload logs (the config's `payloadLogger`).
+    pub payload_logger: Option<TestModelSpec>,
 }
 
 impl GraphSpec {
@@ -38,6 +40,7 @@ impl GraphSpec {
             body_limit_bytes: 1024 * 1024,
             timeout_ms: 2_000,
             concurrency: 2,
+            payload_logger: None,
         }
     }
 }
@@ -96,6 +99,18 @@ impl GraphUnderTest {
                 },
             );
         }
+        let mut payload_logger = None;
+        if let Some(logger_spec) = &spec.payload_logger {
+            let logger = TestModel::spawn(logger_spec).await?;
+            clusters.push(logger.cluster());
+            payload_logger = Some(seldon_graph::PayloadLogger {
+                cluster: logger.name().to_string(),
+                authority: format!("{}:{}", logger.name(), logger.port()),
+                path: "/".into(),
+                timeout_ms: spec.timeout_ms,
+            });
+            nodes.insert(logger.name().to_string(), logger);
+        }
         let config = FilterConfig {
             deployment: "sdep".into(),
             namespace: "default".into(),
@@ -104,7 +119,7 @@ impl GraphUnderTest {
             graph,
             nodes: upstreams,
             body_limit_bytes: spec.body_limit_bytes,
-            payload_logger: None,
+            payload_logger,
         };
         seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
 

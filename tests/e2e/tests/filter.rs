@@ -412,3 +412,47 @@ async fn metrics_count_requests_per_predictor_and_node() {
     assert_eq!(counter("service=.=predictions;.;method=.=post;.;code=.=200;.;seldon_api_executor_server_requests"), 3);
     assert_eq!(counter("model_name=.=m;.;service=.=/predict;.;code=.=200;.;seldon_api_executor_client_requests"), 3);
 }
+
+#[tokio::test]
+async fn payload_logs_reach_the_logger_as_cloudevents() {
+    let mut spec = GraphSpec::new(
+        "{name: t, type: TRANSFORMER, children: [{name: m, logger: {mode: all}}]}",
+        vec![TestModelSpec::new("t", Mode::Echo), TestModelSpec::new("m", Mode::Add).adding(1.0)],
+    );
+    spec.payload_logger = Some(TestModelSpec::new("collector", Mode::Echo));
+    let g = start_spec(spec).await;
+    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[1.0]]}}"#).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let puid = a.header("seldon-puid").unwrap().to_string();
+    // Logs leave from the root context on its next tick (100 ms): poll, don't sleep blindly.
+    let mut logged = Vec::new();
+    for _ in 0..100 {
+        logged = g.node("collector").calls().await.unwrap();
+        if logged.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(logged.len(), 2, "one request and one response event for m");
+    let by_type = |t: &str| logged.iter().find(|c| c.header("ce-type") == Some(t)).unwrap_or_else(|| panic!("no {t}"));
+    let req = by_type("io.seldon.serving.inference.request");
+    assert_eq!(req.json().unwrap()["meta"]["tags"]["t"], json!(true), "m's input is t's output");
+    let resp = by_type("io.seldon.serving.inference.response");
+    assert_eq!(resp.json().unwrap()["data"]["ndarray"], json!([[2.0]]));
+    for c in [req, resp] {
+        assert_eq!(c.header("ce-requestid"), Some(puid.as_str()));
+        assert_eq!(c.header("ce-modelid"), Some("m"));
+        assert_eq!(c.header("ce-specversion"), Some("1.0"));
+        assert_eq!(c.header("ce-inferenceservicename"), Some("sdep"));
+    }
+    let skipped = client()
+        .post(format!("{}/api/v1.0/predictions", g.url))
+        .header("seldon-skip-logging", "true")
+        .body(r#"{"data":{"ndarray":[[1.0]]}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(skipped.status(), 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(g.node("collector").calls().await.unwrap().len(), 2, "Seldon-Skip-Logging is honoured");
+}
