@@ -184,7 +184,7 @@ fn decode_tftensor(tf: TfTensor) -> Result<Tensor, ModelError> {
 }
 
 fn le_chunks<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Result<Vec<T>, ModelError> {
-    if bytes.len() % N != 0 {
+    if !bytes.len().is_multiple_of(N) {
         return Err(bad(format!("tftensor tensorContent has {} bytes, not a multiple of {N}", bytes.len())));
     }
     Ok(bytes
