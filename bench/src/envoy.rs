@@ -1,0 +1,201 @@
+//! Runs the one Envoy of a benchmark. Unlike `seldon_envoy::Envoy` it can swap the wasm
+//! runtime (the bench's V8-vs-Wasmtime switch) and pin Envoy to a CPU with `taskset`, and it
+//! knows Envoy's pid (for `perf`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use seldon_envoy::{EnvoyConfig, WASM_RUNTIME};
+
+/// Which wasm runtime runs the filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    V8,
+    Wasmtime,
+    Wamr,
+}
+
+impl Runtime {
+    /// Envoy's extension name, e.g. `envoy.wasm.runtime.v8`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Runtime::V8 => "envoy.wasm.runtime.v8",
+            Runtime::Wasmtime => "envoy.wasm.runtime.wasmtime",
+            Runtime::Wamr => "envoy.wasm.runtime.wamr",
+        }
+    }
+}
+
+/// What went wrong starting Envoy.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvoyRunError {
+    #[error(transparent)]
+    Envoy(#[from] seldon_envoy::EnvoyError),
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the rendered config names no {WASM_RUNTIME} to replace")]
+    NoRuntime,
+    #[error("Envoy exited ({status}); log {log}:\n{tail}")]
+    Exited { status: String, log: PathBuf, tail: String },
+    #[error("Envoy not LIVE within {0:?}; log {1}")]
+    NotReady(Duration, PathBuf),
+}
+
+/// Renders `config` with `runtime` in place of the default one.
+pub fn render(config: &EnvoyConfig, runtime: Runtime) -> Result<String, EnvoyRunError> {
+    let yaml = seldon_envoy::render(config)?;
+    if runtime == Runtime::V8 {
+        return Ok(yaml);
+    }
+    if !yaml.contains(WASM_RUNTIME) {
+        return Err(EnvoyRunError::NoRuntime);
+    }
+    Ok(yaml.replace(WASM_RUNTIME, runtime.extension()))
+}
+
+/// A running Envoy, killed on drop.
+#[derive(Debug)]
+pub struct BenchEnvoy {
+    child: Child,
+    pub admin_url: String,
+    pub log_path: PathBuf,
+    http: reqwest::Client,
+}
+
+impl BenchEnvoy {
+    /// Validates and starts `config` under `workdir` with `concurrency` workers, on `cpu` if set.
+    pub async fn start(
+        config: &EnvoyConfig,
+        runtime: Runtime,
+        workdir: &Path,
+        concurrency: u32,
+        cpu: Option<u32>,
+    ) -> Result<Self, EnvoyRunError> {
+        let io = |action, path: &Path| {
+            let path = path.to_owned();
+            move |source| EnvoyRunError::Io { action, path, source }
+        };
+        let config_path = workdir.join("envoy.yaml");
+        std::fs::write(&config_path, render(config, runtime)?).map_err(io("writing", &config_path))?;
+        seldon_envoy::validate(&config_path)?;
+        let bin = seldon_envoy::envoy_binary()?;
+        let log_path = workdir.join("envoy.log");
+        let log = File::create(&log_path).map_err(io("creating", &log_path))?;
+        let log_err = log.try_clone().map_err(io("cloning", &log_path))?;
+        let mut cmd = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &cpu.to_string()]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--concurrency", &concurrency.to_string()])
+            .args(["--base-id", &config.admin_port.to_string()])
+            .arg("--disable-hot-restart")
+            .args(["-l", "warning"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(io("spawning", &bin))?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| EnvoyRunError::Io { action: "building client for", path: "admin".into(), source: std::io::Error::other(e) })?;
+        let mut envoy = Self { child, admin_url: format!("http://127.0.0.1:{}", config.admin_port), log_path, http };
+        envoy.wait_live(Duration::from_secs(120)).await?;
+        Ok(envoy)
+    }
+
+    async fn wait_live(&mut self, timeout: Duration) -> Result<(), EnvoyRunError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let tail = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+                let tail = tail.chars().rev().take(4000).collect::<String>().chars().rev().collect();
+                return Err(EnvoyRunError::Exited { status: status.to_string(), log: self.log_path.clone(), tail });
+            }
+            if let Ok(body) = self.admin_get("/ready").await
+                && body.trim() == "LIVE"
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(EnvoyRunError::NotReady(timeout, self.log_path.clone()));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Envoy's pid (taskset execs Envoy, so it is the same process).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// GET an admin path; `None`-like errors become an empty string for the report.
+    pub async fn admin_get(&self, path: &str) -> Result<String, reqwest::Error> {
+        self.http.get(format!("{}{path}", self.admin_url)).send().await?.error_for_status()?.text().await
+    }
+
+    /// The value of one counter, 0 if absent.
+    pub async fn counter(&self, name: &str) -> u64 {
+        let stats = self.admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\."))).await.unwrap_or_default();
+        stats
+            .lines()
+            .find_map(|l| l.split_once(": ").filter(|(k, _)| *k == name).and_then(|(_, v)| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for BenchEnvoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> EnvoyConfig {
+        let mut c = EnvoyConfig::new(9901);
+        c.listeners.push(seldon_envoy::Listener {
+            name: "graph".into(),
+            port: 8080,
+            kind: seldon_envoy::ListenerKind::Graph {
+                wasm_path: "/x.wasm".into(),
+                plugin_config_json: "{}".into(),
+                vm_id: "v".into(),
+            },
+        });
+        c
+    }
+
+    #[test]
+    fn wasmtime_replaces_the_runtime() {
+        let yaml = render(&config(), Runtime::Wasmtime).unwrap();
+        assert!(yaml.contains("envoy.wasm.runtime.wasmtime"), "{yaml}");
+        assert!(!yaml.contains(WASM_RUNTIME));
+    }
+
+    #[test]
+    fn a_config_without_wasm_cannot_switch_runtime() {
+        let c = EnvoyConfig::new(9901);
+        assert!(matches!(render(&c, Runtime::Wasmtime), Err(EnvoyRunError::NoRuntime)));
+        assert!(render(&c, Runtime::V8).is_ok());
+    }
+}
