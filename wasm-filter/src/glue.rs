@@ -12,8 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use seldon_executor::{cloudevent, uuid_v4, Call, CallResponse, Endpoint, Host, PayloadLog, RequestExecutor, Response, Step};
-use seldon_graph::{compile, FilterConfig, Plan};
+use seldon_executor::{
+    Call, CallResponse, Endpoint, Host, PayloadLog, RequestExecutor, Response, Step, cloudevent,
+    uuid_v4,
+};
+use seldon_graph::{FilterConfig, Plan, compile};
 
 use crate::metrics::{self, Kind};
 
@@ -39,7 +42,13 @@ struct GraphRoot {
 }
 
 impl Context for GraphRoot {
-    fn on_http_call_response(&mut self, _token: u32, num_headers: usize, _body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        num_headers: usize,
+        _body_size: usize,
+        _trailers: usize,
+    ) {
         let status = if num_headers == 0 {
             None
         } else {
@@ -50,7 +59,9 @@ impl Context for GraphRoot {
                 .and_then(|(_, v)| v.parse::<u16>().ok())
         };
         if !status.is_some_and(|s| (200..300).contains(&s)) {
-            self.metrics.borrow_mut().count(format!("{}payload_log_failures_total", metrics::PREFIX));
+            self.metrics
+                .borrow_mut()
+                .count(format!("{}payload_log_failures_total", metrics::PREFIX));
         }
     }
 }
@@ -91,11 +102,18 @@ impl RootContext for GraphRoot {
         let pending: Vec<PayloadLog> = self.logs.borrow_mut().drain(..).collect();
         for log in pending {
             let id = uuid_v4(u128::from_le_bytes(random_bytes::<16>()));
-            let Some(call) = cloudevent(plan, &log, id) else { continue };
+            let Some(call) = cloudevent(plan, &log, id) else {
+                continue;
+            };
             let mut calls = HashMap::new();
-            let mut host = EnvoyHost { calls: &mut calls, logs: &self.logs };
+            let mut host = EnvoyHost {
+                calls: &mut calls,
+                logs: &self.logs,
+            };
             if host.dispatch(&call).is_err() {
-                self.metrics.borrow_mut().count(format!("{}payload_log_failures_total", metrics::PREFIX));
+                self.metrics
+                    .borrow_mut()
+                    .count(format!("{}payload_log_failures_total", metrics::PREFIX));
             }
         }
     }
@@ -185,9 +203,16 @@ impl Host for EnvoyHost<'_> {
         headers.push((":authority", &call.authority));
         headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let timeout = Duration::from_millis(call.timeout_ms);
-        let token = hostcalls::dispatch_http_call(&call.cluster, headers, call.body.as_deref(), vec![], timeout)
-            .map_err(|status| format!("dispatch to cluster {} failed: {status:?}", call.cluster))?;
-        self.calls.insert(token, (call.node.clone(), call.service, now()));
+        let token = hostcalls::dispatch_http_call(
+            &call.cluster,
+            headers,
+            call.body.as_deref(),
+            vec![],
+            timeout,
+        )
+        .map_err(|status| format!("dispatch to cluster {} failed: {status:?}", call.cluster))?;
+        self.calls
+            .insert(token, (call.node.clone(), call.service, now()));
         Ok(token)
     }
 
@@ -204,18 +229,23 @@ impl Host for EnvoyHost<'_> {
         let mut queue = self.logs.borrow_mut();
         if queue.len() < LOG_QUEUE_LIMIT {
             queue.push_back(log);
-        } else if let Ok(id) = hostcalls::define_metric(MetricType::Counter, &format!("{}payload_log_dropped_total", metrics::PREFIX)) {
+        } else if let Ok(id) = hostcalls::define_metric(
+            MetricType::Counter,
+            &format!("{}payload_log_dropped_total", metrics::PREFIX),
+        ) {
             let _ = hostcalls::increment_metric(id, 1);
         }
     }
 }
 
-
 /// WASI `random_get`; falls back to the clock if the host refuses (never panics).
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     if getrandom::fill(&mut buf).is_err() {
-        let nanos = now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         for (i, b) in buf.iter_mut().enumerate() {
             *b = (nanos >> ((i % 16) * 8)) as u8;
         }
@@ -241,8 +271,14 @@ impl GraphRequest {
             return;
         }
         self.responded = true;
-        let headers: Vec<(&str, &str)> = response.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if let Err(status) = hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body)) {
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(response.status), headers, Some(&response.body))
+        {
             log::error!("seldon filter: send_http_response failed: {status:?}");
         }
         if let Some(plan) = &self.plan {
@@ -255,8 +291,15 @@ impl GraphRequest {
                 None => "unknown",
             };
             let elapsed = now().duration_since(self.started).unwrap_or_default();
-            let (d, p, m, code) = (&plan.deployment, &plan.predictor, &self.method, response.status);
-            self.metrics.borrow_mut().record(|k| metrics::server(k, d, p, service, m, code), elapsed);
+            let (d, p, m, code) = (
+                &plan.deployment,
+                &plan.predictor,
+                &self.method,
+                response.status,
+            );
+            self.metrics
+                .borrow_mut()
+                .record(|k| metrics::server(k, d, p, service, m, code), elapsed);
         }
     }
 
@@ -268,23 +311,47 @@ impl GraphRequest {
 }
 
 impl Context for GraphRequest {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
         let headers = if num_headers == 0 {
             Vec::new()
         } else {
             hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default()
         };
-        let status = headers.iter().find(|(k, _)| k == ":status").and_then(|(_, v)| v.parse::<u16>().ok());
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
-        if let (Some((node, service, start)), Some(plan)) = (self.calls.remove(&token), &self.plan) {
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| v.parse::<u16>().ok());
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if let (Some((node, service, start)), Some(plan)) = (self.calls.remove(&token), &self.plan)
+        {
             let elapsed = now().duration_since(start).unwrap_or_default();
             let code = status.unwrap_or(0);
             let (d, p) = (&plan.deployment, &plan.predictor);
-            self.metrics.borrow_mut().record(|k| metrics::client(k, d, p, &node, service, code), elapsed);
+            self.metrics
+                .borrow_mut()
+                .record(|k| metrics::client(k, d, p, &node, service, code), elapsed);
         }
-        let response = CallResponse { status: if num_headers == 0 { None } else { status }, headers, body };
-        let Some(exec) = self.exec.as_mut() else { return };
-        let mut host = EnvoyHost { calls: &mut self.calls, logs: &self.logs };
+        let response = CallResponse {
+            status: if num_headers == 0 { None } else { status },
+            headers,
+            body,
+        };
+        let Some(exec) = self.exec.as_mut() else {
+            return;
+        };
+        let mut host = EnvoyHost {
+            calls: &mut self.calls,
+            logs: &self.logs,
+        };
         let step = exec.on_call_response(&mut host, token, response);
         self.apply(step);
     }
@@ -293,9 +360,18 @@ impl Context for GraphRequest {
 impl HttpContext for GraphRequest {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
-        self.method = headers.iter().find(|(k, _)| k == ":method").map(|(_, v)| v.clone()).unwrap_or_default();
-        let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
-        let mut host = EnvoyHost { calls: &mut self.calls, logs: &self.logs };
+        self.method = headers
+            .iter()
+            .find(|(k, _)| k == ":method")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let Some(exec) = self.exec.as_mut() else {
+            return self.not_configured();
+        };
+        let mut host = EnvoyHost {
+            calls: &mut self.calls,
+            logs: &self.logs,
+        };
         let step = exec.on_headers(&mut host, headers, end_of_stream);
         self.apply(step)
     }
@@ -305,7 +381,9 @@ impl HttpContext for GraphRequest {
             return Action::Pause;
         }
         self.body_seen = body_size;
-        let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
+        let Some(exec) = self.exec.as_mut() else {
+            return self.not_configured();
+        };
         if let Some(response) = exec.on_body_size(body_size) {
             self.send(response);
             return Action::Pause;
@@ -327,9 +405,17 @@ impl HttpContext for GraphRequest {
 
 impl GraphRequest {
     fn run_body(&mut self) -> Action {
-        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_seen).ok().flatten().unwrap_or_default();
-        let Some(exec) = self.exec.as_mut() else { return self.not_configured() };
-        let mut host = EnvoyHost { calls: &mut self.calls, logs: &self.logs };
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, self.body_seen)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let Some(exec) = self.exec.as_mut() else {
+            return self.not_configured();
+        };
+        let mut host = EnvoyHost {
+            calls: &mut self.calls,
+            logs: &self.logs,
+        };
         let step = exec.on_body(&mut host, body);
         self.apply(step)
     }

@@ -4,7 +4,10 @@
 //! configuration, so Envoy rejects it). Each request gets a `RequestExecutor`; this crate only
 //! moves events in (headers, body, call responses) and carries its steps out (dispatch calls,
 //! send the response), and records metrics. It never lets a request reach Envoy's router.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod metrics;
 

@@ -9,10 +9,24 @@
 pub const PREFIX: &str = "seldon_api_executor_";
 
 /// Tag names used, for the Envoy bootstrap's `stats_tags`.
-pub const TAGS: &[&str] = &["deployment_name", "predictor_name", "model_name", "service", "method", "code"];
+pub const TAGS: &[&str] = &[
+    "deployment_name",
+    "predictor_name",
+    "model_name",
+    "service",
+    "method",
+    "code",
+];
 
 /// One request to the predictor (`service` = predictions, feedback, metadata, ready, …).
-pub fn server(kind: Kind, deployment: &str, predictor: &str, service: &str, method: &str, code: u16) -> String {
+pub fn server(
+    kind: Kind,
+    deployment: &str,
+    predictor: &str,
+    service: &str,
+    method: &str,
+    code: u16,
+) -> String {
     format!(
         "deployment_name=.={};.;predictor_name=.={};.;service=.={};.;method=.={};.;code=.={code};.;{PREFIX}server_requests_{}",
         clean(deployment),
@@ -24,7 +38,14 @@ pub fn server(kind: Kind, deployment: &str, predictor: &str, service: &str, meth
 }
 
 /// One call from the filter to a node (`service` = the called path: /predict, /route, …).
-pub fn client(kind: Kind, deployment: &str, predictor: &str, node: &str, service: &str, code: u16) -> String {
+pub fn client(
+    kind: Kind,
+    deployment: &str,
+    predictor: &str,
+    node: &str,
+    service: &str,
+    code: u16,
+) -> String {
     format!(
         "deployment_name=.={};.;predictor_name=.={};.;model_name=.={};.;service=.={};.;code=.={code};.;{PREFIX}client_requests_{}",
         clean(deployment),
@@ -77,6 +98,9 @@ mod tests {
     #[test]
     fn separators_in_values_cannot_forge_tags() {
         let name = server(Kind::Total, "a;.;code=.=1", "p", "s", "get", 200);
-        assert!(name.starts_with("deployment_name=.=a_._code_._1;.;"), "{name}");
+        assert!(
+            name.starts_with("deployment_name=.=a_._code_._1;.;"),
+            "{name}"
+        );
     }
 }

@@ -33,7 +33,10 @@ pub enum NoEndpoint {
 /// deployment name (Seldon's `address.url` uses the root's name).
 pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEndpoint> {
     let path = path.split('?').next().unwrap_or_default();
-    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
     let post = |e: Endpoint| expect_method(method, "POST", path, e);
     let get = |e: Endpoint| expect_method(method, "GET", path, e);
     match path {
@@ -43,7 +46,10 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
         "/ready" | "/api/v1.0/health/status" | "/v2/health/ready" => get(Endpoint::Ready),
         "/live" | "/v2/health/live" => get(Endpoint::Live),
         "/v2/models/infer" if plan.protocol == Protocol::V2 => post(Endpoint::V2Infer),
-        _ => match path.strip_prefix("/v2/models/").map(|rest| rest.split('/').collect::<Vec<_>>()) {
+        _ => match path
+            .strip_prefix("/v2/models/")
+            .map(|rest| rest.split('/').collect::<Vec<_>>())
+        {
             Some(parts) if plan.protocol == Protocol::V2 => {
                 let model = parts.first().copied().unwrap_or_default();
                 let action = match parts.as_slice() {
@@ -64,10 +70,18 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
     }
 }
 
-fn expect_method(method: &str, want: &'static str, path: &str, e: Endpoint) -> Result<Endpoint, NoEndpoint> {
+fn expect_method(
+    method: &str,
+    want: &'static str,
+    path: &str,
+    e: Endpoint,
+) -> Result<Endpoint, NoEndpoint> {
     if method.eq_ignore_ascii_case(want) {
         Ok(e)
     } else {
-        Err(NoEndpoint::MethodNotAllowed { path: path.to_string(), allowed: want })
+        Err(NoEndpoint::MethodNotAllowed {
+            path: path.to_string(),
+            allowed: want,
+        })
     }
 }

@@ -11,13 +11,30 @@ use crate::names;
 pub enum Failure {
     /// The node answered with a non-2xx status: passed to the client as is.
     #[error("node `{node}` answered {status}")]
-    NodeStatus { node: String, status: u16, content_type: Option<String>, body: Vec<u8> },
+    NodeStatus {
+        node: String,
+        status: u16,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
     #[error("node `{node}` is unreachable ({service}): {detail}")]
-    Unreachable { node: String, service: &'static str, detail: String },
+    Unreachable {
+        node: String,
+        service: &'static str,
+        detail: String,
+    },
     #[error("node `{node}` timed out after {timeout_ms} ms ({service})")]
-    Timeout { node: String, service: &'static str, timeout_ms: u64 },
+    Timeout {
+        node: String,
+        service: &'static str,
+        timeout_ms: u64,
+    },
     #[error("the filter could not call node `{node}` ({service}): {detail}")]
-    DispatchFailed { node: String, service: &'static str, detail: String },
+    DispatchFailed {
+        node: String,
+        service: &'static str,
+        detail: String,
+    },
     #[error("router `{node}` gave an unusable reply: {detail}")]
     BadRoute { node: String, detail: String },
     #[error("combiner `{node}` cannot aggregate its children's outputs: {detail}")]
@@ -27,7 +44,11 @@ pub enum Failure {
     #[error("malformed feedback: {0}")]
     BadFeedback(String),
     #[error("feedback routing for `{node}` names child {route}, but it has {children} children")]
-    BadFeedbackRoute { node: String, route: i32, children: usize },
+    BadFeedbackRoute {
+        node: String,
+        route: i32,
+        children: usize,
+    },
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("node `{node}` is not ready (answered {status})")]
@@ -50,7 +71,9 @@ impl From<NoEndpoint> for Failure {
             NoEndpoint::NotFound(p) => format!(
                 "no endpoint {p}; this predictor serves /api/v1.0/predictions, /api/v1.0/feedback, /api/v1.0/metadata, /ready, /live and, for v2 graphs, /v2/models/<model>/infer|ready"
             ),
-            NoEndpoint::MethodNotAllowed { path, allowed } => format!("{path} only accepts {allowed}"),
+            NoEndpoint::MethodNotAllowed { path, allowed } => {
+                format!("{path} only accepts {allowed}")
+            }
             NoEndpoint::UnknownModel(m) => format!("unknown model {m:?}"),
         };
         Failure::NoEndpoint(NoEndpointText { kind, text })
@@ -101,15 +124,25 @@ impl Failure {
     pub fn to_response(&self) -> Response {
         let (status, reason) = self.status_and_reason();
         let mut response = match self {
-            Failure::NodeStatus { content_type, body, .. } => Response {
+            Failure::NodeStatus {
+                content_type, body, ..
+            } => Response {
                 status,
-                headers: content_type.iter().map(|ct| ("content-type".to_string(), ct.clone())).collect(),
+                headers: content_type
+                    .iter()
+                    .map(|ct| ("content-type".to_string(), ct.clone()))
+                    .collect(),
                 body: body.clone(),
             },
-            _ => Response::json(status, seldon_protocol::status_body(status, &self.to_string(), reason)),
+            _ => Response::json(
+                status,
+                seldon_protocol::status_body(status, &self.to_string(), reason),
+            ),
         };
         if let Some(node) = self.node() {
-            response.headers.push((names::NODE_HEADER.to_string(), node.to_string()));
+            response
+                .headers
+                .push((names::NODE_HEADER.to_string(), node.to_string()));
         }
         response
     }

@@ -70,10 +70,17 @@ impl Response {
 
     /// A JSON response.
     pub fn json(status: u16, body: Vec<u8>) -> Self {
-        Self { status, headers: vec![("content-type".into(), "application/json".into())], body }
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        }
     }
 }
 
 pub(crate) fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }

@@ -13,7 +13,10 @@
 //!
 //! Pure: no proxy-wasm, no I/O; builds for `wasm32-wasip1`. Every decision is testable with a
 //! scripted fake host (see `tests/`).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod endpoint;
 pub mod failure;
@@ -23,8 +26,8 @@ pub mod names;
 pub mod payload_log;
 pub mod request;
 
-pub use endpoint::{classify, Endpoint, NoEndpoint};
+pub use endpoint::{Endpoint, NoEndpoint, classify};
 pub use failure::Failure;
 pub use host::{Call, CallResponse, Header, Host, Response};
-pub use payload_log::{cloudevent, LogKind, PayloadLog};
-pub use request::{uuid_v4, RequestExecutor, Step};
+pub use payload_log::{LogKind, PayloadLog, cloudevent};
+pub use request::{RequestExecutor, Step, uuid_v4};

@@ -14,10 +14,19 @@ use serde_json::{Map, Value};
 pub fn graph_metadata(plan: &Plan, answers: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     let models: Map<String, Value> = answers
         .iter()
-        .map(|(name, body)| (name.clone(), serde_json::from_slice(body).unwrap_or(Value::Null)))
+        .map(|(name, body)| {
+            (
+                name.clone(),
+                serde_json::from_slice(body).unwrap_or(Value::Null),
+            )
+        })
         .collect();
     let field = |id: NodeId, key: &str| -> Value {
-        models.get(&plan.nodes[id].name).and_then(|m| m.get(key)).cloned().unwrap_or(Value::Null)
+        models
+            .get(&plan.nodes[id].name)
+            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or(Value::Null)
     };
     let inputs = field(reader(plan, 0), "inputs");
     let outputs = field(writer(plan, 0), "outputs");

@@ -50,7 +50,10 @@ pub fn cloudevent(plan: &Plan, log: &PayloadLog, id: String) -> Option<Call> {
         Protocol::Tensorflow => "tensorflow",
         Protocol::V2 => "v2",
     };
-    let source = format!("seldon-mesh://{}/{}/{}", plan.namespace, plan.deployment, plan.predictor);
+    let source = format!(
+        "seldon-mesh://{}/{}/{}",
+        plan.namespace, plan.deployment, plan.predictor
+    );
     let headers = vec![
         ("ce-specversion".to_string(), "1.0".to_string()),
         ("ce-id".to_string(), id),
@@ -58,11 +61,19 @@ pub fn cloudevent(plan: &Plan, log: &PayloadLog, id: String) -> Option<Call> {
         ("ce-source".to_string(), source),
         ("ce-modelid".to_string(), log.node.clone()),
         ("ce-requestid".to_string(), log.puid.clone()),
-        ("ce-inferenceservicename".to_string(), plan.deployment.clone()),
+        (
+            "ce-inferenceservicename".to_string(),
+            plan.deployment.clone(),
+        ),
         ("ce-namespace".to_string(), plan.namespace.clone()),
         ("ce-endpoint".to_string(), plan.predictor.clone()),
         ("ce-protocol".to_string(), protocol.to_string()),
-        ("content-type".to_string(), log.content_type.clone().unwrap_or_else(|| "application/json".into())),
+        (
+            "content-type".to_string(),
+            log.content_type
+                .clone()
+                .unwrap_or_else(|| "application/json".into()),
+        ),
         (names::PUID_HEADER.to_string(), log.puid.clone()),
     ];
     Some(Call {

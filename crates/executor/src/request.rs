@@ -11,9 +11,9 @@ use std::rc::Rc;
 
 use seldon_graph::{InputStep, LoggerMode, NodeId, Plan, PlanNode, Protocol, RouteStep};
 
-use crate::endpoint::{classify, Endpoint};
+use crate::endpoint::{Endpoint, classify};
 use crate::failure::Failure;
-use crate::host::{find_header, Call, CallResponse, Header, Host, Response};
+use crate::host::{Call, CallResponse, Header, Host, Response, find_header};
 use crate::names::{self, seldon};
 use crate::payload_log::{LogKind, PayloadLog};
 
@@ -131,8 +131,15 @@ impl RequestExecutor {
     }
 
     /// Request headers arrived. `headers` include pseudo-headers; `end_of_stream` means no body.
-    pub fn on_headers(&mut self, host: &mut dyn Host, headers: Vec<Header>, end_of_stream: bool) -> Step {
-        let method = find_header(&headers, ":method").unwrap_or("GET").to_string();
+    pub fn on_headers(
+        &mut self,
+        host: &mut dyn Host,
+        headers: Vec<Header>,
+        end_of_stream: bool,
+    ) -> Step {
+        let method = find_header(&headers, ":method")
+            .unwrap_or("GET")
+            .to_string();
         let path = find_header(&headers, ":path").unwrap_or("/").to_string();
         self.puid = match find_header(&headers, names::PUID_HEADER) {
             Some(p) if !p.is_empty() => p.to_string(),
@@ -157,7 +164,9 @@ impl RequestExecutor {
         };
         self.endpoint = Some(endpoint.clone());
         match endpoint {
-            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer if end_of_stream => self.on_body(host, Vec::new()),
+            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer if end_of_stream => {
+                self.on_body(host, Vec::new())
+            }
             Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer => Step::WaitBody,
             Endpoint::Live => self.respond_json(200, br#"{"live":true}"#.to_vec()),
             Endpoint::Ready | Endpoint::V2ModelReady(_) => self.start_probes(host, Probe::Ready),
@@ -169,8 +178,12 @@ impl RequestExecutor {
     pub fn on_body_size(&mut self, size: usize) -> Option<Response> {
         if size > self.plan.body_limit_bytes && !self.done {
             self.done = true;
-            let mut r = Failure::BodyTooLarge { limit: self.plan.body_limit_bytes }.to_response();
-            r.headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+            let mut r = Failure::BodyTooLarge {
+                limit: self.plan.body_limit_bytes,
+            }
+            .to_response();
+            r.headers
+                .push((names::PUID_HEADER.into(), self.puid.clone()));
             return Some(r);
         }
         None
@@ -181,7 +194,11 @@ impl RequestExecutor {
         if let Some(r) = self.on_body_size(body.len()) {
             return Step::Respond(r);
         }
-        let msg = Msg { body, content_type: self.content_type.clone(), from_node: false };
+        let msg = Msg {
+            body,
+            content_type: self.content_type.clone(),
+            from_node: false,
+        };
         match self.endpoint {
             Some(Endpoint::Predictions) | Some(Endpoint::V2Infer) => {
                 let root = self.new_task(0, None, Mode::Predict, msg);
@@ -201,8 +218,15 @@ impl RequestExecutor {
     }
 
     /// A node call answered (or failed: `status: None`).
-    pub fn on_call_response(&mut self, host: &mut dyn Host, token: u32, response: CallResponse) -> Step {
-        let Some(pending) = self.pending.remove(&token) else { return Step::Wait };
+    pub fn on_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CallResponse,
+    ) -> Step {
+        let Some(pending) = self.pending.remove(&token) else {
+            return Step::Wait;
+        };
         if self.done {
             return Step::Wait;
         }
@@ -210,7 +234,11 @@ impl RequestExecutor {
             Pending::Probe { node, service } => self.on_probe(node, service, response),
             Pending::Step { task, service } => {
                 let node = self.plan.nodes[self.tasks[task].node].name.clone();
-                let timeout_ms = self.node(task).upstream.as_ref().map_or(0, |u| u.timeout_ms);
+                let timeout_ms = self
+                    .node(task)
+                    .upstream
+                    .as_ref()
+                    .map_or(0, |u| u.timeout_ms);
                 let msg = match check(&node, service, timeout_ms, response) {
                     Ok(msg) => msg,
                     Err(f) => return self.fail(f),
@@ -231,7 +259,13 @@ impl RequestExecutor {
         &self.plan.nodes[self.tasks[task].node]
     }
 
-    fn new_task(&mut self, node: NodeId, parent: Option<(usize, usize)>, mode: Mode, msg: Msg) -> usize {
+    fn new_task(
+        &mut self,
+        node: NodeId,
+        parent: Option<(usize, usize)>,
+        mode: Mode,
+        msg: Msg,
+    ) -> usize {
         self.tasks.push(Task {
             node,
             parent,
@@ -281,8 +315,12 @@ impl RequestExecutor {
                 Stage::Input => {
                     self.tasks[t].stage = Stage::Route;
                     match mode {
-                        Mode::Predict => self.log(host, node, LogKind::Request, t, |m| m.logs_request()),
-                        Mode::Feedback => self.log(host, node, LogKind::Feedback, t, |m| m.logs_response()),
+                        Mode::Predict => {
+                            self.log(host, node, LogKind::Request, t, |m| m.logs_request())
+                        }
+                        Mode::Feedback => {
+                            self.log(host, node, LogKind::Feedback, t, |m| m.logs_response())
+                        }
                     }
                     if mode == Mode::Predict
                         && let Some(input) = node.input
@@ -313,13 +351,20 @@ impl RequestExecutor {
                             choice
                         }
                     };
-                    self.tasks[t].selected = select(node, route).map_err(|(route, children)| match mode {
-                        Mode::Feedback => Failure::BadFeedbackRoute { node: node.name.clone(), route, children },
-                        Mode::Predict => Failure::BadRoute {
-                            node: node.name.clone(),
-                            detail: format!("route {route} but the node has {children} children"),
-                        },
-                    })?;
+                    self.tasks[t].selected =
+                        select(node, route).map_err(|(route, children)| match mode {
+                            Mode::Feedback => Failure::BadFeedbackRoute {
+                                node: node.name.clone(),
+                                route,
+                                children,
+                            },
+                            Mode::Predict => Failure::BadRoute {
+                                node: node.name.clone(),
+                                detail: format!(
+                                    "route {route} but the node has {children} children"
+                                ),
+                            },
+                        })?;
                     self.tasks[t].stage = Stage::Children;
                 }
                 Stage::Children => {
@@ -336,18 +381,29 @@ impl RequestExecutor {
                     let children = selected
                         .iter()
                         .enumerate()
-                        .map(|(slot, &child)| self.new_task(child, Some((t, slot)), mode, msg.clone()))
+                        .map(|(slot, &child)| {
+                            self.new_task(child, Some((t, slot)), mode, msg.clone())
+                        })
                         .collect();
                     return Ok(Progress::Spawned(children));
                 }
                 Stage::Combine => {
                     self.tasks[t].stage = Stage::Output;
-                    let outputs: Vec<Msg> = self.tasks[t].outputs.iter().flatten().cloned().collect();
+                    let outputs: Vec<Msg> =
+                        self.tasks[t].outputs.iter().flatten().cloned().collect();
                     if mode == Mode::Predict && node.aggregate {
                         let parts: Vec<&[u8]> = outputs.iter().map(|m| m.body.as_slice()).collect();
-                        let body = seldon_protocol::aggregate_request(&parts)
-                            .map_err(|e| Failure::BadCombinerInput { node: node.name.clone(), detail: e.to_string() })?;
-                        self.tasks[t].msg = Msg { body, content_type: Some("application/json".into()), from_node: true };
+                        let body = seldon_protocol::aggregate_request(&parts).map_err(|e| {
+                            Failure::BadCombinerInput {
+                                node: node.name.clone(),
+                                detail: e.to_string(),
+                            }
+                        })?;
+                        self.tasks[t].msg = Msg {
+                            body,
+                            content_type: Some("application/json".into()),
+                            from_node: true,
+                        };
                         self.dispatch_step(host, t, seldon::AGGREGATE)?;
                         return Ok(Progress::Waiting);
                     }
@@ -378,7 +434,14 @@ impl RequestExecutor {
     }
 
     /// Queues task `t`'s current message for the payload logger if the node's mode asks for it.
-    fn log(&self, host: &mut dyn Host, node: &PlanNode, kind: LogKind, t: usize, wanted: fn(LoggerMode) -> bool) {
+    fn log(
+        &self,
+        host: &mut dyn Host,
+        node: &PlanNode,
+        kind: LogKind,
+        t: usize,
+        wanted: fn(LoggerMode) -> bool,
+    ) {
         let Some(logger) = &node.logger else { return };
         if self.skip_logging || !wanted(logger.mode) {
             return;
@@ -396,8 +459,10 @@ impl RequestExecutor {
     /// A router answered: record and apply its choice.
     fn apply_route(&mut self, t: usize, reply: &[u8]) -> Result<(), Failure> {
         let node = &self.plan.nodes[self.tasks[t].node];
-        let route = seldon_protocol::route_from_reply(reply)
-            .map_err(|e| Failure::BadRoute { node: node.name.clone(), detail: e.to_string() })?;
+        let route = seldon_protocol::route_from_reply(reply).map_err(|e| Failure::BadRoute {
+            node: node.name.clone(),
+            detail: e.to_string(),
+        })?;
         let selected = select(node, route).map_err(|(route, children)| Failure::BadRoute {
             node: node.name.clone(),
             detail: format!("route {route} but the node has {children} children"),
@@ -410,14 +475,21 @@ impl RequestExecutor {
     }
 
     /// Sends the call for `service` on task `t`'s node, with the task's message as body.
-    fn dispatch_step(&mut self, host: &mut dyn Host, t: usize, service: &'static str) -> Result<(), Failure> {
+    fn dispatch_step(
+        &mut self,
+        host: &mut dyn Host,
+        t: usize,
+        service: &'static str,
+    ) -> Result<(), Failure> {
         let node = &self.plan.nodes[self.tasks[t].node];
         let msg = &self.tasks[t].msg;
         let body = if service == seldon::SEND_FEEDBACK {
             self.feedback.clone()
         } else if node.protocol == Protocol::V2 && msg.from_node {
-            seldon_protocol::v2_chain(&msg.body)
-                .map_err(|e| Failure::BadChain { node: node.name.clone(), detail: e.to_string() })?
+            seldon_protocol::v2_chain(&msg.body).map_err(|e| Failure::BadChain {
+                node: node.name.clone(),
+                detail: e.to_string(),
+            })?
         } else {
             msg.body.clone()
         };
@@ -425,12 +497,21 @@ impl RequestExecutor {
             Protocol::V2 => format!("/v2/models/{}/infer", node.name),
             _ => service.to_string(),
         };
-        let content_type = if service == seldon::SEND_FEEDBACK { self.content_type.clone() } else { msg.content_type.clone() };
+        let content_type = if service == seldon::SEND_FEEDBACK {
+            self.content_type.clone()
+        } else {
+            msg.content_type.clone()
+        };
         let call = self.call(node, service, "POST", path, Some(body), content_type)?;
         let token = host
             .dispatch(&call)
-            .map_err(|detail| Failure::DispatchFailed { node: node.name.clone(), service, detail })?;
-        self.pending.insert(token, Pending::Step { task: t, service });
+            .map_err(|detail| Failure::DispatchFailed {
+                node: node.name.clone(),
+                service,
+                detail,
+            })?;
+        self.pending
+            .insert(token, Pending::Step { task: t, service });
         Ok(())
     }
 
@@ -453,7 +534,10 @@ impl RequestExecutor {
         let mut headers = self.forwarded.clone();
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
         if body.is_some() {
-            headers.push(("content-type".into(), content_type.unwrap_or_else(|| "application/json".into())));
+            headers.push((
+                "content-type".into(),
+                content_type.unwrap_or_else(|| "application/json".into()),
+            ));
         }
         headers.push((names::PUID_HEADER.into(), self.puid.clone()));
         Ok(Call {
@@ -474,9 +558,13 @@ impl RequestExecutor {
         let plan = Rc::clone(&self.plan);
         for node in plan.nodes.iter().filter(|n| n.is_remote()) {
             let (service, path) = match (probe, node.protocol) {
-                (Probe::Ready, Protocol::V2) => ("ready", format!("/v2/models/{}/ready", node.name)),
+                (Probe::Ready, Protocol::V2) => {
+                    ("ready", format!("/v2/models/{}/ready", node.name))
+                }
                 (Probe::Ready, _) => ("ready", seldon::READY.to_string()),
-                (Probe::Metadata, Protocol::V2) => ("metadata", format!("/v2/models/{}", node.name)),
+                (Probe::Metadata, Protocol::V2) => {
+                    ("metadata", format!("/v2/models/{}", node.name))
+                }
                 (Probe::Metadata, _) => ("metadata", seldon::METADATA.to_string()),
             };
             let call = match self.call(node, service, "GET", path, None, None) {
@@ -485,29 +573,53 @@ impl RequestExecutor {
             };
             match host.dispatch(&call) {
                 Ok(token) => {
-                    self.pending.insert(token, Pending::Probe { node: node.name.clone(), service });
+                    self.pending.insert(
+                        token,
+                        Pending::Probe {
+                            node: node.name.clone(),
+                            service,
+                        },
+                    );
                 }
                 Err(detail) => {
-                    return self.fail(Failure::DispatchFailed { node: node.name.clone(), service, detail });
+                    return self.fail(Failure::DispatchFailed {
+                        node: node.name.clone(),
+                        service,
+                        detail,
+                    });
                 }
             }
         }
-        if self.pending.is_empty() { self.probes_done() } else { Step::Wait }
+        if self.pending.is_empty() {
+            self.probes_done()
+        } else {
+            Step::Wait
+        }
     }
 
     fn on_probe(&mut self, node: String, service: &'static str, response: CallResponse) -> Step {
         if service == "ready" && !response.status.is_some_and(|s| (200..300).contains(&s)) {
-            let status = response.status.map_or_else(|| "no response".to_string(), |s| s.to_string());
+            let status = response
+                .status
+                .map_or_else(|| "no response".to_string(), |s| s.to_string());
             return self.fail(Failure::NotReady { node, status });
         }
-        let timeout_ms = self.plan.find(&node).and_then(|id| self.plan.nodes[id].upstream.as_ref()).map_or(0, |u| u.timeout_ms);
+        let timeout_ms = self
+            .plan
+            .find(&node)
+            .and_then(|id| self.plan.nodes[id].upstream.as_ref())
+            .map_or(0, |u| u.timeout_ms);
         match check(&node, service, timeout_ms, response) {
             Ok(msg) => {
                 self.probes.insert(node, msg.body);
             }
             Err(f) => return self.fail(f),
         }
-        if self.pending.is_empty() { self.probes_done() } else { Step::Wait }
+        if self.pending.is_empty() {
+            self.probes_done()
+        } else {
+            Step::Wait
+        }
     }
 
     fn probes_done(&mut self) -> Step {
@@ -517,7 +629,9 @@ impl RequestExecutor {
                 self.respond_json(200, body)
             }
             Some(Endpoint::V2ModelReady(model)) => {
-                let body = serde_json::json!({"name": model, "ready": true}).to_string().into_bytes();
+                let body = serde_json::json!({"name": model, "ready": true})
+                    .to_string()
+                    .into_bytes();
                 self.respond_json(200, body)
             }
             _ => self.respond_json(200, br#"{"ready":true}"#.to_vec()),
@@ -537,11 +651,16 @@ impl RequestExecutor {
             }
             _ => msg.body,
         };
-        let content_type = msg.content_type.unwrap_or_else(|| "application/json".into());
+        let content_type = msg
+            .content_type
+            .unwrap_or_else(|| "application/json".into());
         self.done = true;
         Step::Respond(Response {
             status: 200,
-            headers: vec![("content-type".into(), content_type), (names::PUID_HEADER.into(), self.puid.clone())],
+            headers: vec![
+                ("content-type".into(), content_type),
+                (names::PUID_HEADER.into(), self.puid.clone()),
+            ],
             body,
         })
     }
@@ -549,14 +668,16 @@ impl RequestExecutor {
     fn respond_json(&mut self, status: u16, body: Vec<u8>) -> Step {
         self.done = true;
         let mut r = Response::json(status, body);
-        r.headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+        r.headers
+            .push((names::PUID_HEADER.into(), self.puid.clone()));
         Step::Respond(r)
     }
 
     fn fail(&mut self, failure: Failure) -> Step {
         self.done = true;
         let mut r = failure.to_response();
-        r.headers.push((names::PUID_HEADER.into(), self.puid.clone()));
+        r.headers
+            .push((names::PUID_HEADER.into(), self.puid.clone()));
         Step::Respond(r)
     }
 }
@@ -585,31 +706,65 @@ fn select(node: &PlanNode, route: i32) -> Result<Vec<NodeId>, (i32, usize)> {
 /// Envoy answers for an upstream it could not use with a local reply (503 "upstream connect
 /// error…", 504 "upstream request timeout"); those carry no `x-envoy-upstream-service-time`,
 /// which Envoy adds to every answer that came from the upstream.
-fn check(node: &str, service: &'static str, timeout_ms: u64, response: CallResponse) -> Result<Msg, Failure> {
+fn check(
+    node: &str,
+    service: &'static str,
+    timeout_ms: u64,
+    response: CallResponse,
+) -> Result<Msg, Failure> {
     let node = node.to_string();
     let Some(status) = response.status else {
-        return Err(Failure::Unreachable { node, service, detail: "connection failed or was reset".into() });
+        return Err(Failure::Unreachable {
+            node,
+            service,
+            detail: "connection failed or was reset".into(),
+        });
     };
     let from_upstream = response.header("x-envoy-upstream-service-time").is_some();
     if !from_upstream && status == 504 {
-        return Err(Failure::Timeout { node, service, timeout_ms });
+        return Err(Failure::Timeout {
+            node,
+            service,
+            timeout_ms,
+        });
     }
     if !from_upstream && status == 503 {
         let detail = String::from_utf8_lossy(&response.body).into_owned();
-        return Err(Failure::Unreachable { node, service, detail });
+        return Err(Failure::Unreachable {
+            node,
+            service,
+            detail,
+        });
     }
     let content_type = response.header("content-type").map(str::to_string);
     if !(200..300).contains(&status) {
-        return Err(Failure::NodeStatus { node, status, content_type, body: response.body });
+        return Err(Failure::NodeStatus {
+            node,
+            status,
+            content_type,
+            body: response.body,
+        });
     }
-    Ok(Msg { body: response.body, content_type, from_node: true })
+    Ok(Msg {
+        body: response.body,
+        content_type,
+        from_node: true,
+    })
 }
 
 /// Formats 128 random bits as a version-4 UUID.
 pub fn uuid_v4(bits: u128) -> String {
-    let b = (bits & !(0xF000u128 << 64) | (0x4000u128 << 64)) & !(0xC000u128 << 48) | (0x8000u128 << 48);
+    let b = (bits & !(0xF000u128 << 64) | (0x4000u128 << 64)) & !(0xC000u128 << 48)
+        | (0x8000u128 << 48);
     let h = format!("{b:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use seldon_executor::{cloudevent, Call, CallResponse, Host, LogKind, PayloadLog, RequestExecutor, Response, Step};
-use seldon_graph::{compile, FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport};
-use serde_json::{json, Value};
+use seldon_executor::{
+    Call, CallResponse, Host, LogKind, PayloadLog, RequestExecutor, Response, Step, cloudevent,
+};
+use seldon_graph::{FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport, compile};
+use serde_json::{Value, json};
 
 /// Records dispatched calls; tests answer them by token.
 #[derive(Default)]
@@ -86,7 +88,11 @@ impl Harness {
     }
 
     fn with(plan: Rc<seldon_graph::Plan>) -> Self {
-        Self { host: FakeHost::default(), exec: RequestExecutor::new(plan), seen: 0 }
+        Self {
+            host: FakeHost::default(),
+            exec: RequestExecutor::new(plan),
+            seen: 0,
+        }
     }
 
     fn headers(method: &str, path: &str) -> Vec<(String, String)> {
@@ -95,7 +101,10 @@ impl Harness {
             (":path", path),
             (":authority", "gateway"),
             ("content-type", "application/json"),
-            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
             ("x-request-id", "req-1"),
             ("connection", "keep-alive"),
             ("x-envoy-internal", "true"),
@@ -107,13 +116,16 @@ impl Harness {
     }
 
     fn post(&mut self, path: &str, body: &str) -> Step {
-        let step = self.exec.on_headers(&mut self.host, Self::headers("POST", path), false);
+        let step = self
+            .exec
+            .on_headers(&mut self.host, Self::headers("POST", path), false);
         assert_eq!(step, Step::WaitBody);
         self.exec.on_body(&mut self.host, body.as_bytes().to_vec())
     }
 
     fn get(&mut self, path: &str) -> Step {
-        self.exec.on_headers(&mut self.host, Self::headers("GET", path), true)
+        self.exec
+            .on_headers(&mut self.host, Self::headers("GET", path), true)
     }
 
     /// The calls dispatched since the last look, as (token, call).
@@ -138,7 +150,12 @@ impl Harness {
     /// Expects exactly one new call, to `node` at `path`; answers it with `body`.
     fn expect(&mut self, node: &str, path: &str, body: &str) -> (Call, Step) {
         let calls = self.new_calls();
-        assert_eq!(calls.len(), 1, "expected one call to {node}{path}, got {:?}", summary(&calls));
+        assert_eq!(
+            calls.len(),
+            1,
+            "expected one call to {node}{path}, got {:?}",
+            summary(&calls)
+        );
         let (token, call) = calls.into_iter().next().unwrap();
         assert_eq!((call.node.as_str(), call.path.as_str()), (node, path));
         let step = self.answer(token, 200, body);
@@ -147,7 +164,10 @@ impl Harness {
 }
 
 fn summary(calls: &[(u32, Call)]) -> Vec<String> {
-    calls.iter().map(|(_, c)| format!("{}{}", c.node, c.path)).collect()
+    calls
+        .iter()
+        .map(|(_, c)| format!("{}{}", c.node, c.path))
+        .collect()
 }
 
 fn respond(step: Step) -> Response {
@@ -158,29 +178,46 @@ fn respond(step: Step) -> Response {
 }
 
 fn json_body(r: &Response) -> Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.body)))
+    serde_json::from_slice(&r.body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.body)))
 }
 
 #[test]
 fn single_model_passes_payload_and_headers_through() {
     let mut h = Harness::new("name: m");
-    assert_eq!(h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[1,2]]}}"#), Step::Wait);
+    assert_eq!(
+        h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[1,2]]}}"#),
+        Step::Wait
+    );
     let (call, step) = h.expect("m", "/predict", r#"{"data":{"ndarray":[[3]]}}"#);
-    assert_eq!(call.body.as_deref(), Some(&br#"{"data":{"ndarray":[[1,2]]}}"#[..]));
+    assert_eq!(
+        call.body.as_deref(),
+        Some(&br#"{"data":{"ndarray":[[1,2]]}}"#[..])
+    );
     assert_eq!(call.cluster, "node_m");
     assert_eq!(call.authority, "m:9000");
     assert_eq!(call.timeout_ms, 500);
-    assert_eq!(call.header("traceparent"), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    assert_eq!(
+        call.header("traceparent"),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
     assert_eq!(call.header("x-request-id"), Some("req-1"));
     assert_eq!(call.header("content-type"), Some("application/json"));
-    assert_eq!(call.header("connection"), None, "hop-by-hop headers are dropped");
+    assert_eq!(
+        call.header("connection"),
+        None,
+        "hop-by-hop headers are dropped"
+    );
     assert_eq!(call.header("content-length"), None);
     assert_eq!(call.header("x-envoy-internal"), None);
     let puid = call.header("seldon-puid").unwrap().to_string();
     assert_eq!(puid, "12345678-9abc-4ef0-9234-56789abcdef0");
     let r = respond(step);
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, br#"{"data":{"ndarray":[[3]]}}"#, "no router: the answer is byte for byte the node's");
+    assert_eq!(
+        r.body, br#"{"data":{"ndarray":[[3]]}}"#,
+        "no router: the answer is byte for byte the node's"
+    );
     assert_eq!(r.header("seldon-puid"), Some(puid.as_str()));
 }
 
@@ -220,12 +257,24 @@ children:
 
 #[test]
 fn router_picks_one_child_and_records_it() {
-    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}, {name: b}, {name: c}]}");
+    let mut h =
+        Harness::new("{name: r, type: ROUTER, children: [{name: a}, {name: b}, {name: c}]}");
     h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[1]]}}"#);
     let (route_call, _) = h.expect("r", "/route", r#"{"data":{"ndarray":[[1]]}}"#);
-    assert_eq!(route_call.body.as_deref(), Some(&br#"{"data":{"ndarray":[[1]]}}"#[..]));
-    let (b_call, step) = h.expect("b", "/predict", r#"{"data":{"ndarray":[[7]]},"meta":{"tags":{"b":true}}}"#);
-    assert_eq!(b_call.body.as_deref(), Some(&br#"{"data":{"ndarray":[[1]]}}"#[..]), "router input goes to the child");
+    assert_eq!(
+        route_call.body.as_deref(),
+        Some(&br#"{"data":{"ndarray":[[1]]}}"#[..])
+    );
+    let (b_call, step) = h.expect(
+        "b",
+        "/predict",
+        r#"{"data":{"ndarray":[[7]]},"meta":{"tags":{"b":true}}}"#,
+    );
+    assert_eq!(
+        b_call.body.as_deref(),
+        Some(&br#"{"data":{"ndarray":[[1]]}}"#[..]),
+        "router input goes to the child"
+    );
     let r = respond(step);
     let body = json_body(&r);
     assert_eq!(body["data"]["ndarray"], json!([[7]]));
@@ -241,14 +290,21 @@ fn router_all_children_feed_a_combiner() {
     h.post("/api/v1.0/predictions", r#"{"in":1}"#);
     h.expect("r", "/route", "[-1]");
     let calls = h.new_calls();
-    assert_eq!(summary(&calls), ["a/predict", "b/predict"], "children are called in parallel");
+    assert_eq!(
+        summary(&calls),
+        ["a/predict", "b/predict"],
+        "children are called in parallel"
+    );
     // answer out of order: the aggregate list keeps child order
     assert_eq!(h.answer(calls[1].0, 200, r#"{"v":"b"}"#), Step::Wait);
     assert_eq!(h.answer(calls[0].0, 200, r#"{"v":"a"}"#), Step::Wait);
     let (agg, step) = h.expect("comb", "/aggregate", r#"{"data":{"ndarray":[3]}}"#);
     assert_eq!(agg.body.as_deref(), Some(&br#"[{"v":"a"},{"v":"b"}]"#[..]));
     let body = json_body(&respond(step));
-    assert_eq!(body, json!({"data":{"ndarray":[3]},"meta":{"routing":{"r":-1}}}));
+    assert_eq!(
+        body,
+        json!({"data":{"ndarray":[3]},"meta":{"routing":{"r":-1}}})
+    );
 }
 
 #[test]
@@ -257,7 +313,10 @@ fn router_minus_two_returns_the_input() {
     h.post("/api/v1.0/predictions", r#"{"data":{"ndarray":[[5]]}}"#);
     let (_, step) = h.expect("r", "/route", r#"{"data":{"ndarray":[[-2]]}}"#);
     let body = json_body(&respond(step));
-    assert_eq!(body, json!({"data":{"ndarray":[[5]]},"meta":{"routing":{"r":-2}}}));
+    assert_eq!(
+        body,
+        json!({"data":{"ndarray":[[5]]},"meta":{"routing":{"r":-2}}})
+    );
     assert!(h.new_calls().is_empty());
 }
 
@@ -270,13 +329,24 @@ fn router_out_of_range_or_malformed_is_a_500_naming_it() {
     assert_eq!(r.header("seldon-node"), Some("r"));
     let body = json_body(&r);
     assert_eq!(body["status"]["reason"], "BAD_ROUTER_REPLY");
-    assert!(body["status"]["info"].as_str().unwrap().contains("route 3 but the node has 1 children"), "{body}");
+    assert!(
+        body["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("route 3 but the node has 1 children"),
+        "{body}"
+    );
 
     let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
     h.post("/api/v1.0/predictions", "{}");
     let r = respond(h.expect("r", "/route", "not json").1);
     assert_eq!(r.status, 500);
-    assert!(json_body(&r)["status"]["info"].as_str().unwrap().starts_with("router `r` gave an unusable reply"));
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .starts_with("router `r` gave an unusable reply")
+    );
 }
 
 #[test]
@@ -289,7 +359,10 @@ fn abtest_routes_in_the_filter() {
         h.post("/api/v1.0/predictions", "{}");
         let (_, step) = h.expect(expected, "/predict", r#"{"data":{}}"#);
         let body = json_body(&respond(step));
-        assert_eq!(body["meta"]["routing"]["ab"], json!(if expected == "a" { 0 } else { 1 }));
+        assert_eq!(
+            body["meta"]["routing"]["ab"],
+            json!(if expected == "a" { 0 } else { 1 })
+        );
     }
 }
 
@@ -301,7 +374,11 @@ fn feedback_follows_recorded_route_and_reaches_the_router() {
     let (child, _) = h.expect("b", "/send-feedback", r#"{"from":"b"}"#);
     assert_eq!(child.body.as_deref(), Some(fb.as_bytes()));
     let (router, step) = h.expect("r", "/send-feedback", r#"{"from":"r"}"#);
-    assert_eq!(router.body.as_deref(), Some(fb.as_bytes()), "the router gets the reward");
+    assert_eq!(
+        router.body.as_deref(),
+        Some(fb.as_bytes()),
+        "the router gets the reward"
+    );
     assert_eq!(respond(step).body, br#"{"from":"r"}"#);
 }
 
@@ -313,7 +390,10 @@ fn feedback_without_routing_goes_everywhere_and_skips_combiners() {
     assert_eq!(summary(&calls), ["a/send-feedback", "b/send-feedback"]);
     h.answer(calls[0].0, 200, r#"{"a":1}"#);
     let r = respond(h.answer(calls[1].0, 200, r#"{"b":1}"#));
-    assert_eq!(r.body, br#"{"a":1}"#, "a combiner takes no feedback: the first child's reply is returned");
+    assert_eq!(
+        r.body, br#"{"a":1}"#,
+        "a combiner takes no feedback: the first child's reply is returned"
+    );
 }
 
 #[test]
@@ -323,7 +403,10 @@ fn malformed_feedback_is_a_400() {
     assert_eq!(r.status, 400);
     assert_eq!(json_body(&r)["status"]["reason"], "BAD_FEEDBACK");
     let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
-    let r = respond(h.post("/api/v1.0/feedback", r#"{"response":{"meta":{"routing":{"r":4}}}}"#));
+    let r = respond(h.post(
+        "/api/v1.0/feedback",
+        r#"{"response":{"meta":{"routing":{"r":4}}}}"#,
+    ));
     assert_eq!(r.status, 400);
     assert_eq!(r.header("seldon-node"), Some("r"));
 }
@@ -345,20 +428,44 @@ fn node_error_passes_through_with_its_status_and_body() {
 fn transport_failures_name_the_node() {
     let cases = [
         (None, vec![], 503, "NODE_UNREACHABLE"),
-        (Some(503), b"upstream connect error or disconnect/reset before headers".to_vec(), 503, "NODE_UNREACHABLE"),
-        (Some(504), b"upstream request timeout".to_vec(), 504, "NODE_TIMEOUT"),
+        (
+            Some(503),
+            b"upstream connect error or disconnect/reset before headers".to_vec(),
+            503,
+            "NODE_UNREACHABLE",
+        ),
+        (
+            Some(504),
+            b"upstream request timeout".to_vec(),
+            504,
+            "NODE_TIMEOUT",
+        ),
     ];
     for (status, body, want, reason) in cases {
         let mut h = Harness::new("name: m");
         h.post("/api/v1.0/predictions", "{}");
         let token = h.new_calls()[0].0;
-        let r = respond(h.exec.on_call_response(&mut h.host, token, CallResponse { status, headers: vec![], body }));
+        let r = respond(h.exec.on_call_response(
+            &mut h.host,
+            token,
+            CallResponse {
+                status,
+                headers: vec![],
+                body,
+            },
+        ));
         assert_eq!(r.status, want);
         assert_eq!(r.header("seldon-node"), Some("m"));
         let body = json_body(&r);
         assert_eq!(body["status"]["reason"], reason);
         assert_eq!(body["status"]["status"], "FAILURE");
-        assert!(body["status"]["info"].as_str().unwrap().contains("node `m`"), "{body}");
+        assert!(
+            body["status"]["info"]
+                .as_str()
+                .unwrap()
+                .contains("node `m`"),
+            "{body}"
+        );
     }
 }
 
@@ -390,17 +497,35 @@ fn dispatch_failure_is_a_500() {
     h.host.fail_dispatch = true;
     let r = respond(h.post("/api/v1.0/predictions", "{}"));
     assert_eq!(r.status, 500);
-    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("BadArgument"));
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("BadArgument")
+    );
 }
 
 #[test]
 fn body_limit_is_enforced_on_both_sides() {
     let mut h = Harness::with(plan(Protocol::Seldon, "name: m", 10));
-    h.exec.on_headers(&mut h.host, Harness::headers("POST", "/api/v1.0/predictions"), false);
-    assert_eq!(h.exec.on_body_size(10), None, "exactly the limit is accepted");
+    h.exec.on_headers(
+        &mut h.host,
+        Harness::headers("POST", "/api/v1.0/predictions"),
+        false,
+    );
+    assert_eq!(
+        h.exec.on_body_size(10),
+        None,
+        "exactly the limit is accepted"
+    );
     let r = h.exec.on_body_size(11).unwrap();
     assert_eq!(r.status, 413);
-    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("limit of 10 bytes"));
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 10 bytes")
+    );
 }
 
 #[test]
@@ -408,26 +533,47 @@ fn unknown_paths_methods_and_models() {
     let mut h = Harness::new("name: m");
     let r = respond(h.get("/nope"));
     assert_eq!(r.status, 404);
-    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("/api/v1.0/predictions"));
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1.0/predictions")
+    );
     let mut h = Harness::new("name: m");
     assert_eq!(respond(h.get("/api/v1.0/predictions")).status, 405);
     let mut h = Harness::with(plan(Protocol::V2, "name: m", 1024));
-    let r = respond(h.exec.on_headers(&mut h.host, Harness::headers("POST", "/v2/models/other/infer"), false));
+    let r = respond(h.exec.on_headers(
+        &mut h.host,
+        Harness::headers("POST", "/v2/models/other/infer"),
+        false,
+    ));
     assert_eq!(r.status, 404);
-    assert!(json_body(&r)["status"]["info"].as_str().unwrap().contains("unknown model \"other\""));
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("unknown model \"other\"")
+    );
 }
 
 #[test]
 fn live_needs_no_calls() {
     let mut h = Harness::new("name: m");
     let r = respond(h.get("/live"));
-    assert_eq!((r.status, r.body.as_slice()), (200, &br#"{"live":true}"#[..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &br#"{"live":true}"#[..])
+    );
     assert!(h.new_calls().is_empty());
 }
 
 #[test]
 fn v2_chain_turns_outputs_into_inputs() {
-    let mut h = Harness::with(plan(Protocol::V2, "{name: first, children: [{name: second}]}", 1024));
+    let mut h = Harness::with(plan(
+        Protocol::V2,
+        "{name: first, children: [{name: second}]}",
+        1024,
+    ));
     let req = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
     assert_eq!(h.post("/v2/models/first/infer", req), Step::Wait);
     let (c1, _) = h.expect(
@@ -454,10 +600,17 @@ fn ready_probes_every_node() {
     assert_eq!(h.get("/ready"), Step::Wait);
     let calls = h.new_calls();
     assert_eq!(summary(&calls), ["r/health/ping", "a/health/ping"]);
-    assert!(calls.iter().all(|(_, c)| c.method == "GET" && c.body.is_none()));
+    assert!(
+        calls
+            .iter()
+            .all(|(_, c)| c.method == "GET" && c.body.is_none())
+    );
     h.answer(calls[0].0, 200, "pong");
     let r = respond(h.answer(calls[1].0, 200, "pong"));
-    assert_eq!((r.status, r.body.as_slice()), (200, &br#"{"ready":true}"#[..]));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &br#"{"ready":true}"#[..])
+    );
 
     let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
     h.get("/ready");
@@ -472,8 +625,16 @@ fn metadata_is_built_from_every_node() {
     h.get("/api/v1.0/metadata");
     let calls = h.new_calls();
     assert_eq!(summary(&calls), ["t/metadata", "m/metadata"]);
-    h.answer(calls[0].0, 200, r#"{"name":"t","inputs":[{"name":"raw"}],"outputs":[{"name":"feat"}]}"#);
-    let r = respond(h.answer(calls[1].0, 200, r#"{"name":"m","inputs":[{"name":"feat"}],"outputs":[{"name":"proba"}]}"#));
+    h.answer(
+        calls[0].0,
+        200,
+        r#"{"name":"t","inputs":[{"name":"raw"}],"outputs":[{"name":"feat"}]}"#,
+    );
+    let r = respond(h.answer(
+        calls[1].0,
+        200,
+        r#"{"name":"m","inputs":[{"name":"feat"}],"outputs":[{"name":"proba"}]}"#,
+    ));
     let body = json_body(&r);
     assert_eq!(body["name"], "default");
     assert_eq!(body["graphinputs"], json!([{"name":"raw"}]));
@@ -494,7 +655,13 @@ fn payload_logs_follow_each_nodes_mode() {
         .host
         .logs
         .iter()
-        .map(|l| (l.node.clone(), l.kind, String::from_utf8_lossy(&l.body).into_owned()))
+        .map(|l| {
+            (
+                l.node.clone(),
+                l.kind,
+                String::from_utf8_lossy(&l.body).into_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         logs,
@@ -505,7 +672,12 @@ fn payload_logs_follow_each_nodes_mode() {
         ],
         "t logs only its request (the subtree's input); m logs both"
     );
-    assert!(h.host.logs.iter().all(|l| l.puid == "12345678-9abc-4ef0-9234-56789abcdef0"));
+    assert!(
+        h.host
+            .logs
+            .iter()
+            .all(|l| l.puid == "12345678-9abc-4ef0-9234-56789abcdef0")
+    );
 }
 
 #[test]
@@ -539,7 +711,14 @@ fn cloudevent_carries_seldon_headers() {
         puid: "p1".into(),
     };
     let call = cloudevent(&plan, &log, "id-1".into()).unwrap();
-    assert_eq!((call.cluster.as_str(), call.path.as_str(), call.authority.as_str()), ("logger", "/log", "logger.local"));
+    assert_eq!(
+        (
+            call.cluster.as_str(),
+            call.path.as_str(),
+            call.authority.as_str()
+        ),
+        ("logger", "/log", "logger.local")
+    );
     for (k, v) in [
         ("ce-specversion", "1.0"),
         ("ce-id", "id-1"),

@@ -28,7 +28,9 @@ pub struct Problem {
 /// The rules `compile` enforces, each with what it needs to explain itself.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Rule {
-    #[error("name must be a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters): {0:?}")]
+    #[error(
+        "name must be a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters): {0:?}"
+    )]
     InvalidName(String),
     #[error("duplicate node name; first used at {first_path}")]
     DuplicateName { first_path: String },
@@ -45,7 +47,11 @@ pub enum Rule {
     #[error("parameter `ratioA` must be a number between 0 and 1, got {0:?}")]
     BadRatio(String),
     #[error("parameter `{name}` of type {ty} has value {value:?} that does not parse")]
-    BadParameter { name: String, ty: String, value: String },
+    BadParameter {
+        name: String,
+        ty: String,
+        value: String,
+    },
     #[error("prepackaged server {0} needs `modelUri`")]
     ModelUriRequired(String),
     #[error("logger.url {0:?} is not an http(s) URL")]
@@ -60,7 +66,9 @@ pub enum Rule {
     EmptyUpstreamField(&'static str),
     #[error("upstream timeoutMs must be greater than 0")]
     ZeroTimeout,
-    #[error("all nodes must use one endpoint type; this one uses {found}, the graph uses {expected}")]
+    #[error(
+        "all nodes must use one endpoint type; this one uses {found}, the graph uses {expected}"
+    )]
     MixedTransport { expected: String, found: String },
     #[error("gRPC node calls are not supported by the filter yet; use REST (endpoint.type: REST)")]
     GrpcUnsupported,

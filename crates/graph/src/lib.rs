@@ -12,7 +12,10 @@
 //! ```
 //!
 //! Pure: no I/O, no async, builds for `wasm32-wasip1`.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod config;
 pub mod error;
@@ -21,7 +24,7 @@ pub mod unit;
 
 pub use config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Transport};
 pub use error::{GraphError, Problem, Rule};
-pub use plan::{compile, InputStep, NodeId, Plan, PlanNode, RouteStep};
+pub use plan::{InputStep, NodeId, Plan, PlanNode, RouteStep, compile};
 pub use unit::{
     Endpoint, EndpointType, Implementation, Logger, LoggerMode, Parameter, ParameterType,
     PredictiveUnit, PredictiveUnitMethod, PredictiveUnitType,

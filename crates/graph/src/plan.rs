@@ -99,12 +99,22 @@ impl PlanNode {
 
 /// Validates `config` and builds its `Plan`; on failure returns every problem found.
 pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
-    let mut cx = Compiler { config, problems: Vec::new(), seen: BTreeMap::new(), nodes: Vec::new(), transport: None };
+    let mut cx = Compiler {
+        config,
+        problems: Vec::new(),
+        seen: BTreeMap::new(),
+        nodes: Vec::new(),
+        transport: None,
+    };
     if config.body_limit_bytes == 0 {
         cx.problem(&config.graph.name, "bodyLimitBytes", Rule::ZeroBodyLimit);
     }
     if config.protocol == Protocol::Tensorflow {
-        cx.problem(&config.graph.name, "protocol", Rule::ProtocolUnsupported("tensorflow"));
+        cx.problem(
+            &config.graph.name,
+            "protocol",
+            Rule::ProtocolUnsupported("tensorflow"),
+        );
     }
     cx.node(&config.graph, "graph".to_string(), None, 1);
     for name in config.nodes.keys() {
@@ -113,9 +123,14 @@ pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
         }
     }
     if !cx.problems.is_empty() {
-        return Err(GraphError { problems: cx.problems });
+        return Err(GraphError {
+            problems: cx.problems,
+        });
     }
-    let routes = cx.nodes.iter().any(|n| !n.children.is_empty() && n.route != RouteStep::AllChildren);
+    let routes = cx
+        .nodes
+        .iter()
+        .any(|n| !n.children.is_empty() && n.route != RouteStep::AllChildren);
     Ok(Plan {
         deployment: config.deployment.clone(),
         namespace: config.namespace.clone(),
@@ -140,11 +155,21 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn problem(&mut self, node: &str, path: &str, rule: Rule) {
-        self.problems.push(Problem { node: node.to_string(), path: path.to_string(), rule });
+        self.problems.push(Problem {
+            node: node.to_string(),
+            path: path.to_string(),
+            rule,
+        });
     }
 
     /// Checks one node, pushes its `PlanNode`, then its children; returns its id.
-    fn node(&mut self, unit: &PredictiveUnit, path: String, parent: Option<NodeId>, depth: usize) -> NodeId {
+    fn node(
+        &mut self,
+        unit: &PredictiveUnit,
+        path: String,
+        parent: Option<NodeId>,
+        depth: usize,
+    ) -> NodeId {
         let name = unit.name.as_str();
         if depth > MAX_DEPTH {
             self.problem(name, &path, Rule::TooDeep(MAX_DEPTH));
@@ -164,14 +189,24 @@ impl Compiler<'_> {
 
         let unit_type = unit.effective_type();
         if let Some(PredictiveUnitType::Other(t)) = &unit_type {
-            self.problem(name, &format!("{path}.type"), Rule::UnknownType(t.clone(), PredictiveUnitType::KNOWN.join(", ")));
+            self.problem(
+                name,
+                &format!("{path}.type"),
+                Rule::UnknownType(t.clone(), PredictiveUnitType::KNOWN.join(", ")),
+            );
         }
         for (i, m) in unit.methods.iter().flatten().enumerate() {
             if let PredictiveUnitMethod::Other(s) = m {
-                self.problem(name, &format!("{path}.methods[{i}]"), Rule::UnknownMethod(s.clone(), PredictiveUnitMethod::KNOWN.join(", ")));
+                self.problem(
+                    name,
+                    &format!("{path}.methods[{i}]"),
+                    Rule::UnknownMethod(s.clone(), PredictiveUnitMethod::KNOWN.join(", ")),
+                );
             }
         }
-        if unit_type == Some(PredictiveUnitType::UnknownType) && unit.methods.as_ref().is_none_or(Vec::is_empty) {
+        if unit_type == Some(PredictiveUnitType::UnknownType)
+            && unit.methods.as_ref().is_none_or(Vec::is_empty)
+        {
             self.problem(name, &format!("{path}.methods"), Rule::MethodsRequired);
         }
         self.check_parameters(unit, &path);
@@ -179,7 +214,11 @@ impl Compiler<'_> {
         if let Some(url) = unit.logger.as_ref().and_then(|l| l.url.as_ref())
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            self.problem(name, &format!("{path}.logger.url"), Rule::BadLoggerUrl(url.clone()));
+            self.problem(
+                name,
+                &format!("{path}.logger.url"),
+                Rule::BadLoggerUrl(url.clone()),
+            );
         }
         if unit.logger.is_some() && self.config.payload_logger.is_none() {
             self.problem(name, &format!("{path}.logger"), Rule::NoPayloadLogger);
@@ -189,37 +228,67 @@ impl Compiler<'_> {
         let abtest = unit.implementation == Some(Implementation::RandomAbtest);
         let input = if is(PredictiveUnitType::Model) {
             Some(InputStep::Predict)
-        } else if is(PredictiveUnitType::Transformer) || unit.has_method(PredictiveUnitMethod::TransformInput) {
+        } else if is(PredictiveUnitType::Transformer)
+            || unit.has_method(PredictiveUnitMethod::TransformInput)
+        {
             Some(InputStep::TransformInput)
         } else {
             None
         };
         let route = if abtest {
-            RouteStep::RandomAbTest { ratio_a: self.ratio_a(unit, &path) }
+            RouteStep::RandomAbTest {
+                ratio_a: self.ratio_a(unit, &path),
+            }
         } else if is(PredictiveUnitType::Router) || unit.has_method(PredictiveUnitMethod::Route) {
             RouteStep::Remote
         } else {
             RouteStep::AllChildren
         };
-        let aggregate = is(PredictiveUnitType::Combiner) || unit.has_method(PredictiveUnitMethod::Aggregate);
-        let transform_output =
-            is(PredictiveUnitType::OutputTransformer) || unit.has_method(PredictiveUnitMethod::TransformOutput);
-        let send_feedback = (is(PredictiveUnitType::Model) || is(PredictiveUnitType::Router) || unit.has_method(PredictiveUnitMethod::SendFeedback))
+        let aggregate =
+            is(PredictiveUnitType::Combiner) || unit.has_method(PredictiveUnitMethod::Aggregate);
+        let transform_output = is(PredictiveUnitType::OutputTransformer)
+            || unit.has_method(PredictiveUnitMethod::TransformOutput);
+        let send_feedback = (is(PredictiveUnitType::Model)
+            || is(PredictiveUnitType::Router)
+            || unit.has_method(PredictiveUnitMethod::SendFeedback))
             && !abtest;
 
         if route != RouteStep::AllChildren && unit.children.is_empty() {
-            self.problem(name, &format!("{path}.children"), Rule::NoChildren("router"));
+            self.problem(
+                name,
+                &format!("{path}.children"),
+                Rule::NoChildren("router"),
+            );
         }
         if abtest && !unit.children.is_empty() && unit.children.len() != 2 {
-            self.problem(name, &format!("{path}.children"), Rule::AbTestChildren(unit.children.len()));
+            self.problem(
+                name,
+                &format!("{path}.children"),
+                Rule::AbTestChildren(unit.children.len()),
+            );
         }
         if aggregate && unit.children.is_empty() {
-            self.problem(name, &format!("{path}.children"), Rule::NoChildren("combiner"));
+            self.problem(
+                name,
+                &format!("{path}.children"),
+                Rule::NoChildren("combiner"),
+            );
         }
 
-        let remote = input.is_some() || route == RouteStep::Remote || aggregate || transform_output || send_feedback;
-        let upstream = if remote { self.upstream(unit, &path) } else { None };
-        let protocol = upstream.as_ref().and_then(|u| u.protocol).unwrap_or(self.config.protocol);
+        let remote = input.is_some()
+            || route == RouteStep::Remote
+            || aggregate
+            || transform_output
+            || send_feedback;
+        let upstream = if remote {
+            self.upstream(unit, &path)
+        } else {
+            None
+        };
+        let protocol = upstream
+            .as_ref()
+            .and_then(|u| u.protocol)
+            .unwrap_or(self.config.protocol);
         if protocol == Protocol::V2 {
             if route != RouteStep::AllChildren {
                 self.problem(name, &path, Rule::NotInV2("routing"));
@@ -248,7 +317,9 @@ impl Compiler<'_> {
             .children
             .iter()
             .enumerate()
-            .map(|(i, child)| self.node(child, format!("{path}.children[{i}]"), Some(id), depth + 1))
+            .map(|(i, child)| {
+                self.node(child, format!("{path}.children[{i}]"), Some(id), depth + 1)
+            })
             .collect();
         self.nodes[id].children = children;
         id
@@ -258,13 +329,22 @@ impl Compiler<'_> {
         for (i, p) in unit.parameters.iter().enumerate() {
             let ok = match &p.parameter_type {
                 ParameterType::Int => p.value.trim().parse::<i64>().is_ok(),
-                ParameterType::Float | ParameterType::Double => p.value.trim().parse::<f64>().is_ok(),
-                ParameterType::Bool => matches!(p.value.trim().to_ascii_lowercase().as_str(), "true" | "false"),
+                ParameterType::Float | ParameterType::Double => {
+                    p.value.trim().parse::<f64>().is_ok()
+                }
+                ParameterType::Bool => matches!(
+                    p.value.trim().to_ascii_lowercase().as_str(),
+                    "true" | "false"
+                ),
                 ParameterType::String => true,
                 ParameterType::Other(_) => false,
             };
             if !ok {
-                let rule = Rule::BadParameter { name: p.name.clone(), ty: p.parameter_type.to_string(), value: p.value.clone() };
+                let rule = Rule::BadParameter {
+                    name: p.name.clone(),
+                    ty: p.parameter_type.to_string(),
+                    value: p.value.clone(),
+                };
                 self.problem(&unit.name, &format!("{path}.parameters[{i}]"), rule);
             }
         }
@@ -275,7 +355,11 @@ impl Compiler<'_> {
             && key != "HUGGINGFACE_SERVER"
             && unit.model_uri.as_deref().is_none_or(str::is_empty)
         {
-            self.problem(&unit.name, &format!("{path}.modelUri"), Rule::ModelUriRequired(key.clone()));
+            self.problem(
+                &unit.name,
+                &format!("{path}.modelUri"),
+                Rule::ModelUriRequired(key.clone()),
+            );
         }
         if let Some(t) = unit.endpoint.as_ref().and_then(|e| e.endpoint_type.clone()) {
             self.check_transport(&unit.name, &format!("{path}.endpoint.type"), t);
@@ -285,7 +369,10 @@ impl Compiler<'_> {
     fn check_transport(&mut self, node: &str, path: &str, t: EndpointType) {
         match &self.transport {
             Some((expected, _)) if *expected != t => {
-                let rule = Rule::MixedTransport { expected: expected.to_string(), found: t.to_string() };
+                let rule = Rule::MixedTransport {
+                    expected: expected.to_string(),
+                    found: t.to_string(),
+                };
                 self.problem(node, path, rule);
             }
             Some(_) => {}
@@ -294,11 +381,17 @@ impl Compiler<'_> {
     }
 
     fn ratio_a(&mut self, unit: &PredictiveUnit, path: &str) -> f64 {
-        let Some(p) = unit.parameter("ratioA") else { return 0.5 };
+        let Some(p) = unit.parameter("ratioA") else {
+            return 0.5;
+        };
         match p.value.trim().parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => r,
             _ => {
-                self.problem(&unit.name, &format!("{path}.parameters"), Rule::BadRatio(p.value.clone()));
+                self.problem(
+                    &unit.name,
+                    &format!("{path}.parameters"),
+                    Rule::BadRatio(p.value.clone()),
+                );
                 0.5
             }
         }
@@ -312,10 +405,18 @@ impl Compiler<'_> {
             return None;
         };
         if up.cluster.is_empty() {
-            self.problem(name, &format!("{upath}.cluster"), Rule::EmptyUpstreamField("cluster"));
+            self.problem(
+                name,
+                &format!("{upath}.cluster"),
+                Rule::EmptyUpstreamField("cluster"),
+            );
         }
         if up.authority.is_empty() {
-            self.problem(name, &format!("{upath}.authority"), Rule::EmptyUpstreamField("authority"));
+            self.problem(
+                name,
+                &format!("{upath}.authority"),
+                Rule::EmptyUpstreamField("authority"),
+            );
         }
         if up.timeout_ms == 0 {
             self.problem(name, &format!("{upath}.timeoutMs"), Rule::ZeroTimeout);
@@ -329,7 +430,11 @@ impl Compiler<'_> {
             self.problem(name, &format!("{upath}.transport"), Rule::GrpcUnsupported);
         }
         if up.protocol == Some(Protocol::Tensorflow) {
-            self.problem(name, &format!("{upath}.protocol"), Rule::ProtocolUnsupported("tensorflow"));
+            self.problem(
+                name,
+                &format!("{upath}.protocol"),
+                Rule::ProtocolUnsupported("tensorflow"),
+            );
         }
         Some(up.clone())
     }
@@ -340,7 +445,9 @@ fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -379,7 +486,12 @@ mod tests {
     }
 
     fn rules(cfg: &FilterConfig) -> Vec<Rule> {
-        compile(cfg).unwrap_err().problems.into_iter().map(|p| p.rule).collect()
+        compile(cfg)
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| p.rule)
+            .collect()
     }
 
     #[test]
@@ -484,7 +596,9 @@ children:
             "{name: ab, implementation: RANDOM_ABTEST, type: ROUTER, parameters: [{name: ratioA, value: '1.5', type: FLOAT}], children: [{name: a}, {name: b}]}",
         );
         assert_eq!(rules(&bad_ratio), [Rule::BadRatio("1.5".into())]);
-        let three = config("{name: ab, implementation: RANDOM_ABTEST, type: ROUTER, children: [{name: a}, {name: b}, {name: c}]}");
+        let three = config(
+            "{name: ab, implementation: RANDOM_ABTEST, type: ROUTER, children: [{name: a}, {name: b}, {name: c}]}",
+        );
         assert_eq!(rules(&three), [Rule::AbTestChildren(3)]);
     }
 
@@ -499,15 +613,23 @@ children:
         assert!(got.contains(&Rule::MissingUpstream), "{got:?}");
         assert!(got.contains(&Rule::UnknownUpstream), "{got:?}");
         assert!(got.contains(&Rule::ZeroTimeout), "{got:?}");
-        assert!(got.contains(&Rule::EmptyUpstreamField("cluster")), "{got:?}");
+        assert!(
+            got.contains(&Rule::EmptyUpstreamField("cluster")),
+            "{got:?}"
+        );
     }
 
     #[test]
     fn transports_must_agree_and_grpc_is_refused() {
-        let mut cfg = config("{name: m, endpoint: {type: REST}, children: [{name: n, endpoint: {type: GRPC}}]}");
+        let mut cfg = config(
+            "{name: m, endpoint: {type: REST}, children: [{name: n, endpoint: {type: GRPC}}]}",
+        );
         cfg.nodes.get_mut("n").unwrap().transport = Transport::Grpc;
         let got = rules(&cfg);
-        assert!(got.iter().any(|r| matches!(r, Rule::MixedTransport { .. })), "{got:?}");
+        assert!(
+            got.iter().any(|r| matches!(r, Rule::MixedTransport { .. })),
+            "{got:?}"
+        );
         assert!(got.contains(&Rule::GrpcUnsupported), "{got:?}");
     }
 

@@ -331,8 +331,14 @@ logger: {mode: all}
 "#;
         let unit: PredictiveUnit = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(unit.unit_type, Some(PredictiveUnitType::Model));
-        assert_eq!(unit.implementation, Some(Implementation::Prepackaged("SKLEARN_SERVER".into())));
-        assert_eq!(unit.model_uri.as_deref(), Some("gs://seldon-models/sklearn/iris"));
+        assert_eq!(
+            unit.implementation,
+            Some(Implementation::Prepackaged("SKLEARN_SERVER".into()))
+        );
+        assert_eq!(
+            unit.model_uri.as_deref(),
+            Some("gs://seldon-models/sklearn/iris")
+        );
         assert_eq!(unit.endpoint.as_ref().unwrap().http_port, Some(9000));
         assert_eq!(unit.parameter("method").unwrap().value, "predict");
         assert_eq!(unit.logger.as_ref().unwrap().mode, LoggerMode::All);
@@ -344,11 +350,18 @@ logger: {mode: all}
     #[test]
     fn unknown_enum_strings_are_kept_for_compile_to_reject() {
         let unit: PredictiveUnit =
-            serde_json::from_str(r#"{"name":"x","type":"MODLE","methods":["ROUTE","FLY"]}"#).unwrap();
-        assert_eq!(unit.unit_type, Some(PredictiveUnitType::Other("MODLE".into())));
+            serde_json::from_str(r#"{"name":"x","type":"MODLE","methods":["ROUTE","FLY"]}"#)
+                .unwrap();
+        assert_eq!(
+            unit.unit_type,
+            Some(PredictiveUnitType::Other("MODLE".into()))
+        );
         assert_eq!(
             unit.methods.unwrap(),
-            vec![PredictiveUnitMethod::Route, PredictiveUnitMethod::Other("FLY".into())]
+            vec![
+                PredictiveUnitMethod::Route,
+                PredictiveUnitMethod::Other("FLY".into())
+            ]
         );
     }
 
@@ -362,7 +375,10 @@ logger: {mode: all}
 
     #[test]
     fn defaulting_follows_seldon() {
-        let bare = PredictiveUnit { name: "m".into(), ..Default::default() };
+        let bare = PredictiveUnit {
+            name: "m".into(),
+            ..Default::default()
+        };
         assert_eq!(bare.effective_type(), Some(PredictiveUnitType::Model));
         let prepack = PredictiveUnit {
             name: "m".into(),

@@ -67,13 +67,17 @@ pub fn filter_wasm() -> Result<PathBuf, HarnessError> {
             target.join("wasm32-wasip1/release/seldon_filter.wasm")
         }
     };
-    if path.is_file() { Ok(path) } else { Err(HarnessError::FilterNotBuilt(path)) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::FilterNotBuilt(path))
+    }
 }
 
 impl GraphUnderTest {
     pub async fn start(spec: GraphSpec) -> Result<Self, HarnessError> {
-        let graph: PredictiveUnit =
-            serde_yaml::from_str(&spec.graph_yaml).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        let graph: PredictiveUnit = serde_yaml::from_str(&spec.graph_yaml)
+            .map_err(|e| HarnessError::Spec(e.to_string()))?;
         let mut nodes = BTreeMap::new();
         for node_spec in &spec.nodes {
             nodes.insert(node_spec.name.clone(), TestModel::spawn(node_spec).await?);
@@ -125,7 +129,8 @@ impl GraphUnderTest {
 
         let mut envoy_config = EnvoyConfig::new(seldon_envoy::free_port()?);
         // Envoy's own limit sits above the filter's so the filter answers first, with JSON.
-        envoy_config.buffer_limit_bytes = u32::try_from(spec.body_limit_bytes.saturating_mul(2).max(65_536)).unwrap_or(u32::MAX);
+        envoy_config.buffer_limit_bytes =
+            u32::try_from(spec.body_limit_bytes.saturating_mul(2).max(65_536)).unwrap_or(u32::MAX);
         envoy_config.listeners.push(Listener {
             name: GRAPH_LISTENER.into(),
             port: seldon_envoy::free_port()?,
@@ -148,12 +153,22 @@ impl GraphUnderTest {
     ) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir().map_err(|e| HarnessError::Spec(e.to_string()))?;
         let yaml_path = dir.path().join("validate.yaml");
-        std::fs::write(&yaml_path, seldon_envoy::render(&envoy_config)?).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        std::fs::write(&yaml_path, seldon_envoy::render(&envoy_config)?)
+            .map_err(|e| HarnessError::Spec(e.to_string()))?;
         seldon_envoy::validate(&yaml_path)?;
-        let options = EnvoyOptions { concurrency, ..EnvoyOptions::default() };
+        let options = EnvoyOptions {
+            concurrency,
+            ..EnvoyOptions::default()
+        };
         let envoy = Envoy::start_with(envoy_config, dir.path(), &options).await?;
         let url = envoy.listener_url(GRAPH_LISTENER)?;
-        Ok(Self { envoy, nodes, config, url, _dir: dir })
+        Ok(Self {
+            envoy,
+            nodes,
+            config,
+            url,
+            _dir: dir,
+        })
     }
 
     /// The node process called `name`.

@@ -9,10 +9,14 @@ use std::time::Duration;
 use seldon_e2e::graph::{GraphSpec, GraphUnderTest};
 use seldon_e2e::{Mode, TestModelSpec};
 use seldon_graph::Protocol;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
 }
 
 async fn start(graph: &str, nodes: Vec<TestModelSpec>) -> GraphUnderTest {
@@ -45,17 +49,32 @@ async fn post(g: &GraphUnderTest, path: &str, body: impl Into<reqwest::Body>) ->
     let r = client()
         .post(format!("{}{path}", g.url))
         .header("content-type", "application/json")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .body(body)
         .send()
         .await
         .unwrap();
-    Answer { status: r.status().as_u16(), headers: r.headers().clone(), body: r.text().await.unwrap() }
+    Answer {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.text().await.unwrap(),
+    }
 }
 
 async fn get(g: &GraphUnderTest, path: &str) -> Answer {
-    let r = client().get(format!("{}{path}", g.url)).send().await.unwrap();
-    Answer { status: r.status().as_u16(), headers: r.headers().clone(), body: r.text().await.unwrap() }
+    let r = client()
+        .get(format!("{}{path}", g.url))
+        .send()
+        .await
+        .unwrap();
+    Answer {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.text().await.unwrap(),
+    }
 }
 
 /// The router of the graph listener never saw a request: no direct response (the tripwire
@@ -69,13 +88,25 @@ async fn assert_router_untouched(g: &GraphUnderTest, expected_node_calls: u64) {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
     };
-    assert_eq!(stat("http.graph.rq_direct_response"), 0, "a request reached the graph listener's router");
+    assert_eq!(
+        stat("http.graph.rq_direct_response"),
+        0,
+        "a request reached the graph listener's router"
+    );
     let mut calls = 0;
     for node in g.nodes.values() {
         calls += node.calls().await.unwrap().len() as u64;
     }
-    let upstream: u64 = g.config.nodes.keys().map(|n| stat(&format!("cluster.{n}.upstream_rq_total"))).sum();
-    assert_eq!(upstream, calls, "every upstream request is a node call the filter made");
+    let upstream: u64 = g
+        .config
+        .nodes
+        .keys()
+        .map(|n| stat(&format!("cluster.{n}.upstream_rq_total")))
+        .sum();
+    assert_eq!(
+        upstream, calls,
+        "every upstream request is a node call the filter made"
+    );
     assert_eq!(calls, expected_node_calls);
 }
 
@@ -83,7 +114,11 @@ const ONE: &str = r#"{"data":{"names":["a","b"],"ndarray":[[1.0,2.0]]}}"#;
 
 #[tokio::test]
 async fn one_model() {
-    let g = start("name: m", vec![TestModelSpec::new("m", Mode::Add).adding(10.0)]).await;
+    let g = start(
+        "name: m",
+        vec![TestModelSpec::new("m", Mode::Add).adding(10.0)],
+    )
+    .await;
     let a = post(&g, "/api/v1.0/predictions", ONE).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
@@ -95,10 +130,19 @@ async fn one_model() {
     let calls = g.node("m").calls().await.unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].path, "/predict");
-    assert_eq!(calls[0].body, ONE, "the payload reaches the node byte for byte");
+    assert_eq!(
+        calls[0].body, ONE,
+        "the payload reaches the node byte for byte"
+    );
     assert_eq!(calls[0].header("seldon-puid"), Some(puid));
-    assert_eq!(calls[0].header("traceparent"), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-    assert!(calls[0].header("x-request-id").is_some(), "Envoy's request id is forwarded");
+    assert_eq!(
+        calls[0].header("traceparent"),
+        Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    );
+    assert!(
+        calls[0].header("x-request-id").is_some(),
+        "Envoy's request id is forwarded"
+    );
     assert_router_untouched(&g, 1).await;
 }
 
@@ -120,13 +164,28 @@ children:
         ],
     )
     .await;
-    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[0.0]]}}"#).await;
+    let a = post(
+        &g,
+        "/api/v1.0/predictions",
+        r#"{"data":{"ndarray":[[0.0]]}}"#,
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let body = a.json();
     assert_eq!(body["data"]["ndarray"], json!([[111.0]]));
-    assert_eq!(body["meta"]["tags"]["path"], json!(["tin", "m", "out"]), "input → model → output order");
-    assert_eq!(g.node("out").calls().await.unwrap()[0].path, "/transform-output");
-    assert_eq!(g.node("tin").calls().await.unwrap()[0].path, "/transform-input");
+    assert_eq!(
+        body["meta"]["tags"]["path"],
+        json!(["tin", "m", "out"]),
+        "input → model → output order"
+    );
+    assert_eq!(
+        g.node("out").calls().await.unwrap()[0].path,
+        "/transform-output"
+    );
+    assert_eq!(
+        g.node("tin").calls().await.unwrap()[0].path,
+        "/transform-input"
+    );
     assert_router_untouched(&g, 3).await;
 }
 
@@ -141,7 +200,12 @@ async fn router_picks_child_one() {
         ],
     )
     .await;
-    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[5.0]]}}"#).await;
+    let a = post(
+        &g,
+        "/api/v1.0/predictions",
+        r#"{"data":{"ndarray":[[5.0]]}}"#,
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let body = a.json();
     assert_eq!(body["data"]["ndarray"], json!([[7.0]]));
@@ -164,15 +228,28 @@ async fn router_all_children_with_a_combiner() {
         ],
     )
     .await;
-    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[1.0,1.0]]}}"#).await;
+    let a = post(
+        &g,
+        "/api/v1.0/predictions",
+        r#"{"data":{"ndarray":[[1.0,1.0]]}}"#,
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let body = a.json();
-    assert_eq!(body["data"]["ndarray"], json!([[5.0, 5.0]]), "(1+1) + (1+2) element-wise");
+    assert_eq!(
+        body["data"]["ndarray"],
+        json!([[5.0, 5.0]]),
+        "(1+1) + (1+2) element-wise"
+    );
     assert_eq!(body["meta"]["routing"], json!({"r": -1}));
     let agg = &g.node("c").calls().await.unwrap()[0];
     assert_eq!(agg.path, "/aggregate");
     let list = agg.json().unwrap();
-    assert_eq!(list[0]["data"]["ndarray"], json!([[2.0, 2.0]]), "child order is kept");
+    assert_eq!(
+        list[0]["data"]["ndarray"],
+        json!([[2.0, 2.0]]),
+        "child order is kept"
+    );
     assert_eq!(list[1]["data"]["ndarray"], json!([[3.0, 3.0]]));
     assert_router_untouched(&g, 4).await;
 }
@@ -205,8 +282,14 @@ async fn random_abtest_split() {
     while let Some(v) = tasks.join_next().await {
         to_a += usize::from(v.unwrap()["meta"]["routing"]["ab"] == json!(0));
     }
-    assert!((497..=703).contains(&to_a), "{to_a} of 2000 went to A, expected 600 ± 103");
-    let (na, nb) = (g.node("a").calls().await.unwrap().len(), g.node("b").calls().await.unwrap().len());
+    assert!(
+        (497..=703).contains(&to_a),
+        "{to_a} of 2000 went to A, expected 600 ± 103"
+    );
+    let (na, nb) = (
+        g.node("a").calls().await.unwrap().len(),
+        g.node("b").calls().await.unwrap().len(),
+    );
     assert_eq!((na, na + nb), (to_a, 2000), "meta.routing tells the truth");
 }
 
@@ -221,17 +304,35 @@ async fn feedback_reaches_the_chosen_routers_send_feedback() {
         ],
     )
     .await;
-    let prediction = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[1.0]]}}"#).await.json();
-    let feedback = json!({"request": {"data":{"ndarray":[[1.0]]}}, "response": prediction, "reward": 0.5});
+    let prediction = post(
+        &g,
+        "/api/v1.0/predictions",
+        r#"{"data":{"ndarray":[[1.0]]}}"#,
+    )
+    .await
+    .json();
+    let feedback =
+        json!({"request": {"data":{"ndarray":[[1.0]]}}, "response": prediction, "reward": 0.5});
     let a = post(&g, "/api/v1.0/feedback", feedback.to_string()).await;
     assert_eq!(a.status, 200, "{}", a.body);
-    assert_eq!(a.json()["meta"]["tags"]["r"], json!(true), "the router's reply is the answer");
+    assert_eq!(
+        a.json()["meta"]["tags"]["r"],
+        json!(true),
+        "the router's reply is the answer"
+    );
     let router_fb = g.node("r").feedback().await.unwrap();
     assert_eq!(router_fb.len(), 1);
     assert_eq!(router_fb[0]["reward"], json!(0.5));
     assert_eq!(router_fb[0]["response"]["meta"]["routing"], json!({"r": 1}));
-    assert_eq!(g.node("b").feedback().await.unwrap().len(), 1, "the chosen branch gets it");
-    assert!(g.node("a").feedback().await.unwrap().is_empty(), "the other branch does not");
+    assert_eq!(
+        g.node("b").feedback().await.unwrap().len(),
+        1,
+        "the chosen branch gets it"
+    );
+    assert!(
+        g.node("a").feedback().await.unwrap().is_empty(),
+        "the other branch does not"
+    );
 }
 
 #[tokio::test]
@@ -244,12 +345,19 @@ async fn node_returns_500() {
     let a = post(&g, "/api/v1.0/predictions", ONE).await;
     assert_eq!(a.status, 500);
     assert_eq!(a.header("seldon-node"), Some("m"));
-    assert_eq!(a.json()["status"]["info"], "model exploded", "the node's body passes through");
+    assert_eq!(
+        a.json()["status"]["info"],
+        "model exploded",
+        "the node's body passes through"
+    );
 }
 
 #[tokio::test]
 async fn node_times_out() {
-    let mut spec = GraphSpec::new("name: m", vec![TestModelSpec::new("m", Mode::Slow).delay_ms(3_000)]);
+    let mut spec = GraphSpec::new(
+        "name: m",
+        vec![TestModelSpec::new("m", Mode::Slow).delay_ms(3_000)],
+    );
     spec.timeout_ms = 300;
     let g = start_spec(spec).await;
     let a = post(&g, "/api/v1.0/predictions", ONE).await;
@@ -257,23 +365,35 @@ async fn node_times_out() {
     assert_eq!(a.header("seldon-node"), Some("m"));
     let body = a.json();
     assert_eq!(body["status"]["reason"], "NODE_TIMEOUT");
-    assert_eq!(body["status"]["info"], "node `m` timed out after 300 ms (/predict)");
+    assert_eq!(
+        body["status"]["info"],
+        "node `m` timed out after 300 ms (/predict)"
+    );
 }
 
 #[tokio::test]
 async fn node_down() {
     // `b` has no process: its cluster points at a port where nothing listens.
-    let g = start("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}", vec![
-        TestModelSpec::new("c", Mode::Aggregate),
-        TestModelSpec::new("a", Mode::Echo),
-    ])
+    let g = start(
+        "{name: c, type: COMBINER, children: [{name: a}, {name: b}]}",
+        vec![
+            TestModelSpec::new("c", Mode::Aggregate),
+            TestModelSpec::new("a", Mode::Echo),
+        ],
+    )
     .await;
     let a = post(&g, "/api/v1.0/predictions", ONE).await;
     assert_eq!(a.status, 503, "{}", a.body);
     assert_eq!(a.header("seldon-node"), Some("b"));
     let body = a.json();
     assert_eq!(body["status"]["reason"], "NODE_UNREACHABLE");
-    assert!(body["status"]["info"].as_str().unwrap().starts_with("node `b` is unreachable (/predict)"), "{body}");
+    assert!(
+        body["status"]["info"]
+            .as_str()
+            .unwrap()
+            .starts_with("node `b` is unreachable (/predict)"),
+        "{body}"
+    );
     let ready = get(&g, "/ready").await;
     assert_eq!(ready.status, 503);
     assert_eq!(ready.header("seldon-node"), Some("b"));
@@ -284,8 +404,19 @@ async fn malformed_request() {
     let g = start("name: m", vec![TestModelSpec::new("m", Mode::Echo)]).await;
     let a = post(&g, "/api/v1.0/predictions", "{not json").await;
     assert_eq!(a.status, 400, "{}", a.body);
-    assert_eq!(a.header("seldon-node"), Some("m"), "the node that rejected it is named");
-    assert!(a.json()["status"]["info"].as_str().unwrap().contains("not JSON"), "{}", a.body);
+    assert_eq!(
+        a.header("seldon-node"),
+        Some("m"),
+        "the node that rejected it is named"
+    );
+    assert!(
+        a.json()["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON"),
+        "{}",
+        a.body
+    );
     let fb = post(&g, "/api/v1.0/feedback", "[1,").await;
     assert_eq!(fb.status, 400);
     assert_eq!(fb.json()["status"]["reason"], "BAD_FEEDBACK");
@@ -312,7 +443,10 @@ async fn body_over_the_limit() {
     assert_eq!(at.json()["strData"].as_str().unwrap().len(), 100_000 - 14);
     let over = post(&g, "/api/v1.0/predictions", payload(100_001)).await;
     assert_eq!(over.status, 413);
-    assert_eq!(over.json()["status"]["info"], "request body is larger than the limit of 100000 bytes");
+    assert_eq!(
+        over.json()["status"]["info"],
+        "request body is larger than the limit of 100000 bytes"
+    );
     let way_over = post(&g, "/api/v1.0/predictions", payload(150_000)).await;
     assert_eq!(way_over.status, 413);
     assert_eq!(way_over.json()["status"]["reason"], "PAYLOAD_TOO_LARGE");
@@ -323,7 +457,10 @@ async fn body_over_the_limit() {
 async fn v2_infer_through_a_two_model_chain() {
     let mut spec = GraphSpec::new(
         "{name: first, children: [{name: second}]}",
-        vec![TestModelSpec::new("first", Mode::V2Add).adding(1.0), TestModelSpec::new("second", Mode::V2Add).adding(10.0)],
+        vec![
+            TestModelSpec::new("first", Mode::V2Add).adding(1.0),
+            TestModelSpec::new("second", Mode::V2Add).adding(10.0),
+        ],
     );
     spec.protocol = Protocol::V2;
     let g = start_spec(spec).await;
@@ -336,9 +473,16 @@ async fn v2_infer_through_a_two_model_chain() {
     assert_eq!(body["id"], "r1");
     let second = &g.node("second").calls().await.unwrap()[0];
     assert_eq!(second.path, "/v2/models/second/infer");
-    assert_eq!(second.json().unwrap()["inputs"][0]["data"], json!([2.0, 3.0]), "outputs of first became inputs");
+    assert_eq!(
+        second.json().unwrap()["inputs"][0]["data"],
+        json!([2.0, 3.0]),
+        "outputs of first became inputs"
+    );
     let ready = get(&g, "/v2/models/first/ready").await;
-    assert_eq!((ready.status, ready.json()), (200, json!({"name": "first", "ready": true})));
+    assert_eq!(
+        (ready.status, ready.json()),
+        (200, json!({"name": "first", "ready": true}))
+    );
     let unknown = post(&g, "/v2/models/nope/infer", req.to_string()).await;
     assert_eq!(unknown.status, 404);
 }
@@ -361,9 +505,23 @@ async fn two_hundred_concurrent_requests_each_get_their_own_answer() {
         let (client, url) = (client.clone(), format!("{}/api/v1.0/predictions", g.url));
         tasks.spawn(async move {
             let body = json!({"data": {"ndarray": [[f64::from(i)]]}});
-            let r = client.post(url).header("seldon-puid", format!("p{i}")).body(body.to_string()).send().await.unwrap();
-            let puid = r.headers().get("seldon-puid").map(|v| v.to_str().unwrap().to_string());
-            (i, r.status().as_u16(), puid, r.json::<Value>().await.unwrap())
+            let r = client
+                .post(url)
+                .header("seldon-puid", format!("p{i}"))
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            let puid = r
+                .headers()
+                .get("seldon-puid")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                i,
+                r.status().as_u16(),
+                puid,
+                r.json::<Value>().await.unwrap(),
+            )
         });
     }
     let mut seen = 0;
@@ -371,7 +529,11 @@ async fn two_hundred_concurrent_requests_each_get_their_own_answer() {
         let (i, status, puid, body) = res.unwrap();
         assert_eq!(status, 200, "{body}");
         let x = f64::from(i) + 1.0;
-        assert_eq!(body["data"]["ndarray"], json!([[x + x + 1000.0]]), "request {i}");
+        assert_eq!(
+            body["data"]["ndarray"],
+            json!([[x + x + 1000.0]]),
+            "request {i}"
+        );
         assert_eq!(puid, Some(format!("p{i}")));
         seen += 1;
     }
@@ -383,7 +545,10 @@ async fn two_hundred_concurrent_requests_each_get_their_own_answer() {
 async fn ready_live_and_metadata() {
     let g = start(
         "{name: t, type: TRANSFORMER, children: [{name: m}]}",
-        vec![TestModelSpec::new("t", Mode::Echo), TestModelSpec::new("m", Mode::Echo)],
+        vec![
+            TestModelSpec::new("t", Mode::Echo),
+            TestModelSpec::new("m", Mode::Echo),
+        ],
     )
     .await;
     let live = get(&g, "/live").await;
@@ -406,22 +571,48 @@ async fn metrics_count_requests_per_predictor_and_node() {
     }
     let stats = g.envoy.stats().await.unwrap();
     let counter = |needle: &str| {
-        stats.lines().find(|l| l.contains(needle) && l.contains("_total:")).unwrap_or_else(|| panic!("no {needle} in stats"))
-            .rsplit(": ").next().unwrap().trim().parse::<u64>().unwrap()
+        stats
+            .lines()
+            .find(|l| l.contains(needle) && l.contains("_total:"))
+            .unwrap_or_else(|| panic!("no {needle} in stats"))
+            .rsplit(": ")
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
     };
-    assert_eq!(counter("service=.=predictions;.;method=.=post;.;code=.=200;.;seldon_api_executor_server_requests"), 3);
-    assert_eq!(counter("model_name=.=m;.;service=.=/predict;.;code=.=200;.;seldon_api_executor_client_requests"), 3);
+    assert_eq!(
+        counter(
+            "service=.=predictions;.;method=.=post;.;code=.=200;.;seldon_api_executor_server_requests"
+        ),
+        3
+    );
+    assert_eq!(
+        counter(
+            "model_name=.=m;.;service=.=/predict;.;code=.=200;.;seldon_api_executor_client_requests"
+        ),
+        3
+    );
 }
 
 #[tokio::test]
 async fn payload_logs_reach_the_logger_as_cloudevents() {
     let mut spec = GraphSpec::new(
         "{name: t, type: TRANSFORMER, children: [{name: m, logger: {mode: all}}]}",
-        vec![TestModelSpec::new("t", Mode::Echo), TestModelSpec::new("m", Mode::Add).adding(1.0)],
+        vec![
+            TestModelSpec::new("t", Mode::Echo),
+            TestModelSpec::new("m", Mode::Add).adding(1.0),
+        ],
     );
     spec.payload_logger = Some(TestModelSpec::new("collector", Mode::Echo));
     let g = start_spec(spec).await;
-    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[1.0]]}}"#).await;
+    let a = post(
+        &g,
+        "/api/v1.0/predictions",
+        r#"{"data":{"ndarray":[[1.0]]}}"#,
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
     let puid = a.header("seldon-puid").unwrap().to_string();
     // Logs leave from the root context on its next tick (100 ms): poll, don't sleep blindly.
@@ -434,9 +625,18 @@ async fn payload_logs_reach_the_logger_as_cloudevents() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(logged.len(), 2, "one request and one response event for m");
-    let by_type = |t: &str| logged.iter().find(|c| c.header("ce-type") == Some(t)).unwrap_or_else(|| panic!("no {t}"));
+    let by_type = |t: &str| {
+        logged
+            .iter()
+            .find(|c| c.header("ce-type") == Some(t))
+            .unwrap_or_else(|| panic!("no {t}"))
+    };
     let req = by_type("io.seldon.serving.inference.request");
-    assert_eq!(req.json().unwrap()["meta"]["tags"]["t"], json!(true), "m's input is t's output");
+    assert_eq!(
+        req.json().unwrap()["meta"]["tags"]["t"],
+        json!(true),
+        "m's input is t's output"
+    );
     let resp = by_type("io.seldon.serving.inference.response");
     assert_eq!(resp.json().unwrap()["data"]["ndarray"], json!([[2.0]]));
     for c in [req, resp] {
@@ -454,5 +654,9 @@ async fn payload_logs_reach_the_logger_as_cloudevents() {
         .unwrap();
     assert_eq!(skipped.status(), 200);
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(g.node("collector").calls().await.unwrap().len(), 2, "Seldon-Skip-Logging is honoured");
+    assert_eq!(
+        g.node("collector").calls().await.unwrap().len(),
+        2,
+        "Seldon-Skip-Logging is honoured"
+    );
 }
