@@ -1,0 +1,67 @@
+//! `check`: every problem of a SeldonDeployment — Seldon's CRD-level rules
+//! (`seldon_crd::validate`), catalogue lookups, and `seldon_graph::compile` of each
+//! predictor's rendered filter config — as one list with field paths. The CLI's `validate`,
+//! the webhook and `render` all call it.
+
+use seldon_crd::Violation;
+use seldon_graph::{compile, Implementation, Rule};
+
+use crate::filter_config::filter_config;
+use crate::{Context, Predictor, RenderOptions};
+
+/// Every problem, CRD rules first, then per predictor. Empty when `sdep` renders.
+pub fn check(sdep: &seldon_crd::SeldonDeployment, opts: &RenderOptions) -> Vec<Violation> {
+    let mut out = seldon_crd::validate(sdep);
+    let crd_paths: Vec<String> = out.iter().map(|v| v.path.clone()).collect();
+    let cx = Context::new(sdep);
+    let protocol = cx.sdep.spec.protocol();
+    for (i, spec) in cx.sdep.spec.predictors.iter().enumerate() {
+        let p = Predictor::new(&cx, i, spec);
+        let prefix = format!("spec.predictors[{i}]");
+        // Catalogue: every prepackaged key must exist and speak the protocol.
+        let mut stack = vec![(&spec.graph, format!("{prefix}.graph"))];
+        while let Some((unit, path)) = stack.pop() {
+            if let Some(Implementation::Prepackaged(key)) = &unit.implementation {
+                match opts.catalogue.get(key) {
+                    None => out.push(Violation {
+                        path: format!("{path}.implementation"),
+                        message: format!(
+                            "{key:?} is not a built-in implementation nor a server in the catalogue (known: {})",
+                            opts.catalogue.servers.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    }),
+                    Some(server) if !server.protocols.contains(&protocol) => out.push(Violation {
+                        path: format!("{path}.implementation"),
+                        message: format!("server {key} does not speak protocol {protocol:?}"),
+                    }),
+                    Some(_) => {}
+                }
+            }
+            for (j, c) in unit.children.iter().enumerate().rev() {
+                stack.push((c, format!("{path}.children[{j}]")));
+            }
+        }
+        if let Err(e) = compile(&filter_config(&cx, &p, opts)) {
+            for problem in e.problems {
+                let graph_path = format!("{prefix}.{}", problem.path);
+                // "no container" was already said by the CRD rules, in Seldon's words
+                if problem.rule == Rule::MissingUpstream && crd_paths.contains(&graph_path) {
+                    continue;
+                }
+                let path = if problem.path == "protocol" {
+                    "spec.protocol".to_string()
+                } else if problem.path.starts_with("graph") {
+                    format!("{prefix}.{}", problem.path)
+                } else {
+                    // a filter-config field (nodes.<n>.*, bodyLimitBytes, protocol): name the node
+                    format!("{prefix}.graph (node {:?}, filter config {})", problem.node, problem.path)
+                };
+                let v = Violation { path, message: problem.rule.to_string() };
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,26 @@
+//! One Istio DestinationRule (`networking.istio.io/v1`) per predictor, named like the predictor
+//! Service (Seldon §2.6): the subset `<predictor>` selects its pods by the `version` label; the
+//! traffic policy is Seldon's idle timeout, or its TLS mode when configured.
+
+use serde_json::json;
+use seldon_crd::names;
+
+use crate::{Context, CustomObject, Predictor, RenderOptions};
+
+pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomObject {
+    let version = p.spec.labels.get(names::LABEL_VERSION).cloned().unwrap_or_else(|| p.spec.name.clone());
+    let policy = match &opts.istio_tls_mode {
+        Some(mode) => json!({"tls": {"mode": mode}}),
+        None => json!({"connectionPool": {"http": {"idleTimeout": "60s"}}}),
+    };
+    CustomObject {
+        api_version: "networking.istio.io/v1".to_string(),
+        kind: "DestinationRule".to_string(),
+        metadata: cx.meta(&p.service, cx.base_labels()),
+        spec: json!({
+            "host": p.fqdn(cx),
+            "subsets": [{"name": p.spec.name, "labels": {names::LABEL_VERSION: version}}],
+            "trafficPolicy": policy,
+        }),
+    }
+}

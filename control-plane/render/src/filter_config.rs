@@ -1,0 +1,110 @@
+//! The filter's `FilterConfig` for one predictor: the defaulted graph plus every node's
+//! upstream resolved to Istio's Envoy cluster names.
+
+use std::collections::BTreeMap;
+
+use seldon_crd::names;
+use seldon_graph::config::{DEFAULT_BODY_LIMIT_BYTES, DEFAULT_NODE_TIMEOUT_MS};
+use seldon_graph::{FilterConfig, NodeUpstream, PayloadLogger, Transport};
+
+use crate::{Context, Predictor, RenderOptions};
+
+/// `FilterConfig` of predictor `p`. Nodes with a container get an upstream
+/// `outbound|<port>||<sdep>-<pred>-<node>.<ns>.svc.cluster.local` (Istio's cluster for that
+/// Service port) with authority `<fqdn>:<port>` and `seldon.io/rest-timeout` as timeout.
+pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> FilterConfig {
+    let transport = cx.sdep.spec.transport();
+    let timeout_ms = p
+        .timeout_ms(cx, names::ANNOTATION_REST_TIMEOUT)
+        .filter(|t| *t > 0)
+        .unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
+    let mut nodes = BTreeMap::new();
+    for unit in p.spec.graph.walk() {
+        let Some(endpoint) = &unit.endpoint else { continue };
+        let Some(port) = endpoint.service_port else { continue };
+        let svc = names::container_service(&cx.name, &p.spec.name, &unit.name);
+        let fqdn = names::fqdn(&svc, &cx.namespace);
+        nodes.insert(
+            unit.name.clone(),
+            NodeUpstream {
+                cluster: names::istio_outbound_cluster(&svc, &cx.namespace, port),
+                authority: format!("{fqdn}:{port}"),
+                port: u16::try_from(port).unwrap_or_default(),
+                transport,
+                protocol: None,
+                timeout_ms,
+            },
+        );
+    }
+    let body_limit_bytes = p
+        .annotation(cx, names::ANNOTATION_BODY_LIMIT)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_BODY_LIMIT_BYTES);
+    let payload_logger = p
+        .spec
+        .graph
+        .walk()
+        .into_iter()
+        .find_map(|u| u.logger.as_ref())
+        .map(|l| logger(l.url.as_deref().unwrap_or(&opts.default_logger_url), &cx.namespace, timeout_ms));
+    FilterConfig {
+        deployment: cx.name.clone(),
+        namespace: cx.namespace.clone(),
+        predictor: p.spec.name.clone(),
+        protocol: cx.sdep.spec.protocol(),
+        graph: p.spec.graph.clone(),
+        nodes,
+        body_limit_bytes,
+        payload_logger: payload_logger.flatten(),
+    }
+}
+
+/// Resolves `http://host[:port][/path]` to an Istio outbound cluster; a host without dots is a
+/// Service in the SeldonDeployment's namespace.
+fn logger(url: &str, namespace: &str, timeout_ms: u64) -> Option<PayloadLogger> {
+    let (scheme_port, rest) = if let Some(r) = url.strip_prefix("http://") {
+        (80, r)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (443, r)
+    } else {
+        return None;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (authority, scheme_port),
+    };
+    let fqdn = if host.contains('.') { host.to_string() } else { names::fqdn(host, namespace) };
+    Some(PayloadLogger {
+        cluster: format!("outbound|{port}||{fqdn}"),
+        authority: format!("{fqdn}:{port}"),
+        path: path.to_string(),
+        timeout_ms,
+    })
+}
+
+/// The transport named in `FilterConfig` (kept for callers that only have the spec).
+pub fn transport_of(cx: &Context) -> Transport {
+    cx.sdep.spec.transport()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logger_urls_resolve_to_istio_clusters() {
+        let l = logger("http://default-broker", "models", 5).unwrap();
+        assert_eq!(l.cluster, "outbound|80||default-broker.models.svc.cluster.local");
+        assert_eq!(l.authority, "default-broker.models.svc.cluster.local:80");
+        assert_eq!(l.path, "/");
+        let l = logger("http://logs.obs.svc.cluster.local:8080/ingest", "models", 5).unwrap();
+        assert_eq!(l.cluster, "outbound|8080||logs.obs.svc.cluster.local");
+        assert_eq!(l.path, "/ingest");
+        assert!(logger("ftp://x", "m", 5).is_none());
+        assert!(logger("http://x:port", "m", 5).is_none());
+    }
+}
