@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the pinned onnxruntime wheel (+ the sklearn conversion tools) into
+# ~/.cache/seldon-mesh/onnxvenv and prints the ONNX Runtime library path:
+#
+#   export ORT_DYLIB_PATH=$(model-servers/onnx/scripts/setup.sh)
+#
+# Idempotent: reinstalls only when python/requirements.txt changed. Everything but the
+# final path goes to stderr, so the output can be captured.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${SELDON_ONNX_VENV:-$HOME/.cache/seldon-mesh/onnxvenv}"
+req="$here/python/requirements.txt"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  echo "setup.sh: installing $req into $venv" >&2
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+  echo "$want" > "$stamp"
+fi
+lib="$("$venv/bin/python" -c 'import onnxruntime, os, glob; d = os.path.join(os.path.dirname(onnxruntime.__file__), "capi"); print(sorted(glob.glob(os.path.join(d, "libonnxruntime.so.*")))[-1])')"
+if [[ ! -f "$lib" ]]; then
+  echo "setup.sh: libonnxruntime.so not found in the onnxruntime wheel under $venv" >&2
+  exit 1
+fi
+echo "$lib"
