@@ -119,6 +119,10 @@ fn yaml_error(document: usize, path: String, e: &serde_yaml::Error) -> ParseErro
     if let Some(idx) = message.find(" at line ") {
         message.truncate(idx);
     }
+    // serde_yaml also prefixes the path; it is reported separately.
+    if let Some(rest) = message.strip_prefix(&format!("{path}: ")) {
+        message = rest.to_string();
+    }
     ParseError::Invalid {
         document,
         path: if path.is_empty() || path == "." { "(document)".to_string() } else { path },

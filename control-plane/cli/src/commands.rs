@@ -1,0 +1,51 @@
+//! One module per subcommand, plus the options they share.
+
+pub mod render;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use seldon_render::{Catalogue, Ingress, RenderOptions};
+
+/// Ingress flag values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IngressArg {
+    Istio,
+    Ambassador,
+}
+
+/// Options shared by `render` and `validate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Shared {
+    /// SeldonDeployment YAML file (one or more documents; `-` reads stdin).
+    #[arg(short = 'f', long = "filename", env = "SELDON_FILE")]
+    pub file: PathBuf,
+    /// Prepackaged-server catalogue (default: the built-in manifests/catalogue.yaml).
+    #[arg(long, env = "SELDON_CATALOGUE")]
+    pub catalogue: Option<PathBuf>,
+}
+
+impl Shared {
+    pub fn read_input(&self) -> anyhow::Result<String> {
+        if self.file.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading stdin")?;
+            return Ok(s);
+        }
+        std::fs::read_to_string(&self.file).with_context(|| format!("reading {}", self.file.display()))
+    }
+
+    pub fn options(&self, ingress: IngressArg) -> anyhow::Result<RenderOptions> {
+        let mut opts = RenderOptions::default();
+        opts.ingress = match ingress {
+            IngressArg::Istio => Ingress::Istio,
+            IngressArg::Ambassador => Ingress::Ambassador,
+        };
+        if let Some(path) = &self.catalogue {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            opts.catalogue = Catalogue::from_yaml(&text).with_context(|| format!("in {}", path.display()))?;
+        }
+        Ok(opts)
+    }
+}

@@ -1,0 +1,41 @@
+//! `seldon-mesh`: one binary, one module per subcommand under `commands/`.
+//!
+//! Adding a subcommand: write `commands/<name>.rs` with `Args` (clap, `env = "SELDON_…"`) and
+//! `run(Args) -> anyhow::Result<ExitCode>`, then add one variant to `Command` and one arm to
+//! `main`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "seldon-mesh", version, about = "Seldon Core v1 SeldonDeployments on an Istio mesh")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print every manifest a SeldonDeployment renders to (multi-document YAML, for GitOps).
+    Render(commands::render::Args),
+    /// Explain every problem of a SeldonDeployment, with its path; exit 1 when there is one.
+    Validate(commands::validate::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render(args) => commands::render::run(args),
+        Command::Validate(args) => commands::validate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
