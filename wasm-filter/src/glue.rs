@@ -258,12 +258,20 @@ fn now() -> SystemTime {
 }
 
 impl GraphRequest {
-    /// Carries out a step; the request never continues to Envoy's router.
+    /// Carries out a step. While the body is still coming, the headers continue — to the
+    /// buffer filter that must follow this one, which holds them until the body has passed,
+    /// and it never passes: the filter buffers it (`Pause` in body callbacks) and answers. So
+    /// the request never reaches Envoy's router (the header trap, DESIGN.md, fix 2; it works
+    /// with or without `allow_on_headers_stop_iteration`). Anything else pauses.
     fn apply(&mut self, step: Step) -> Action {
-        if let Step::Respond(response) = step {
-            self.send(response);
+        match step {
+            Step::WaitBody => Action::Continue,
+            Step::Wait => Action::Pause,
+            Step::Respond(response) => {
+                self.send(response);
+                Action::Pause
+            }
         }
-        Action::Pause
     }
 
     fn send(&mut self, response: Response) {

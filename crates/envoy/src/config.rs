@@ -29,6 +29,10 @@ pub struct EnvoyConfig {
     /// `per_connection_buffer_limit_bytes` of every listener and cluster, and the graph
     /// listener's buffer filter `max_request_bytes`: a bigger body is answered with 413.
     pub buffer_limit_bytes: u32,
+    /// `allow_on_headers_stop_iteration` of graph listeners' wasm filter (header-trap fix 1).
+    /// Istio's WasmPlugin cannot set it, so tests also run with `false` to prove that the
+    /// buffer filter alone (fix 2) keeps requests from the router.
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 /// A listener on 127.0.0.1.
@@ -131,6 +135,7 @@ impl EnvoyConfig {
             listeners: Vec::new(),
             clusters: Vec::new(),
             buffer_limit_bytes: DEFAULT_BUFFER_LIMIT_BYTES,
+            allow_on_headers_stop_iteration: true,
         }
     }
 

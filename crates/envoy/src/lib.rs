@@ -19,4 +19,4 @@ pub use error::{ConfigError, EnvoyError};
 pub use process::{
     CACHE_DIR_ENV, ENVOY_BIN_ENV, Envoy, EnvoyOptions, envoy_binary, free_port, validate,
 };
-pub use render::{WASM_RUNTIME, bootstrap, render};
+pub use render::{FILTER_METRIC_TAGS, WASM_RUNTIME, bootstrap, render};

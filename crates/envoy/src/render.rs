@@ -25,6 +25,11 @@ const HTTP_PROTOCOL_OPTIONS_TYPE: &str =
 /// The wasm runtime every graph listener uses (compiled into the PyPI Envoy build).
 pub const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
 
+/// Label names the graph filter encodes into its metric names (`seldon_filter::metrics::TAGS`;
+/// a test in `tests/e2e` keeps the two lists equal).
+pub const FILTER_METRIC_TAGS: &[&str] =
+    &["deployment_name", "predictor_name", "model_name", "service", "method", "code"];
+
 /// Checks `config` and renders it as an Envoy bootstrap in YAML.
 pub fn render(config: &EnvoyConfig) -> Result<String, EnvoyError> {
     Ok(serde_yaml::to_string(&bootstrap(config)?)?)
@@ -36,8 +41,16 @@ pub fn bootstrap(config: &EnvoyConfig) -> Result<Value, EnvoyError> {
     let limit = config.buffer_limit_bytes;
     Ok(json!({
         "admin": { "address": socket_address("127.0.0.1", config.admin_port) },
+        // The graph filter encodes metric labels as Istio does (`key=.=value;.;`); these
+        // turn them into tags, so /stats/prometheus shows real labels.
+        "stats_config": {
+            "stats_tags": FILTER_METRIC_TAGS.iter().map(|tag| json!({
+                "tag_name": tag,
+                "regex": format!("({tag}=\\.=(.*?);\\.;)"),
+            })).collect::<Vec<_>>(),
+        },
         "static_resources": {
-            "listeners": config.listeners.iter().map(|l| listener(l, limit)).collect::<Vec<_>>(),
+            "listeners": config.listeners.iter().map(|l| listener(config, l, limit)).collect::<Vec<_>>(),
             "clusters": config.clusters.iter().map(|c| cluster(c, limit)).collect::<Vec<_>>(),
         },
     }))
@@ -56,7 +69,7 @@ fn duration(d: Duration) -> String {
     }
 }
 
-fn listener(l: &Listener, limit: u32) -> Value {
+fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
     let (routes, http_filters) = match &l.kind {
         ListenerKind::Graph {
             wasm_path,
@@ -87,7 +100,7 @@ fn listener(l: &Listener, limit: u32) -> Value {
                             "configuration": { "@type": STRING_VALUE_TYPE, "value": plugin_config_json },
                             // `Pause` in on_http_request_headers keeps the router waiting
                             // while body callbacks still arrive (the header trap, fix 1).
-                            "allow_on_headers_stop_iteration": true,
+                            "allow_on_headers_stop_iteration": config.allow_on_headers_stop_iteration,
                         },
                     },
                 }),

@@ -13,6 +13,7 @@ fn sample() -> EnvoyConfig {
     EnvoyConfig {
         admin_port: 9901,
         buffer_limit_bytes: 4 * 1024 * 1024,
+        allow_on_headers_stop_iteration: true,
         listeners: vec![
             Listener {
                 name: "gateway".into(),

@@ -29,6 +29,8 @@ pub struct GraphSpec {
     pub concurrency: u32,
     /// A process that receives payload logs (the config's `payloadLogger`).
     pub payload_logger: Option<TestModelSpec>,
+    /// Header-trap fix 1 on or off (Istio's WasmPlugin cannot set it: off is the mesh case).
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 impl GraphSpec {
@@ -41,6 +43,7 @@ impl GraphSpec {
             timeout_ms: 2_000,
             concurrency: 2,
             payload_logger: None,
+            allow_on_headers_stop_iteration: true,
         }
     }
 }
@@ -128,6 +131,7 @@ impl GraphUnderTest {
         seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
 
         let mut envoy_config = EnvoyConfig::new(seldon_envoy::free_port()?);
+        envoy_config.allow_on_headers_stop_iteration = spec.allow_on_headers_stop_iteration;
         // Envoy's own limit sits above the filter's so the filter answers first, with JSON.
         envoy_config.buffer_limit_bytes =
             u32::try_from(spec.body_limit_bytes.saturating_mul(2).max(65_536)).unwrap_or(u32::MAX);

@@ -594,6 +594,24 @@ async fn metrics_count_requests_per_predictor_and_node() {
         ),
         3
     );
+
+    // The bootstrap's stats_tags turn the encoded labels into Prometheus labels.
+    let prom = g.envoy.admin_get("/stats/prometheus").await.unwrap();
+    let line = prom
+        .lines()
+        .find(|l| l.starts_with("seldon_api_executor_server_requests_total{"))
+        .unwrap_or_else(|| panic!("no server counter in:\n{prom}"));
+    for label in [
+        r#"deployment_name="sdep""#,
+        r#"predictor_name="default""#,
+        r#"service="predictions""#,
+        r#"method="post""#,
+        r#"code="200""#,
+    ] {
+        assert!(line.contains(label), "{label} missing in {line}");
+    }
+    assert!(line.ends_with(" 3"), "{line}");
+    assert!(prom.contains("seldon_api_executor_client_requests_ms_bucket{"), "latency histogram exported");
 }
 
 #[tokio::test]
@@ -659,4 +677,34 @@ async fn payload_logs_reach_the_logger_as_cloudevents() {
         2,
         "Seldon-Skip-Logging is honoured"
     );
+}
+
+/// The mesh case: Istio's WasmPlugin cannot set `allow_on_headers_stop_iteration`, so only the
+/// buffer filter after the wasm filter stands between a request and the router.
+#[tokio::test]
+async fn header_trap_is_closed_by_the_buffer_filter_alone() {
+    let mut spec = GraphSpec::new(
+        "{name: t, type: TRANSFORMER, children: [{name: m}]}",
+        vec![TestModelSpec::new("t", Mode::Add).adding(1.0), TestModelSpec::new("m", Mode::Add).adding(2.0)],
+    );
+    spec.allow_on_headers_stop_iteration = false;
+    spec.body_limit_bytes = 1000;
+    let g = start_spec(spec).await;
+    let yaml = std::fs::read_to_string(g.envoy.config_path()).unwrap();
+    assert!(yaml.contains("allow_on_headers_stop_iteration: false"), "the test runs without fix 1");
+    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[0.0]]}}"#).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["data"]["ndarray"], json!([[3.0]]));
+    let big = format!(r#"{{"strData":"{}"}}"#, "x".repeat(1500));
+    assert_eq!(post(&g, "/api/v1.0/predictions", big).await.status, 413);
+    let empty = client().post(format!("{}/api/v1.0/predictions", g.url)).send().await.unwrap();
+    assert_eq!(empty.status(), 400, "an empty body reaches the node, which rejects it");
+    assert_eq!(get(&g, "/ready").await.status, 200);
+    assert_eq!(get(&g, "/live").await.status, 200);
+    assert_router_untouched(&g, 2 + 1 + 2).await;
+}
+
+#[test]
+fn envoy_bootstrap_tags_every_label_the_filter_encodes() {
+    assert_eq!(seldon_envoy::FILTER_METRIC_TAGS, seldon_filter::metrics::TAGS);
 }
