@@ -1,0 +1,3 @@
+{{- define "seldon-mesh.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
