@@ -5,6 +5,7 @@ Run by the model initializer after the copy (Python is needed only here, never a
 time):
 
     python convert_sklearn.py /mnt/models            # exit 0 on success *and* on fallback
+    python convert_sklearn.py /mnt/models --source model.pkl     # MLflow sklearn flavor
 
 Writes, next to `model.joblib`:
   * `model.onnx`                  label + probabilities (zipmap=False) or the regressor output
@@ -96,9 +97,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model_dir")
     ap.add_argument("--check-rows", type=int, default=1000)
+    ap.add_argument("--source", default="model.joblib", help="pickle in model_dir (MLflow: model.pkl)")
     args = ap.parse_args(argv)
     d = args.model_dir
-    src = os.path.join(d, "model.joblib")
+    src = os.path.join(d, args.source)
     for stale in ("model.onnx", "decision_function.onnx", "conversion.json", "python-fallback.json"):
         if os.path.exists(os.path.join(d, stale)):
             os.remove(os.path.join(d, stale))
@@ -212,7 +214,7 @@ def main(argv=None) -> int:
 
     classes = getattr(last, "classes_", None)
     conversion = {
-        "source": "model.joblib",
+        "source": args.source,
         "estimator": name,
         "kind": "classifier" if is_classifier else "regressor",
         "n_features": int(n_features),

@@ -4,6 +4,9 @@
 #
 #   export ORT_DYLIB_PATH=$(model-servers/onnx/scripts/setup.sh)
 #
+# `--with-wrapper` also installs the project's Python wrapper (model-servers/python,
+# `seldon-core-microservice`), which serves the estimators skl2onnx cannot convert.
+#
 # Idempotent: reinstalls only when python/requirements.txt changed. Everything but the
 # final path goes to stderr, so the output can be captured.
 set -euo pipefail
@@ -17,6 +20,16 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; th
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
   echo "$want" > "$stamp"
+fi
+if [[ "${1:-}" == "--with-wrapper" ]]; then
+  wrapper="$(cd "$here/../python" && pwd)"
+  wstamp="$venv/.wrapper.sha256"
+  wwant="$(cat "$wrapper/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+  if [[ ! -x "$venv/bin/seldon-core-microservice" || "$(cat "$wstamp" 2>/dev/null)" != "$wwant" ]]; then
+    echo "setup.sh: installing the Python wrapper $wrapper into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$wrapper" >&2
+    echo "$wwant" > "$wstamp"
+  fi
 fi
 lib="$("$venv/bin/python" -c 'import onnxruntime, os, glob; d = os.path.join(os.path.dirname(onnxruntime.__file__), "capi"); print(sorted(glob.glob(os.path.join(d, "libonnxruntime.so.*")))[-1])')"
 if [[ ! -f "$lib" ]]; then
