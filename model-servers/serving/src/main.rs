@@ -1,4 +1,4 @@
-//! `seldon-server` with only the built-in models (`SUM_MODEL`, `IDENTITY_MODEL`); the
+//! `seldon-server-builtin`: the server with only the built-in models (`SUM_MODEL`, `IDENTITY_MODEL`); the
 //! runtime binary registers more implementations the same way.
 
 use clap::Parser;
