@@ -1,0 +1,2 @@
+//! Model-server benchmark driver.
+fn main() {}
