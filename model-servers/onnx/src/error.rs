@@ -12,7 +12,9 @@ pub enum OnnxError {
          (`model-servers/onnx/scripts/setup.sh` installs the pinned onnxruntime wheel and prints the path)"
     )]
     NoLibrary,
-    #[error("ORT_DYLIB_PATH points to {0}, which does not exist (run model-servers/onnx/scripts/setup.sh)")]
+    #[error(
+        "ORT_DYLIB_PATH points to {0}, which does not exist (run model-servers/onnx/scripts/setup.sh)"
+    )]
     LibraryMissing(PathBuf),
     #[error("loading ONNX Runtime from {path}: {message}")]
     Library { path: PathBuf, message: String },
@@ -20,7 +22,9 @@ pub enum OnnxError {
     Setting { name: &'static str, value: String },
     #[error("ONNX model {path}: {message}")]
     Session { path: PathBuf, message: String },
-    #[error("the CUDA execution provider was requested but seldon-onnx was built without its `cuda` feature")]
+    #[error(
+        "the CUDA execution provider was requested but seldon-onnx was built without its `cuda` feature"
+    )]
     CudaNotBuilt,
     #[error("reading {path}: {source}")]
     Io {

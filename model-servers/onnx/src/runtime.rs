@@ -55,10 +55,18 @@ impl RuntimeConfig {
             c.cuda = match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" => true,
                 "false" | "0" => false,
-                _ => return Err(OnnxError::Setting { name: SELDON_ONNX_CUDA, value: v }),
+                _ => {
+                    return Err(OnnxError::Setting {
+                        name: SELDON_ONNX_CUDA,
+                        value: v,
+                    });
+                }
             };
         }
-        for (name, slot) in [(SELDON_ONNX_SESSIONS, &mut c.sessions), (SELDON_ONNX_THREADS, &mut c.intra_threads)] {
+        for (name, slot) in [
+            (SELDON_ONNX_SESSIONS, &mut c.sessions),
+            (SELDON_ONNX_THREADS, &mut c.intra_threads),
+        ] {
             if let Some(v) = var(name) {
                 *slot = v
                     .trim()
@@ -90,10 +98,13 @@ pub fn environment(config: &RuntimeConfig) -> Result<Environment, OnnxError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let env = builder.with_name("seldon-onnx").build().map_err(|e| OnnxError::Library {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let env = builder
+        .with_name("seldon-onnx")
+        .build()
+        .map_err(|e| OnnxError::Library {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");
     Ok(ENVIRONMENT.get_or_init(|| env).clone())
 }

@@ -81,7 +81,11 @@ fn spec(name: &str, t: &ValueType) -> IoSpec {
         ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
         _ => Vec::new(),
     };
-    IoSpec { name: name.to_string(), elem: ElemType::from_ort(t), shape }
+    IoSpec {
+        name: name.to_string(),
+        elem: ElemType::from_ort(t),
+        shape,
+    }
 }
 
 /// A loaded ONNX graph. `ort`'s `Session::run` takes `&mut`, so each session serves one
@@ -99,7 +103,10 @@ impl OnnxSession {
     /// Loads `path` (external data next to it resolves) into `config.sessions` sessions.
     pub fn load(path: &Path, config: &RuntimeConfig) -> Result<Self, OnnxError> {
         let env = environment(config)?;
-        let err = |message: String| OnnxError::Session { path: path.to_path_buf(), message };
+        let err = |message: String| OnnxError::Session {
+            path: path.to_path_buf(),
+            message,
+        };
         if !path.is_file() {
             return Err(err("file not found".into()));
         }
@@ -115,13 +122,33 @@ impl OnnxSession {
                     CudaError::Ort(m) => err(m),
                 })?;
             }
-            sessions.push(Mutex::new(builder.commit_from_file(path).map_err(|e| err(e.to_string()))?));
+            sessions.push(Mutex::new(
+                builder
+                    .commit_from_file(path)
+                    .map_err(|e| err(e.to_string()))?,
+            ));
         }
-        let first = sessions[0].lock().map_err(|_| err("session lock poisoned".into()))?;
-        let inputs = first.inputs().iter().map(|o| spec(o.name(), o.dtype())).collect();
-        let outputs = first.outputs().iter().map(|o| spec(o.name(), o.dtype())).collect();
+        let first = sessions[0]
+            .lock()
+            .map_err(|_| err("session lock poisoned".into()))?;
+        let inputs = first
+            .inputs()
+            .iter()
+            .map(|o| spec(o.name(), o.dtype()))
+            .collect();
+        let outputs = first
+            .outputs()
+            .iter()
+            .map(|o| spec(o.name(), o.dtype()))
+            .collect();
         drop(first);
-        Ok(OnnxSession { path: path.to_path_buf(), sessions, next: AtomicUsize::new(0), inputs, outputs })
+        Ok(OnnxSession {
+            path: path.to_path_buf(),
+            sessions,
+            next: AtomicUsize::new(0),
+            inputs,
+            outputs,
+        })
     }
 
     /// The graph file.
@@ -162,11 +189,19 @@ impl OnnxSession {
             return Err(ModelError::bad_data(format!(
                 "the model takes {} input tensor(s) ({}), got {}",
                 self.inputs.len(),
-                self.inputs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+                self.inputs
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 tensors.len()
             )));
         }
-        tensors.iter().zip(&self.inputs).map(|(t, s)| to_value(t, s)).collect()
+        tensors
+            .iter()
+            .zip(&self.inputs)
+            .map(|(t, s)| to_value(t, s))
+            .collect()
     }
 }
 
@@ -178,7 +213,9 @@ enum CudaError {
 }
 
 #[cfg(feature = "cuda")]
-fn with_cuda(b: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder, CudaError> {
+fn with_cuda(
+    b: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder, CudaError> {
     // Without `error_on_failure`, ONNX Runtime logs a failed registration (no GPU, no
     // driver, missing CUDA libs) and runs on CPU: one binary serves both.
     b.with_execution_providers([ort::ep::CUDA::default().build()])
@@ -186,7 +223,9 @@ fn with_cuda(b: ort::session::builder::SessionBuilder) -> Result<ort::session::b
 }
 
 #[cfg(not(feature = "cuda"))]
-fn with_cuda(_b: ort::session::builder::SessionBuilder) -> Result<ort::session::builder::SessionBuilder, CudaError> {
+fn with_cuda(
+    _b: ort::session::builder::SessionBuilder,
+) -> Result<ort::session::builder::SessionBuilder, CudaError> {
     Err(CudaError::NotBuilt)
 }
 
@@ -238,23 +277,41 @@ fn to_value(t: &Tensor, s: &IoSpec) -> Result<DynValue, ModelError> {
     let shape = feed_shape(t, s)?;
     #[allow(clippy::cast_possible_truncation)]
     let value = match s.elem {
-        ElemType::F32 => OrtTensor::from_array((shape, t.as_f32()?.into_owned())).map_err(ort_err)?.into_dyn(),
-        ElemType::F64 => OrtTensor::from_array((shape, t.as_f64()?.into_owned())).map_err(ort_err)?.into_dyn(),
-        ElemType::I64 => OrtTensor::from_array((shape, integers(t, s)?)).map_err(ort_err)?.into_dyn(),
+        ElemType::F32 => OrtTensor::from_array((shape, t.as_f32()?.into_owned()))
+            .map_err(ort_err)?
+            .into_dyn(),
+        ElemType::F64 => OrtTensor::from_array((shape, t.as_f64()?.into_owned()))
+            .map_err(ort_err)?
+            .into_dyn(),
+        ElemType::I64 => OrtTensor::from_array((shape, integers(t, s)?))
+            .map_err(ort_err)?
+            .into_dyn(),
         ElemType::I32 => {
             let v: Vec<i32> = integers(t, s)?.into_iter().map(|x| x as i32).collect();
-            OrtTensor::from_array((shape, v)).map_err(ort_err)?.into_dyn()
+            OrtTensor::from_array((shape, v))
+                .map_err(ort_err)?
+                .into_dyn()
         }
         ElemType::Bool => {
             let v: Vec<bool> = t.as_f64()?.iter().map(|x| *x != 0.0).collect();
-            OrtTensor::from_array((shape, v)).map_err(ort_err)?.into_dyn()
+            OrtTensor::from_array((shape, v))
+                .map_err(ort_err)?
+                .into_dyn()
         }
         ElemType::Str => {
             let Values::Bytes(b) = &t.values else {
-                return Err(ModelError::bad_data(format!("input `{}` is BYTES (strings), got numbers", s.name)));
+                return Err(ModelError::bad_data(format!(
+                    "input `{}` is BYTES (strings), got numbers",
+                    s.name
+                )));
             };
-            let v: Vec<String> = b.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect();
-            OrtTensor::from_string_array((shape, v.as_slice())).map_err(ort_err)?.into_dyn()
+            let v: Vec<String> = b
+                .iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect();
+            OrtTensor::from_string_array((shape, v.as_slice()))
+                .map_err(ort_err)?
+                .into_dyn()
         }
         ElemType::Other => {
             return Err(ModelError::bad_data(format!(
@@ -293,19 +350,31 @@ fn extract(name: &str, elem: ElemType, v: &DynValue) -> Result<Tensor, ModelErro
         }
         ElemType::I64 => {
             let (s, d) = v.try_extract_tensor::<i64>().map_err(bad)?;
-            (s.to_vec(), Values::F64(d.iter().map(|x| *x as f64).collect()))
+            (
+                s.to_vec(),
+                Values::F64(d.iter().map(|x| *x as f64).collect()),
+            )
         }
         ElemType::I32 => {
             let (s, d) = v.try_extract_tensor::<i32>().map_err(bad)?;
-            (s.to_vec(), Values::F64(d.iter().map(|x| f64::from(*x)).collect()))
+            (
+                s.to_vec(),
+                Values::F64(d.iter().map(|x| f64::from(*x)).collect()),
+            )
         }
         ElemType::Bool => {
             let (s, d) = v.try_extract_tensor::<bool>().map_err(bad)?;
-            (s.to_vec(), Values::F32(d.iter().map(|x| if *x { 1.0 } else { 0.0 }).collect()))
+            (
+                s.to_vec(),
+                Values::F32(d.iter().map(|x| if *x { 1.0 } else { 0.0 }).collect()),
+            )
         }
         ElemType::Str => {
             let (s, d) = v.try_extract_strings().map_err(bad)?;
-            (s.to_vec(), Values::Bytes(d.into_iter().map(String::into_bytes).collect()))
+            (
+                s.to_vec(),
+                Values::Bytes(d.into_iter().map(String::into_bytes).collect()),
+            )
         }
         ElemType::Other => {
             return Err(ModelError::internal(format!(

@@ -98,7 +98,10 @@ struct Fallback {
 }
 
 fn read(path: &Path) -> Result<String, OnnxError> {
-    std::fs::read_to_string(path).map_err(|source| OnnxError::Io { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| OnnxError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// What a SKLEARN_SERVER model directory holds.
@@ -115,23 +118,36 @@ pub enum Artifact {
 pub fn inspect(dir: &Path) -> Result<Artifact, OnnxError> {
     let marker = dir.join(FALLBACK_MARKER);
     if marker.is_file() {
-        let f: Fallback = serde_json::from_str(&read(&marker)?)
-            .map_err(|source| OnnxError::Conversion { path: marker.clone(), source })?;
-        return Err(OnnxError::PythonFallback { estimator: f.estimator, reason: f.reason });
+        let f: Fallback =
+            serde_json::from_str(&read(&marker)?).map_err(|source| OnnxError::Conversion {
+                path: marker.clone(),
+                source,
+            })?;
+        return Err(OnnxError::PythonFallback {
+            estimator: f.estimator,
+            reason: f.reason,
+        });
     }
     let record = dir.join(CONVERSION_RECORD);
     if record.is_file() {
-        let c: Conversion = serde_json::from_str(&read(&record)?)
-            .map_err(|source| OnnxError::Conversion { path: record.clone(), source })?;
+        let c: Conversion =
+            serde_json::from_str(&read(&record)?).map_err(|source| OnnxError::Conversion {
+                path: record.clone(),
+                source,
+            })?;
         return Ok(Artifact::Converted(c));
     }
     if dir.join("model.onnx").is_file() {
         return Ok(Artifact::OnnxOnly);
     }
     if dir.join("model.joblib").is_file() {
-        return Err(OnnxError::NotConverted { dir: dir.to_path_buf() });
+        return Err(OnnxError::NotConverted {
+            dir: dir.to_path_buf(),
+        });
     }
-    Err(OnnxError::NoModel { dir: dir.to_path_buf() })
+    Err(OnnxError::NoModel {
+        dir: dir.to_path_buf(),
+    })
 }
 
 #[derive(Debug)]
@@ -153,19 +169,36 @@ pub struct SklearnServer {
 
 impl SklearnServer {
     /// Checks the directory and the `method` parameter; [`Model::load`] opens the graph.
-    pub fn new(dir: impl Into<PathBuf>, parameters: &BTreeMap<String, Value>, config: RuntimeConfig) -> Result<Self, OnnxError> {
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        parameters: &BTreeMap<String, Value>,
+        config: RuntimeConfig,
+    ) -> Result<Self, OnnxError> {
         let dir = dir.into();
         let method = Method::from_parameters(parameters)?;
         let artifact = inspect(&dir)?;
         if let Artifact::Converted(c) = &artifact
             && !c.methods.contains_key(method.as_str())
         {
-            let reason = c.unavailable.get(method.as_str()).cloned().unwrap_or_else(|| {
-                format!("{} ({}) has no {}", c.estimator, c.kind, method.as_str())
+            let reason = c
+                .unavailable
+                .get(method.as_str())
+                .cloned()
+                .unwrap_or_else(|| {
+                    format!("{} ({}) has no {}", c.estimator, c.kind, method.as_str())
+                });
+            return Err(OnnxError::MethodUnavailable {
+                method: method.as_str().into(),
+                reason,
             });
-            return Err(OnnxError::MethodUnavailable { method: method.as_str().into(), reason });
         }
-        Ok(SklearnServer { dir, method, artifact, config, selected: None })
+        Ok(SklearnServer {
+            dir,
+            method,
+            artifact,
+            config,
+            selected: None,
+        })
     }
 
     /// Opens the graph for the configured method (what [`Model::load`] does).
@@ -183,13 +216,24 @@ impl SklearnServer {
                         });
                     }
                 };
-                MethodOutput { file: "model.onnx".into(), output: output.into(), column: None, argmax_tie: None }
+                MethodOutput {
+                    file: "model.onnx".into(),
+                    output: output.into(),
+                    column: None,
+                    argmax_tie: None,
+                }
             }
         };
         let session = Arc::new(OnnxSession::load(&self.dir.join(&out.file), &self.config)?);
-        let output = session.output_index(&out.output).ok_or_else(|| OnnxError::NoSuchOutput(out.output.clone()))?;
+        let output = session
+            .output_index(&out.output)
+            .ok_or_else(|| OnnxError::NoSuchOutput(out.output.clone()))?;
         tracing::info!(dir = %self.dir.display(), method = self.method.as_str(), output = %out.output, "SKLEARN_SERVER model loaded");
-        self.selected = Some(Selected { session, output, out });
+        self.selected = Some(Selected {
+            session,
+            output,
+            out,
+        });
         Ok(())
     }
 
@@ -202,7 +246,10 @@ impl SklearnServer {
 
     /// The prediction for one input tensor (also what `predict` calls).
     pub fn predict_tensor(&self, input: &Tensor) -> Result<Tensor, ModelError> {
-        let sel = self.selected.as_ref().ok_or_else(|| ModelError::internal("model not loaded"))?;
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| ModelError::internal("model not loaded"))?;
         let values = sel.session.prepare(&[input])?;
         let mut out = sel.session.run(values, &[sel.output])?;
         let t = out.pop().ok_or_else(|| ModelError::internal("no output"))?;
@@ -255,7 +302,10 @@ impl Model for SklearnServer {
     }
 
     fn metadata(&self) -> ModelMetadata {
-        let mut md = ModelMetadata { platform: "sklearn_onnx".into(), ..ModelMetadata::default() };
+        let mut md = ModelMetadata {
+            platform: "sklearn_onnx".into(),
+            ..ModelMetadata::default()
+        };
         if let Some(sel) = &self.selected {
             md.inputs = sel.session.inputs.iter().map(|s| s.metadata()).collect();
             let mut out = sel.session.outputs[sel.output].clone();
@@ -291,10 +341,18 @@ pub struct OnnxServer {
 
 impl OnnxServer {
     /// A model for the graph at `path`; `platform` names it in metadata (`onnx_onnxv1`, ...).
-    pub fn new(path: impl Into<PathBuf>, parameters: &BTreeMap<String, Value>, config: RuntimeConfig, platform: &str) -> Self {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        parameters: &BTreeMap<String, Value>,
+        config: RuntimeConfig,
+        platform: &str,
+    ) -> Self {
         OnnxServer {
             path: path.into(),
-            output_name: parameters.get("output").and_then(Value::as_str).map(str::to_string),
+            output_name: parameters
+                .get("output")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             config,
             platform: platform.into(),
             loaded: None,
@@ -305,7 +363,9 @@ impl OnnxServer {
     pub fn open(&mut self) -> Result<(), OnnxError> {
         let session = Arc::new(OnnxSession::load(&self.path, &self.config)?);
         let idx = match &self.output_name {
-            Some(n) => session.output_index(n).ok_or_else(|| OnnxError::NoSuchOutput(n.clone()))?,
+            Some(n) => session
+                .output_index(n)
+                .ok_or_else(|| OnnxError::NoSuchOutput(n.clone()))?,
             None => 0,
         };
         self.loaded = Some((session, idx));
@@ -325,7 +385,10 @@ impl Model for OnnxServer {
     }
 
     async fn predict(&self, request: Request) -> Result<Output<Payload>, ModelError> {
-        let (session, idx) = self.loaded.as_ref().ok_or_else(|| ModelError::internal("model not loaded"))?;
+        let (session, idx) = self
+            .loaded
+            .as_ref()
+            .ok_or_else(|| ModelError::internal("model not loaded"))?;
         let tensors: Vec<&Tensor> = match &request.payload {
             Payload::Tensor(t) => vec![t],
             // several v2 inputs: matched to the graph inputs by name
@@ -334,11 +397,19 @@ impl Model for OnnxServer {
                 .iter()
                 .map(|s| {
                     ts.iter().find(|t| t.name == s.name).ok_or_else(|| {
-                        ModelError::bad_data(format!("input `{}` is missing from the request", s.name))
+                        ModelError::bad_data(format!(
+                            "input `{}` is missing from the request",
+                            s.name
+                        ))
                     })
                 })
                 .collect::<Result<_, _>>()?,
-            other => return Err(ModelError::bad_data(format!("expected tensor input, got {}", other.kind()))),
+            other => {
+                return Err(ModelError::bad_data(format!(
+                    "expected tensor input, got {}",
+                    other.kind()
+                )));
+            }
         };
         let values = session.prepare(&tensors)?;
         let mut out = session.run(values, &[*idx])?;
@@ -347,7 +418,10 @@ impl Model for OnnxServer {
     }
 
     fn metadata(&self) -> ModelMetadata {
-        let mut md = ModelMetadata { platform: self.platform.clone(), ..ModelMetadata::default() };
+        let mut md = ModelMetadata {
+            platform: self.platform.clone(),
+            ..ModelMetadata::default()
+        };
         if let Some((s, idx)) = &self.loaded {
             md.inputs = s.inputs.iter().map(|i| i.metadata()).collect();
             md.outputs = vec![s.outputs[*idx].metadata()];

@@ -36,19 +36,30 @@ async fn every_model_and_method_matches_sklearn_on_1200_rows() {
     let input = Tensor::matrix_f32(n, 4, x.clone()).unwrap();
     let mut report = Vec::new();
     for (model, methods) in [
-        ("logreg", vec!["predict_proba", "predict", "decision_function"]),
+        (
+            "logreg",
+            vec!["predict_proba", "predict", "decision_function"],
+        ),
         ("rf", vec!["predict_proba", "predict"]),
         ("svc", vec!["predict_proba", "predict"]),
     ] {
         for method in methods {
             let s = server(model, method).await;
-            let out = s.predict(Request::new(input.clone())).await.expect("predict");
-            let Payload::Tensor(t) = out.value else { panic!("tensor expected") };
+            let out = s
+                .predict(Request::new(input.clone()))
+                .await
+                .expect("predict");
+            let Payload::Tensor(t) = out.value else {
+                panic!("tensor expected")
+            };
             assert_eq!(t.name, method);
             assert_eq!(t.shape[0], n, "{model}/{method}: one result per row");
             let err = max_error(&values(&t), &flat(&reference["models"][model][method]));
             report.push(format!("{model}/{method}: max error {err:.3e}"));
-            assert!(err <= TOLERANCE, "{model}/{method}: max error {err} > {TOLERANCE}");
+            assert!(
+                err <= TOLERANCE,
+                "{model}/{method}: max error {err} > {TOLERANCE}"
+            );
         }
     }
     eprintln!("{}", report.join("\n"));
@@ -61,7 +72,11 @@ async fn one_row_at_a_time_as_1d_tensors() {
     let s = server("svc", "predict_proba").await;
     let expected = flat(&reference["models"]["svc"]["predict_proba"]);
     for (i, row) in x.chunks(4).take(50).enumerate() {
-        let t = Tensor::new(vec![4], Values::F64(row.iter().map(|v| f64::from(*v)).collect())).unwrap();
+        let t = Tensor::new(
+            vec![4],
+            Values::F64(row.iter().map(|v| f64::from(*v)).collect()),
+        )
+        .unwrap();
         let out = s.predict_tensor(&t).expect("predict");
         assert_eq!(out.shape, vec![1, 3]);
         assert!(max_error(&values(&out), &expected[i * 3..i * 3 + 3]) <= TOLERANCE);
@@ -73,57 +88,112 @@ async fn metadata_comes_from_the_graph_and_the_method() {
     let s = server("logreg", "predict_proba").await;
     let md = serde_json::to_value(s.metadata()).unwrap();
     assert_eq!(md["platform"], "sklearn_onnx");
-    assert_eq!(md["inputs"], json!([{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]));
-    assert_eq!(md["outputs"], json!([{"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]}]));
+    assert_eq!(
+        md["inputs"],
+        json!([{"name": "X", "datatype": "FP32", "shape": [-1, 4]}])
+    );
+    assert_eq!(
+        md["outputs"],
+        json!([{"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]}])
+    );
     assert_eq!(md["custom"]["estimator"], "LogisticRegression");
     assert_eq!(md["custom"]["converted_with_scikit-learn"], "1.9.1");
     let s = server("rf", "predict").await;
     let md = serde_json::to_value(s.metadata()).unwrap();
-    assert_eq!(md["outputs"], json!([{"name": "predict", "datatype": "FP64", "shape": [-1]}]));
+    assert_eq!(
+        md["outputs"],
+        json!([{"name": "predict", "datatype": "FP64", "shape": [-1]}])
+    );
 }
 
 #[tokio::test]
 async fn wrong_feature_count_and_dtype_are_bad_data() {
     let s = server("logreg", "predict_proba").await;
-    let err = s.predict(Request::new(Tensor::matrix_f32(2, 3, vec![0.0; 6]).unwrap())).await.unwrap_err();
+    let err = s
+        .predict(Request::new(
+            Tensor::matrix_f32(2, 3, vec![0.0; 6]).unwrap(),
+        ))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ModelError::BadData(_)), "{err:?}");
-    assert_eq!(err.to_string(), "expected 4 features per row, got 3 (shape [2, 3])");
+    assert_eq!(
+        err.to_string(),
+        "expected 4 features per row, got 3 (shape [2, 3])"
+    );
     let bytes = Tensor::new(vec![1, 1], Values::Bytes(vec![b"a".to_vec()])).unwrap();
     let err = s.predict(Request::new(bytes)).await.unwrap_err();
     assert!(matches!(err, ModelError::BadData(_)));
     assert_eq!(err.to_string(), "input `X` is FP32, got BYTES");
-    let err = s.predict(Request::new(Payload::Str("x".into()))).await.unwrap_err();
-    assert!(err.to_string().contains("expected one numeric tensor, got strData"));
+    let err = s
+        .predict(Request::new(Payload::Str("x".into())))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("expected one numeric tensor, got strData")
+    );
     let t3 = Tensor::new(vec![1, 2, 2], Values::F32(vec![0.0; 4])).unwrap();
     let err = s.predict(Request::new(t3)).await.unwrap_err();
-    assert_eq!(err.to_string(), "input `X` needs rank 2 (shape [-1, 4]), got shape [1, 2, 2]");
+    assert_eq!(
+        err.to_string(),
+        "input `X` needs rank 2 (shape [-1, 4]), got shape [1, 2, 2]"
+    );
 }
 
 #[test]
 fn method_parameter_is_checked_at_startup() {
     let err = SklearnServer::new(testdata("logreg"), &params("transform"), runtime()).unwrap_err();
-    assert_eq!(err.to_string(), "unknown method `transform` (predict_proba, predict, decision_function)");
-    let err = SklearnServer::new(testdata("svc"), &params("decision_function"), runtime()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown method `transform` (predict_proba, predict, decision_function)"
+    );
+    let err =
+        SklearnServer::new(testdata("svc"), &params("decision_function"), runtime()).unwrap_err();
     assert!(matches!(err, OnnxError::MethodUnavailable { .. }));
-    assert!(err.to_string().starts_with("method `decision_function` is not available for this model: skl2onnx raw scores differ"), "{err}");
+    assert!(
+        err.to_string().starts_with(
+            "method `decision_function` is not available for this model: skl2onnx raw scores differ"
+        ),
+        "{err}"
+    );
     let p = BTreeMap::from([("method".to_string(), json!(3))]);
     assert!(SklearnServer::new(testdata("logreg"), &p, runtime()).is_err());
-    assert!(SklearnServer::new(testdata("logreg"), &BTreeMap::new(), runtime()).is_ok(), "predict_proba is the default");
+    assert!(
+        SklearnServer::new(testdata("logreg"), &BTreeMap::new(), runtime()).is_ok(),
+        "predict_proba is the default"
+    );
 }
 
 #[test]
 fn directory_states_name_the_next_step() {
-    let err = SklearnServer::new(testdata("unconvertible"), &BTreeMap::new(), runtime()).unwrap_err();
-    let OnnxError::PythonFallback { estimator, reason } = &err else { panic!("{err:?}") };
-    assert_eq!(estimator, "Pipeline(FunctionTransformer, LogisticRegression)");
-    assert!(reason.contains("FunctionTransformer is not supported"), "{reason}");
+    let err =
+        SklearnServer::new(testdata("unconvertible"), &BTreeMap::new(), runtime()).unwrap_err();
+    let OnnxError::PythonFallback { estimator, reason } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        estimator,
+        "Pipeline(FunctionTransformer, LogisticRegression)"
+    );
+    assert!(
+        reason.contains("FunctionTransformer is not supported"),
+        "{reason}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let err = SklearnServer::new(dir.path(), &BTreeMap::new(), runtime()).unwrap_err();
     assert!(matches!(err, OnnxError::NoModel { .. }));
-    std::fs::copy(testdata("logreg/model.joblib"), dir.path().join("model.joblib")).unwrap();
+    std::fs::copy(
+        testdata("logreg/model.joblib"),
+        dir.path().join("model.joblib"),
+    )
+    .unwrap();
     let err = SklearnServer::new(dir.path(), &BTreeMap::new(), runtime()).unwrap_err();
-    assert!(err.to_string().contains("holds model.joblib but no model.onnx"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("holds model.joblib but no model.onnx"),
+        "{err}"
+    );
     assert!(err.to_string().contains("convert_sklearn.py"));
     std::fs::write(dir.path().join("conversion.json"), "{").unwrap();
     let err = SklearnServer::new(dir.path(), &BTreeMap::new(), runtime()).unwrap_err();
@@ -138,10 +208,23 @@ async fn a_bare_model_onnx_is_served_by_output_name() {
     s.load().await.unwrap();
     let reference = reference();
     let (n, x) = rows(&reference);
-    let t = s.predict_tensor(&Tensor::matrix_f32(n, 4, x).unwrap()).unwrap();
-    assert!(max_error(&values(&t), &flat(&reference["models"]["svc"]["predict_proba"])) <= TOLERANCE);
+    let t = s
+        .predict_tensor(&Tensor::matrix_f32(n, 4, x).unwrap())
+        .unwrap();
+    assert!(
+        max_error(
+            &values(&t),
+            &flat(&reference["models"]["svc"]["predict_proba"])
+        ) <= TOLERANCE
+    );
     let mut s = SklearnServer::new(dir.path(), &params("decision_function"), runtime()).unwrap();
-    assert!(s.load().await.unwrap_err().to_string().contains("no raw scores"));
+    assert!(
+        s.load()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("no raw scores")
+    );
 }
 
 #[tokio::test]

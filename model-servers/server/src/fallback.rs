@@ -12,10 +12,18 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, clap::Args)]
 pub struct FallbackArgs {
     /// The Python wrapper's command (`seldon-core-microservice` from model-servers/python).
-    #[arg(long, env = "SELDON_PYTHON_WRAPPER", default_value = "seldon-core-microservice")]
+    #[arg(
+        long,
+        env = "SELDON_PYTHON_WRAPPER",
+        default_value = "seldon-core-microservice"
+    )]
     pub python_wrapper: PathBuf,
     /// Directory holding `SKLearnServer.py` (model-servers/onnx/python/fallback in the repo).
-    #[arg(long, env = "SELDON_PYTHON_FALLBACK_DIR", default_value = "/opt/seldon-mesh/sklearn-fallback")]
+    #[arg(
+        long,
+        env = "SELDON_PYTHON_FALLBACK_DIR",
+        default_value = "/opt/seldon-mesh/sklearn-fallback"
+    )]
     pub python_fallback_dir: PathBuf,
 }
 
@@ -24,8 +32,14 @@ pub fn reason(dir: &Path) -> Option<String> {
     let marker = dir.join(seldon_onnx::sklearn::FALLBACK_MARKER);
     let text = std::fs::read_to_string(marker).ok()?;
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let estimator = v.get("estimator").and_then(Value::as_str).unwrap_or("the estimator");
-    let why = v.get("reason").and_then(Value::as_str).unwrap_or("no reason recorded");
+    let estimator = v
+        .get("estimator")
+        .and_then(Value::as_str)
+        .unwrap_or("the estimator");
+    let why = v
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or("no reason recorded");
     Some(format!("{estimator}: {why}"))
 }
 
@@ -38,10 +52,22 @@ pub fn command(config: &Config, args: &FallbackArgs, dir: &Path) -> Command {
     cmd.arg("SKLearnServer")
         .args(["--service-type", "MODEL"])
         .current_dir(&args.python_fallback_dir)
-        .env("PREDICTIVE_UNIT_PARAMETERS", Value::Array(params).to_string())
-        .env("PREDICTIVE_UNIT_HTTP_SERVICE_PORT", config.http_port.to_string())
-        .env("PREDICTIVE_UNIT_GRPC_SERVICE_PORT", config.grpc_port.to_string())
-        .env("PREDICTIVE_UNIT_METRICS_SERVICE_PORT", config.metrics_port.to_string())
+        .env(
+            "PREDICTIVE_UNIT_PARAMETERS",
+            Value::Array(params).to_string(),
+        )
+        .env(
+            "PREDICTIVE_UNIT_HTTP_SERVICE_PORT",
+            config.http_port.to_string(),
+        )
+        .env(
+            "PREDICTIVE_UNIT_GRPC_SERVICE_PORT",
+            config.grpc_port.to_string(),
+        )
+        .env(
+            "PREDICTIVE_UNIT_METRICS_SERVICE_PORT",
+            config.metrics_port.to_string(),
+        )
         .env("PREDICTIVE_UNIT_METRICS_ENDPOINT", &config.metrics_path);
     cmd
 }
@@ -61,14 +87,31 @@ mod tests {
             r#"[{"name":"method","value":"predict","type":"STRING"},{"name":"model_uri","value":"gs://x","type":"STRING"}]"#,
         ])
         .unwrap();
-        let args = FallbackArgs { python_wrapper: "/venv/bin/seldon-core-microservice".into(), python_fallback_dir: "/opt/fb".into() };
+        let args = FallbackArgs {
+            python_wrapper: "/venv/bin/seldon-core-microservice".into(),
+            python_fallback_dir: "/opt/fb".into(),
+        };
         let cmd = command(&config, &args, Path::new("/mnt/models"));
         assert_eq!(cmd.get_program(), "/venv/bin/seldon-core-microservice");
-        assert_eq!(cmd.get_args().collect::<Vec<_>>(), ["SKLearnServer", "--service-type", "MODEL"]);
-        let env: std::collections::BTreeMap<_, _> =
-            cmd.get_envs().map(|(k, v)| (k.to_string_lossy().into_owned(), v.map(|v| v.to_string_lossy().into_owned()))).collect();
-        assert_eq!(env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"].as_deref(), Some("9100"));
-        let p: Value = serde_json::from_str(env["PREDICTIVE_UNIT_PARAMETERS"].as_deref().unwrap()).unwrap();
+        assert_eq!(
+            cmd.get_args().collect::<Vec<_>>(),
+            ["SKLearnServer", "--service-type", "MODEL"]
+        );
+        let env: std::collections::BTreeMap<_, _> = cmd
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"].as_deref(),
+            Some("9100")
+        );
+        let p: Value =
+            serde_json::from_str(env["PREDICTIVE_UNIT_PARAMETERS"].as_deref().unwrap()).unwrap();
         assert_eq!(
             p,
             json!([{"name":"method","value":"predict","type":"STRING"},{"name":"model_uri","value":"/mnt/models","type":"STRING"}])
@@ -79,7 +122,11 @@ mod tests {
     fn reason_reads_the_marker_or_nothing() {
         let d = tempfile::tempdir().unwrap();
         assert_eq!(reason(d.path()), None);
-        std::fs::write(d.path().join("python-fallback.json"), r#"{"estimator":"E","reason":"R"}"#).unwrap();
+        std::fs::write(
+            d.path().join("python-fallback.json"),
+            r#"{"estimator":"E","reason":"R"}"#,
+        )
+        .unwrap();
         assert_eq!(reason(d.path()).as_deref(), Some("E: R"));
     }
 }

@@ -29,7 +29,9 @@ pub const TENSORFLOW_SERVER: &str = "TENSORFLOW_SERVER";
 /// Why a runtime could not be set up from a model directory.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("model_uri `{0}` is not a local path: the model initializer copies remote URIs to /mnt/models first")]
+    #[error(
+        "model_uri `{0}` is not a local path: the model initializer copies remote URIs to /mnt/models first"
+    )]
     RemoteUri(String),
     #[error("{dir} holds none of {tried}")]
     NoModelFile { dir: PathBuf, tried: String },
@@ -86,10 +88,14 @@ pub fn find_file(path: &Path, names: &[&str]) -> Result<PathBuf, RuntimeError> {
     if path.is_file() {
         return Ok(path.to_path_buf());
     }
-    names.iter().map(|n| path.join(n)).find(|p| p.is_file()).ok_or_else(|| RuntimeError::NoModelFile {
-        dir: path.to_path_buf(),
-        tried: names.join(", "),
-    })
+    names
+        .iter()
+        .map(|n| path.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| RuntimeError::NoModelFile {
+            dir: path.to_path_buf(),
+            tried: names.join(", "),
+        })
 }
 
 fn onnx_config() -> Result<seldon_onnx::RuntimeConfig, RuntimeError> {
@@ -98,7 +104,8 @@ fn onnx_config() -> Result<seldon_onnx::RuntimeConfig, RuntimeError> {
 
 fn sklearn(ctx: &LoadContext) -> Result<Box<dyn seldon_serving::model::Model>, ModelError> {
     let dir = local_path(&ctx.model_uri)?;
-    let server = seldon_onnx::SklearnServer::new(dir, &ctx.parameters, onnx_config()?).map_err(RuntimeError::from)?;
+    let server = seldon_onnx::SklearnServer::new(dir, &ctx.parameters, onnx_config()?)
+        .map_err(RuntimeError::from)?;
     Ok(Box::new(server))
 }
 
@@ -106,11 +113,30 @@ fn sklearn(ctx: &LoadContext) -> Result<Box<dyn seldon_serving::model::Model>, M
 pub fn catalogue() -> Catalogue {
     Catalogue::builtin()
         .with(SKLEARN_SERVER, sklearn)
-        .with(XGBOOST_SERVER, |ctx| Ok(Box::new(trees::XgbRuntime::open(&local_path(&ctx.model_uri)?, &ctx.parameters)?)))
-        .with(LIGHTGBM_SERVER, |ctx| Ok(Box::new(trees::LgbRuntime::open(&local_path(&ctx.model_uri)?)?)))
-        .with(MLFLOW_SERVER, |ctx| Ok(mlflow::open(&local_path(&ctx.model_uri)?, &ctx.parameters, onnx_config()?)?))
+        .with(XGBOOST_SERVER, |ctx| {
+            Ok(Box::new(trees::XgbRuntime::open(
+                &local_path(&ctx.model_uri)?,
+                &ctx.parameters,
+            )?))
+        })
+        .with(LIGHTGBM_SERVER, |ctx| {
+            Ok(Box::new(trees::LgbRuntime::open(&local_path(
+                &ctx.model_uri,
+            )?)?))
+        })
+        .with(MLFLOW_SERVER, |ctx| {
+            Ok(mlflow::open(
+                &local_path(&ctx.model_uri)?,
+                &ctx.parameters,
+                onnx_config()?,
+            )?)
+        })
         .with(TENSORFLOW_SERVER, |ctx| {
-            Ok(Box::new(tensorflow::open(&local_path(&ctx.model_uri)?, &ctx.parameters, onnx_config()?)?))
+            Ok(Box::new(tensorflow::open(
+                &local_path(&ctx.model_uri)?,
+                &ctx.parameters,
+                onnx_config()?,
+            )?))
         })
 }
 
@@ -120,10 +146,19 @@ mod tests {
 
     #[test]
     fn local_paths_and_remote_uris() {
-        assert_eq!(local_path("/mnt/models").unwrap(), PathBuf::from("/mnt/models"));
-        assert_eq!(local_path("file:///tmp/m").unwrap(), PathBuf::from("/tmp/m"));
+        assert_eq!(
+            local_path("/mnt/models").unwrap(),
+            PathBuf::from("/mnt/models")
+        );
+        assert_eq!(
+            local_path("file:///tmp/m").unwrap(),
+            PathBuf::from("/tmp/m")
+        );
         let e = local_path("gs://seldon-models/sklearn/iris").unwrap_err();
-        assert!(e.to_string().contains("model initializer copies remote URIs"));
+        assert!(
+            e.to_string()
+                .contains("model initializer copies remote URIs")
+        );
         assert!(local_path("pvc://claim/path").is_err());
     }
 
@@ -131,9 +166,16 @@ mod tests {
     fn find_file_lists_what_it_tried() {
         let d = tempfile::tempdir().unwrap();
         let e = find_file(d.path(), &["model.json", "model.ubj"]).unwrap_err();
-        assert!(e.to_string().ends_with("holds none of model.json, model.ubj"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("holds none of model.json, model.ubj"),
+            "{e}"
+        );
         std::fs::write(d.path().join("model.ubj"), b"x").unwrap();
-        assert_eq!(find_file(d.path(), &["model.json", "model.ubj"]).unwrap(), d.path().join("model.ubj"));
+        assert_eq!(
+            find_file(d.path(), &["model.json", "model.ubj"]).unwrap(),
+            d.path().join("model.ubj")
+        );
         let f = d.path().join("model.ubj");
         assert_eq!(find_file(&f, &["other"]).unwrap(), f);
     }
@@ -141,8 +183,17 @@ mod tests {
     #[test]
     fn catalogue_knows_every_key() {
         let c = catalogue();
-        let ctx = LoadContext { model_uri: "/nonexistent".into(), ..LoadContext::default() };
-        for key in [SKLEARN_SERVER, XGBOOST_SERVER, LIGHTGBM_SERVER, MLFLOW_SERVER, TENSORFLOW_SERVER] {
+        let ctx = LoadContext {
+            model_uri: "/nonexistent".into(),
+            ..LoadContext::default()
+        };
+        for key in [
+            SKLEARN_SERVER,
+            XGBOOST_SERVER,
+            LIGHTGBM_SERVER,
+            MLFLOW_SERVER,
+            TENSORFLOW_SERVER,
+        ] {
             let err = c.create(key, &ctx).err().unwrap().to_string();
             assert!(!err.contains("unknown implementation"), "{key}: {err}");
             assert!(err.contains("/nonexistent"), "{key}: {err}");

@@ -1,12 +1,15 @@
 //! `seldon-server`: the model server with every prepackaged runtime (`--implementation`).
 
 use clap::Parser;
-use seldon_serving::config::{Config, parse_parameters};
 use seldon_server::fallback::{self, FallbackArgs};
 use seldon_server::{SKLEARN_SERVER, catalogue, local_path};
+use seldon_serving::config::{Config, parse_parameters};
 
 #[derive(Debug, Parser)]
-#[command(name = "seldon-server", about = "Seldon v1 + Open Inference Protocol v2 model server with the prepackaged runtimes")]
+#[command(
+    name = "seldon-server",
+    about = "Seldon v1 + Open Inference Protocol v2 model server with the prepackaged runtimes"
+)]
 struct Args {
     #[command(flatten)]
     serving: Config,
@@ -23,7 +26,12 @@ async fn main() -> anyhow::Result<()> {
         let uri = config
             .model_uri
             .clone()
-            .or_else(|| parameters.get("model_uri").and_then(|v| v.as_str()).map(str::to_string))
+            .or_else(|| {
+                parameters
+                    .get("model_uri")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| "/mnt/models".into());
         let dir = local_path(&uri)?;
         if let Some(reason) = fallback::reason(&dir) {
@@ -33,8 +41,15 @@ async fn main() -> anyhow::Result<()> {
                 dir.display(),
                 args.fallback.python_wrapper.display()
             );
-            let err = std::os::unix::process::CommandExt::exec(&mut fallback::command(&config, &args.fallback, &dir));
-            anyhow::bail!("starting the Python wrapper {} failed: {err}", args.fallback.python_wrapper.display());
+            let err = std::os::unix::process::CommandExt::exec(&mut fallback::command(
+                &config,
+                &args.fallback,
+                &dir,
+            ));
+            anyhow::bail!(
+                "starting the Python wrapper {} failed: {err}",
+                args.fallback.python_wrapper.display()
+            );
         }
     }
     seldon_serving::server::run(config, &catalogue()).await?;

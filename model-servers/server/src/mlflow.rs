@@ -39,8 +39,12 @@ pub struct Signature {
 /// Reads `<dir>/MLmodel`.
 pub fn read_mlmodel(dir: &Path) -> Result<MlModel, RuntimeError> {
     let path = dir.join("MLmodel");
-    let bad = |reason: String| RuntimeError::MlModel { path: path.clone(), reason };
-    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read the MLmodel file: {e}")))?;
+    let bad = |reason: String| RuntimeError::MlModel {
+        path: path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| bad(format!("cannot read the MLmodel file: {e}")))?;
     serde_yaml::from_str(&text).map_err(|e| bad(format!("not a valid MLmodel file: {e}")))
 }
 
@@ -67,15 +71,27 @@ pub fn datatype(mlflow_type: &str) -> &'static str {
 /// One side of a signature as metadata entries: a tensor spec is one entry with its dtype
 /// and shape; a column is a 1-D entry named after it.
 pub fn signature_entries(json: &str, side: &str) -> Result<Vec<MessageMetadata>, String> {
-    let list: Vec<Value> = serde_json::from_str(json).map_err(|e| format!("signature {side} is not a JSON list: {e}"))?;
+    let list: Vec<Value> = serde_json::from_str(json)
+        .map_err(|e| format!("signature {side} is not a JSON list: {e}"))?;
     list.iter()
         .enumerate()
         .map(|(i, v)| {
-            let name = v.get("name").and_then(Value::as_str).map_or_else(|| format!("{side}-{i}"), str::to_string);
-            let kind = v.get("type").and_then(Value::as_str).ok_or_else(|| format!("signature {side}[{i}] has no type"))?;
+            let name = v
+                .get("name")
+                .and_then(Value::as_str)
+                .map_or_else(|| format!("{side}-{i}"), str::to_string);
+            let kind = v
+                .get("type")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("signature {side}[{i}] has no type"))?;
             let (dt, shape) = if kind == "tensor" {
-                let spec = v.get("tensor-spec").ok_or_else(|| format!("signature {side}[{i}] has no tensor-spec"))?;
-                let dtype = spec.get("dtype").and_then(Value::as_str).unwrap_or("object");
+                let spec = v
+                    .get("tensor-spec")
+                    .ok_or_else(|| format!("signature {side}[{i}] has no tensor-spec"))?;
+                let dtype = spec
+                    .get("dtype")
+                    .and_then(Value::as_str)
+                    .unwrap_or("object");
                 let shape = spec
                     .get("shape")
                     .and_then(Value::as_array)
@@ -106,12 +122,17 @@ pub struct MlflowModel {
 
 impl std::fmt::Debug for MlflowModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MlflowModel").field("flavor", &self.flavor).finish_non_exhaustive()
+        f.debug_struct("MlflowModel")
+            .field("flavor", &self.flavor)
+            .finish_non_exhaustive()
     }
 }
 
 fn string(flavor: &serde_yaml::Value, key: &str) -> Option<String> {
-    flavor.get(key).and_then(serde_yaml::Value::as_str).map(str::to_string)
+    flavor
+        .get(key)
+        .and_then(serde_yaml::Value::as_str)
+        .map(str::to_string)
 }
 
 /// Opens `dir` as an MLflow model. Flavor data files: onnx `data` (default `model.onnx`);
@@ -119,7 +140,11 @@ fn string(flavor: &serde_yaml::Value, key: &str) -> Option<String> {
 /// pyfunc does; a `Booster` predicts scores); lightgbm likewise; sklearn needs the ONNX twin
 /// written by `convert_sklearn.py <dir> --source <pickled_model>` at fetch time (pyfunc's
 /// default method is `predict`; parameter `method` overrides).
-pub fn open(dir: &Path, parameters: &BTreeMap<String, Value>, onnx: RuntimeConfig) -> Result<Box<dyn Model>, RuntimeError> {
+pub fn open(
+    dir: &Path,
+    parameters: &BTreeMap<String, Value>,
+    onnx: RuntimeConfig,
+) -> Result<Box<dyn Model>, RuntimeError> {
     let mlmodel = read_mlmodel(dir)?;
     let path = dir.join("MLmodel");
     let signature = match &mlmodel.signature {
@@ -129,36 +154,68 @@ pub fn open(dir: &Path, parameters: &BTreeMap<String, Value>, onnx: RuntimeConfi
                     .map(|j| signature_entries(j, name))
                     .transpose()
                     .map(Option::unwrap_or_default)
-                    .map_err(|reason| RuntimeError::MlModel { path: path.clone(), reason })
+                    .map_err(|reason| RuntimeError::MlModel {
+                        path: path.clone(),
+                        reason,
+                    })
             };
             Some((side(&s.inputs, "inputs")?, side(&s.outputs, "outputs")?))
         }
         None => None,
     };
-    let flavor = NATIVE_FLAVORS.iter().find(|f| mlmodel.flavors.contains_key(**f)).ok_or_else(|| {
-        RuntimeError::UnsupportedFlavor {
+    let flavor = NATIVE_FLAVORS
+        .iter()
+        .find(|f| mlmodel.flavors.contains_key(**f))
+        .ok_or_else(|| RuntimeError::UnsupportedFlavor {
             path: path.clone(),
-            flavors: mlmodel.flavors.keys().cloned().collect::<Vec<_>>().join(", "),
-        }
-    })?;
+            flavors: mlmodel
+                .flavors
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     let spec = &mlmodel.flavors[*flavor];
-    let data = |default: &str| dir.join(string(spec, "data").unwrap_or_else(|| default.to_string()));
+    let data =
+        |default: &str| dir.join(string(spec, "data").unwrap_or_else(|| default.to_string()));
     let is_wrapper = string(spec, "model_class").is_some_and(|c| c.contains("Classifier"));
     let inner: Box<dyn Model> = match *flavor {
-        "onnx" => Box::new(OnnxServer::new(data("model.onnx"), parameters, onnx, "mlflow_onnx")),
+        "onnx" => Box::new(OnnxServer::new(
+            data("model.onnx"),
+            parameters,
+            onnx,
+            "mlflow_onnx",
+        )),
         "xgboost" => {
-            let out = if is_wrapper { Output1::Labels } else { Output1::Scores };
-            let sklearn_wrapper = string(spec, "model_class").is_some_and(|c| c.starts_with("xgboost.sklearn"));
-            Box::new(XgbRuntime::from_file(&data("model.xgb"), parameters, out, sklearn_wrapper)?)
+            let out = if is_wrapper {
+                Output1::Labels
+            } else {
+                Output1::Scores
+            };
+            let sklearn_wrapper =
+                string(spec, "model_class").is_some_and(|c| c.starts_with("xgboost.sklearn"));
+            Box::new(XgbRuntime::from_file(
+                &data("model.xgb"),
+                parameters,
+                out,
+                sklearn_wrapper,
+            )?)
         }
         "lightgbm" => {
-            let out = if is_wrapper { Output1::Labels } else { Output1::Scores };
+            let out = if is_wrapper {
+                Output1::Labels
+            } else {
+                Output1::Scores
+            };
             Box::new(LgbRuntime::from_file(&data("model.lgb"), out)?)
         }
         _ => {
             let mut p = parameters.clone();
-            p.entry("method".into()).or_insert_with(|| Value::from("predict"));
-            if !dir.join("model.onnx").is_file() && !dir.join(seldon_onnx::sklearn::FALLBACK_MARKER).is_file() {
+            p.entry("method".into())
+                .or_insert_with(|| Value::from("predict"));
+            if !dir.join("model.onnx").is_file()
+                && !dir.join(seldon_onnx::sklearn::FALLBACK_MARKER).is_file()
+            {
                 let pickled = string(spec, "pickled_model").unwrap_or_else(|| "model.pkl".into());
                 return Err(RuntimeError::MlModel {
                     path,
@@ -173,8 +230,16 @@ pub fn open(dir: &Path, parameters: &BTreeMap<String, Value>, onnx: RuntimeConfi
             Box::new(SklearnServer::new(dir, &p, onnx)?)
         }
     };
-    tracing::info!(flavor = *flavor, mlflow_version = mlmodel.mlflow_version.as_deref().unwrap_or("?"), "MLflow model");
-    Ok(Box::new(MlflowModel { inner, flavor: (*flavor).to_string(), signature }))
+    tracing::info!(
+        flavor = *flavor,
+        mlflow_version = mlmodel.mlflow_version.as_deref().unwrap_or("?"),
+        "MLflow model"
+    );
+    Ok(Box::new(MlflowModel {
+        inner,
+        flavor: (*flavor).to_string(),
+        signature,
+    }))
 }
 
 #[async_trait]
@@ -206,7 +271,11 @@ mod tests {
 
     #[test]
     fn tensor_and_column_signatures() {
-        let t = signature_entries(r#"[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]"#, "inputs").unwrap();
+        let t = signature_entries(
+            r#"[{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4]}}]"#,
+            "inputs",
+        )
+        .unwrap();
         assert_eq!(t[0].name.as_deref(), Some("inputs-0"));
         assert_eq!(t[0].datatype.as_deref(), Some("FP32"));
         assert_eq!(t[0].shape, Some(vec![-1, 4]));
@@ -215,8 +284,16 @@ mod tests {
         assert_eq!(c[0].datatype.as_deref(), Some("FP64"));
         assert_eq!(c[1].datatype.as_deref(), Some("INT64"));
         assert_eq!(c[1].shape, Some(vec![-1]));
-        assert!(signature_entries("{", "inputs").unwrap_err().contains("not a JSON list"));
-        assert!(signature_entries(r#"[{"name": "x"}]"#, "inputs").unwrap_err().contains("has no type"));
+        assert!(
+            signature_entries("{", "inputs")
+                .unwrap_err()
+                .contains("not a JSON list")
+        );
+        assert!(
+            signature_entries(r#"[{"name": "x"}]"#, "inputs")
+                .unwrap_err()
+                .contains("has no type")
+        );
     }
 
     #[test]
@@ -227,18 +304,33 @@ mod tests {
             "flavors:\n  python_function: {loader_module: mlflow.pytorch}\n  pytorch: {pytorch_version: 2.9.0}\n",
         )
         .unwrap();
-        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default()).err().unwrap().to_string();
+        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("(it has: python_function, pytorch)"), "{err}");
-        assert!(err.contains("supported: onnx, xgboost, lightgbm, sklearn"), "{err}");
+        assert!(
+            err.contains("supported: onnx, xgboost, lightgbm, sklearn"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_or_broken_mlmodel() {
         let d = tempfile::tempdir().unwrap();
-        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default()).err().unwrap().to_string();
-        assert!(err.contains("MLmodel: cannot read the MLmodel file"), "{err}");
+        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("MLmodel: cannot read the MLmodel file"),
+            "{err}"
+        );
         std::fs::write(d.path().join("MLmodel"), "flavors: [").unwrap();
-        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default()).err().unwrap().to_string();
+        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("not a valid MLmodel file"), "{err}");
     }
 
@@ -250,7 +342,13 @@ mod tests {
             "flavors:\n  sklearn: {pickled_model: model.pkl, serialization_format: cloudpickle}\n",
         )
         .unwrap();
-        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default()).err().unwrap().to_string();
-        assert!(err.contains("convert_sklearn.py") && err.contains("--source model.pkl"), "{err}");
+        let err = open(d.path(), &BTreeMap::new(), RuntimeConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("convert_sklearn.py") && err.contains("--source model.pkl"),
+            "{err}"
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use seldon_lightgbm::LgbModel;
 use seldon_protocol::v1::MessageMetadata;
 use seldon_serving::model::Model;
-use seldon_serving::{ModelError, ModelMetadata, Output, Payload, Request, Tensor, Values, async_trait};
+use seldon_serving::{
+    ModelError, ModelMetadata, Output, Payload, Request, Tensor, Values, async_trait,
+};
 use serde_json::Value;
 
 use crate::{RuntimeError, find_file};
@@ -27,7 +29,13 @@ pub enum Output1 {
     Labels,
 }
 
-pub(crate) fn metadata(platform: &str, datatype: &str, features: usize, outputs: usize, labels: bool) -> ModelMetadata {
+pub(crate) fn metadata(
+    platform: &str,
+    datatype: &str,
+    features: usize,
+    outputs: usize,
+    labels: bool,
+) -> ModelMetadata {
     let md = |name: &str, shape: Vec<i64>| MessageMetadata {
         messagetype: None,
         schema: None,
@@ -37,7 +45,11 @@ pub(crate) fn metadata(platform: &str, datatype: &str, features: usize, outputs:
         extra: BTreeMap::default(),
     };
     #[allow(clippy::cast_possible_wrap)]
-    let out_shape = if outputs == 1 || labels { vec![-1] } else { vec![-1, outputs as i64] };
+    let out_shape = if outputs == 1 || labels {
+        vec![-1]
+    } else {
+        vec![-1, outputs as i64]
+    };
     ModelMetadata {
         platform: platform.into(),
         #[allow(clippy::cast_possible_wrap)]
@@ -48,7 +60,12 @@ pub(crate) fn metadata(platform: &str, datatype: &str, features: usize, outputs:
 }
 
 /// `n × k` scores → the reply tensor: `[n]` when `k == 1` (as `Booster.predict`), else `[n, k]`.
-fn shaped<T>(n: usize, k: usize, scores: Vec<T>, wrap: fn(Vec<T>) -> Values) -> Result<Tensor, ModelError> {
+fn shaped<T>(
+    n: usize,
+    k: usize,
+    scores: Vec<T>,
+    wrap: fn(Vec<T>) -> Values,
+) -> Result<Tensor, ModelError> {
     let shape = if k == 1 { vec![n] } else { vec![n, k] };
     Ok(Tensor::new(shape, wrap(scores))?.with_name("predict"))
 }
@@ -56,7 +73,10 @@ fn shaped<T>(n: usize, k: usize, scores: Vec<T>, wrap: fn(Vec<T>) -> Values) -> 
 fn labels(n: usize, k: usize, scores: &[f64]) -> Result<Tensor, ModelError> {
     #[allow(clippy::cast_precision_loss)]
     let v: Vec<f64> = if k == 1 {
-        scores.iter().map(|p| if *p > 0.5 { 1.0 } else { 0.0 }).collect()
+        scores
+            .iter()
+            .map(|p| if *p > 0.5 { 1.0 } else { 0.0 })
+            .collect()
     } else {
         scores
             .chunks(k)
@@ -92,11 +112,22 @@ impl XgbRuntime {
 
     /// A model file with an explicit output kind; `best_iteration` truncates to the
     /// early-stopping optimum (what the scikit-learn wrapper does).
-    pub fn from_file(path: &Path, parameters: &BTreeMap<String, Value>, output: Output1, best_iteration: bool) -> Result<Self, RuntimeError> {
-        let err = |source| RuntimeError::Xgboost { path: path.to_path_buf(), source };
+    pub fn from_file(
+        path: &Path,
+        parameters: &BTreeMap<String, Value>,
+        output: Output1,
+        best_iteration: bool,
+    ) -> Result<Self, RuntimeError> {
+        let err = |source| RuntimeError::Xgboost {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut model = seldon_xgboost::XgbModel::load(path).map_err(err)?;
         if let Some(m) = parameters.get("missing") {
-            let v = m.as_f64().ok_or_else(|| RuntimeError::Parameter { name: "missing".into(), reason: format!("{m} is not a number") })?;
+            let v = m.as_f64().ok_or_else(|| RuntimeError::Parameter {
+                name: "missing".into(),
+                reason: format!("{m} is not a number"),
+            })?;
             #[allow(clippy::cast_possible_truncation)]
             let missing = v as f32;
             model = model.with_missing(missing);
@@ -105,7 +136,11 @@ impl XgbRuntime {
             model = model.with_iteration_limit(best + 1).map_err(err)?;
         }
         tracing::info!(path = %path.display(), objective = model.objective(), features = model.num_features(), "XGBoost model loaded");
-        Ok(XgbRuntime { model, path: path.to_path_buf(), output })
+        Ok(XgbRuntime {
+            model,
+            path: path.to_path_buf(),
+            output,
+        })
     }
 }
 
@@ -122,15 +157,26 @@ impl Model for XgbRuntime {
         let k = self.model.num_outputs();
         let out = match self.output {
             Output1::Scores => shaped(n, k, scores, Values::F32)?,
-            Output1::Labels => labels(n, k, &scores.iter().map(|x| f64::from(*x)).collect::<Vec<_>>())?,
+            Output1::Labels => labels(
+                n,
+                k,
+                &scores.iter().map(|x| f64::from(*x)).collect::<Vec<_>>(),
+            )?,
         };
         Ok(Output::new(Payload::Tensor(out)))
     }
 
     fn metadata(&self) -> ModelMetadata {
         let labels = self.output == Output1::Labels;
-        let mut md = metadata("xgboost", if labels { "FP64" } else { "FP32" }, self.model.num_features(), self.model.num_outputs(), labels);
-        md.custom.insert("objective".into(), self.model.objective().into());
+        let mut md = metadata(
+            "xgboost",
+            if labels { "FP64" } else { "FP32" },
+            self.model.num_features(),
+            self.model.num_outputs(),
+            labels,
+        );
+        md.custom
+            .insert("objective".into(), self.model.objective().into());
         md
     }
 }
@@ -151,9 +197,16 @@ impl LgbRuntime {
 
     /// A model file with an explicit output kind.
     pub fn from_file(path: &Path, output: Output1) -> Result<Self, RuntimeError> {
-        let model = LgbModel::load(path).map_err(|source| RuntimeError::Lightgbm { path: path.to_path_buf(), source })?;
+        let model = LgbModel::load(path).map_err(|source| RuntimeError::Lightgbm {
+            path: path.to_path_buf(),
+            source,
+        })?;
         tracing::info!(path = %path.display(), objective = model.objective(), features = model.num_features(), "LightGBM model loaded");
-        Ok(LgbRuntime { model, path: path.to_path_buf(), output })
+        Ok(LgbRuntime {
+            model,
+            path: path.to_path_buf(),
+            output,
+        })
     }
 }
 
@@ -176,8 +229,15 @@ impl Model for LgbRuntime {
     }
 
     fn metadata(&self) -> ModelMetadata {
-        let mut md = metadata("lightgbm", "FP64", self.model.num_features(), self.model.num_outputs(), self.output == Output1::Labels);
-        md.custom.insert("objective".into(), self.model.objective().into());
+        let mut md = metadata(
+            "lightgbm",
+            "FP64",
+            self.model.num_features(),
+            self.model.num_outputs(),
+            self.output == Output1::Labels,
+        );
+        md.custom
+            .insert("objective".into(), self.model.objective().into());
         md
     }
 }
@@ -191,13 +251,23 @@ mod tests {
         let t = labels(3, 1, &[0.2, 0.5, 0.9]).unwrap();
         assert_eq!(t.values, Values::F64(vec![0.0, 0.0, 1.0]));
         let t = labels(2, 3, &[0.1, 0.7, 0.2, 0.4, 0.4, 0.2]).unwrap();
-        assert_eq!(t.values, Values::F64(vec![1.0, 0.0]), "ties take the first class, as numpy argmax");
+        assert_eq!(
+            t.values,
+            Values::F64(vec![1.0, 0.0]),
+            "ties take the first class, as numpy argmax"
+        );
     }
 
     #[test]
     fn shaped_is_1d_for_one_output() {
-        assert_eq!(shaped(2, 1, vec![0.1f32, 0.2], Values::F32).unwrap().shape, vec![2]);
-        assert_eq!(shaped(1, 2, vec![0.1f32, 0.2], Values::F32).unwrap().shape, vec![1, 2]);
+        assert_eq!(
+            shaped(2, 1, vec![0.1f32, 0.2], Values::F32).unwrap().shape,
+            vec![2]
+        );
+        assert_eq!(
+            shaped(1, 2, vec![0.1f32, 0.2], Values::F32).unwrap().shape,
+            vec![1, 2]
+        );
         assert!(shaped(1, 3, vec![0.1f32, 0.2], Values::F32).is_err());
     }
 }

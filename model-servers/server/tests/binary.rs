@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 const TOLERANCE: f64 = 1e-5;
 
 fn copy(from: &Path, to: &Path) {
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} → {}: {e}", from.display(), to.display()));
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copy {} → {}: {e}", from.display(), to.display()));
 }
 
 #[tokio::test]
@@ -22,10 +23,15 @@ async fn sklearn_iris_v1_and_v2_match_sklearn_over_http() {
     let server = start("SKLEARN_SERVER", &onnx_testdata("logreg"), &[]).await;
 
     // v1: predict_proba (the default method), ndarray in → ndarray out, t:0.. names
-    let (status, body) = server.post("/api/v1.0/predictions", &json!({"data": {"ndarray": rows}})).await;
+    let (status, body) = server
+        .post("/api/v1.0/predictions", &json!({"data": {"ndarray": rows}}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["names"], json!(["t:0", "t:1", "t:2"]));
-    let err = max_error(&flat(&body["data"]["ndarray"]), &flat(&reference["models"]["logreg"]["predict_proba"]));
+    let err = max_error(
+        &flat(&body["data"]["ndarray"]),
+        &flat(&reference["models"]["logreg"]["predict_proba"]),
+    );
     assert!(err <= TOLERANCE, "v1 max error {err}");
     eprintln!("HTTP v1 logreg predict_proba over {n} rows: max error {err:.3e}");
 
@@ -37,23 +43,43 @@ async fn sklearn_iris_v1_and_v2_match_sklearn_over_http() {
     assert_eq!(body["id"], "r1");
     assert_eq!(body["model_name"], "model");
     let out = &body["outputs"][0];
-    assert_eq!((out["name"].as_str(), out["datatype"].as_str()), (Some("predict_proba"), Some("FP32")));
+    assert_eq!(
+        (out["name"].as_str(), out["datatype"].as_str()),
+        (Some("predict_proba"), Some("FP32"))
+    );
     assert_eq!(out["shape"], json!([n, 3]));
-    let err = max_error(&flat(&out["data"]), &flat(&reference["models"]["logreg"]["predict_proba"]));
+    let err = max_error(
+        &flat(&out["data"]),
+        &flat(&reference["models"]["logreg"]["predict_proba"]),
+    );
     assert!(err <= TOLERANCE, "v2 max error {err}");
 
     // metadata from the ONNX graph
     let (status, md) = server.get("/v2/models/model").await;
     assert_eq!(status, 200);
     assert_eq!(md["platform"], "sklearn_onnx");
-    assert_eq!(md["inputs"], json!([{"name": "X", "datatype": "FP32", "shape": [-1, 4]}]));
-    assert_eq!(md["outputs"], json!([{"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]}]));
+    assert_eq!(
+        md["inputs"],
+        json!([{"name": "X", "datatype": "FP32", "shape": [-1, 4]}])
+    );
+    assert_eq!(
+        md["outputs"],
+        json!([{"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]}])
+    );
 
     // bad input: wrong feature count and dtype → 400 with a JSON reason, both protocols
-    let (status, body) = server.post("/api/v1.0/predictions", &json!({"data": {"ndarray": [[1.0, 2.0, 3.0]]}})).await;
+    let (status, body) = server
+        .post(
+            "/api/v1.0/predictions",
+            &json!({"data": {"ndarray": [[1.0, 2.0, 3.0]]}}),
+        )
+        .await;
     assert_eq!(status, 400);
     assert_eq!(body["status"]["reason"], "MICROSERVICE_BAD_DATA");
-    assert_eq!(body["status"]["info"], "expected 4 features per row, got 3 (shape [1, 3])");
+    assert_eq!(
+        body["status"]["info"],
+        "expected 4 features per row, got 3 (shape [1, 3])"
+    );
     let bad = json!({"inputs": [{"name": "X", "datatype": "BYTES", "shape": [1, 4], "data": ["a", "b", "c", "d"]}]});
     let (status, body) = server.post("/v2/models/model/infer", &bad).await;
     assert_eq!(status, 400);
@@ -64,34 +90,77 @@ async fn sklearn_iris_v1_and_v2_match_sklearn_over_http() {
 async fn sklearn_method_parameter_selects_the_output() {
     let reference = read_json(&onnx_testdata("reference.json"));
     let params = r#"[{"name":"method","value":"predict","type":"STRING"}]"#.to_string();
-    let server = start("SKLEARN_SERVER", &onnx_testdata("rf"), &[("PREDICTIVE_UNIT_PARAMETERS", params)]).await;
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": reference["rows"]}})).await;
+    let server = start(
+        "SKLEARN_SERVER",
+        &onnx_testdata("rf"),
+        &[("PREDICTIVE_UNIT_PARAMETERS", params)],
+    )
+    .await;
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": reference["rows"]}}))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(flat(&body["data"]["ndarray"]), flat(&reference["models"]["rf"]["predict"]), "labels equal sklearn's");
+    assert_eq!(
+        flat(&body["data"]["ndarray"]),
+        flat(&reference["models"]["rf"]["predict"]),
+        "labels equal sklearn's"
+    );
 
     let params = r#"[{"name":"method","value":"decision_function","type":"STRING"}]"#.to_string();
-    let server = start("SKLEARN_SERVER", &onnx_testdata("logreg"), &[("PREDICTIVE_UNIT_PARAMETERS", params)]).await;
-    let (_, body) = server.post("/predict", &json!({"data": {"ndarray": reference["rows"]}})).await;
-    let err = max_error(&flat(&body["data"]["ndarray"]), &flat(&reference["models"]["logreg"]["decision_function"]));
+    let server = start(
+        "SKLEARN_SERVER",
+        &onnx_testdata("logreg"),
+        &[("PREDICTIVE_UNIT_PARAMETERS", params)],
+    )
+    .await;
+    let (_, body) = server
+        .post("/predict", &json!({"data": {"ndarray": reference["rows"]}}))
+        .await;
+    let err = max_error(
+        &flat(&body["data"]["ndarray"]),
+        &flat(&reference["models"]["logreg"]["decision_function"]),
+    );
     assert!(err <= TOLERANCE, "decision_function max error {err}");
 }
 
 #[test]
 fn sklearn_startup_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
-    copy(&onnx_testdata("logreg/model.joblib"), &dir.path().join("model.joblib"));
+    copy(
+        &onnx_testdata("logreg/model.joblib"),
+        &dir.path().join("model.joblib"),
+    );
     let log = start_fails("SKLEARN_SERVER", dir.path());
-    assert!(log.contains("holds model.joblib but no model.onnx") && log.contains("convert_sklearn.py"), "{log}");
+    assert!(
+        log.contains("holds model.joblib but no model.onnx") && log.contains("convert_sklearn.py"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
 async fn sklearn_unconvertible_estimator_falls_back_to_the_python_wrapper() {
     let reference = read_json(&onnx_testdata("reference.json"));
     let lib = setup(&["--with-wrapper"]);
-    let venv_bin = lib.ancestors().find(|p| p.join("bin/seldon-core-microservice").is_file()).expect("venv").join("bin");
+    let venv_bin = lib
+        .ancestors()
+        .find(|p| p.join("bin/seldon-core-microservice").is_file())
+        .expect("venv")
+        .join("bin");
     let envs = [
-        ("SELDON_PYTHON_WRAPPER", venv_bin.join("seldon-core-microservice").display().to_string()),
-        ("SELDON_PYTHON_FALLBACK_DIR", repo().join("model-servers/onnx/python/fallback").display().to_string()),
+        (
+            "SELDON_PYTHON_WRAPPER",
+            venv_bin
+                .join("seldon-core-microservice")
+                .display()
+                .to_string(),
+        ),
+        (
+            "SELDON_PYTHON_FALLBACK_DIR",
+            repo()
+                .join("model-servers/onnx/python/fallback")
+                .display()
+                .to_string(),
+        ),
     ];
     let server = start("SKLEARN_SERVER", &onnx_testdata("unconvertible"), &envs).await;
     let log = server.log();
@@ -100,9 +169,17 @@ async fn sklearn_unconvertible_estimator_falls_back_to_the_python_wrapper() {
             && log.contains("with the Python wrapper"),
         "{log}"
     );
-    let (status, body) = server.post("/api/v1.0/predictions", &json!({"data": {"ndarray": reference["rows"]}})).await;
+    let (status, body) = server
+        .post(
+            "/api/v1.0/predictions",
+            &json!({"data": {"ndarray": reference["rows"]}}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let err = max_error(&flat(&body["data"]["ndarray"]), &flat(&reference["models"]["unconvertible"]["predict_proba"]));
+    let err = max_error(
+        &flat(&body["data"]["ndarray"]),
+        &flat(&reference["models"]["unconvertible"]["predict_proba"]),
+    );
     assert!(err <= 1e-12, "the wrapper runs sklearn itself: {err}");
 }
 
@@ -110,7 +187,10 @@ fn xgb_expected(name: &str) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let dir = repo().join("model-servers/xgboost/testdata");
     let input = read_json(&dir.join("input.json"));
     let expected = read_json(&dir.join(format!("{name}.expected.json")));
-    let k = expected["shape"].get(1).and_then(Value::as_u64).unwrap_or(1) as usize;
+    let k = expected["shape"]
+        .get(1)
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as usize;
     let preds = flat(&expected["predictions"]);
     // rows with a missing value can't travel in v1 JSON; keep the complete ones
     input["rows"]
@@ -126,11 +206,16 @@ fn xgb_expected(name: &str) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
 #[tokio::test]
 async fn xgboost_model_json_matches_xgboost() {
     let dir = tempfile::tempdir().unwrap();
-    copy(&repo().join("model-servers/xgboost/testdata/multi_softprob.json"), &dir.path().join("model.json"));
+    copy(
+        &repo().join("model-servers/xgboost/testdata/multi_softprob.json"),
+        &dir.path().join("model.json"),
+    );
     let server = start("XGBOOST_SERVER", dir.path(), &[]).await;
     let (rows, expected) = xgb_expected("multi_softprob");
     assert!(rows.len() >= 500, "{} complete rows", rows.len());
-    let (status, body) = server.post("/api/v1.0/predictions", &json!({"data": {"ndarray": rows}})).await;
+    let (status, body) = server
+        .post("/api/v1.0/predictions", &json!({"data": {"ndarray": rows}}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let err = max_error(&flat(&body["data"]["ndarray"]), &expected.concat());
     assert!(err <= TOLERANCE, "max error {err}");
@@ -142,22 +227,38 @@ async fn xgboost_model_json_matches_xgboost() {
     assert_eq!(body["outputs"][0]["shape"], json!([n, 3]));
     assert!(max_error(&flat(&body["outputs"][0]["data"]), &expected.concat()) <= TOLERANCE);
     let (_, md) = server.get("/v2/models/model").await;
-    assert_eq!(md["inputs"], json!([{"name": "input", "datatype": "FP32", "shape": [-1, 8]}]));
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": [[1.0, 2.0]]}})).await;
+    assert_eq!(
+        md["inputs"],
+        json!([{"name": "input", "datatype": "FP32", "shape": [-1, 8]}])
+    );
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": [[1.0, 2.0]]}}))
+        .await;
     assert_eq!(status, 400);
-    assert_eq!(body["status"]["info"], "expected 8 features per row, got 2 (shape [1, 2])");
+    assert_eq!(
+        body["status"]["info"],
+        "expected 8 features per row, got 2 (shape [1, 2])"
+    );
 }
 
 #[tokio::test]
 async fn xgboost_binary_ubj_as_model_bst_is_1d() {
     let dir = tempfile::tempdir().unwrap();
-    copy(&repo().join("model-servers/xgboost/testdata/binary_logistic.ubj"), &dir.path().join("model.bst"));
+    copy(
+        &repo().join("model-servers/xgboost/testdata/binary_logistic.ubj"),
+        &dir.path().join("model.bst"),
+    );
     let server = start("XGBOOST_SERVER", dir.path(), &[]).await;
     let (rows, expected) = xgb_expected("binary_logistic");
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": rows}})).await;
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": rows}}))
+        .await;
     assert_eq!(status, 200, "{body}");
     let out = body["data"]["ndarray"].as_array().unwrap();
-    assert!(out[0].is_number(), "one probability per row, like Booster.predict");
+    assert!(
+        out[0].is_number(),
+        "one probability per row, like Booster.predict"
+    );
     assert!(max_error(&flat(&body["data"]["ndarray"]), &expected.concat()) <= TOLERANCE);
 }
 
@@ -166,10 +267,16 @@ fn xgboost_legacy_binary_is_refused_with_a_hint() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model.bst"), b"binf\0\0\0\x3f legacy").unwrap();
     let log = start_fails("XGBOOST_SERVER", dir.path());
-    assert!(log.contains("legacy binary XGBoost model") && log.contains("model.bst"), "{log}");
+    assert!(
+        log.contains("legacy binary XGBoost model") && log.contains("model.bst"),
+        "{log}"
+    );
     let empty = tempfile::tempdir().unwrap();
     let log = start_fails("XGBOOST_SERVER", empty.path());
-    assert!(log.contains("holds none of model.json, model.ubj, model.bst"), "{log}");
+    assert!(
+        log.contains("holds none of model.json, model.ubj, model.bst"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -188,7 +295,9 @@ async fn lightgbm_model_txt_matches_lightgbm() {
         .filter(|(r, _)| r.as_array().unwrap().iter().all(Value::is_number))
         .map(|(r, p)| (flat(r), p.to_vec()))
         .unzip();
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": rows}})).await;
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": rows}}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(max_error(&flat(&body["data"]["ndarray"]), &want.concat()) <= TOLERANCE);
     let n = rows.len();
@@ -209,7 +318,10 @@ const TENSOR_SIGNATURE: &str = r#"signature:
 async fn mlflow_onnx_flavor_serves_with_the_signature_as_metadata() {
     let reference = read_json(&onnx_testdata("reference.json"));
     let dir = tempfile::tempdir().unwrap();
-    copy(&onnx_testdata("logreg/model.onnx"), &dir.path().join("model.onnx"));
+    copy(
+        &onnx_testdata("logreg/model.onnx"),
+        &dir.path().join("model.onnx"),
+    );
     let mlmodel = format!(
         "flavors:\n  onnx: {{code: null, data: model.onnx, onnx_version: 1.23.2, providers: [CPUExecutionProvider]}}\n  \
          python_function: {{data: model.onnx, loader_module: mlflow.onnx, python_version: 3.11.7}}\nmlflow_version: 3.17.2\n{TENSOR_SIGNATURE}"
@@ -217,20 +329,41 @@ async fn mlflow_onnx_flavor_serves_with_the_signature_as_metadata() {
     std::fs::write(dir.path().join("MLmodel"), mlmodel).unwrap();
     // the graph's first output is `label`; parameter `output` picks the probabilities
     let params = r#"[{"name":"output","value":"probabilities","type":"STRING"}]"#.to_string();
-    let server = start("MLFLOW_SERVER", dir.path(), &[("PREDICTIVE_UNIT_PARAMETERS", params)]).await;
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": reference["rows"]}})).await;
+    let server = start(
+        "MLFLOW_SERVER",
+        dir.path(),
+        &[("PREDICTIVE_UNIT_PARAMETERS", params)],
+    )
+    .await;
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": reference["rows"]}}))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert!(max_error(&flat(&body["data"]["ndarray"]), &flat(&reference["models"]["logreg"]["predict_proba"])) <= TOLERANCE);
+    assert!(
+        max_error(
+            &flat(&body["data"]["ndarray"]),
+            &flat(&reference["models"]["logreg"]["predict_proba"])
+        ) <= TOLERANCE
+    );
     let (_, md) = server.get("/v2/models/model").await;
     assert_eq!(md["platform"], "mlflow_onnx");
-    assert_eq!(md["inputs"], json!([{"name": "inputs-0", "datatype": "FP32", "shape": [-1, 4]}]));
-    assert_eq!(md["outputs"], json!([{"name": "outputs-0", "datatype": "FP32", "shape": [-1, 3]}]));
+    assert_eq!(
+        md["inputs"],
+        json!([{"name": "inputs-0", "datatype": "FP32", "shape": [-1, 4]}])
+    );
+    assert_eq!(
+        md["outputs"],
+        json!([{"name": "outputs-0", "datatype": "FP32", "shape": [-1, 3]}])
+    );
 }
 
 #[tokio::test]
 async fn mlflow_xgboost_classifier_predicts_labels_like_pyfunc() {
     let dir = tempfile::tempdir().unwrap();
-    copy(&repo().join("model-servers/xgboost/testdata/multi_softprob.ubj"), &dir.path().join("model.ubj"));
+    copy(
+        &repo().join("model-servers/xgboost/testdata/multi_softprob.ubj"),
+        &dir.path().join("model.ubj"),
+    );
     std::fs::write(
         dir.path().join("MLmodel"),
         "flavors:\n  python_function: {data: model.ubj, loader_module: mlflow.xgboost}\n  \
@@ -242,15 +375,32 @@ async fn mlflow_xgboost_classifier_predicts_labels_like_pyfunc() {
     let (rows, expected) = xgb_expected("multi_softprob");
     let labels: Vec<f64> = expected
         .iter()
-        .map(|p| p.iter().enumerate().fold((0, f64::MIN), |b, (i, v)| if *v > b.1 { (i, *v) } else { b }).0 as f64)
+        .map(|p| {
+            p.iter()
+                .enumerate()
+                .fold(
+                    (0, f64::MIN),
+                    |b, (i, v)| if *v > b.1 { (i, *v) } else { b },
+                )
+                .0 as f64
+        })
         .collect();
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": rows}})).await;
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": rows}}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(flat(&body["data"]["ndarray"]), labels);
     let (_, md) = server.get("/v2/models/model").await;
     assert_eq!(md["platform"], "mlflow_xgboost");
-    assert_eq!(md["inputs"], json!([{"name": "f0", "datatype": "FP64", "shape": [-1]}]));
-    assert_eq!(md["outputs"], json!([{"name": "predict", "datatype": "FP64", "shape": [-1]}]), "no output signature: the runtime's");
+    assert_eq!(
+        md["inputs"],
+        json!([{"name": "f0", "datatype": "FP64", "shape": [-1]}])
+    );
+    assert_eq!(
+        md["outputs"],
+        json!([{"name": "predict", "datatype": "FP64", "shape": [-1]}]),
+        "no output signature: the runtime's"
+    );
 }
 
 #[tokio::test]
@@ -266,9 +416,15 @@ async fn mlflow_sklearn_flavor_uses_the_fetch_time_conversion() {
     )
     .unwrap();
     let server = start("MLFLOW_SERVER", dir.path(), &[]).await;
-    let (status, body) = server.post("/predict", &json!({"data": {"ndarray": reference["rows"]}})).await;
+    let (status, body) = server
+        .post("/predict", &json!({"data": {"ndarray": reference["rows"]}}))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(flat(&body["data"]["ndarray"]), flat(&reference["models"]["logreg"]["predict"]), "pyfunc's default is predict");
+    assert_eq!(
+        flat(&body["data"]["ndarray"]),
+        flat(&reference["models"]["logreg"]["predict"]),
+        "pyfunc's default is predict"
+    );
 }
 
 #[test]
@@ -280,7 +436,10 @@ fn mlflow_unsupported_flavor_names_it() {
     )
     .unwrap();
     let log = start_fails("MLFLOW_SERVER", dir.path());
-    assert!(log.contains("has no flavor this server runs natively (it has: python_function, pytorch)"), "{log}");
+    assert!(
+        log.contains("has no flavor this server runs natively (it has: python_function, pytorch)"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -289,16 +448,29 @@ async fn tensorflow_server_serves_the_tf2onnx_graph() {
     let expected = read_json(&data.join("tensorflow.expected.json"));
     let server = start("TENSORFLOW_SERVER", &data.join("tensorflow"), &[]).await;
     let n = expected["rows"].as_array().unwrap().len();
-    let (status, body) = server.post("/api/v1.0/predictions", &json!({"data": {"ndarray": expected["rows"]}})).await;
+    let (status, body) = server
+        .post(
+            "/api/v1.0/predictions",
+            &json!({"data": {"ndarray": expected["rows"]}}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert!(max_error(&flat(&body["data"]["ndarray"]), &flat(&expected["probabilities"])) <= TOLERANCE);
+    assert!(
+        max_error(
+            &flat(&body["data"]["ndarray"]),
+            &flat(&expected["probabilities"])
+        ) <= TOLERANCE
+    );
     let req = json!({"inputs": [{"name": "x:0", "datatype": "FP32", "shape": [n, 3], "data": flat(&expected["rows"])}]});
     let (status, body) = server.post("/v2/models/model/infer", &req).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outputs"][0]["name"], "probabilities");
     let (_, md) = server.get("/v2/models/model").await;
     assert_eq!(md["platform"], "tensorflow_onnx");
-    assert_eq!(md["inputs"], json!([{"name": "x:0", "datatype": "FP32", "shape": [-1, 3]}]));
+    assert_eq!(
+        md["inputs"],
+        json!([{"name": "x:0", "datatype": "FP32", "shape": [-1, 3]}])
+    );
 }
 
 #[test]
@@ -307,5 +479,9 @@ fn tensorflow_saved_model_without_onnx_explains_tf2onnx() {
     std::fs::create_dir(dir.path().join("1")).unwrap();
     std::fs::write(dir.path().join("1/saved_model.pb"), b"").unwrap();
     let log = start_fails("TENSORFLOW_SERVER", dir.path());
-    assert!(log.contains("holds a TensorFlow SavedModel but no model.onnx") && log.contains("tf2onnx.convert"), "{log}");
+    assert!(
+        log.contains("holds a TensorFlow SavedModel but no model.onnx")
+            && log.contains("tf2onnx.convert"),
+        "{log}"
+    );
 }

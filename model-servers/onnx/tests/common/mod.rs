@@ -36,12 +36,20 @@ pub fn ort_library() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(p.is_file(), "setup.sh printed {}, which is not a file", p.display());
+    assert!(
+        p.is_file(),
+        "setup.sh printed {}, which is not a file",
+        p.display()
+    );
     p
 }
 
 pub fn runtime() -> RuntimeConfig {
-    RuntimeConfig { library: Some(ort_library()), sessions: 2, ..RuntimeConfig::default() }
+    RuntimeConfig {
+        library: Some(ort_library()),
+        sessions: 2,
+        ..RuntimeConfig::default()
+    }
 }
 
 /// `testdata/reference.json`: rows and sklearn's outputs.
@@ -54,7 +62,12 @@ pub fn rows(reference: &serde_json::Value) -> (usize, Vec<f32>) {
     let rows = reference["rows"].as_array().expect("rows");
     let flat: Vec<f32> = rows
         .iter()
-        .flat_map(|r| r.as_array().expect("row").iter().map(|x| x.as_f64().expect("number") as f32))
+        .flat_map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+        })
         .collect();
     (rows.len(), flat)
 }
@@ -65,7 +78,10 @@ pub fn flat(v: &serde_json::Value) -> Vec<f64> {
         .expect("array")
         .iter()
         .flat_map(|x| match x.as_array() {
-            Some(row) => row.iter().map(|y| y.as_f64().expect("number")).collect::<Vec<_>>(),
+            Some(row) => row
+                .iter()
+                .map(|y| y.as_f64().expect("number"))
+                .collect::<Vec<_>>(),
             None => vec![x.as_f64().expect("number")],
         })
         .collect()

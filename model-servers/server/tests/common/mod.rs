@@ -23,7 +23,11 @@ pub fn onnx_testdata(name: &str) -> PathBuf {
 /// tests never skip silently.
 pub fn setup(args: &[&str]) -> PathBuf {
     let script = repo().join("model-servers/onnx/scripts/setup.sh");
-    let out = Command::new("bash").arg(&script).args(args).output().expect("running setup.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("running setup.sh");
     assert!(
         out.status.success(),
         "{} failed (installs onnxruntime==1.31.1 from PyPI):\n{}",
@@ -41,7 +45,11 @@ pub fn ort_library() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running server; killed on drop.
@@ -59,7 +67,11 @@ impl Drop for Server {
     }
 }
 
-fn command(implementation: &str, model_uri: &Path, envs: &[(&str, String)]) -> (Command, u16, tempfile::TempDir, PathBuf) {
+fn command(
+    implementation: &str,
+    model_uri: &Path,
+    envs: &[(&str, String)],
+) -> (Command, u16, tempfile::TempDir, PathBuf) {
     let http = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("server.log");
@@ -67,11 +79,18 @@ fn command(implementation: &str, model_uri: &Path, envs: &[(&str, String)]) -> (
     cmd.args(["--implementation", implementation, "--model-uri"])
         .arg(model_uri)
         .args(["--bind", "127.0.0.1", "--http-port", &http.to_string()])
-        .args(["--grpc-port", &free_port().to_string(), "--metrics-port", &free_port().to_string()])
+        .args([
+            "--grpc-port",
+            &free_port().to_string(),
+            "--metrics-port",
+            &free_port().to_string(),
+        ])
         .env("ORT_DYLIB_PATH", ort_library())
         .env("SELDON_ONNX_SESSIONS", "1")
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .stderr(Stdio::from(std::fs::OpenOptions::new().append(true).open(&log).unwrap()));
+        .stderr(Stdio::from(
+            std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+        ));
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -82,7 +101,12 @@ fn command(implementation: &str, model_uri: &Path, envs: &[(&str, String)]) -> (
 pub async fn start(implementation: &str, model_uri: &Path, envs: &[(&str, String)]) -> Server {
     let (mut cmd, http, dir, log) = command(implementation, model_uri, envs);
     let child = cmd.spawn().expect("spawn seldon-server");
-    let mut server = Server { child, base: format!("http://127.0.0.1:{http}"), log, _dir: dir };
+    let mut server = Server {
+        child,
+        base: format!("http://127.0.0.1:{http}"),
+        log,
+        _dir: dir,
+    };
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(status) = server.child.try_wait().unwrap() {
@@ -93,7 +117,11 @@ pub async fn start(implementation: &str, model_uri: &Path, envs: &[(&str, String
         {
             return server;
         }
-        assert!(Instant::now() < deadline, "seldon-server not ready after 90 s:\n{}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "seldon-server not ready after 90 s:\n{}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -102,9 +130,15 @@ pub async fn start(implementation: &str, model_uri: &Path, envs: &[(&str, String
 pub fn start_fails(implementation: &str, model_uri: &Path) -> String {
     let (mut cmd, _, _dir, log) = command(implementation, model_uri, &[]);
     let status = cmd.status().expect("run seldon-server");
-    assert!(!status.success(), "seldon-server should have refused to start");
+    assert!(
+        !status.success(),
+        "seldon-server should have refused to start"
+    );
     let mut s = String::new();
-    std::fs::File::open(log).unwrap().read_to_string(&mut s).unwrap();
+    std::fs::File::open(log)
+        .unwrap()
+        .read_to_string(&mut s)
+        .unwrap();
     s
 }
 
@@ -114,17 +148,28 @@ impl Server {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = reqwest::Client::new().post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
@@ -140,7 +185,10 @@ pub fn flat(v: &Value) -> Vec<f64> {
 /// max |ours − ref| / max(1, |ref|).
 pub fn max_error(ours: &[f64], reference: &[f64]) -> f64 {
     assert_eq!(ours.len(), reference.len(), "output sizes differ");
-    ours.iter().zip(reference).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max)
+    ours.iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0, f64::max)
 }
 
 pub fn read_json(path: &Path) -> Value {
