@@ -88,36 +88,25 @@ pub async fn copy(
     prefix: &str,
     dest: &Path,
 ) -> Result<(usize, u64), InitError> {
-    let list_prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-    let mut plan = Vec::new();
+    let mut keys = Vec::new();
     let mut page: Option<String> = None;
     loop {
-        let body = fetch::text(uri, http.get(list_url(endpoint, bucket, &list_prefix, page.as_deref())), error_reason).await?;
+        let body = fetch::text(uri, http.get(list_url(endpoint, bucket, prefix, page.as_deref())), error_reason).await?;
         let list = parse_list(&body).map_err(|reason| InitError::Listing { uri: uri.to_owned(), reason })?;
-        for obj in list.items {
-            let rel = paths::object_path(prefix, &obj.name)
-                .map_err(|reason| InitError::UnsafeName { uri: uri.to_owned(), name: obj.name.clone(), reason })?;
-            if let Some(rel) = rel {
-                plan.push((obj.name, rel));
-            }
-        }
+        keys.extend(list.items.into_iter().map(|o| o.name));
         match list.next_page_token {
             Some(t) => page = Some(t),
             None => break,
         }
     }
-    if plan.is_empty() && !prefix.is_empty() {
-        let name = prefix.rsplit('/').next().unwrap_or(prefix);
-        let rel = paths::relative(name)
-            .map_err(|reason| InitError::UnsafeName { uri: uri.to_owned(), name: prefix.to_owned(), reason })?;
-        plan.push((prefix.to_owned(), rel));
-    }
+    let plan = paths::plan(prefix, keys).map_err(|(name, reason)| InitError::UnsafeName { uri: uri.to_owned(), name, reason })?;
     if plan.is_empty() {
         return Err(InitError::NotFound { uri: uri.to_owned() });
     }
     let (mut files, mut bytes) = (0, 0);
     for (name, rel) in plan {
-        bytes += fetch::to_file(uri, http.get(object_url(endpoint, bucket, &name)), &dest.join(rel), error_reason).await?;
+        let object = format!("gs://{bucket}/{name}");
+        bytes += fetch::to_file(&object, http.get(object_url(endpoint, bucket, &name)), &dest.join(rel), error_reason).await?;
         files += 1;
     }
     Ok((files, bytes))

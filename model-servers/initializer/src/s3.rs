@@ -78,7 +78,9 @@ impl S3Config {
         let enc_key = sigv4::uri_encode(key, true);
         let mut url = self.endpoint.clone();
         let path = if self.path_style || bucket.contains('.') {
-            format!("{base}/{}/{enc_key}", sigv4::uri_encode(bucket, false))
+            // `GET /bucket?list-type=2`, no trailing slash: what AWS SDKs send and sign.
+            let bucket = sigv4::uri_encode(bucket, false);
+            if key.is_empty() { format!("{base}/{bucket}") } else { format!("{base}/{bucket}/{enc_key}") }
         } else {
             let host = self.endpoint.host_str().ok_or("endpoint has no host")?;
             url.set_host(Some(&format!("{bucket}.{host}"))).map_err(|e| format!("bucket {bucket:?}: {e}"))?;
@@ -154,7 +156,9 @@ impl S3 {
         let config_err = |reason: String| InitError::Config { uri: uri.to_owned(), reason };
         let query = sigv4::canonical_query(query);
         let (url, path) = self.config.url(bucket, key, &query).map_err(config_err)?;
-        let mut req = self.http.get(url.clone());
+        // reqwest would add `accept: */*` itself; set and sign it, since some S3 servers
+        // (moto) recompute the signature over every header received, not just SignedHeaders.
+        let mut req = self.http.get(url.clone()).header("accept", "*/*");
         if let Some(creds) = &self.config.credentials {
             let host = match url.port() {
                 Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
@@ -168,7 +172,7 @@ impl S3 {
                     host: &host,
                     path: &path,
                     query: &query,
-                    headers: &[],
+                    headers: &[("accept", "*/*")],
                     amz_date: &amz_date,
                     region: &self.config.region,
                 },
@@ -202,30 +206,20 @@ impl S3 {
     /// Copies every object under `s3://bucket/prefix` into `dest` (or the single object
     /// `prefix` when nothing is under it). Returns (files, bytes).
     pub async fn copy(&self, uri: &str, bucket: &str, prefix: &str, dest: &Path) -> Result<(usize, u64), InitError> {
-        let list_prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-        let keys = self.list(uri, bucket, &list_prefix).await?;
-        let mut plan = Vec::new();
-        for key in keys {
-            let rel = paths::object_path(prefix, &key)
-                .map_err(|reason| InitError::UnsafeName { uri: uri.to_owned(), name: key.clone(), reason })?;
-            if let Some(rel) = rel {
-                plan.push((key, rel));
-            }
-        }
-        if plan.is_empty() && !prefix.is_empty() {
-            // `s3://bucket/dir/model.joblib`: one object, copied into dest like `rclone copy`.
-            let name = prefix.rsplit('/').next().unwrap_or(prefix);
-            let rel = paths::relative(name)
-                .map_err(|reason| InitError::UnsafeName { uri: uri.to_owned(), name: prefix.to_owned(), reason })?;
-            plan.push((prefix.to_owned(), rel));
-        }
+        // List `prefix` itself, not `prefix/`, and filter: one call finds a directory or a
+        // single object, and no `/` goes into the signed query (moto 5 checks signatures
+        // against the decoded query, so `prefix=a%2Fb` fails there; nested prefixes still do).
+        let keys = self.list(uri, bucket, prefix).await?;
+        let plan = paths::plan(prefix, keys)
+            .map_err(|(name, reason)| InitError::UnsafeName { uri: uri.to_owned(), name, reason })?;
         if plan.is_empty() {
             return Err(InitError::NotFound { uri: uri.to_owned() });
         }
         let (mut files, mut bytes) = (0, 0);
         for (key, rel) in plan {
-            let req = self.request(uri, bucket, &key, &[])?;
-            bytes += fetch::to_file(uri, req, &dest.join(rel), error_reason).await?;
+            let object = format!("s3://{bucket}/{key}");
+            let req = self.request(&object, bucket, &key, &[])?;
+            bytes += fetch::to_file(&object, req, &dest.join(rel), error_reason).await?;
             files += 1;
         }
         Ok((files, bytes))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the pinned moto server (+ boto3) into ~/.cache/seldon-mesh/motovenv and prints
+# the venv's bin directory (moto_server, python):
+#
+#   MOTO_BIN=$(model-servers/initializer/scripts/setup-moto.sh)
+#
+# Idempotent: reinstalls only when requirements-moto.txt changed. Logs go to stderr.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+venv="${SELDON_MOTO_VENV:-$HOME/.cache/seldon-mesh/motovenv}"
+req="$here/requirements-moto.txt"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$req" | cut -d' ' -f1)"
+if [[ ! -x "$venv/bin/moto_server" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+  echo "setup-moto.sh: installing $req into $venv" >&2
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2
+  echo "$want" > "$stamp"
+fi
+echo "$venv/bin"
