@@ -17,7 +17,7 @@ struct Args {
     #[arg(long, env = "SELDON_BENCH_RATE", default_value_t = 1000)]
     rate: u32,
     /// Seconds per side per round at the fixed rate.
-    #[arg(long, env = "SELDON_BENCH_DURATION", default_value_t = 15.0)]
+    #[arg(long, env = "SELDON_BENCH_DURATION", default_value_t = 10.0)]
     duration: f64,
     /// Seconds of warm-up per path before measuring.
     #[arg(long, env = "SELDON_BENCH_WARMUP", default_value_t = 5.0)]
@@ -80,7 +80,8 @@ fn facts(args: &Args) -> Vec<(String, String)> {
         .unwrap_or_else(|e| e.to_string());
     let mut f = vec![
         ("date (UTC)".into(), sh("date", &["-u", "+%Y-%m-%d %H:%M"])),
-        ("nproc".into(), sh("nproc", &[])),
+        ("nproc --all".into(), sh("nproc", &["--all"])),
+        ("nice of the bench".into(), std::fs::read_to_string("/proc/self/stat").ok().and_then(|st| st.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(16).map(str::to_owned))).unwrap_or_default()),
         ("CPU".into(), format!("{model}, hypervisor {hyper}")),
         ("kernel".into(), sh("uname", &["-r"])),
         ("load average at start".into(), std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned()),

@@ -234,7 +234,9 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
                 let r = oha_run(bin, s, p.label()).await?;
                 let cpu1 = cpu_us(pid);
                 t.clear_calls().await?;
-                log(&format!("  {:.0} rps, envoy cpu {:.1} µs/req", r.rps, cpu1.zip(cpu0).map(|(a, b)| (a - b) as f64).unwrap_or(0.0) / (r.ok.max(1) as f64)));
+                let per_req = cpu1.zip(cpu0).map(|(a, b)| (a - b) as f64).unwrap_or(0.0) / (r.ok.max(1) as f64);
+                log(&format!("  {:.0} rps, envoy cpu {per_req:.1} µs/req", r.rps));
+                checks.push(format!("saturation round {} {p:?}: {:.0} rps, Envoy CPU {per_req:.1} µs per request", round + 1, r.rps));
                 if let Some((_, v)) = sat.iter_mut().find(|(q, _)| *q == p) {
                     v.push(r);
                 }
