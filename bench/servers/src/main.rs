@@ -142,7 +142,7 @@ fn load(args: &Args, url: &str, body: &str, rate: Option<u32>) -> anyhow::Result
 }
 
 fn grpc_load(args: &Args, ghz: &Path, port: u16, model: &str, rate: Option<u32>) -> anyhow::Result<Run> {
-    let proto = args.proto_dir.join("inference/grpc_service.proto");
+    let proto = args.proto_dir.join("inference/open_inference_grpc.proto");
     let a = oha::ghz_args(
         &proto.to_string_lossy(),
         &args.proto_dir.to_string_lossy(),
