@@ -1,7 +1,7 @@
 //! One ONNX graph behind a small pool of `ort` sessions: typed inputs in, named outputs out.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ort::session::Session;
@@ -11,6 +11,9 @@ use seldon_serving::{ModelError, Tensor, Values};
 
 use crate::error::OnnxError;
 use crate::runtime::{RuntimeConfig, environment};
+
+/// Input elements from which inference moves to the blocking pool.
+pub const BLOCKING_ELEMENTS: usize = 16 * 1024;
 
 /// Element type of a graph input or output, as far as serving cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +183,23 @@ impl OnnxSession {
                 extract(&spec.name, spec.elem, &outputs[spec.name.as_str()])
             })
             .collect()
+    }
+
+    /// [`OnnxSession::run`] off the async executor when the batch is large (ONNX Runtime
+    /// holds the thread for its whole run; small batches cost less than the hop).
+    pub async fn run_async(
+        self: &Arc<Self>,
+        inputs: Vec<DynValue>,
+        wanted: Vec<usize>,
+        elements: usize,
+    ) -> Result<Vec<Tensor>, ModelError> {
+        if elements < BLOCKING_ELEMENTS {
+            return self.run(inputs, &wanted);
+        }
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.run(inputs, &wanted))
+            .await
+            .map_err(|e| ModelError::internal(format!("ONNX inference task failed: {e}")))?
     }
 
     /// Checks `tensors` against the graph inputs (count, feature count, dtype) and

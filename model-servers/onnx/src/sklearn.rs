@@ -251,7 +251,15 @@ impl SklearnServer {
             .as_ref()
             .ok_or_else(|| ModelError::internal("model not loaded"))?;
         let values = sel.session.prepare(&[input])?;
-        let mut out = sel.session.run(values, &[sel.output])?;
+        let out = sel.session.run(values, &[sel.output])?;
+        self.finish(out)
+    }
+
+    fn finish(&self, mut out: Vec<Tensor>) -> Result<Tensor, ModelError> {
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| ModelError::internal("model not loaded"))?;
         let t = out.pop().ok_or_else(|| ModelError::internal("no output"))?;
         let t = if let Some(tie) = sel.out.argmax_tie {
             argmax(&t, tie, self.classes())?
@@ -297,8 +305,17 @@ impl Model for SklearnServer {
     }
 
     async fn predict(&self, request: Request) -> Result<Output<Payload>, ModelError> {
-        let t = self.predict_tensor(request.payload.tensor()?)?;
-        Ok(Output::new(Payload::Tensor(t)))
+        let sel = self
+            .selected
+            .as_ref()
+            .ok_or_else(|| ModelError::internal("model not loaded"))?;
+        let input = request.payload.tensor()?;
+        let values = sel.session.prepare(&[input])?;
+        let out = sel
+            .session
+            .run_async(values, vec![sel.output], input.values.len())
+            .await?;
+        Ok(Output::new(Payload::Tensor(self.finish(out)?)))
     }
 
     fn metadata(&self) -> ModelMetadata {
@@ -411,8 +428,9 @@ impl Model for OnnxServer {
                 )));
             }
         };
+        let elements = tensors.iter().map(|t| t.values.len()).sum();
         let values = session.prepare(&tensors)?;
-        let mut out = session.run(values, &[*idx])?;
+        let mut out = session.run_async(values, vec![*idx], elements).await?;
         let t = out.pop().ok_or_else(|| ModelError::internal("no output"))?;
         Ok(Output::new(Payload::Tensor(t)))
     }
