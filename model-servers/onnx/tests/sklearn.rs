@@ -245,7 +245,9 @@ async fn large_batches_run_off_the_executor_with_the_same_results() {
     let big = Tensor::matrix_f32(5 * n, 4, x.repeat(5)).unwrap();
     assert!(big.values.len() >= seldon_onnx::session::BLOCKING_ELEMENTS);
     let out = s.predict(Request::new(big)).await.expect("predict");
-    let Payload::Tensor(t) = out.value else { panic!("tensor expected") };
+    let Payload::Tensor(t) = out.value else {
+        panic!("tensor expected")
+    };
     let expected = flat(&reference["models"]["rf"]["predict_proba"]).repeat(5);
     assert!(max_error(&values(&t), &expected) <= TOLERANCE);
 }

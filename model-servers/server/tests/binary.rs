@@ -345,6 +345,20 @@ async fn mlflow_onnx_flavor_serves_with_the_signature_as_metadata() {
             &flat(&reference["models"]["logreg"]["predict_proba"])
         ) <= TOLERANCE
     );
+    let n = reference["rows"].as_array().unwrap().len();
+    let req = json!({"inputs": [{"name": "X", "datatype": "FP64", "shape": [n, 4], "data": flat(&reference["rows"])}]});
+    let (status, body) = server.post("/v2/models/model/infer", &req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outputs"][0]["name"], "probabilities");
+    assert_eq!(body["outputs"][0]["shape"], json!([n, 3]));
+    let err = max_error(
+        &flat(&body["outputs"][0]["data"]),
+        &flat(&reference["models"]["logreg"]["predict_proba"]),
+    );
+    assert!(
+        err <= TOLERANCE,
+        "v2 max error {err} (FP64 in, cast to the graph's float32)"
+    );
     let (_, md) = server.get("/v2/models/model").await;
     assert_eq!(md["platform"], "mlflow_onnx");
     assert_eq!(
