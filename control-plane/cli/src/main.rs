@@ -23,6 +23,10 @@ enum Command {
     Render(commands::render::Args),
     /// Explain every problem of a SeldonDeployment, with its path; exit 1 when there is one.
     Validate(commands::validate::Args),
+    /// Run the operator: reconcile SeldonDeployments (Lease leader election between replicas).
+    Operator(seldon_operator::OperatorArgs),
+    /// Serve the validating admission webhook over HTTPS.
+    Webhook(seldon_operator::WebhookArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => commands::render::run(args),
         Command::Validate(args) => commands::validate::run(args),
+        Command::Operator(args) => seldon_operator::main_operator(args).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+        Command::Webhook(args) => seldon_operator::main_webhook(args).map(|()| ExitCode::SUCCESS).map_err(Into::into),
     };
     match result {
         Ok(code) => code,

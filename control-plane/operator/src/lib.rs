@@ -13,4 +13,4 @@ pub mod validation;
 pub mod webhook;
 
 pub use config::{OperatorArgs, WebhookArgs};
-pub use run::{run_operator, run_webhook};
+pub use run::{main_operator, main_webhook, run_operator, run_webhook};

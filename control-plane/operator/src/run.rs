@@ -44,6 +44,9 @@ pub enum RunError {
     /// Certificates.
     #[error(transparent)]
     Cert(#[from] certs::CertError),
+    /// The tokio runtime could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     /// Reading a certificate directory.
     #[error("reading {path}: {source}")]
     CertDir {
@@ -190,4 +193,26 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<(), RunError> {
     webhook::serve_tls(listener, tls, webhook::router(validation::validator(options)), shutdown_signal())
         .await
         .map_err(|source| RunError::Listen { addr: args.addr, source })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).json().try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(RunError::Runtime)
+}
+
+/// What `seldon-mesh operator` calls: JSON logs (`RUST_LOG`), a tokio runtime, the operator.
+pub fn main_operator(args: OperatorArgs) -> Result<(), RunError> {
+    init_tracing();
+    runtime()?.block_on(run_operator(args))
+}
+
+/// What `seldon-mesh webhook` calls.
+pub fn main_webhook(args: WebhookArgs) -> Result<(), RunError> {
+    init_tracing();
+    runtime()?.block_on(run_webhook(args))
 }

@@ -17,7 +17,7 @@ pub fn problems(value: &serde_json::Value, options: &RenderOptions) -> Vec<Strin
         Err(e) => return vec![strip_document(&e.to_string())],
     };
     let mut out: Vec<String> =
-        parsed.unknown_fields.iter().map(|p| format!("{p}: unknown field")).collect();
+        parsed.unknown_fields.iter().map(|p| format!("{p}: unknown field (not part of SeldonDeployment; the API server would drop it)")).collect();
     out.extend(seldon_render::check(&parsed.sdep, options).iter().map(ToString::to_string));
     out
 }

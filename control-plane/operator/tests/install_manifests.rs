@@ -206,9 +206,28 @@ fn validate_istio(obj: &Value) {
         props.insert("apiVersion".into(), serde_json::json!({"type": "string"}));
         props.insert("kind".into(), serde_json::json!({"type": "string"}));
     }
+    close_schema(&mut schema);
     let validator = jsonschema::validator_for(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(&body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{kind} {}: {errors:#?}", obj["metadata"]["name"]);
+}
+
+/// The API server silently prunes fields a structural schema does not declare; to catch a
+/// misspelt field, every declared object is closed (unless it preserves unknown fields).
+fn close_schema(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("properties")
+                && !m.contains_key("additionalProperties")
+                && m.get("x-kubernetes-preserve-unknown-fields") != Some(&Value::Bool(true))
+            {
+                m.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            m.values_mut().for_each(close_schema);
+        }
+        Value::Array(a) => a.iter_mut().for_each(close_schema),
+        _ => {}
+    }
 }
 
 #[test]

@@ -183,6 +183,17 @@ async fn install_crds(admin: &Client, text: &str) {
     }
 }
 
+fn token_request() -> TokenRequest {
+    TokenRequest {
+        spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+            audiences: vec!["https://kubernetes.default.svc.cluster.local".into()],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_and_webhook_against_a_real_apiserver() {
     let _ = tracing_subscriber::fmt().with_env_filter("seldon_operator=debug").with_test_writer().try_init();
@@ -273,25 +284,30 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon\n").await;
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), names::SYSTEM_NAMESPACE);
     let token: TokenRequest = sas
-        .create_token_request(
-            "seldon-mesh-operator",
-            &PostParams::default(),
-            &TokenRequest {
-                spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
-                    audiences: vec!["https://kubernetes.default.svc.cluster.local".into()],
-                    expiration_seconds: Some(3600),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
+        .create_token_request("seldon-mesh-operator", &PostParams::default(), &token_request())
         .await
         .unwrap();
     let operator_client =
         client_from(kubeconfig(&server, &pki.ca_pem, json!({"token": token.status.unwrap().token}))).await;
 
-    // Webhook: real HTTPS server on loopback; the API server calls it by URL with our CA.
-    let bundle = certs::generate(&["localhost".to_string()]).unwrap();
+    // Webhook, as its own ServiceAccount: certificate Secret bootstrap and caBundle
+    // injection with exactly the shipped RBAC, then a real HTTPS server on loopback that
+    // the API server calls by URL.
+    let webhook_token: TokenRequest = sas
+        .create_token_request("seldon-mesh-webhook", &PostParams::default(), &token_request())
+        .await
+        .unwrap();
+    let webhook_client =
+        client_from(kubeconfig(&server, &pki.ca_pem, json!({"token": webhook_token.status.unwrap().token}))).await;
+    let mut dns = certs::service_dns_names(names::WEBHOOK_SERVICE, names::SYSTEM_NAMESPACE);
+    dns.push("localhost".into());
+    let bundle = certs::ensure_secret(webhook_client.clone(), names::SYSTEM_NAMESPACE, names::WEBHOOK_CERT_SECRET, &dns)
+        .await
+        .unwrap();
+    let again = certs::ensure_secret(webhook_client.clone(), names::SYSTEM_NAMESPACE, names::WEBHOOK_CERT_SECRET, &dns)
+        .await
+        .unwrap();
+    assert_eq!(bundle, again, "a restart (or a second replica) serves the stored certificate");
     let wh_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let wh_port = wh_listener.local_addr().unwrap().port();
     let options = seldon_render::RenderOptions::default();
@@ -306,9 +322,15 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
         .find(|v| v["kind"] == "ValidatingWebhookConfiguration")
         .unwrap();
-    vwc["webhooks"][0]["clientConfig"] =
-        json!({"url": format!("https://localhost:{wh_port}{}", names::WEBHOOK_PATH), "caBundle": b64(&bundle.ca_pem)});
+    // No cluster DNS here: the API server reaches the webhook by URL instead of Service.
+    vwc["webhooks"][0]["clientConfig"] = json!({"url": format!("https://localhost:{wh_port}{}", names::WEBHOOK_PATH)});
     apply_yaml(&admin, &serde_yaml::to_string(&vwc).unwrap()).await;
+    certs::patch_ca_bundle(webhook_client.clone(), names::WEBHOOK_CONFIG_NAME, &bundle.ca_pem).await.unwrap();
+    let stored = Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(admin.clone())
+        .get(names::WEBHOOK_CONFIG_NAME)
+        .await
+        .unwrap();
+    assert_eq!(stored.webhooks.unwrap()[0].client_config.ca_bundle.as_ref().unwrap().0, bundle.ca_pem.as_bytes());
 
     // Operator: leader election through the Lease, then the controller, both as the SA.
     let elector = LeaderElector::new(
@@ -420,6 +442,46 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         async move { (deployments.get(&n).await.ok()?.spec?.replicas == Some(3)).then_some(()) }
     })
     .await;
+
+    // An API error: a quota that allows no Deployments. The operator (as its ServiceAccount)
+    // marks the SeldonDeployment Failed and publishes a Warning event.
+    apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon-full\n").await;
+    apply_yaml(
+        &admin,
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: no-deployments\n  namespace: seldon-full\nspec:\n  hard:\n    count/deployments.apps: \"0\"\n",
+    )
+    .await;
+    let quota_api: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(admin.clone(), "seldon-full");
+    quota_api
+        .patch_status("no-deployments", &PatchParams::default(), &Patch::Merge(json!({"status": {
+            "hard": {"count/deployments.apps": "0"}, "used": {"count/deployments.apps": "0"}}})))
+        .await
+        .unwrap();
+    let full: Api<SeldonDeployment> = Api::namespaced(admin.clone(), "seldon-full");
+    let mut blocked = sdep.clone();
+    blocked.metadata.namespace = Some("seldon-full".into());
+    full.create(&PostParams::default(), &blocked).await.unwrap();
+    let failed = eventually("status Failed", Duration::from_secs(30), || {
+        let full = full.clone();
+        async move {
+            let s = full.get("iris").await.ok()?.status?;
+            (s.state == Some(seldon_crd::State::Failed)).then_some(s)
+        }
+    })
+    .await;
+    let description = failed.description.unwrap_or_default();
+    assert!(description.starts_with("applying Deployment iris-default-0-classifier failed"), "{description}");
+    assert!(description.contains("exceeded quota"), "{description}");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), "seldon-full");
+    let ev = eventually("Warning event", Duration::from_secs(30), || {
+        let events = events.clone();
+        async move { events.list(&ListParams::default()).await.ok()?.items.into_iter().find(|e| e.reason.as_deref() == Some("ApplyFailed")) }
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Warning"));
+    assert_eq!(ev.reporting_controller.as_deref(), Some(names::CONTROLLER_NAME));
+    assert_eq!(ev.regarding.unwrap().name.as_deref(), Some("iris"));
+    assert!(ctx.metrics.encode().contains("seldon_operator_reconcile_errors_total{reason=\"apply\"}"));
 
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(20), controller).await.expect("graceful shutdown").unwrap();
