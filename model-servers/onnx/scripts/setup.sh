@@ -14,6 +14,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${SELDON_ONNX_VENV:-$HOME/.cache/seldon-mesh/onnxvenv}"
 req="$here/python/requirements.txt"
 stamp="$venv/.requirements.sha256"
+# Tests call this concurrently: one installer at a time.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "setup.sh: installing $req into $venv" >&2

@@ -251,3 +251,78 @@ async fn large_batches_run_off_the_executor_with_the_same_results() {
     let expected = flat(&reference["models"]["rf"]["predict_proba"]).repeat(5);
     assert!(max_error(&values(&t), &expected) <= TOLERANCE);
 }
+
+/// The converter (run by the model initializer) reproduces the committed records from the
+/// committed `model.joblib` files: same methods, outputs, classes and fallback decision.
+#[test]
+fn convert_sklearn_reproduces_the_committed_records() {
+    let lib = setup_script();
+    let python = lib
+        .ancestors()
+        .map(|p| p.join("bin/python"))
+        .find(|p| p.is_file())
+        .expect("the onnxruntime venv's python (scripts/setup.sh)");
+    let script = crate_dir().join("python/convert_sklearn.py");
+    for model in ["logreg", "rf", "svc", "unconvertible"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            testdata(model).join("model.joblib"),
+            dir.path().join("model.joblib"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read = |d: &std::path::Path, f: &str| -> Option<Value> {
+            std::fs::read_to_string(d.join(f))
+                .ok()
+                .map(|t| serde_json::from_str(&t).unwrap())
+        };
+        match read(&testdata(model), "conversion.json") {
+            Some(committed) => {
+                let fresh = read(dir.path(), "conversion.json")
+                    .unwrap_or_else(|| panic!("{model}: no conversion.json"));
+                for key in [
+                    "estimator",
+                    "kind",
+                    "n_features",
+                    "input",
+                    "classes",
+                    "methods",
+                ] {
+                    assert_eq!(fresh[key], committed[key], "{model}: {key}");
+                }
+                let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+                assert_eq!(
+                    keys(&fresh["unavailable"]),
+                    keys(&committed["unavailable"]),
+                    "{model}"
+                );
+                for (method, err) in fresh["check"]["max_error"].as_object().unwrap() {
+                    assert!(
+                        err.as_f64().unwrap() <= TOLERANCE,
+                        "{model}/{method}: {err}"
+                    );
+                }
+            }
+            None => {
+                let fresh = read(dir.path(), "python-fallback.json")
+                    .unwrap_or_else(|| panic!("{model}: no fallback marker"));
+                let committed = read(&testdata(model), "python-fallback.json").unwrap();
+                assert_eq!(fresh["estimator"], committed["estimator"]);
+                assert_eq!(fresh["reason"], committed["reason"]);
+                assert!(
+                    !dir.path().join("model.onnx").exists(),
+                    "{model}: no graph next to the marker"
+                );
+            }
+        }
+    }
+}

@@ -23,6 +23,17 @@ pub fn ort_library() -> PathBuf {
         assert!(p.is_file(), "ORT_DYLIB_PATH={} does not exist", p.display());
         return p;
     }
+    setup_script()
+}
+
+/// Always runs `scripts/setup.sh` (the converter tests need its venv's Python) and returns
+/// the library path it prints.
+pub fn setup_script() -> PathBuf {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(run_setup).clone()
+}
+
+fn run_setup() -> PathBuf {
     let script = crate_dir().join("scripts/setup.sh");
     let out = Command::new("bash")
         .arg(&script)

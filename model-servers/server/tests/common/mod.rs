@@ -38,10 +38,15 @@ pub fn setup(args: &[&str]) -> PathBuf {
 }
 
 pub fn ort_library() -> PathBuf {
-    match std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => setup(&[]),
-    }
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY
+        .get_or_init(
+            || match std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+                Some(p) => PathBuf::from(p),
+                None => setup(&[]),
+            },
+        )
+        .clone()
 }
 
 fn free_port() -> u16 {
