@@ -73,7 +73,7 @@ Saturation: ${BENCH_SECS:-10} s closed loop, ${BENCH_CONNECTIONS:-16} connection
 Moderate load: open loop with latency correction at (a) half the slowest server's saturation
 for that model and transport — the same rate for every server — and (b) half the server's own saturation.
 Payload: one iris row \`[5.1,3.5,1.4,0.2]\`: Seldon v1 \`{"data":{"ndarray":[[…]]}}\`, OIP v2
-\`{"inputs":[{"name":"predict","shape":[1,4],"datatype":"FP32","data":[…]}]}\` (same bytes to each server).
+\`{"inputs":[{"name":"predict","shape":[1,4],"datatype":"FP32","data":[…]}]}\` plus \`"outputs":[{"name":"predict_proba"}]\` for sklearn (MLServer defaults to \`predict\`); same bytes to each server.
 × MLServer compares with MLServer on the same transport (REST or gRPC).
 
 | server | how it runs |

@@ -123,13 +123,17 @@ fn v1_body() -> String {
     format!(r#"{{"data":{{"ndarray":[{ROW}]}}}}"#)
 }
 
-fn v2_body() -> String {
-    format!(r#"{{"inputs":[{{"name":"predict","shape":[1,4],"datatype":"FP32","data":{ROW}}}]}}"#)
+/// OIP v2 body; for sklearn it asks for `predict_proba` (MLServer's default output is
+/// `predict`; Seldon's SKLEARN_SERVER and ours default to probabilities).
+fn v2_body(model: &str) -> String {
+    let outputs = if model.contains("sklearn") { r#","outputs":[{"name":"predict_proba"}]"# } else { "" };
+    format!(r#"{{"inputs":[{{"name":"predict","shape":[1,4],"datatype":"FP32","data":{ROW}}}]{outputs}}}"#)
 }
 
 fn v2_grpc(model: &str) -> String {
+    let outputs = if model.contains("sklearn") { r#","outputs":[{"name":"predict_proba"}]"# } else { "" };
     format!(
-        r#"{{"model_name":"{model}","inputs":[{{"name":"predict","shape":[1,4],"datatype":"FP32","contents":{{"fp32_contents":{ROW}}}}}]}}"#
+        r#"{{"model_name":"{model}","inputs":[{{"name":"predict","shape":[1,4],"datatype":"FP32","contents":{{"fp32_contents":{ROW}}}}}]{outputs}}}"#
     )
 }
 
@@ -236,8 +240,8 @@ fn main() -> anyhow::Result<()> {
         targets.push(Target { server: OURS, model, protocol: "REST v1", port: port_ours, path: "/api/v1.0/predictions".into(), body: v1_body() });
         targets.push(Target { server: SELDON, model, protocol: "REST v1", port: port_seldon, path: "/api/v1.0/predictions".into(), body: v1_body() });
         let v2 = format!("/v2/models/{model}/infer");
-        targets.push(Target { server: OURS, model, protocol: "REST v2", port: port_ours, path: v2.clone(), body: v2_body() });
-        targets.push(Target { server: MLSERVER, model, protocol: "REST v2", port: 18080, path: v2, body: v2_body() });
+        targets.push(Target { server: OURS, model, protocol: "REST v2", port: port_ours, path: v2.clone(), body: v2_body(model) });
+        targets.push(Target { server: MLSERVER, model, protocol: "REST v2", port: 18080, path: v2, body: v2_body(model) });
     }
 
     // One request each: the answers go into the report (same model, same numbers).
