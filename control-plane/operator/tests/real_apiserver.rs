@@ -154,7 +154,10 @@ async fn apply_yaml(client: &Client, text: &str) {
             (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
             _ => Api::all_with(client.clone(), &ar),
         };
-        api.patch(&obj.name_any(), &PatchParams::apply("envtest").force(), &Patch::Apply(&obj)).await.unwrap();
+        // Strict: an unknown or misspelt field is an error, not silently pruned.
+        api.patch(&obj.name_any(), &PatchParams::apply("envtest").force().validation_strict(), &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("{} {}: {e}", tm.kind, obj.name_any()));
     }
 }
 
@@ -282,6 +285,14 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     apply_yaml(&admin, &std::fs::read_to_string(repo().join("manifests/operator/namespace.yaml")).unwrap()).await;
     apply_yaml(&admin, &std::fs::read_to_string(repo().join("manifests/operator/rbac.yaml")).unwrap()).await;
     apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon\n").await;
+    // The rest of the install (Deployments, Services, ConfigMap, the webhook configuration)
+    // and istio/'s Gateway and Telemetry are accepted by the real API server with strict
+    // field validation (pods never start: there is no kubelet).
+    apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-system\n").await;
+    for f in ["manifests/operator/config.yaml", "manifests/operator/operator.yaml", "istio/gateway.yaml", "istio/telemetry.yaml"] {
+        apply_yaml(&admin, &std::fs::read_to_string(repo().join(f)).unwrap()).await;
+    }
+
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), names::SYSTEM_NAMESPACE);
     let token: TokenRequest = sas
         .create_token_request("seldon-mesh-operator", &PostParams::default(), &token_request())
