@@ -268,6 +268,12 @@ impl SklearnServer {
         } else {
             t
         };
+        // skl2onnx regressors emit [n, 1]; sklearn's predict returns [n]
+        let t = if self.method == Method::Predict && t.shape.len() == 2 && t.shape[1] == 1 {
+            Tensor::new(vec![t.shape[0]], t.values)?
+        } else {
+            t
+        };
         Ok(t.with_name(self.method.as_str()))
     }
 }
@@ -327,6 +333,9 @@ impl Model for SklearnServer {
             md.inputs = sel.session.inputs.iter().map(|s| s.metadata()).collect();
             let mut out = sel.session.outputs[sel.output].clone();
             out.name = self.method.as_str().into();
+            if self.method == Method::Predict && out.shape.len() == 2 && out.shape[1] == 1 {
+                out.shape = vec![-1];
+            }
             if sel.out.argmax_tie.is_some() || sel.out.column.is_some() {
                 out.shape = vec![-1];
                 out.elem = ElemType::F64;

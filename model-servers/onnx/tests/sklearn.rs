@@ -326,3 +326,72 @@ fn convert_sklearn_reproduces_the_committed_records() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_regressor_predicts_one_value_per_row() {
+    // LinearRegression on iris petal width from the other three features, converted at
+    // test time (the converter is the unit under test here too).
+    let lib = setup_script();
+    let python = lib
+        .ancestors()
+        .map(|p| p.join("bin/python"))
+        .find(|p| p.is_file())
+        .expect("venv python");
+    let dir = tempfile::tempdir().unwrap();
+    let code = format!(
+        "import joblib, json, numpy as np\n\
+         from sklearn.datasets import load_iris\n\
+         from sklearn.linear_model import LinearRegression\n\
+         x = load_iris().data\n\
+         m = LinearRegression().fit(x[:, :3], x[:, 3])\n\
+         joblib.dump(m, r'{d}/model.joblib')\n\
+         rows = np.asarray(x[:, :3], dtype=np.float32)\n\
+         json.dump({{'rows': rows.tolist(), 'predict': m.predict(rows.astype(np.float64)).tolist()}}, open(r'{d}/ref.json', 'w'))\n",
+        d = dir.path().display()
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &code])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(&python)
+        .arg(crate_dir().join("python/convert_sklearn.py"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ref.json")).unwrap())
+            .unwrap();
+    let err = SklearnServer::new(dir.path(), &BTreeMap::new(), runtime()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("LinearRegression (regressor) has no predict_proba"),
+        "{err}"
+    );
+    let s = {
+        let mut s = SklearnServer::new(dir.path(), &params("predict"), runtime()).unwrap();
+        s.load().await.unwrap();
+        s
+    };
+    let x: Vec<f64> = flat(&reference["rows"]);
+    let n = x.len() / 3;
+    let t = s
+        .predict_tensor(&Tensor::matrix_f64(n, 3, x).unwrap())
+        .unwrap();
+    assert_eq!(t.shape, vec![n], "1-D like sklearn's predict");
+    let md = serde_json::to_value(s.metadata()).unwrap();
+    assert_eq!(
+        md["outputs"],
+        json!([{"name": "predict", "datatype": "FP32", "shape": [-1]}])
+    );
+    assert!(max_error(&values(&t), &flat(&reference["predict"])) <= TOLERANCE);
+}
