@@ -273,6 +273,14 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         let hits = t.envoy.counter(&format!("http.{listener}.rq_direct_response")).await;
         checks.push(format!("`http.{listener}.rq_direct_response` = {hits} (0: the router of the graph listener never saw a request)"));
     }
+    // One keep-alive connection per worker should serve many requests; rq ≫ cx rules out
+    // per-call connections on either path (the filter's node calls and the plain routes share
+    // these clusters).
+    for node in t.nodes.keys() {
+        let rq = t.envoy.counter(&format!("cluster.{node}.upstream_rq_total")).await;
+        let cx = t.envoy.counter(&format!("cluster.{node}.upstream_cx_total")).await;
+        checks.push(format!("`cluster.{node}`: upstream_rq_total {rq}, upstream_cx_total {cx}"));
+    }
     Ok(Report {
         command: String::new(),
         facts: Vec::new(),
