@@ -33,7 +33,9 @@ pub struct CertBundle {
 
 impl std::fmt::Debug for CertBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertBundle").field("ca_pem", &self.ca_pem).finish_non_exhaustive()
+        f.debug_struct("CertBundle")
+            .field("ca_pem", &self.ca_pem)
+            .finish_non_exhaustive()
     }
 }
 
@@ -88,7 +90,9 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
 pub fn generate(dns_names: &[String]) -> Result<CertBundle, CertError> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "seldon-mesh-webhook-ca");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "seldon-mesh-webhook-ca");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -97,10 +101,17 @@ pub fn generate(dns_names: &[String]) -> Result<CertBundle, CertError> {
     let mut names = dns_names.to_vec();
     names.push("127.0.0.1".into());
     let mut params = CertificateParams::new(names)?;
-    params.distinguished_name.push(DnType::CommonName, dns_names.first().map_or("localhost", |s| s.as_str()));
+    params.distinguished_name.push(
+        DnType::CommonName,
+        dns_names.first().map_or("localhost", |s| s.as_str()),
+    );
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(CertBundle { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(CertBundle {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// The bundle stored in a Secret, or an error naming what is missing.
@@ -108,19 +119,37 @@ pub fn from_secret(secret: &Secret) -> Result<CertBundle, CertError> {
     let name = secret.metadata.name.clone().unwrap_or_default();
     let data = secret.data.clone().unwrap_or_default();
     let get = |key: &'static str| -> Result<String, CertError> {
-        let bytes = data.get(key).ok_or(CertError::MissingKey { secret: name.clone(), key })?;
-        String::from_utf8(bytes.0.clone())
-            .map_err(|e| CertError::BadPem { secret: name.clone(), reason: e.to_string() })
+        let bytes = data.get(key).ok_or(CertError::MissingKey {
+            secret: name.clone(),
+            key,
+        })?;
+        String::from_utf8(bytes.0.clone()).map_err(|e| CertError::BadPem {
+            secret: name.clone(),
+            reason: e.to_string(),
+        })
     };
-    Ok(CertBundle { ca_pem: get(KEY_CA)?, cert_pem: get(KEY_CERT)?, key_pem: get(KEY_KEY)? })
+    Ok(CertBundle {
+        ca_pem: get(KEY_CA)?,
+        cert_pem: get(KEY_CERT)?,
+        key_pem: get(KEY_KEY)?,
+    })
 }
 
 /// The Secret that stores `bundle`.
 pub fn to_secret(name: &str, namespace: &str, bundle: &CertBundle) -> Secret {
     let data = BTreeMap::from([
-        (KEY_CA.to_string(), ByteString(bundle.ca_pem.clone().into_bytes())),
-        (KEY_CERT.to_string(), ByteString(bundle.cert_pem.clone().into_bytes())),
-        (KEY_KEY.to_string(), ByteString(bundle.key_pem.clone().into_bytes())),
+        (
+            KEY_CA.to_string(),
+            ByteString(bundle.ca_pem.clone().into_bytes()),
+        ),
+        (
+            KEY_CERT.to_string(),
+            ByteString(bundle.cert_pem.clone().into_bytes()),
+        ),
+        (
+            KEY_KEY.to_string(),
+            ByteString(bundle.key_pem.clone().into_bytes()),
+        ),
     ]);
     Secret {
         metadata: ObjectMeta {
@@ -164,7 +193,13 @@ pub async fn ensure_secret(
         return from_secret(&s);
     }
     let bundle = generate(dns_names)?;
-    match api.create(&PostParams::default(), &to_secret(secret_name, namespace, &bundle)).await {
+    match api
+        .create(
+            &PostParams::default(),
+            &to_secret(secret_name, namespace, &bundle),
+        )
+        .await
+    {
         Ok(_) => Ok(bundle),
         Err(kube::Error::Api(s)) if s.code == 409 => {
             from_secret(&api.get(secret_name).await.map_err(api_err("re-reading"))?)
@@ -174,14 +209,23 @@ pub async fn ensure_secret(
 }
 
 /// Writes `ca_pem` into the named ValidatingWebhookConfiguration (no write if unchanged).
-pub async fn patch_ca_bundle(client: Client, config_name: &str, ca_pem: &str) -> Result<(), CertError> {
+pub async fn patch_ca_bundle(
+    client: Client,
+    config_name: &str,
+    ca_pem: &str,
+) -> Result<(), CertError> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
     let api_err = |what: &'static str| {
-        move |source| CertError::Api { what: format!("{what} {config_name}"), source }
+        move |source| CertError::Api {
+            what: format!("{what} {config_name}"),
+            source,
+        }
     };
     let mut config = api.get(config_name).await.map_err(api_err("reading"))?;
     if set_ca_bundle(&mut config, ca_pem) {
-        api.replace(config_name, &PostParams::default(), &config).await.map_err(api_err("updating"))?;
+        api.replace(config_name, &PostParams::default(), &config)
+            .await
+            .map_err(api_err("updating"))?;
         tracing::info!(config = config_name, "caBundle updated");
     }
     Ok(())
@@ -191,15 +235,21 @@ pub async fn patch_ca_bundle(client: Client, config_name: &str, ca_pem: &str) ->
 pub fn server_config(bundle: &CertBundle) -> Result<rustls::ServerConfig, CertError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let bad = |reason: String| CertError::BadPem { secret: "serving certificate".into(), reason };
+    let bad = |reason: String| CertError::BadPem {
+        secret: "serving certificate".into(),
+        reason,
+    };
     let certs = CertificateDer::pem_slice_iter(bundle.cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_slice(bundle.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(rustls::crypto::ring::default_provider().into())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let key =
+        PrivateKeyDer::from_pem_slice(bundle.key_pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -234,7 +284,11 @@ mod tests {
 
     #[test]
     fn garbage_pem_is_rejected() {
-        let b = CertBundle { ca_pem: "x".into(), cert_pem: "nope".into(), key_pem: "nope".into() };
+        let b = CertBundle {
+            ca_pem: "x".into(),
+            cert_pem: "nope".into(),
+            key_pem: "nope".into(),
+        };
         assert!(server_config(&b).is_err());
     }
 

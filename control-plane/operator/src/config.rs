@@ -129,7 +129,10 @@ pub enum ConfigError {
 impl OperatorConfig {
     /// Parses the config file text.
     pub fn from_yaml(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        serde_yaml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     /// The render options: defaults, overridden by each field that is set.
@@ -154,7 +157,8 @@ impl OperatorConfig {
             o.initializer_image.clone_from(v);
         }
         if self.default_env_secret_ref_name.is_some() {
-            o.default_env_secret_ref_name.clone_from(&self.default_env_secret_ref_name);
+            o.default_env_secret_ref_name
+                .clone_from(&self.default_env_secret_ref_name);
         }
         if self.default_user_id.is_some() {
             o.default_user_id = self.default_user_id;
@@ -166,8 +170,14 @@ impl OperatorConfig {
             o.gpu_pool = v.clone();
         }
         if let Some(path) = &self.catalogue {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-            o.catalogue = Catalogue::from_yaml(&text).map_err(|source| ConfigError::Catalogue { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            o.catalogue = Catalogue::from_yaml(&text).map_err(|source| ConfigError::Catalogue {
+                path: path.clone(),
+                source,
+            })?;
         }
         Ok(o)
     }
@@ -178,6 +188,9 @@ pub fn load_render_options(path: Option<&Path>) -> Result<RenderOptions, ConfigE
     let Some(path) = path else {
         return Ok(RenderOptions::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
     OperatorConfig::from_yaml(path, &text)?.render_options()
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 
 /// What a candidate does after reading the Lease.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,7 +26,12 @@ pub enum LeaseAction {
 
 /// Decides what `me` does with the current Lease spec at `now`. A lease whose
 /// `renewTime + leaseDurationSeconds` has passed is free; so is one with no holder.
-pub fn decide(current: Option<&LeaseSpec>, me: &str, now: Timestamp, duration: Duration) -> LeaseAction {
+pub fn decide(
+    current: Option<&LeaseSpec>,
+    me: &str,
+    now: Timestamp,
+    duration: Duration,
+) -> LeaseAction {
     let secs = i32::try_from(duration.as_secs()).unwrap_or(i32::MAX);
     let fresh = |transitions: i32, acquired: Option<MicroTime>| LeaseSpec {
         holder_identity: Some(me.to_string()),
@@ -82,7 +87,13 @@ pub struct LeaderElector {
 
 impl LeaderElector {
     /// An elector for Lease `namespace/name` as `identity` (the pod name).
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, duration: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration: Duration,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
@@ -94,7 +105,10 @@ impl LeaderElector {
     /// One round: read, decide, write. `Ok(true)` when we hold the lease afterwards;
     /// a lost write race (409) is `Ok(false)`.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaderError> {
-        let err = |source| LeaderError::Api { name: self.name.clone(), source };
+        let err = |source| LeaderError::Api {
+            name: self.name.clone(),
+            source,
+        };
         let current = self.api.get_opt(&self.name).await.map_err(err)?;
         let action = decide(
             current.as_ref().and_then(|l| l.spec.as_ref()),
@@ -109,7 +123,10 @@ impl LeaderElector {
             }
             LeaseAction::Create(spec) => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
                     spec: Some(spec),
                 };
                 self.api.create(&PostParams::default(), &lease).await
@@ -117,7 +134,9 @@ impl LeaderElector {
             LeaseAction::Update(spec) => {
                 let mut lease = current.unwrap_or_default();
                 lease.spec = Some(spec);
-                self.api.replace(&self.name, &PostParams::default(), &lease).await
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
             }
         };
         match result {
@@ -177,7 +196,9 @@ mod tests {
 
     #[test]
     fn no_lease_creates_one_held_by_me() {
-        let LeaseAction::Create(spec) = decide(None, "a", ts(0), D) else { panic!() };
+        let LeaseAction::Create(spec) = decide(None, "a", ts(0), D) else {
+            panic!()
+        };
         assert_eq!(spec.holder_identity.as_deref(), Some("a"));
         assert_eq!(spec.lease_duration_seconds, Some(15));
         assert_eq!(spec.lease_transitions, Some(0));
@@ -185,7 +206,9 @@ mod tests {
 
     #[test]
     fn holder_renews_and_keeps_acquire_time() {
-        let LeaseAction::Update(spec) = decide(Some(&held_by("a", 5)), "a", ts(10), D) else { panic!() };
+        let LeaseAction::Update(spec) = decide(Some(&held_by("a", 5)), "a", ts(10), D) else {
+            panic!()
+        };
         assert_eq!(spec.renew_time, Some(MicroTime(ts(10))));
         assert_eq!(spec.acquire_time, Some(MicroTime(ts(0))));
         assert_eq!(spec.lease_transitions, Some(2));
@@ -201,7 +224,9 @@ mod tests {
 
     #[test]
     fn expired_lease_is_taken_over_with_a_transition() {
-        let LeaseAction::Update(spec) = decide(Some(&held_by("b", 5)), "a", ts(21), D) else { panic!() };
+        let LeaseAction::Update(spec) = decide(Some(&held_by("b", 5)), "a", ts(21), D) else {
+            panic!()
+        };
         assert_eq!(spec.holder_identity.as_deref(), Some("a"));
         assert_eq!(spec.lease_transitions, Some(3));
         assert_eq!(spec.acquire_time, Some(MicroTime(ts(21))));
@@ -211,6 +236,9 @@ mod tests {
     fn released_lease_is_free() {
         let mut spec = held_by("b", 5);
         spec.holder_identity = None;
-        assert!(matches!(decide(Some(&spec), "a", ts(6), D), LeaseAction::Update(_)));
+        assert!(matches!(
+            decide(Some(&spec), "a", ts(6), D),
+            LeaseAction::Update(_)
+        ));
     }
 }

@@ -40,14 +40,27 @@ impl Default for Metrics {
         let reconciles = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
-        registry.register("reconciles", "SeldonDeployment reconciles started", reconciles.clone());
-        registry.register("reconcile_errors", "SeldonDeployment reconciles that failed", errors.clone());
+        registry.register(
+            "reconciles",
+            "SeldonDeployment reconciles started",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "SeldonDeployment reconciles that failed",
+            errors.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
             duration.clone(),
         );
-        Self { registry, reconciles, errors, duration }
+        Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+        }
     }
 }
 
@@ -57,7 +70,11 @@ impl Metrics {
         self.reconciles.inc();
         self.duration.observe(took.as_secs_f64());
         if let Some(reason) = error {
-            self.errors.get_or_create(&ErrorLabels { reason: reason.to_string() }).inc();
+            self.errors
+                .get_or_create(&ErrorLabels {
+                    reason: reason.to_string(),
+                })
+                .inc();
         }
     }
 
@@ -82,7 +99,10 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
 async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics.encode(),
     )
 }
@@ -99,20 +119,45 @@ mod tests {
         m.observe(Duration::from_millis(20), None);
         m.observe(Duration::from_millis(30), Some("apply"));
         let resp = router(m)
-            .oneshot(axum::http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap())
+            .oneshot(
+                axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-        assert!(body.contains("seldon_operator_reconciles_total 2"), "{body}");
-        assert!(body.contains("seldon_operator_reconcile_errors_total{reason=\"apply\"} 1"), "{body}");
-        assert!(body.contains("seldon_operator_reconcile_duration_seconds_count 2"), "{body}");
+        let body = String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            body.contains("seldon_operator_reconciles_total 2"),
+            "{body}"
+        );
+        assert!(
+            body.contains("seldon_operator_reconcile_errors_total{reason=\"apply\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("seldon_operator_reconcile_duration_seconds_count 2"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
     async fn unknown_path_is_404() {
         let resp = router(Arc::new(Metrics::default()))
-            .oneshot(axum::http::Request::get("/nope").body(axum::body::Body::empty()).unwrap())
+            .oneshot(
+                axum::http::Request::get("/nope")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);

@@ -53,7 +53,13 @@ const fn k(
     plural: &'static str,
     routing: bool,
 ) -> OwnedKind {
-    OwnedKind { group, version, kind, plural, routing }
+    OwnedKind {
+        group,
+        version,
+        kind,
+        plural,
+        routing,
+    }
 }
 
 /// Everything `seldon_render::render` can emit. Order is apply order: workloads first,
@@ -62,20 +68,70 @@ pub const OWNED_KINDS: &[OwnedKind] = &[
     k("", "v1", "ConfigMap", "configmaps", false),
     k("apps", "v1", "Deployment", "deployments", false),
     k("", "v1", "Service", "services", false),
-    k("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", false),
-    k("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", false),
-    k("keda.sh", "v1alpha1", "ScaledObject", "scaledobjects", false),
-    k("extensions.istio.io", "v1alpha1", "WasmPlugin", "wasmplugins", false),
-    k("extensions.istio.io", "v1alpha1", "TrafficExtension", "trafficextensions", false),
-    k("networking.istio.io", "v1alpha3", "EnvoyFilter", "envoyfilters", false),
-    k("networking.istio.io", "v1", "DestinationRule", "destinationrules", true),
-    k("networking.istio.io", "v1", "VirtualService", "virtualservices", true),
+    k(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        false,
+    ),
+    k(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        false,
+    ),
+    k(
+        "keda.sh",
+        "v1alpha1",
+        "ScaledObject",
+        "scaledobjects",
+        false,
+    ),
+    k(
+        "extensions.istio.io",
+        "v1alpha1",
+        "WasmPlugin",
+        "wasmplugins",
+        false,
+    ),
+    k(
+        "extensions.istio.io",
+        "v1alpha1",
+        "TrafficExtension",
+        "trafficextensions",
+        false,
+    ),
+    k(
+        "networking.istio.io",
+        "v1alpha3",
+        "EnvoyFilter",
+        "envoyfilters",
+        false,
+    ),
+    k(
+        "networking.istio.io",
+        "v1",
+        "DestinationRule",
+        "destinationrules",
+        true,
+    ),
+    k(
+        "networking.istio.io",
+        "v1",
+        "VirtualService",
+        "virtualservices",
+        true,
+    ),
     k("getambassador.io", "v3alpha1", "Mapping", "mappings", true),
 ];
 
 /// Looks a kind up by `apiVersion` and `kind`.
 pub fn owned_kind(api_version: &str, kind: &str) -> Option<&'static OwnedKind> {
-    OWNED_KINDS.iter().find(|k| k.kind == kind && k.api_version() == api_version)
+    OWNED_KINDS
+        .iter()
+        .find(|k| k.kind == kind && k.api_version() == api_version)
 }
 
 /// Identity of an object within one namespace.
@@ -103,7 +159,11 @@ impl ObjKey {
             .as_ref()
             .map(|t| (t.api_version.clone(), t.kind.clone()))
             .unwrap_or_default();
-        Self { api_version, kind, name: obj.metadata.name.clone().unwrap_or_default() }
+        Self {
+            api_version,
+            kind,
+            name: obj.metadata.name.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -137,8 +197,11 @@ pub fn prepare_desired(
     let mut seen = BTreeSet::new();
     let mut out = Vec::with_capacity(rendered.len());
     for (index, value) in rendered.into_iter().enumerate() {
-        let mut obj: DynamicObject = serde_json::from_value(value)
-            .map_err(|e| DesiredError::NotAnObject { index, reason: e.to_string() })?;
+        let mut obj: DynamicObject =
+            serde_json::from_value(value).map_err(|e| DesiredError::NotAnObject {
+                index,
+                reason: e.to_string(),
+            })?;
         let key = ObjKey::of(&obj);
         if key.name.is_empty() || obj.types.is_none() {
             return Err(DesiredError::NotAnObject {
@@ -155,7 +218,9 @@ pub fn prepare_desired(
         obj.metadata.namespace = Some(namespace.to_string());
         let labels = obj.metadata.labels.get_or_insert_with(BTreeMap::new);
         labels.insert(names::LABEL_SDEP_ID.into(), sdep_name.into());
-        labels.entry(names::LABEL_MANAGED_BY.into()).or_insert_with(|| names::MANAGED_BY.into());
+        labels
+            .entry(names::LABEL_MANAGED_BY.into())
+            .or_insert_with(|| names::MANAGED_BY.into());
         // Server-side apply must not carry these: they belong to the API server.
         obj.metadata.resource_version = None;
         obj.metadata.uid = None;
@@ -214,7 +279,10 @@ pub fn split_routing(desired: Vec<DynamicObject>) -> (Vec<DynamicObject>, Vec<Dy
 
 /// Sets `apiVersion`/`kind` on a listed object (list items come without them).
 pub fn with_type(mut obj: DynamicObject, kind: &OwnedKind) -> DynamicObject {
-    obj.types = Some(TypeMeta { api_version: kind.api_version(), kind: kind.kind.to_string() });
+    obj.types = Some(TypeMeta {
+        api_version: kind.api_version(),
+        kind: kind.kind.to_string(),
+    });
     obj
 }
 
@@ -231,10 +299,26 @@ pub fn required_rules() -> Vec<(String, String, Vec<String>)> {
         out
     };
     let mut rules = vec![
-        ("machinelearning.seldon.io".into(), "seldondeployments".into(), v(&["list", "watch"])),
-        ("machinelearning.seldon.io".into(), "seldondeployments/status".into(), v(&["patch"])),
-        ("machinelearning.seldon.io".into(), "seldondeployments/finalizers".into(), v(&["update"])),
-        ("events.k8s.io".into(), "events".into(), v(&["create", "patch"])),
+        (
+            "machinelearning.seldon.io".into(),
+            "seldondeployments".into(),
+            v(&["list", "watch"]),
+        ),
+        (
+            "machinelearning.seldon.io".into(),
+            "seldondeployments/status".into(),
+            v(&["patch"]),
+        ),
+        (
+            "machinelearning.seldon.io".into(),
+            "seldondeployments/finalizers".into(),
+            v(&["update"]),
+        ),
+        (
+            "events.k8s.io".into(),
+            "events".into(),
+            v(&["create", "patch"]),
+        ),
     ];
     for k in OWNED_KINDS {
         // server-side apply creates and patches; pruning lists and deletes

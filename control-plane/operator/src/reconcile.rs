@@ -19,7 +19,7 @@ use seldon_render::RenderOptions;
 use serde_json::json;
 
 use crate::metrics::Metrics;
-use crate::owned::{self, ObjKey, OWNED_KINDS};
+use crate::owned::{self, OWNED_KINDS, ObjKey};
 use crate::{names, status};
 
 /// Shared by every reconcile.
@@ -39,7 +39,9 @@ pub struct Context {
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -62,7 +64,7 @@ pub enum ReconcileError {
         key: ObjKey,
         /// Client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Listing a kind for pruning failed.
     #[error("listing {kind} for pruning failed: {source}")]
@@ -71,7 +73,7 @@ pub enum ReconcileError {
         kind: &'static str,
         /// Client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Deleting an object no longer desired failed.
     #[error("deleting {key} failed: {source}")]
@@ -80,11 +82,11 @@ pub enum ReconcileError {
         key: ObjKey,
         /// Client error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Writing status failed.
     #[error("writing status failed: {0}")]
-    Status(#[source] kube::Error),
+    Status(#[source] Box<kube::Error>),
     /// An applied object came back in a shape we can't read.
     #[error("reading back {key}: {source}")]
     Decode {
@@ -137,39 +139,68 @@ pub struct Plan {
 impl Plan {
     /// Every desired object.
     pub fn all(&self) -> Vec<DynamicObject> {
-        self.workloads.iter().chain(&self.routing).cloned().collect()
+        self.workloads
+            .iter()
+            .chain(&self.routing)
+            .cloned()
+            .collect()
     }
 }
 
 /// The controller owner reference pointing at `sdep`.
 pub fn owner_reference(sdep: &SeldonDeployment) -> Result<OwnerReference, ReconcileError> {
-    sdep.controller_owner_ref(&()).ok_or(ReconcileError::Incomplete("metadata.uid"))
+    sdep.controller_owner_ref(&())
+        .ok_or(ReconcileError::Incomplete("metadata.uid"))
 }
 
 /// Pure: render, stamp ownership, split off routing.
 pub fn plan(sdep: &SeldonDeployment, options: &RenderOptions) -> Result<Plan, ReconcileError> {
-    let namespace = sdep.metadata.namespace.as_deref().ok_or(ReconcileError::Incomplete("metadata.namespace"))?;
+    let namespace = sdep
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(ReconcileError::Incomplete("metadata.namespace"))?;
     let owner = owner_reference(sdep)?;
     let rendered = seldon_render::render(sdep, options)?;
-    let first_deployment = rendered.iter().find(|m| m.kind() == "Deployment").and_then(|m| m.metadata().name.clone());
-    let values = rendered.iter().map(seldon_render::Manifest::to_value).collect();
+    let first_deployment = rendered
+        .iter()
+        .find(|m| m.kind() == "Deployment")
+        .and_then(|m| m.metadata().name.clone());
+    let values = rendered
+        .iter()
+        .map(seldon_render::Manifest::to_value)
+        .collect();
     let desired = owned::prepare_desired(values, namespace, &sdep.name_any(), &owner)?;
     let (workloads, routing) = owned::split_routing(desired);
-    Ok(Plan { workloads, routing, first_deployment })
+    Ok(Plan {
+        workloads,
+        routing,
+        first_deployment,
+    })
 }
 
-fn typed<T: serde::de::DeserializeOwned>(objs: &[DynamicObject], kind: &str) -> Result<Vec<T>, ReconcileError> {
+fn typed<T: serde::de::DeserializeOwned>(
+    objs: &[DynamicObject],
+    kind: &str,
+) -> Result<Vec<T>, ReconcileError> {
     objs.iter()
         .filter(|o| o.types.as_ref().is_some_and(|t| t.kind == kind))
         .map(|o| {
             serde_json::to_value(o)
                 .and_then(serde_json::from_value)
-                .map_err(|source| ReconcileError::Decode { key: ObjKey::of(o), source })
+                .map_err(|source| ReconcileError::Decode {
+                    key: ObjKey::of(o),
+                    source,
+                })
         })
         .collect()
 }
 
-async fn apply(client: &Client, ns: &str, obj: &DynamicObject) -> Result<DynamicObject, ReconcileError> {
+async fn apply(
+    client: &Client,
+    ns: &str,
+    obj: &DynamicObject,
+) -> Result<DynamicObject, ReconcileError> {
     let key = ObjKey::of(obj);
     let kind = owned::owned_kind(&key.api_version, &key.kind)
         .ok_or_else(|| ReconcileError::Desired(owned::DesiredError::UnownedKind(key.clone())))?;
@@ -178,26 +209,50 @@ async fn apply(client: &Client, ns: &str, obj: &DynamicObject) -> Result<Dynamic
     let applied = api
         .patch(&key.name, &params, &Patch::Apply(obj))
         .await
-        .map_err(|source| ReconcileError::Apply { key: key.clone(), source })?;
+        .map_err(|source| ReconcileError::Apply {
+            key: key.clone(),
+            source: Box::new(source),
+        })?;
     Ok(owned::with_type(applied, kind))
 }
 
-async fn prune(client: &Client, ns: &str, sdep: &SeldonDeployment, desired: &[DynamicObject], uid: &str) -> Result<Vec<ObjKey>, ReconcileError> {
+async fn prune(
+    client: &Client,
+    ns: &str,
+    sdep: &SeldonDeployment,
+    desired: &[DynamicObject],
+    uid: &str,
+) -> Result<Vec<ObjKey>, ReconcileError> {
     let selector = format!("{}={}", names::LABEL_SDEP_ID, sdep.name_any());
     let mut deleted = Vec::new();
     for kind in OWNED_KINDS {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &kind.api_resource());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), ns, &kind.api_resource());
         let existing = match api.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => list.items.into_iter().map(|o| owned::with_type(o, kind)).collect::<Vec<_>>(),
+            Ok(list) => list
+                .items
+                .into_iter()
+                .map(|o| owned::with_type(o, kind))
+                .collect::<Vec<_>>(),
             // The kind's CRD is not installed (e.g. no KEDA, no Ambassador): nothing to prune.
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
-            Err(source) => return Err(ReconcileError::List { kind: kind.kind, source }),
+            Err(source) => {
+                return Err(ReconcileError::List {
+                    kind: kind.kind,
+                    source: Box::new(source),
+                });
+            }
         };
         for key in owned::to_prune(desired, &existing, uid) {
             match api.delete(&key.name, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => return Err(ReconcileError::Prune { key, source }),
+                Err(source) => {
+                    return Err(ReconcileError::Prune {
+                        key,
+                        source: Box::new(source),
+                    });
+                }
             }
             tracing::info!(object = %key, "pruned");
             deleted.push(key);
@@ -207,17 +262,27 @@ async fn prune(client: &Client, ns: &str, sdep: &SeldonDeployment, desired: &[Dy
 }
 
 /// Applies, prunes, and returns the status to write.
-async fn converge(sdep: &SeldonDeployment, ctx: &Context) -> Result<SeldonDeploymentStatus, ReconcileError> {
+async fn converge(
+    sdep: &SeldonDeployment,
+    ctx: &Context,
+) -> Result<SeldonDeploymentStatus, ReconcileError> {
     let plan = plan(sdep, &ctx.options)?;
     let ns = sdep.metadata.namespace.as_deref().unwrap_or("default");
-    let uid = sdep.metadata.uid.as_deref().ok_or(ReconcileError::Incomplete("metadata.uid"))?;
+    let uid = sdep
+        .metadata
+        .uid
+        .as_deref()
+        .ok_or(ReconcileError::Incomplete("metadata.uid"))?;
     let mut applied = Vec::new();
     for obj in &plan.workloads {
         applied.push(apply(&ctx.client, ns, obj).await?);
     }
     let deployments: Vec<Deployment> = typed(&applied, "Deployment")?;
     let services: Vec<Service> = typed(&applied, "Service")?;
-    let ready = !deployments.is_empty() && deployments.iter().all(|d| status::deployment_state(d) == State::Available);
+    let ready = !deployments.is_empty()
+        && deployments
+            .iter()
+            .all(|d| status::deployment_state(d) == State::Available);
     // Routing waits for available Deployments (Seldon #1461); once created it stays desired.
     let mut desired = plan.workloads.clone();
     if ready {
@@ -241,11 +306,20 @@ async fn converge(sdep: &SeldonDeployment, ctx: &Context) -> Result<SeldonDeploy
 }
 
 /// Status for a failed reconcile: keeps what was known, marks it Failed with the error.
-pub fn failed_status(sdep: &SeldonDeployment, error: &str, now: Timestamp) -> SeldonDeploymentStatus {
+pub fn failed_status(
+    sdep: &SeldonDeployment,
+    error: &str,
+    now: Timestamp,
+) -> SeldonDeploymentStatus {
     let prev = sdep.status.clone().unwrap_or_default();
     let mut s = status::compute(
         sdep,
-        &status::StatusInput { error: Some(error), previous: sdep.status.as_ref(), now, ..Default::default() },
+        &status::StatusInput {
+            error: Some(error),
+            previous: sdep.status.as_ref(),
+            now,
+            ..Default::default()
+        },
     );
     s.deployment_status = prev.deployment_status;
     s.service_status = prev.service_status;
@@ -253,7 +327,11 @@ pub fn failed_status(sdep: &SeldonDeployment, error: &str, now: Timestamp) -> Se
     s
 }
 
-async fn write_status(client: &Client, sdep: &SeldonDeployment, status: &SeldonDeploymentStatus) -> Result<(), ReconcileError> {
+async fn write_status(
+    client: &Client,
+    sdep: &SeldonDeployment,
+    status: &SeldonDeploymentStatus,
+) -> Result<(), ReconcileError> {
     if sdep.status.as_ref() == Some(status) {
         return Ok(());
     }
@@ -262,14 +340,24 @@ async fn write_status(client: &Client, sdep: &SeldonDeployment, status: &SeldonD
     // Merge patch of the whole status: maps (deploymentStatus, serviceStatus) are replaced
     // key by key, so stale keys are nulled explicitly.
     let mut body = serde_json::to_value(status).map_err(|source| ReconcileError::Decode {
-        key: ObjKey { api_version: "machinelearning.seldon.io/v1".into(), kind: "SeldonDeployment".into(), name: sdep.name_any() },
+        key: ObjKey {
+            api_version: "machinelearning.seldon.io/v1".into(),
+            kind: "SeldonDeployment".into(),
+            name: sdep.name_any(),
+        },
         source,
     })?;
     if let Some(prev) = &sdep.status {
-        for (field, old) in [("deploymentStatus", prev.deployment_status.keys().collect::<Vec<_>>()), ("serviceStatus", prev.service_status.keys().collect())] {
-            let map = body.as_object_mut().and_then(|o| {
-                o.entry(field).or_insert_with(|| json!({})).as_object_mut()
-            });
+        for (field, old) in [
+            (
+                "deploymentStatus",
+                prev.deployment_status.keys().collect::<Vec<_>>(),
+            ),
+            ("serviceStatus", prev.service_status.keys().collect()),
+        ] {
+            let map = body
+                .as_object_mut()
+                .and_then(|o| o.entry(field).or_insert_with(|| json!({})).as_object_mut());
             if let Some(map) = map {
                 for k in old {
                     map.entry(k.clone()).or_insert(serde_json::Value::Null);
@@ -277,9 +365,13 @@ async fn write_status(client: &Client, sdep: &SeldonDeployment, status: &SeldonD
             }
         }
     }
-    api.patch_status(&sdep.name_any(), &PatchParams::default(), &Patch::Merge(json!({ "status": body })))
-        .await
-        .map_err(ReconcileError::Status)?;
+    api.patch_status(
+        &sdep.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": body })),
+    )
+    .await
+    .map_err(|e| ReconcileError::Status(Box::new(e)))?;
     Ok(())
 }
 
@@ -310,7 +402,10 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// Reconciles one SeldonDeployment: apply, prune, status; on failure: status Failed and a
 /// Warning event, then the error (requeued with backoff unless the spec itself is invalid).
-pub async fn reconcile(sdep: Arc<SeldonDeployment>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    sdep: Arc<SeldonDeployment>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     if sdep.metadata.deletion_timestamp.is_some() {
         // Owned objects go with it (ownerReferences → garbage collector).
         return Ok(Action::await_change());
@@ -323,7 +418,11 @@ pub async fn reconcile(sdep: Arc<SeldonDeployment>, ctx: Arc<Context>) -> Result
         Ok(status) => {
             let available = status.state == Some(State::Available);
             let written = write_status(&ctx.client, &sdep, &status).await.map(|()| {
-                if available { Action::requeue(ctx.resync) } else { Action::requeue(Duration::from_secs(30)) }
+                if available {
+                    Action::requeue(ctx.resync)
+                } else {
+                    Action::requeue(Duration::from_secs(30))
+                }
             });
             failure = written.as_ref().err().map(ReconcileError::reason);
             written
@@ -335,7 +434,11 @@ pub async fn reconcile(sdep: Arc<SeldonDeployment>, ctx: Arc<Context>) -> Result
             if let Err(e) = write_status(&ctx.client, &sdep, &status).await {
                 tracing::warn!(sdep = %name, error = %e, "could not write Failed status");
             }
-            if err.is_permanent() { Ok(Action::await_change()) } else { Err(err) }
+            if err.is_permanent() {
+                Ok(Action::await_change())
+            } else {
+                Err(err)
+            }
         }
     };
     ctx.metrics.observe(started.elapsed(), failure);
@@ -343,7 +446,11 @@ pub async fn reconcile(sdep: Arc<SeldonDeployment>, ctx: Arc<Context>) -> Result
 }
 
 /// Backoff for retryable errors.
-pub fn error_policy(_sdep: Arc<SeldonDeployment>, err: &ReconcileError, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    _sdep: Arc<SeldonDeployment>,
+    err: &ReconcileError,
+    _ctx: Arc<Context>,
+) -> Action {
     tracing::debug!(error = %err, "requeue after error");
     Action::requeue(Duration::from_secs(15))
 }

@@ -91,7 +91,11 @@ pub async fn run_controller(
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<Service>::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     // Only objects carrying the SeldonDeployment label are watched: a small cache.
     let owned = watcher::Config::default().labels(names::LABEL_SDEP_ID);
@@ -102,7 +106,9 @@ pub async fn run_controller(
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|res| async move {
             match res {
-                Ok((obj, _)) => tracing::debug!(sdep = %obj.name, ns = ?obj.namespace, "reconciled"),
+                Ok((obj, _)) => {
+                    tracing::debug!(sdep = %obj.name, ns = ?obj.namespace, "reconciled")
+                }
                 Err(e) => tracing::debug!(error = %e, "reconcile error"),
             }
         })
@@ -116,7 +122,10 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let listener = TcpListener::bind(args.metrics_addr)
         .await
-        .map_err(|source| RunError::Listen { addr: args.metrics_addr, source })?;
+        .map_err(|source| RunError::Listen {
+            addr: args.metrics_addr,
+            source,
+        })?;
     let metrics_router = metrics::router(metrics.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, metrics_router).await {
@@ -127,12 +136,21 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), RunError> {
         client: client.clone(),
         options,
         metrics,
-        reporter: Reporter { controller: names::CONTROLLER_NAME.into(), instance: Some(args.pod_name.clone()) },
+        reporter: Reporter {
+            controller: names::CONTROLLER_NAME.into(),
+            instance: Some(args.pod_name.clone()),
+        },
         resync: Duration::from_secs(args.resync_seconds),
     });
 
     if !args.leader_election {
-        run_controller(client, ctx, args.watch_namespace.as_deref(), shutdown_signal()).await;
+        run_controller(
+            client,
+            ctx,
+            args.watch_namespace.as_deref(),
+            shutdown_signal(),
+        )
+        .await;
         return Ok(());
     }
     let elector = LeaderElector::new(
@@ -177,32 +195,57 @@ pub async fn run_webhook(args: WebhookArgs) -> Result<(), RunError> {
                 let path = dir.join(f);
                 std::fs::read_to_string(&path).map_err(|source| RunError::CertDir { path, source })
             };
-            certs::CertBundle { ca_pem: String::new(), cert_pem: read(certs::KEY_CERT)?, key_pem: read(certs::KEY_KEY)? }
+            certs::CertBundle {
+                ca_pem: String::new(),
+                cert_pem: read(certs::KEY_CERT)?,
+                key_pem: read(certs::KEY_KEY)?,
+            }
         }
         None => {
             let client = Client::try_default().await.map_err(RunError::Client)?;
             let dns = certs::service_dns_names(&args.service, &args.namespace);
-            let bundle = certs::ensure_secret(client.clone(), &args.namespace, &args.cert_secret, &dns).await?;
+            let bundle =
+                certs::ensure_secret(client.clone(), &args.namespace, &args.cert_secret, &dns)
+                    .await?;
             certs::patch_ca_bundle(client, &args.config_name, &bundle.ca_pem).await?;
             bundle
         }
     };
     let tls = certs::server_config(&bundle)?;
-    let listener = TcpListener::bind(args.addr).await.map_err(|source| RunError::Listen { addr: args.addr, source })?;
-    tracing::info!(addr = %args.addr, path = names::WEBHOOK_PATH, "webhook listening");
-    webhook::serve_tls(listener, tls, webhook::router(validation::validator(options)), shutdown_signal())
+    let listener = TcpListener::bind(args.addr)
         .await
-        .map_err(|source| RunError::Listen { addr: args.addr, source })
+        .map_err(|source| RunError::Listen {
+            addr: args.addr,
+            source,
+        })?;
+    tracing::info!(addr = %args.addr, path = names::WEBHOOK_PATH, "webhook listening");
+    webhook::serve_tls(
+        listener,
+        tls,
+        webhook::router(validation::validator(options)),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|source| RunError::Listen {
+        addr: args.addr,
+        source,
+    })
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).json().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .try_init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, RunError> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(RunError::Runtime)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)
 }
 
 /// What `seldon-mesh operator` calls: JSON logs (`RUST_LOG`), a tokio runtime, the operator.

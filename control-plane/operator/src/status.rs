@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use seldon_crd::{
-    Addressable, Condition, DeploymentStatus, SeldonDeployment, SeldonDeploymentStatus, ServiceStatus, State,
+    Addressable, Condition, DeploymentStatus, SeldonDeployment, SeldonDeploymentStatus,
+    ServiceStatus, State,
 };
 use seldon_graph::Protocol;
 
@@ -36,8 +37,16 @@ pub struct StatusInput<'a> {
 pub fn deployment_state(d: &Deployment) -> State {
     let spec_replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
-    let cond = |t: &str| st.conditions.iter().flatten().find(|c| c.type_ == t).map(|c| c.status.clone());
-    if cond("ReplicaFailure").as_deref() == Some("True") || cond("Progressing").as_deref() == Some("False") {
+    let cond = |t: &str| {
+        st.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == t)
+            .map(|c| c.status.clone())
+    };
+    if cond("ReplicaFailure").as_deref() == Some("True")
+        || cond("Progressing").as_deref() == Some("False")
+    {
         return State::Failed;
     }
     let generation = d.metadata.generation.unwrap_or(0);
@@ -67,7 +76,9 @@ pub fn address_url(sdep: &SeldonDeployment) -> Option<String> {
     let svc = seldon_crd::names::predictor_service(
         name,
         &p.name,
-        p.annotations.get(seldon_crd::names::ANNOTATION_SVC_NAME).map(String::as_str),
+        p.annotations
+            .get(seldon_crd::names::ANNOTATION_SVC_NAME)
+            .map(String::as_str),
     );
     let port = seldon_crd::names::PREDICTOR_HTTP_PORT;
     let path = match sdep.spec.protocol() {
@@ -134,9 +145,15 @@ pub fn compute(sdep: &SeldonDeployment, input: &StatusInput<'_>) -> SeldonDeploy
     for s in input.services {
         let name = s.metadata.name.clone().unwrap_or_default();
         let port = |pn: &str| {
-            s.spec.as_ref().and_then(|sp| sp.ports.as_ref()).and_then(|ports| {
-                ports.iter().find(|p| p.name.as_deref() == Some(pn)).map(|p| format!("{name}.{ns}:{}", p.port))
-            })
+            s.spec
+                .as_ref()
+                .and_then(|sp| sp.ports.as_ref())
+                .and_then(|ports| {
+                    ports
+                        .iter()
+                        .find(|p| p.name.as_deref() == Some(pn))
+                        .map(|p| format!("{name}.{ns}:{}", p.port))
+                })
         };
         service_status.insert(
             name.clone(),
@@ -149,35 +166,77 @@ pub fn compute(sdep: &SeldonDeployment, input: &StatusInput<'_>) -> SeldonDeploy
         );
     }
 
-    let failed: Vec<&str> = dep_states.iter().filter(|(_, s)| *s == State::Failed).map(|(n, _)| n.as_str()).collect();
-    let creating: Vec<&str> =
-        dep_states.iter().filter(|(_, s)| *s == State::Creating).map(|(n, _)| n.as_str()).collect();
+    let failed: Vec<&str> = dep_states
+        .iter()
+        .filter(|(_, s)| *s == State::Failed)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let creating: Vec<&str> = dep_states
+        .iter()
+        .filter(|(_, s)| *s == State::Creating)
+        .map(|(n, _)| n.as_str())
+        .collect();
     let deployments_ready = !dep_states.is_empty() && failed.is_empty() && creating.is_empty();
     let services_ready = !input.services.is_empty();
 
     let (state, description) = if let Some(err) = input.error {
         (State::Failed, Some(err.to_string()))
     } else if !failed.is_empty() {
-        (State::Failed, Some(format!("Deployment(s) failed: {}", failed.join(", "))))
+        (
+            State::Failed,
+            Some(format!("Deployment(s) failed: {}", failed.join(", "))),
+        )
     } else if deployments_ready && services_ready {
         (State::Available, None)
     } else {
-        (State::Creating, (!creating.is_empty()).then(|| format!("Waiting for Deployment(s): {}", creating.join(", "))))
+        (
+            State::Creating,
+            (!creating.is_empty())
+                .then(|| format!("Waiting for Deployment(s): {}", creating.join(", "))),
+        )
     };
 
     let prev = input.previous;
     let now = input.now;
     let dep_msg = (!deployments_ready).then(|| {
-        if dep_states.is_empty() { "no Deployments yet".to_string() } else { format!("not available: {}", [failed.clone(), creating.clone()].concat().join(", ")) }
+        if dep_states.is_empty() {
+            "no Deployments yet".to_string()
+        } else {
+            format!(
+                "not available: {}",
+                [failed.clone(), creating.clone()].concat().join(", ")
+            )
+        }
     });
     let conditions = vec![
-        condition(prev, names::COND_DEPLOYMENTS_READY, deployments_ready, Some("DeploymentsNotReady".into()), dep_msg, now),
-        condition(prev, names::COND_SERVICES_READY, services_ready, Some("ServicesNotReady".into()), Some("no Services yet".into()), now),
+        condition(
+            prev,
+            names::COND_DEPLOYMENTS_READY,
+            deployments_ready,
+            Some("DeploymentsNotReady".into()),
+            dep_msg,
+            now,
+        ),
+        condition(
+            prev,
+            names::COND_SERVICES_READY,
+            services_ready,
+            Some("ServicesNotReady".into()),
+            Some("no Services yet".into()),
+            now,
+        ),
         condition(
             prev,
             names::COND_READY,
             state == State::Available,
-            Some(if input.error.is_some() { "ReconcileFailed" } else { "NotReady" }.into()),
+            Some(
+                if input.error.is_some() {
+                    "ReconcileFailed"
+                } else {
+                    "NotReady"
+                }
+                .into(),
+            ),
             description.clone(),
             now,
         ),
@@ -185,7 +244,12 @@ pub fn compute(sdep: &SeldonDeployment, input: &StatusInput<'_>) -> SeldonDeploy
 
     let replicas = input
         .first_deployment
-        .and_then(|n| input.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(n)))
+        .and_then(|n| {
+            input
+                .deployments
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(n))
+        })
         .map(|d| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
 
     SeldonDeploymentStatus {
@@ -194,7 +258,9 @@ pub fn compute(sdep: &SeldonDeployment, input: &StatusInput<'_>) -> SeldonDeploy
         deployment_status,
         service_status,
         replicas,
-        address: Some(Addressable { url: address_url(sdep) }),
+        address: Some(Addressable {
+            url: address_url(sdep),
+        }),
         conditions,
         observed_generation: sdep.metadata.generation,
     }

@@ -48,7 +48,10 @@ pub fn review(req: &AdmissionRequest<DynamicObject>, validate: &Validator) -> Ad
 
 /// The message a denied user sees after `admission webhook "..." denied the request: `.
 pub fn denial_message(name: &str, problems: &[String]) -> String {
-    format!("SeldonDeployment {name} is invalid: {}", problems.join("; "))
+    format!(
+        "SeldonDeployment {name} is invalid: {}",
+        problems.join("; ")
+    )
 }
 
 /// The webhook's routes: the Seldon Core v1 path and `/healthz`.
@@ -68,14 +71,20 @@ async fn handle(
         Err(e) => {
             return (
                 StatusCode::BAD_REQUEST,
-                Json(AdmissionResponse::invalid(format!("not an AdmissionReview: {e}")).into_review()),
+                Json(
+                    AdmissionResponse::invalid(format!("not an AdmissionReview: {e}"))
+                        .into_review(),
+                ),
             );
         }
     };
     let req: AdmissionRequest<DynamicObject> = match review_in.try_into() {
         Ok(r) => r,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, Json(AdmissionResponse::invalid(e.to_string()).into_review()));
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(AdmissionResponse::invalid(e.to_string()).into_review()),
+            );
         }
     };
     let resp = review(&req, &validate);
@@ -141,7 +150,9 @@ mod tokio_util_like {
 
     impl Default for Tracker {
         fn default() -> Self {
-            Self { tx: watch::channel(()).0 }
+            Self {
+                tx: watch::channel(()).0,
+            }
         }
     }
 

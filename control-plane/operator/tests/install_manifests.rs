@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use seldon_operator::config::OperatorConfig;
 use seldon_operator::{names, owned};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -39,13 +39,22 @@ fn docs_of(text: &str) -> Vec<Value> {
 fn round_trip<T: DeserializeOwned + Serialize>(v: &Value) -> T {
     let typed: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v:#}"));
     let back = serde_json::to_value(&typed).unwrap();
-    assert_eq!(strip_nulls(v.clone()), strip_nulls(back), "fields lost in round trip");
+    assert_eq!(
+        strip_nulls(v.clone()),
+        strip_nulls(back),
+        "fields lost in round trip"
+    );
     typed
 }
 
 fn strip_nulls(v: Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, strip_nulls(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         // YAML ints and k8s-openapi ints serialize the same; quantities stay strings.
         other => other,
@@ -91,13 +100,24 @@ fn kubernetes_objects_match_their_openapi_types() {
 #[test]
 fn kustomization_lists_every_operator_file_and_the_crd() {
     let k = &docs("manifests/kustomization.yaml")[0];
-    let listed: BTreeSet<String> = k["resources"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let listed: BTreeSet<String> = k["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     for f in OPERATOR_FILES {
-        assert!(listed.contains(f.trim_start_matches("manifests/")), "{f} missing from kustomization.yaml");
+        assert!(
+            listed.contains(f.trim_start_matches("manifests/")),
+            "{f} missing from kustomization.yaml"
+        );
     }
     assert!(listed.contains("crd/seldondeployments.yaml"));
     for r in &listed {
-        assert!(repo().join("manifests").join(r).exists(), "{r} listed but missing");
+        assert!(
+            repo().join("manifests").join(r).exists(),
+            "{r} listed but missing"
+        );
     }
     assert_eq!(k["configMapGenerator"][0]["name"], "seldon-mesh-catalogue");
 }
@@ -105,7 +125,10 @@ fn kustomization_lists_every_operator_file_and_the_crd() {
 #[test]
 fn cluster_role_grants_exactly_what_the_operator_uses() {
     let rbac = docs("manifests/operator/rbac.yaml");
-    let role = rbac.iter().find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "seldon-mesh-operator").unwrap();
+    let role = rbac
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "seldon-mesh-operator")
+        .unwrap();
     let role: ClusterRole = round_trip(role);
     let mut granted = Vec::new();
     for r in role.rules.unwrap() {
@@ -125,9 +148,15 @@ fn cluster_role_grants_exactly_what_the_operator_uses() {
 #[test]
 fn webhook_objects_agree_with_the_code() {
     let wh = docs("manifests/operator/webhook.yaml");
-    let vwc: ValidatingWebhookConfiguration =
-        round_trip(wh.iter().find(|d| d["kind"] == "ValidatingWebhookConfiguration").unwrap());
-    assert_eq!(vwc.metadata.name.as_deref(), Some(names::WEBHOOK_CONFIG_NAME));
+    let vwc: ValidatingWebhookConfiguration = round_trip(
+        wh.iter()
+            .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+            .unwrap(),
+    );
+    assert_eq!(
+        vwc.metadata.name.as_deref(),
+        Some(names::WEBHOOK_CONFIG_NAME)
+    );
     let hook = &vwc.webhooks.unwrap()[0];
     let svc = hook.client_config.service.as_ref().unwrap();
     assert_eq!(svc.name, names::WEBHOOK_SERVICE);
@@ -136,22 +165,57 @@ fn webhook_objects_agree_with_the_code() {
     assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
     assert_eq!(hook.admission_review_versions, vec!["v1".to_string()]);
     let rule = &hook.rules.as_ref().unwrap()[0];
-    assert_eq!(rule.operations.as_ref().unwrap(), &vec!["CREATE".to_string(), "UPDATE".to_string()]);
+    assert_eq!(
+        rule.operations.as_ref().unwrap(),
+        &vec!["CREATE".to_string(), "UPDATE".to_string()]
+    );
 
     let rbac = docs("manifests/operator/rbac.yaml");
-    let cr = rbac.iter().find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "seldon-mesh-webhook").unwrap();
-    assert_eq!(cr["rules"][0]["resourceNames"][0], names::WEBHOOK_CONFIG_NAME);
-    let role = rbac.iter().find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "seldon-mesh-webhook-cert").unwrap();
-    assert_eq!(role["rules"][0]["resourceNames"][0], names::WEBHOOK_CERT_SECRET);
-    let lease = rbac.iter().find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "seldon-mesh-operator-leader-election").unwrap();
+    let cr = rbac
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "seldon-mesh-webhook")
+        .unwrap();
+    assert_eq!(
+        cr["rules"][0]["resourceNames"][0],
+        names::WEBHOOK_CONFIG_NAME
+    );
+    let role = rbac
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "seldon-mesh-webhook-cert")
+        .unwrap();
+    assert_eq!(
+        role["rules"][0]["resourceNames"][0],
+        names::WEBHOOK_CERT_SECRET
+    );
+    let lease = rbac
+        .iter()
+        .find(|d| {
+            d["kind"] == "Role" && d["metadata"]["name"] == "seldon-mesh-operator-leader-election"
+        })
+        .unwrap();
     assert_eq!(lease["metadata"]["namespace"], names::SYSTEM_NAMESPACE);
 
     let dep = wh.iter().find(|d| d["kind"] == "Deployment").unwrap();
-    let env = dep["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
-    let get = |n: &str| env.iter().find(|e| e["name"] == n).map(|e| e["value"].clone());
-    assert_eq!(get("SELDON_WEBHOOK_SERVICE").unwrap(), names::WEBHOOK_SERVICE);
-    assert_eq!(get("SELDON_WEBHOOK_CERT_SECRET").unwrap(), names::WEBHOOK_CERT_SECRET);
-    assert_eq!(get("SELDON_WEBHOOK_CONFIG_NAME").unwrap(), names::WEBHOOK_CONFIG_NAME);
+    let env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let get = |n: &str| {
+        env.iter()
+            .find(|e| e["name"] == n)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        get("SELDON_WEBHOOK_SERVICE").unwrap(),
+        names::WEBHOOK_SERVICE
+    );
+    assert_eq!(
+        get("SELDON_WEBHOOK_CERT_SECRET").unwrap(),
+        names::WEBHOOK_CERT_SECRET
+    );
+    assert_eq!(
+        get("SELDON_WEBHOOK_CONFIG_NAME").unwrap(),
+        names::WEBHOOK_CONFIG_NAME
+    );
 }
 
 #[test]
@@ -159,20 +223,30 @@ fn operator_config_map_parses_into_render_options() {
     let cm: ConfigMap = round_trip(&docs("manifests/operator/config.yaml")[0]);
     let text = &cm.data.unwrap()["config.yaml"];
     let cfg = OperatorConfig::from_yaml(Path::new("config.yaml"), text).unwrap();
-    assert_eq!(cfg.catalogue.as_deref(), Some(Path::new("/etc/seldon-mesh-catalogue/catalogue.yaml")));
+    assert_eq!(
+        cfg.catalogue.as_deref(),
+        Some(Path::new("/etc/seldon-mesh-catalogue/catalogue.yaml"))
+    );
     // Point the catalogue at the repo copy, as the mounted ConfigMap would.
-    let cfg = OperatorConfig { catalogue: Some(repo().join("manifests/catalogue.yaml")), ..cfg };
+    let cfg = OperatorConfig {
+        catalogue: Some(repo().join("manifests/catalogue.yaml")),
+        ..cfg
+    };
     let opts = cfg.render_options().unwrap();
     assert_eq!(opts.ingress, seldon_render::Ingress::Istio);
     assert_eq!(opts.istio_gateway, "istio-system/seldon-gateway");
     assert_eq!(opts.gpu_pool.runtime_class_name.as_deref(), Some("nvidia"));
-    assert_eq!(opts.gpu_pool.node_selector["nvidia.com/gpu.present"], "true");
+    assert_eq!(
+        opts.gpu_pool.node_selector["nvidia.com/gpu.present"],
+        "true"
+    );
     assert!(opts.catalogue.get("SKLEARN_SERVER").is_some());
 }
 
 #[test]
 fn operator_config_rejects_unknown_fields_with_the_location() {
-    let e = OperatorConfig::from_yaml(Path::new("c.yaml"), "ingress: istio\ngpuPool: {}\n").unwrap_err();
+    let e = OperatorConfig::from_yaml(Path::new("c.yaml"), "ingress: istio\ngpuPool: {}\n")
+        .unwrap_err();
     let msg = e.to_string();
     assert!(msg.starts_with("c.yaml: unknown field `gpuPool`"), "{msg}");
     assert!(msg.contains("line 2"), "{msg}");
@@ -188,14 +262,22 @@ fn istio_schema(kind: &str, version: &str) -> Value {
         .iter()
         .find(|c| c["spec"]["names"]["kind"] == kind)
         .unwrap_or_else(|| panic!("no Istio CRD for {kind}"));
-    let v = crd["spec"]["versions"].as_array().unwrap().iter().find(|v| v["name"] == version).unwrap_or_else(|| panic!("{kind} has no {version}"));
+    let v = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == version)
+        .unwrap_or_else(|| panic!("{kind} has no {version}"));
     v["schema"]["openAPIV3Schema"].clone()
 }
 
 /// Validates `obj` (minus apiVersion/kind/metadata, which the API server checks itself)
 /// against the CRD's openAPIV3Schema.
 fn validate_istio(obj: &Value) {
-    let (group_version, kind) = (obj["apiVersion"].as_str().unwrap(), obj["kind"].as_str().unwrap());
+    let (group_version, kind) = (
+        obj["apiVersion"].as_str().unwrap(),
+        obj["kind"].as_str().unwrap(),
+    );
     let version = group_version.rsplit('/').next().unwrap();
     let mut schema = istio_schema(kind, version);
     // Structural-schema extensions are not JSON Schema keywords; leave them (validators ignore unknown keywords).
@@ -208,8 +290,15 @@ fn validate_istio(obj: &Value) {
     }
     close_schema(&mut schema);
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{kind} {}: {errors:#?}", obj["metadata"]["name"]);
+    let errors: Vec<String> = validator
+        .iter_errors(&body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{kind} {}: {errors:#?}",
+        obj["metadata"]["name"]
+    );
 }
 
 /// The API server silently prunes fields a structural schema does not declare; to catch a
@@ -239,12 +328,18 @@ fn istio_objects_validate_against_istio_crd_schemas() {
             kinds.insert(d["kind"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(kinds, BTreeSet::from(["Gateway".to_string(), "Telemetry".to_string()]));
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["Gateway".to_string(), "Telemetry".to_string()])
+    );
     let gw = &docs("istio/gateway.yaml")[0];
     assert_eq!(gw["metadata"]["name"], "seldon-gateway");
     assert_eq!(gw["metadata"]["namespace"], "istio-system");
     // The default gateway the operator config and render point VirtualServices at.
-    assert_eq!(seldon_render::RenderOptions::default().istio_gateway, "istio-system/seldon-gateway");
+    assert_eq!(
+        seldon_render::RenderOptions::default().istio_gateway,
+        "istio-system/seldon-gateway"
+    );
 }
 
 #[test]
@@ -262,7 +357,10 @@ fn mesh_config_enables_tracing_and_exports_the_filter_metrics() {
     let mesh = &mc["spec"]["meshConfig"];
     let provider = &mesh["extensionProviders"][0];
     let telemetry = &docs("istio/telemetry.yaml")[0];
-    assert_eq!(telemetry["spec"]["tracing"][0]["providers"][0]["name"], provider["name"]);
+    assert_eq!(
+        telemetry["spec"]["tracing"][0]["providers"][0]["name"],
+        provider["name"]
+    );
     assert_eq!(provider["opentelemetry"]["port"], 4317);
     let incl: Vec<&str> = mesh["defaultConfig"]["proxyStatsMatcher"]["inclusionRegexps"]
         .as_array()
@@ -272,7 +370,12 @@ fn mesh_config_enables_tracing_and_exports_the_filter_metrics() {
         .collect();
     // The filter names its stats `…;.;seldon_api_executor_<metric>` (wasm-filter/src/metrics.rs).
     let stat = "deployment_name=.=iris;.;predictor_name=.=default;.;service=.=predictions;.;method=.=post;.;code=.=200;.;seldon_api_executor_server_requests_ms";
-    assert!(incl.iter().any(|re| re.starts_with(".*") && re.ends_with(".*") && stat.contains(re.trim_matches(|c| c == '.' || c == '*'))), "{incl:?}");
+    assert!(
+        incl.iter().any(|re| re.starts_with(".*")
+            && re.ends_with(".*")
+            && stat.contains(re.trim_matches(|c| c == '.' || c == '*'))),
+        "{incl:?}"
+    );
 }
 
 // ---------- Ambassador ----------
@@ -296,12 +399,22 @@ fn helm_chart_files_are_copies_of_the_plain_manifests() {
     for (copy, orig) in [
         ("files/catalogue.yaml", "manifests/catalogue.yaml"),
         ("files/gateway.yaml", "istio/gateway.yaml"),
-        ("crds/seldondeployments.yaml", "manifests/crd/seldondeployments.yaml"),
+        (
+            "crds/seldondeployments.yaml",
+            "manifests/crd/seldondeployments.yaml",
+        ),
         ("templates/rbac.yaml", "manifests/operator/rbac.yaml"),
     ] {
         let a = std::fs::read_to_string(chart.join(copy)).unwrap();
         let b = std::fs::read_to_string(repo().join(orig)).unwrap();
-        let b = if copy.starts_with("templates/") { b.replace("namespace: seldon-system", "namespace: {{ .Release.Namespace }}") } else { b };
+        let b = if copy.starts_with("templates/") {
+            b.replace(
+                "namespace: seldon-system",
+                "namespace: {{ .Release.Namespace }}",
+            )
+        } else {
+            b
+        };
         assert_eq!(a, b, "{copy} differs from {orig}: copy it again");
     }
 }
@@ -311,8 +424,14 @@ fn helm() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("SELDON_HELM") {
         return Some(PathBuf::from(p));
     }
-    let out = std::process::Command::new("bash").arg(repo().join("scripts/kube-test-env.sh")).arg("--helm").output().ok()?;
-    out.status.success().then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/kube-test-env.sh"))
+        .arg("--helm")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 #[test]
@@ -324,10 +443,25 @@ fn helm_template_renders_the_same_objects_as_the_plain_manifests() {
         .args(["--include-crds"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rendered = docs_of(&String::from_utf8(out.stdout).unwrap());
-    let key = |v: &Value| format!("{}/{}/{}", v["kind"].as_str().unwrap(), v["metadata"]["namespace"].as_str().unwrap_or(""), v["metadata"]["name"].as_str().unwrap());
-    let mut plain: Vec<Value> = OPERATOR_FILES.iter().flat_map(|f| docs(f)).filter(|d| d["kind"] != "Namespace").collect();
+    let key = |v: &Value| {
+        format!(
+            "{}/{}/{}",
+            v["kind"].as_str().unwrap(),
+            v["metadata"]["namespace"].as_str().unwrap_or(""),
+            v["metadata"]["name"].as_str().unwrap()
+        )
+    };
+    let mut plain: Vec<Value> = OPERATOR_FILES
+        .iter()
+        .flat_map(|f| docs(f))
+        .filter(|d| d["kind"] != "Namespace")
+        .collect();
     plain.extend(docs("manifests/crd/seldondeployments.yaml"));
     plain.extend(docs("istio/gateway.yaml"));
     let mut rendered_keys: Vec<String> = rendered.iter().map(key).collect();
@@ -340,7 +474,12 @@ fn helm_template_renders_the_same_objects_as_the_plain_manifests() {
         let r = rendered.iter().find(|r| key(r) == key(p)).unwrap();
         if p["kind"] == "ConfigMap" {
             // Same settings; the chart writes them from values.
-            let parse = |v: &Value| serde_yaml::from_str::<serde_yaml::Value>(v["data"]["config.yaml"].as_str().unwrap()).unwrap();
+            let parse = |v: &Value| {
+                serde_yaml::from_str::<serde_yaml::Value>(
+                    v["data"]["config.yaml"].as_str().unwrap(),
+                )
+                .unwrap()
+            };
             let (pc, rc) = (parse(p), parse(r));
             for field in ["ingress", "istioGateway", "catalogue"] {
                 assert_eq!(pc[field], rc[field], "{field}");
@@ -348,10 +487,21 @@ fn helm_template_renders_the_same_objects_as_the_plain_manifests() {
             continue;
         }
         check_k8s_or_crd(r);
-        assert_eq!(strip_nulls(p.clone()), strip_nulls(r.clone()), "{} differs between chart and manifests", key(p));
+        assert_eq!(
+            strip_nulls(p.clone()),
+            strip_nulls(r.clone()),
+            "{} differs between chart and manifests",
+            key(p)
+        );
     }
-    let cat = rendered.iter().find(|r| key(r) == "ConfigMap/seldon-system/seldon-mesh-catalogue").unwrap();
-    assert_eq!(cat["data"]["catalogue.yaml"].as_str().unwrap(), std::fs::read_to_string(repo().join("manifests/catalogue.yaml")).unwrap());
+    let cat = rendered
+        .iter()
+        .find(|r| key(r) == "ConfigMap/seldon-system/seldon-mesh-catalogue")
+        .unwrap();
+    assert_eq!(
+        cat["data"]["catalogue.yaml"].as_str().unwrap(),
+        std::fs::read_to_string(repo().join("manifests/catalogue.yaml")).unwrap()
+    );
 }
 
 fn check_k8s_or_crd(v: &Value) {
@@ -365,18 +515,44 @@ fn check_k8s_or_crd(v: &Value) {
 fn helm_ambassador_values_switch_the_ingress_and_drop_the_gateway() {
     let helm = helm().expect("helm: scripts/kube-test-env.sh --helm failed");
     let out = std::process::Command::new(helm)
-        .args(["template", "seldon-mesh", "--namespace", "seldon-system", "--set", "ingress=ambassador", "--set", "image.tag=9.9.9"])
+        .args([
+            "template",
+            "seldon-mesh",
+            "--namespace",
+            "seldon-system",
+            "--set",
+            "ingress=ambassador",
+            "--set",
+            "image.tag=9.9.9",
+        ])
         .arg(repo().join("manifests/helm/seldon-mesh"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rendered = docs_of(&String::from_utf8(out.stdout).unwrap());
     assert!(!rendered.iter().any(|r| r["kind"] == "Gateway"));
-    let cm = rendered.iter().find(|r| r["metadata"]["name"] == "seldon-mesh-operator-config").unwrap();
-    let cfg = OperatorConfig::from_yaml(Path::new("values"), cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+    let cm = rendered
+        .iter()
+        .find(|r| r["metadata"]["name"] == "seldon-mesh-operator-config")
+        .unwrap();
+    let cfg = OperatorConfig::from_yaml(
+        Path::new("values"),
+        cm["data"]["config.yaml"].as_str().unwrap(),
+    )
+    .unwrap();
     assert_eq!(cfg.ingress, Some(seldon_render::Ingress::Ambassador));
-    let dep = rendered.iter().find(|r| r["metadata"]["name"] == "seldon-mesh-operator" && r["kind"] == "Deployment").unwrap();
-    assert_eq!(dep["spec"]["template"]["spec"]["containers"][0]["image"], "seldon-mesh/seldon-mesh:9.9.9");
+    let dep = rendered
+        .iter()
+        .find(|r| r["metadata"]["name"] == "seldon-mesh-operator" && r["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "seldon-mesh/seldon-mesh:9.9.9"
+    );
 }
 
 // ---------- what render emits ----------
@@ -386,18 +562,41 @@ fn every_kind_render_emits_is_owned_and_granted() {
     let samples = repo().join("manifests/samples");
     let mut seen = BTreeSet::new();
     for e in std::fs::read_dir(samples).unwrap() {
-        let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
         for parsed in seldon_crd::parse_yaml(&text).unwrap() {
-            for ingress in [seldon_render::Ingress::Istio, seldon_render::Ingress::Ambassador] {
-                let opts = seldon_render::RenderOptions { ingress, ..Default::default() };
+            for ingress in [
+                seldon_render::Ingress::Istio,
+                seldon_render::Ingress::Ambassador,
+            ] {
+                let opts = seldon_render::RenderOptions {
+                    ingress,
+                    ..Default::default()
+                };
                 for m in seldon_render::render(&parsed.sdep, &opts).unwrap() {
-                    assert!(owned::owned_kind(m.api_version(), m.kind()).is_some(), "{} {} is not owned", m.api_version(), m.kind());
+                    assert!(
+                        owned::owned_kind(m.api_version(), m.kind()).is_some(),
+                        "{} {} is not owned",
+                        m.api_version(),
+                        m.kind()
+                    );
                     seen.insert(m.kind().to_string());
                 }
             }
         }
     }
-    for k in ["Deployment", "Service", "VirtualService", "DestinationRule", "WasmPlugin", "EnvoyFilter", "Mapping"] {
+    for k in [
+        "Deployment",
+        "Service",
+        "VirtualService",
+        "DestinationRule",
+        "WasmPlugin",
+        "EnvoyFilter",
+        "Mapping",
+    ] {
         assert!(seen.contains(k), "no sample renders a {k}: {seen:?}");
     }
 }

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
+use kube::Client;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
-use kube::Client;
 use seldon_crd::SeldonDeployment;
 use seldon_operator::metrics::Metrics;
-use seldon_operator::reconcile::{reconcile, Context};
-use serde_json::{json, Value};
+use seldon_operator::reconcile::{Context, reconcile};
+use serde_json::{Value, json};
 
 const NS: &str = "seldon";
 
@@ -29,7 +29,7 @@ struct Seen {
 
 impl Seen {
     fn is(&self, method: &Method, path_suffix: &str) -> bool {
-        &self.method == method && self.path.ends_with(path_suffix)
+        self.method == *method && self.path.ends_with(path_suffix)
     }
 }
 
@@ -74,7 +74,12 @@ impl Fake {
     }
 
     fn object(&self, plural: &str, name: &str) -> Option<Value> {
-        self.with(|s| s.objects.iter().find(|(p, _)| p.ends_with(&format!("/{plural}/{name}"))).map(|(_, o)| o.clone()))
+        self.with(|s| {
+            s.objects
+                .iter()
+                .find(|(p, _)| p.ends_with(&format!("/{plural}/{name}")))
+                .map(|(_, o)| o.clone())
+        })
     }
 
     /// The status the operator wrote last.
@@ -160,9 +165,21 @@ impl Fake {
             while let Some((req, send)) = handle.next_request().await {
                 let (parts, body) = req.into_parts();
                 let bytes = body.collect().await.unwrap().to_bytes();
-                let value: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
-                let (status, out) = fake.answer(&parts.method, parts.uri.path(), parts.uri.query().unwrap_or(""), value);
-                let resp = Response::builder().status(status).body(Body::from(serde_json::to_vec(&out).unwrap())).unwrap();
+                let value: Value = if bytes.is_empty() {
+                    Value::Null
+                } else {
+                    serde_json::from_slice(&bytes).unwrap()
+                };
+                let (status, out) = fake.answer(
+                    &parts.method,
+                    parts.uri.path(),
+                    parts.uri.query().unwrap_or(""),
+                    value,
+                );
+                let resp = Response::builder()
+                    .status(status)
+                    .body(Body::from(serde_json::to_vec(&out).unwrap()))
+                    .unwrap();
                 send.send_response(resp);
             }
         });
@@ -190,7 +207,10 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 fn sample(file: &str) -> SeldonDeployment {
-    let path = format!("{}/../../manifests/samples/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../manifests/samples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     let mut sdep = seldon_crd::parse_yaml(&text).unwrap().remove(0).sdep;
     sdep.metadata.namespace = Some(NS.into());
@@ -204,7 +224,10 @@ fn context(client: Client) -> Arc<Context> {
         client,
         options: seldon_render::RenderOptions::default(),
         metrics: Arc::new(Metrics::default()),
-        reporter: Reporter { controller: "seldon-mesh-operator".into(), instance: Some("test".into()) },
+        reporter: Reporter {
+            controller: "seldon-mesh-operator".into(),
+            instance: Some("test".into()),
+        },
         resync: Duration::from_secs(300),
     })
 }
@@ -212,7 +235,8 @@ fn context(client: Client) -> Arc<Context> {
 /// The SeldonDeployment as the fake store holds it, so the operator sees its last status.
 fn seed(fake: &Fake, sdep: &SeldonDeployment) {
     let name = sdep.metadata.name.clone().unwrap();
-    let path = format!("/apis/machinelearning.seldon.io/v1/namespaces/{NS}/seldondeployments/{name}");
+    let path =
+        format!("/apis/machinelearning.seldon.io/v1/namespaces/{NS}/seldondeployments/{name}");
     fake.with(|s| s.objects.insert(path, serde_json::to_value(sdep).unwrap()));
 }
 
@@ -232,7 +256,11 @@ async fn create_applies_owned_objects_holds_routing_and_reports_creating() {
     let ctx = context(fake.client());
     reconcile(Arc::new(sdep), ctx.clone()).await.unwrap();
 
-    let applied: Vec<Seen> = fake.seen().into_iter().filter(|r| r.method == Method::PATCH && !r.path.ends_with("/status")).collect();
+    let applied: Vec<Seen> = fake
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == Method::PATCH && !r.path.ends_with("/status"))
+        .collect();
     assert!(!applied.is_empty());
     for r in &applied {
         let owner = &r.body["metadata"]["ownerReferences"][0];
@@ -243,7 +271,10 @@ async fn create_applies_owned_objects_holds_routing_and_reports_creating() {
         assert_eq!(r.body["metadata"]["namespace"], NS);
     }
     assert_eq!(fake.object_names("deployments").len(), 1);
-    assert!(fake.object_names("services").contains(&"iris-default".to_string()));
+    assert!(
+        fake.object_names("services")
+            .contains(&"iris-default".to_string())
+    );
     // Seldon #1461: no routing to Deployments that are not available yet.
     assert!(fake.object_names("virtualservices").is_empty());
     assert!(fake.object_names("destinationrules").is_empty());
@@ -251,9 +282,20 @@ async fn create_applies_owned_objects_holds_routing_and_reports_creating() {
     let status = fake.last_status();
     assert_eq!(status["state"], "Creating");
     assert_eq!(status["observedGeneration"], 1);
-    assert_eq!(status["address"]["url"], "http://iris-default.seldon.svc.cluster.local:8000/api/v1.0/predictions");
-    assert_eq!(status["serviceStatus"]["iris-default"]["httpEndpoint"], "iris-default.seldon:8000");
-    let ready = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!(
+        status["address"]["url"],
+        "http://iris-default.seldon.svc.cluster.local:8000/api/v1.0/predictions"
+    );
+    assert_eq!(
+        status["serviceStatus"]["iris-default"]["httpEndpoint"],
+        "iris-default.seldon:8000"
+    );
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
     assert_eq!(ready["status"], "False");
     assert_eq!(ctx.metrics.reconciles.get(), 1);
 }
@@ -264,9 +306,17 @@ async fn available_deployments_get_routing_and_state_available() {
     fake.with(|s| s.deployments_available = true);
     let sdep = sample("sklearn-iris.yaml");
     seed(&fake, &sdep);
-    reconcile(Arc::new(sdep), context(fake.client())).await.unwrap();
-    assert_eq!(fake.object_names("virtualservices"), vec!["iris".to_string()]);
-    assert_eq!(fake.object_names("destinationrules"), vec!["iris-default".to_string()]);
+    reconcile(Arc::new(sdep), context(fake.client()))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.object_names("virtualservices"),
+        vec!["iris".to_string()]
+    );
+    assert_eq!(
+        fake.object_names("destinationrules"),
+        vec!["iris-default".to_string()]
+    );
     let status = fake.last_status();
     assert_eq!(status["state"], "Available", "{status:#}");
     let dep = fake.object_names("deployments").remove(0);
@@ -281,16 +331,30 @@ async fn reconcile_is_idempotent_and_skips_an_unchanged_status() {
     let sdep = sample("sklearn-iris.yaml");
     seed(&fake, &sdep);
     let ctx = context(fake.client());
-    reconcile(Arc::new(sdep.clone()), ctx.clone()).await.unwrap();
+    reconcile(Arc::new(sdep.clone()), ctx.clone())
+        .await
+        .unwrap();
     let before = fake.with(|s| s.objects.clone());
     fake.clear_seen();
-    reconcile(Arc::new(with_stored_status(&fake, sdep)), ctx).await.unwrap();
+    reconcile(Arc::new(with_stored_status(&fake, sdep)), ctx)
+        .await
+        .unwrap();
     let after = fake.with(|s| s.objects.clone());
     assert_eq!(before, after);
     let seen = fake.seen();
-    assert!(!seen.iter().any(|r| r.method == Method::DELETE), "nothing to prune");
-    let st: Vec<&Seen> = seen.iter().filter(|r| r.path.ends_with("/status")).collect();
-    assert!(st.is_empty(), "status unchanged: no write, got {:#}", st[0].body);
+    assert!(
+        !seen.iter().any(|r| r.method == Method::DELETE),
+        "nothing to prune"
+    );
+    let st: Vec<&Seen> = seen
+        .iter()
+        .filter(|r| r.path.ends_with("/status"))
+        .collect();
+    assert!(
+        st.is_empty(),
+        "status unchanged: no write, got {:#}",
+        st[0].body
+    );
 }
 
 #[tokio::test]
@@ -300,7 +364,9 @@ async fn update_graph_applies_new_nodes_and_prunes_old_ones() {
     let sdep = sample("sklearn-iris.yaml");
     seed(&fake, &sdep);
     let ctx = context(fake.client());
-    reconcile(Arc::new(sdep.clone()), ctx.clone()).await.unwrap();
+    reconcile(Arc::new(sdep.clone()), ctx.clone())
+        .await
+        .unwrap();
     let old_deps = fake.object_names("deployments");
 
     // New graph: the model node renamed (a new container, Deployment and node Service).
@@ -313,8 +379,18 @@ async fn update_graph_applies_new_nodes_and_prunes_old_ones() {
     let new_deps = fake.object_names("deployments");
     assert_eq!(new_deps.len(), 1);
     assert_ne!(new_deps, old_deps);
-    let deleted: Vec<String> = fake.seen().iter().filter(|r| r.method == Method::DELETE).map(|r| r.path.clone()).collect();
-    assert!(deleted.iter().any(|p| p.ends_with(&format!("/deployments/{}", old_deps[0]))), "{deleted:?}");
+    let deleted: Vec<String> = fake
+        .seen()
+        .iter()
+        .filter(|r| r.method == Method::DELETE)
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        deleted
+            .iter()
+            .any(|p| p.ends_with(&format!("/deployments/{}", old_deps[0]))),
+        "{deleted:?}"
+    );
     assert_eq!(fake.last_status()["observedGeneration"], 2);
 }
 
@@ -324,13 +400,18 @@ async fn scale_changes_the_applied_replicas() {
     let sdep = sample("sklearn-iris.yaml");
     seed(&fake, &sdep);
     let ctx = context(fake.client());
-    reconcile(Arc::new(sdep.clone()), ctx.clone()).await.unwrap();
+    reconcile(Arc::new(sdep.clone()), ctx.clone())
+        .await
+        .unwrap();
     let mut scaled = with_stored_status(&fake, sdep);
     scaled.spec.predictors[0].replicas = Some(3);
     scaled.metadata.generation = Some(2);
     reconcile(Arc::new(scaled), ctx).await.unwrap();
     let dep = fake.object_names("deployments").remove(0);
-    assert_eq!(fake.object("deployments", &dep).unwrap()["spec"]["replicas"], 3);
+    assert_eq!(
+        fake.object("deployments", &dep).unwrap()["spec"]["replicas"],
+        3
+    );
 }
 
 #[tokio::test]
@@ -340,7 +421,9 @@ async fn deleting_a_predictor_prunes_its_objects_only() {
     let sdep = sample("ab-test.yaml");
     seed(&fake, &sdep);
     let ctx = context(fake.client());
-    reconcile(Arc::new(sdep.clone()), ctx.clone()).await.unwrap();
+    reconcile(Arc::new(sdep.clone()), ctx.clone())
+        .await
+        .unwrap();
     assert_eq!(fake.object_names("deployments").len(), 2);
     assert_eq!(fake.object_names("destinationrules").len(), 2);
 
@@ -353,8 +436,16 @@ async fn deleting_a_predictor_prunes_its_objects_only() {
 
     assert_eq!(fake.object_names("deployments").len(), 1);
     assert!(fake.object_names("deployments")[0].starts_with("abtest-main"));
-    assert_eq!(fake.object_names("destinationrules"), vec!["abtest-main".to_string()]);
-    assert!(!fake.object_names("services").iter().any(|s| s.contains("canary")));
+    assert_eq!(
+        fake.object_names("destinationrules"),
+        vec!["abtest-main".to_string()]
+    );
+    assert!(
+        !fake
+            .object_names("services")
+            .iter()
+            .any(|s| s.contains("canary"))
+    );
     let status = fake.last_status();
     // Stale keys are removed from the status maps (merge patch with nulls).
     for (k, v) in status["serviceStatus"].as_object().unwrap() {
@@ -371,9 +462,19 @@ async fn objects_with_our_label_but_another_owner_are_not_pruned() {
     seed(&fake, &sdep);
     let foreign = json!({"apiVersion":"v1","kind":"Service","metadata":{"name":"hand-made","namespace":NS,
         "labels":{"seldon-deployment-id":"iris"},"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"x","uid":"other","controller":true}]}});
-    fake.with(|s| s.objects.insert(format!("/api/v1/namespaces/{NS}/services/hand-made"), foreign));
-    reconcile(Arc::new(sdep), context(fake.client())).await.unwrap();
-    assert!(fake.object_names("services").contains(&"hand-made".to_string()));
+    fake.with(|s| {
+        s.objects.insert(
+            format!("/api/v1/namespaces/{NS}/services/hand-made"),
+            foreign,
+        )
+    });
+    reconcile(Arc::new(sdep), context(fake.client()))
+        .await
+        .unwrap();
+    assert!(
+        fake.object_names("services")
+            .contains(&"hand-made".to_string())
+    );
     assert!(!fake.seen().iter().any(|r| r.method == Method::DELETE));
 }
 
@@ -390,17 +491,44 @@ async fn apply_error_sets_status_failed_and_publishes_a_warning_event() {
 
     let status = fake.last_status();
     assert_eq!(status["state"], "Failed");
-    assert!(status["description"].as_str().unwrap().starts_with("applying Deployment iris-default-0-classifier failed"), "{status:#}");
-    let ready = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert!(
+        status["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("applying Deployment iris-default-0-classifier failed"),
+        "{status:#}"
+    );
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
     assert_eq!(ready["reason"], "ReconcileFailed");
 
-    let event = fake.seen().into_iter().find(|r| r.is(&Method::POST, "/events")).expect("an event was published");
-    assert_eq!(event.path, format!("/apis/events.k8s.io/v1/namespaces/{NS}/events"));
+    let event = fake
+        .seen()
+        .into_iter()
+        .find(|r| r.is(&Method::POST, "/events"))
+        .expect("an event was published");
+    assert_eq!(
+        event.path,
+        format!("/apis/events.k8s.io/v1/namespaces/{NS}/events")
+    );
     assert_eq!(event.body["type"], "Warning");
     assert_eq!(event.body["reason"], "ApplyFailed");
     assert_eq!(event.body["regarding"]["name"], "iris");
-    assert!(event.body["note"].as_str().unwrap().contains("forbidden by policy"));
-    assert!(ctx.metrics.encode().contains("seldon_operator_reconcile_errors_total{reason=\"apply\"} 1"));
+    assert!(
+        event.body["note"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden by policy")
+    );
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("seldon_operator_reconcile_errors_total{reason=\"apply\"} 1")
+    );
 }
 
 #[tokio::test]
@@ -409,12 +537,26 @@ async fn invalid_spec_is_failed_without_applying_anything() {
     let mut sdep = sample("ab-test.yaml");
     sdep.spec.predictors[0].traffic = Some(10); // 10 + 25 != 100
     seed(&fake, &sdep);
-    let action = reconcile(Arc::new(sdep), context(fake.client())).await.unwrap();
+    let action = reconcile(Arc::new(sdep), context(fake.client()))
+        .await
+        .unwrap();
     assert_eq!(action, kube::runtime::controller::Action::await_change());
-    assert!(!fake.seen().iter().any(|r| r.method == Method::PATCH && !r.path.ends_with("/status")));
+    assert!(
+        !fake
+            .seen()
+            .iter()
+            .any(|r| r.method == Method::PATCH && !r.path.ends_with("/status"))
+    );
     let status = fake.last_status();
     assert_eq!(status["state"], "Failed");
-    assert!(status["description"].as_str().unwrap().contains("traffic"), "{status:#}");
-    let event = fake.seen().into_iter().find(|r| r.is(&Method::POST, "/events")).unwrap();
+    assert!(
+        status["description"].as_str().unwrap().contains("traffic"),
+        "{status:#}"
+    );
+    let event = fake
+        .seen()
+        .into_iter()
+        .find(|r| r.is(&Method::POST, "/events"))
+        .unwrap();
     assert_eq!(event.body["reason"], "InvalidSeldonDeployment");
 }

@@ -32,14 +32,18 @@ use seldon_operator::leader::LeaderElector;
 use seldon_operator::metrics::Metrics;
 use seldon_operator::reconcile::Context;
 use seldon_operator::{certs, names, owned, run, validation, webhook};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Procs(Vec<Child>);
@@ -68,18 +72,30 @@ fn pki() -> Pki {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.distinguished_name.push(DnType::CommonName, "envtest-ca");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let serving_key = KeyPair::generate().unwrap();
-    let serving = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into(), "kubernetes".into()])
-        .unwrap()
-        .signed_by(&serving_key, &issuer)
-        .unwrap();
+    let serving = CertificateParams::new(vec![
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "kubernetes".into(),
+    ])
+    .unwrap()
+    .signed_by(&serving_key, &issuer)
+    .unwrap();
     let admin_key = KeyPair::generate().unwrap();
     let mut admin = CertificateParams::new(Vec::<String>::new()).unwrap();
-    admin.distinguished_name.push(DnType::CommonName, "envtest-admin");
-    admin.distinguished_name.push(DnType::OrganizationName, "system:masters");
+    admin
+        .distinguished_name
+        .push(DnType::CommonName, "envtest-admin");
+    admin
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
     let admin_cert = admin.signed_by(&admin_key, &issuer).unwrap();
     let sa = KeyPair::generate().unwrap();
     Pki {
@@ -102,7 +118,10 @@ fn binaries() -> (PathBuf, PathBuf) {
     assert!(out.status.success(), "scripts/kube-test-env.sh failed");
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
-    (PathBuf::from(lines.next().unwrap()), PathBuf::from(lines.next().unwrap()))
+    (
+        PathBuf::from(lines.next().unwrap()),
+        PathBuf::from(lines.next().unwrap()),
+    )
 }
 
 fn kubeconfig(server: &str, ca: &str, auth: Value) -> Kubeconfig {
@@ -118,7 +137,9 @@ fn kubeconfig(server: &str, ca: &str, auth: Value) -> Kubeconfig {
 }
 
 async fn client_from(kc: Kubeconfig) -> Client {
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
     Client::try_from(config).unwrap()
 }
 
@@ -139,7 +160,10 @@ where
 
 /// Applies every document of a YAML file with server-side apply as `client`.
 async fn apply_yaml(client: &Client, text: &str) {
-    let discovery = kube::discovery::Discovery::new(client.clone()).run().await.unwrap();
+    let discovery = kube::discovery::Discovery::new(client.clone())
+        .run()
+        .await
+        .unwrap();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let v: Value = serde::Deserialize::deserialize(doc).unwrap();
         if v.is_null() {
@@ -147,17 +171,28 @@ async fn apply_yaml(client: &Client, text: &str) {
         }
         let obj: DynamicObject = serde_json::from_value(v.clone()).unwrap();
         let tm = obj.types.clone().unwrap();
-        let (group, version) = tm.api_version.rsplit_once('/').unwrap_or(("", &tm.api_version));
+        let (group, version) = tm
+            .api_version
+            .rsplit_once('/')
+            .unwrap_or(("", &tm.api_version));
         let gvk = kube::api::GroupVersionKind::gvk(group, version, &tm.kind);
-        let (ar, caps) = discovery.resolve_gvk(&gvk).unwrap_or_else(|| panic!("unknown kind {gvk:?}"));
+        let (ar, caps) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("unknown kind {gvk:?}"));
         let api: Api<DynamicObject> = match (caps.scope, obj.metadata.namespace.as_deref()) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &ar)
+            }
             _ => Api::all_with(client.clone(), &ar),
         };
         // Strict: an unknown or misspelt field is an error, not silently pruned.
-        api.patch(&obj.name_any(), &PatchParams::apply("envtest").force().validation_strict(), &Patch::Apply(&obj))
-            .await
-            .unwrap_or_else(|e| panic!("{} {}: {e}", tm.kind, obj.name_any()));
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply("envtest").force().validation_strict(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} {}: {e}", tm.kind, obj.name_any()));
     }
 }
 
@@ -170,18 +205,32 @@ async fn install_crds(admin: &Client, text: &str) {
             continue;
         }
         let crd: CustomResourceDefinition = serde_json::from_value(v).unwrap();
-        crds.patch(&crd.name_any(), &PatchParams::apply("envtest").force(), &Patch::Apply(&crd)).await.unwrap();
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("envtest").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
         names.push(crd.name_any());
     }
     for n in names {
-        eventually(&format!("CRD {n} established"), Duration::from_secs(30), || {
-            let crds = crds.clone();
-            let n = n.clone();
-            async move {
-                let c = crds.get(&n).await.ok()?;
-                c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
-            }
-        })
+        eventually(
+            &format!("CRD {n} established"),
+            Duration::from_secs(30),
+            || {
+                let crds = crds.clone();
+                let n = n.clone();
+                async move {
+                    let c = crds.get(&n).await.ok()?;
+                    c.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            },
+        )
         .await;
     }
 }
@@ -199,7 +248,10 @@ fn token_request() -> TokenRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_and_webhook_against_a_real_apiserver() {
-    let _ = tracing_subscriber::fmt().with_env_filter("seldon_operator=debug").with_test_writer().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("seldon_operator=debug")
+        .with_test_writer()
+        .try_init();
     let (etcd, apiserver) = binaries();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -220,10 +272,24 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     procs.0.push(
         Command::new(&etcd)
             .args(["--data-dir", d.join("etcd").to_str().unwrap()])
-            .args(["--listen-client-urls", &etcd_url, "--advertise-client-urls", &etcd_url])
-            .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer_port}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer_port}")])
-            .args(["--initial-cluster", &format!("default=http://127.0.0.1:{peer_port}")])
+            .args([
+                "--listen-client-urls",
+                &etcd_url,
+                "--advertise-client-urls",
+                &etcd_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+            ])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("default=http://127.0.0.1:{peer_port}"),
+            ])
             .arg("--unsafe-no-fsync")
             .stdout(log("etcd.log"))
             .stderr(log("etcd.err"))
@@ -241,7 +307,10 @@ async fn operator_and_webhook_against_a_real_apiserver() {
             .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
             .arg(format!("--client-ca-file={}", p("ca.crt")))
             .arg(format!("--service-account-key-file={}", p("sa.pub")))
-            .arg(format!("--service-account-signing-key-file={}", p("sa.key")))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                p("sa.key")
+            ))
             .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
             .arg("--api-audiences=https://kubernetes.default.svc.cluster.local")
             .arg("--authorization-mode=RBAC")
@@ -278,47 +347,108 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     .await;
 
     // CRDs: ours, and Istio's (the operator applies WasmPlugins, EnvoyFilters, VirtualServices...).
-    install_crds(&admin, &std::fs::read_to_string(repo().join("manifests/crd/seldondeployments.yaml")).unwrap()).await;
-    install_crds(&admin, &std::fs::read_to_string(repo().join("control-plane/render/tests/schemas/istio-crds.gen.yaml")).unwrap()).await;
+    install_crds(
+        &admin,
+        &std::fs::read_to_string(repo().join("manifests/crd/seldondeployments.yaml")).unwrap(),
+    )
+    .await;
+    install_crds(
+        &admin,
+        &std::fs::read_to_string(
+            repo().join("control-plane/render/tests/schemas/istio-crds.gen.yaml"),
+        )
+        .unwrap(),
+    )
+    .await;
 
     // Install namespace + RBAC exactly as shipped, and make the operator's token.
-    apply_yaml(&admin, &std::fs::read_to_string(repo().join("manifests/operator/namespace.yaml")).unwrap()).await;
-    apply_yaml(&admin, &std::fs::read_to_string(repo().join("manifests/operator/rbac.yaml")).unwrap()).await;
-    apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon\n").await;
+    apply_yaml(
+        &admin,
+        &std::fs::read_to_string(repo().join("manifests/operator/namespace.yaml")).unwrap(),
+    )
+    .await;
+    apply_yaml(
+        &admin,
+        &std::fs::read_to_string(repo().join("manifests/operator/rbac.yaml")).unwrap(),
+    )
+    .await;
+    apply_yaml(
+        &admin,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon\n",
+    )
+    .await;
     // The rest of the install (Deployments, Services, ConfigMap, the webhook configuration)
     // and istio/'s Gateway and Telemetry are accepted by the real API server with strict
     // field validation (pods never start: there is no kubelet).
-    apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-system\n").await;
-    for f in ["manifests/operator/config.yaml", "manifests/operator/operator.yaml", "istio/gateway.yaml", "istio/telemetry.yaml"] {
+    apply_yaml(
+        &admin,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: istio-system\n",
+    )
+    .await;
+    for f in [
+        "manifests/operator/config.yaml",
+        "manifests/operator/operator.yaml",
+        "istio/gateway.yaml",
+        "istio/telemetry.yaml",
+    ] {
         apply_yaml(&admin, &std::fs::read_to_string(repo().join(f)).unwrap()).await;
     }
 
     let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), names::SYSTEM_NAMESPACE);
     let token: TokenRequest = sas
-        .create_token_request("seldon-mesh-operator", &PostParams::default(), &token_request())
+        .create_token_request(
+            "seldon-mesh-operator",
+            &PostParams::default(),
+            &token_request(),
+        )
         .await
         .unwrap();
-    let operator_client =
-        client_from(kubeconfig(&server, &pki.ca_pem, json!({"token": token.status.unwrap().token}))).await;
+    let operator_client = client_from(kubeconfig(
+        &server,
+        &pki.ca_pem,
+        json!({"token": token.status.unwrap().token}),
+    ))
+    .await;
 
     // Webhook, as its own ServiceAccount: certificate Secret bootstrap and caBundle
     // injection with exactly the shipped RBAC, then a real HTTPS server on loopback that
     // the API server calls by URL.
     let webhook_token: TokenRequest = sas
-        .create_token_request("seldon-mesh-webhook", &PostParams::default(), &token_request())
+        .create_token_request(
+            "seldon-mesh-webhook",
+            &PostParams::default(),
+            &token_request(),
+        )
         .await
         .unwrap();
-    let webhook_client =
-        client_from(kubeconfig(&server, &pki.ca_pem, json!({"token": webhook_token.status.unwrap().token}))).await;
+    let webhook_client = client_from(kubeconfig(
+        &server,
+        &pki.ca_pem,
+        json!({"token": webhook_token.status.unwrap().token}),
+    ))
+    .await;
     let mut dns = certs::service_dns_names(names::WEBHOOK_SERVICE, names::SYSTEM_NAMESPACE);
     dns.push("localhost".into());
-    let bundle = certs::ensure_secret(webhook_client.clone(), names::SYSTEM_NAMESPACE, names::WEBHOOK_CERT_SECRET, &dns)
-        .await
-        .unwrap();
-    let again = certs::ensure_secret(webhook_client.clone(), names::SYSTEM_NAMESPACE, names::WEBHOOK_CERT_SECRET, &dns)
-        .await
-        .unwrap();
-    assert_eq!(bundle, again, "a restart (or a second replica) serves the stored certificate");
+    let bundle = certs::ensure_secret(
+        webhook_client.clone(),
+        names::SYSTEM_NAMESPACE,
+        names::WEBHOOK_CERT_SECRET,
+        &dns,
+    )
+    .await
+    .unwrap();
+    let again = certs::ensure_secret(
+        webhook_client.clone(),
+        names::SYSTEM_NAMESPACE,
+        names::WEBHOOK_CERT_SECRET,
+        &dns,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        bundle, again,
+        "a restart (or a second replica) serves the stored certificate"
+    );
     let wh_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let wh_port = wh_listener.local_addr().unwrap().port();
     let options = seldon_render::RenderOptions::default();
@@ -328,20 +458,39 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         webhook::router(validation::validator(options.clone())),
         std::future::pending(),
     ));
-    let webhook_yaml = std::fs::read_to_string(repo().join("manifests/operator/webhook.yaml")).unwrap();
+    let webhook_yaml =
+        std::fs::read_to_string(repo().join("manifests/operator/webhook.yaml")).unwrap();
     let mut vwc: Value = serde_yaml::Deserializer::from_str(&webhook_yaml)
         .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
         .find(|v| v["kind"] == "ValidatingWebhookConfiguration")
         .unwrap();
     // No cluster DNS here: the API server reaches the webhook by URL instead of Service.
-    vwc["webhooks"][0]["clientConfig"] = json!({"url": format!("https://localhost:{wh_port}{}", names::WEBHOOK_PATH)});
+    vwc["webhooks"][0]["clientConfig"] =
+        json!({"url": format!("https://localhost:{wh_port}{}", names::WEBHOOK_PATH)});
     apply_yaml(&admin, &serde_yaml::to_string(&vwc).unwrap()).await;
-    certs::patch_ca_bundle(webhook_client.clone(), names::WEBHOOK_CONFIG_NAME, &bundle.ca_pem).await.unwrap();
-    let stored = Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(admin.clone())
+    certs::patch_ca_bundle(
+        webhook_client.clone(),
+        names::WEBHOOK_CONFIG_NAME,
+        &bundle.ca_pem,
+    )
+    .await
+    .unwrap();
+    let stored =
+        Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(
+            admin.clone(),
+        )
         .get(names::WEBHOOK_CONFIG_NAME)
         .await
         .unwrap();
-    assert_eq!(stored.webhooks.unwrap()[0].client_config.ca_bundle.as_ref().unwrap().0, bundle.ca_pem.as_bytes());
+    assert_eq!(
+        stored.webhooks.unwrap()[0]
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .unwrap()
+            .0,
+        bundle.ca_pem.as_bytes()
+    );
 
     // Operator: leader election through the Lease, then the controller, both as the SA.
     let elector = LeaderElector::new(
@@ -351,23 +500,49 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         "replica-a",
         Duration::from_secs(15),
     );
-    tokio::time::timeout(Duration::from_secs(20), elector.acquire()).await.unwrap().unwrap();
-    let lease = Api::<Lease>::namespaced(admin.clone(), names::SYSTEM_NAMESPACE).get(names::LEASE_NAME).await.unwrap();
-    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("replica-a"));
-    let other = LeaderElector::new(operator_client.clone(), names::SYSTEM_NAMESPACE, names::LEASE_NAME, "replica-b", Duration::from_secs(15));
-    assert!(!other.try_acquire_or_renew().await.unwrap(), "a second replica must not lead");
+    tokio::time::timeout(Duration::from_secs(20), elector.acquire())
+        .await
+        .unwrap()
+        .unwrap();
+    let lease = Api::<Lease>::namespaced(admin.clone(), names::SYSTEM_NAMESPACE)
+        .get(names::LEASE_NAME)
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some("replica-a")
+    );
+    let other = LeaderElector::new(
+        operator_client.clone(),
+        names::SYSTEM_NAMESPACE,
+        names::LEASE_NAME,
+        "replica-b",
+        Duration::from_secs(15),
+    );
+    assert!(
+        !other.try_acquire_or_renew().await.unwrap(),
+        "a second replica must not lead"
+    );
 
     let ctx = Arc::new(Context {
         client: operator_client.clone(),
         options,
         metrics: Arc::new(Metrics::default()),
-        reporter: Reporter { controller: names::CONTROLLER_NAME.into(), instance: Some("replica-a".into()) },
+        reporter: Reporter {
+            controller: names::CONTROLLER_NAME.into(),
+            instance: Some("replica-a".into()),
+        },
         resync: Duration::from_secs(300),
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(run::run_controller(operator_client.clone(), ctx.clone(), None, async move {
-        let _ = stop_rx.await;
-    }));
+    let controller = tokio::spawn(run::run_controller(
+        operator_client.clone(),
+        ctx.clone(),
+        None,
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
 
     // An invalid SeldonDeployment is refused by the API server through our webhook.
     let sdeps: Api<SeldonDeployment> = Api::namespaced(admin.clone(), "seldon");
@@ -378,12 +553,19 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     .remove(0)
     .sdep;
     bad.spec.predictors[0].traffic = Some(10);
-    let err = sdeps.create(&PostParams::default(), &bad).await.unwrap_err();
+    let err = sdeps
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("denied the request: SeldonDeployment abtest is invalid: spec.predictors"), "{msg}");
+    assert!(
+        msg.contains("denied the request: SeldonDeployment abtest is invalid: spec.predictors"),
+        "{msg}"
+    );
 
     // A valid one is admitted, reconciled, and its status written.
-    let sample = std::fs::read_to_string(repo().join("manifests/samples/sklearn-iris.yaml")).unwrap();
+    let sample =
+        std::fs::read_to_string(repo().join("manifests/samples/sklearn-iris.yaml")).unwrap();
     let sdep = seldon_crd::parse_yaml(&sample).unwrap().remove(0).sdep;
     let created = sdeps.create(&PostParams::default(), &sdep).await.unwrap();
     let uid = created.metadata.uid.clone().unwrap();
@@ -391,12 +573,30 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), "seldon");
     let dep = eventually("model Deployment", Duration::from_secs(30), || {
         let deployments = deployments.clone();
-        async move { deployments.list(&ListParams::default().labels("seldon-deployment-id=iris")).await.ok()?.items.into_iter().next() }
+        async move {
+            deployments
+                .list(&ListParams::default().labels("seldon-deployment-id=iris"))
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
     })
     .await;
     let owner = &dep.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("SeldonDeployment", uid.as_str(), Some(true)));
-    assert!(dep.metadata.managed_fields.as_ref().unwrap().iter().any(|m| m.manager.as_deref() == Some(names::FIELD_MANAGER)));
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+        ("SeldonDeployment", uid.as_str(), Some(true))
+    );
+    assert!(
+        dep.metadata
+            .managed_fields
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some(names::FIELD_MANAGER))
+    );
 
     let status = eventually("status Creating", Duration::from_secs(30), || {
         let sdeps = sdeps.clone();
@@ -407,14 +607,23 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     })
     .await;
     assert_eq!(status.observed_generation, Some(1));
-    assert_eq!(status.address.unwrap().url.as_deref(), Some("http://iris-default.seldon.svc.cluster.local:8000/api/v1.0/predictions"));
+    assert_eq!(
+        status.address.unwrap().url.as_deref(),
+        Some("http://iris-default.seldon.svc.cluster.local:8000/api/v1.0/predictions")
+    );
     assert!(status.service_status.contains_key("iris-default"));
 
     // Istio objects were accepted by the real Istio CRD schemas; routing is held back.
     let kind = |k: &str| *owned::OWNED_KINDS.iter().find(|o| o.kind == k).unwrap();
     let list = |k: &str| {
-        let api: Api<DynamicObject> = Api::namespaced_with(admin.clone(), "seldon", &kind(k).api_resource());
-        async move { api.list(&ListParams::default().labels("seldon-deployment-id=iris")).await.unwrap().items }
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(admin.clone(), "seldon", &kind(k).api_resource());
+        async move {
+            api.list(&ListParams::default().labels("seldon-deployment-id=iris"))
+                .await
+                .unwrap()
+                .items
+        }
     };
     assert_eq!(list("WasmPlugin").await.len(), 1);
     assert!(list("VirtualService").await.is_empty());
@@ -439,14 +648,24 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         }
     })
     .await;
-    assert_eq!(status.deployment_status[&dep_name].available_replicas, Some(1));
+    assert_eq!(
+        status.deployment_status[&dep_name].available_replicas,
+        Some(1)
+    );
     assert_eq!(status.replicas, Some(1));
     assert_eq!(list("VirtualService").await.len(), 1);
     assert_eq!(list("DestinationRule").await.len(), 1);
 
     // Scale through the scale subresource: the Deployment follows.
-    sdeps.patch("iris", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3, "predictors": [{
-        "name": "default", "graph": sdep.spec.predictors[0].graph.clone()}]}}))).await.unwrap();
+    sdeps
+        .patch(
+            "iris",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3, "predictors": [{
+        "name": "default", "graph": sdep.spec.predictors[0].graph.clone()}]}})),
+        )
+        .await
+        .unwrap();
     eventually("Deployment scaled to 3", Duration::from_secs(30), || {
         let deployments = deployments.clone();
         let n = dep_name.clone();
@@ -456,16 +675,25 @@ async fn operator_and_webhook_against_a_real_apiserver() {
 
     // An API error: a quota that allows no Deployments. The operator (as its ServiceAccount)
     // marks the SeldonDeployment Failed and publishes a Warning event.
-    apply_yaml(&admin, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon-full\n").await;
+    apply_yaml(
+        &admin,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: seldon-full\n",
+    )
+    .await;
     apply_yaml(
         &admin,
         "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: no-deployments\n  namespace: seldon-full\nspec:\n  hard:\n    count/deployments.apps: \"0\"\n",
     )
     .await;
-    let quota_api: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(admin.clone(), "seldon-full");
+    let quota_api: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+        Api::namespaced(admin.clone(), "seldon-full");
     quota_api
-        .patch_status("no-deployments", &PatchParams::default(), &Patch::Merge(json!({"status": {
-            "hard": {"count/deployments.apps": "0"}, "used": {"count/deployments.apps": "0"}}})))
+        .patch_status(
+            "no-deployments",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+            "hard": {"count/deployments.apps": "0"}, "used": {"count/deployments.apps": "0"}}})),
+        )
         .await
         .unwrap();
     let full: Api<SeldonDeployment> = Api::namespaced(admin.clone(), "seldon-full");
@@ -481,20 +709,42 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     })
     .await;
     let description = failed.description.unwrap_or_default();
-    assert!(description.starts_with("applying Deployment iris-default-0-classifier failed"), "{description}");
+    assert!(
+        description.starts_with("applying Deployment iris-default-0-classifier failed"),
+        "{description}"
+    );
     assert!(description.contains("exceeded quota"), "{description}");
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin.clone(), "seldon-full");
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(admin.clone(), "seldon-full");
     let ev = eventually("Warning event", Duration::from_secs(30), || {
         let events = events.clone();
-        async move { events.list(&ListParams::default()).await.ok()?.items.into_iter().find(|e| e.reason.as_deref() == Some("ApplyFailed")) }
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("ApplyFailed"))
+        }
     })
     .await;
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
-    assert_eq!(ev.reporting_controller.as_deref(), Some(names::CONTROLLER_NAME));
+    assert_eq!(
+        ev.reporting_controller.as_deref(),
+        Some(names::CONTROLLER_NAME)
+    );
     assert_eq!(ev.regarding.unwrap().name.as_deref(), Some("iris"));
-    assert!(ctx.metrics.encode().contains("seldon_operator_reconcile_errors_total{reason=\"apply\"}"));
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("seldon_operator_reconcile_errors_total{reason=\"apply\"}")
+    );
 
     let _ = stop_tx.send(());
-    tokio::time::timeout(Duration::from_secs(20), controller).await.expect("graceful shutdown").unwrap();
+    tokio::time::timeout(Duration::from_secs(20), controller)
+        .await
+        .expect("graceful shutdown")
+        .unwrap();
     assert!(ctx.metrics.reconciles.get() >= 2);
 }

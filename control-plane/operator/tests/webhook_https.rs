@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use seldon_operator::{certs, names, validation, webhook};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 struct Server {
@@ -20,11 +20,18 @@ async fn start() -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let router = webhook::router(validation::validator(seldon_render::RenderOptions::default()));
+    let router = webhook::router(validation::validator(
+        seldon_render::RenderOptions::default(),
+    ));
     let task = tokio::spawn(webhook::serve_tls(listener, tls, router, async move {
         let _ = rx.await;
     }));
-    Server { addr, ca_pem: bundle.ca_pem, stop: Some(tx), task }
+    Server {
+        addr,
+        ca_pem: bundle.ca_pem,
+        stop: Some(tx),
+        task,
+    }
 }
 
 fn client(ca_pem: &str) -> reqwest::Client {
@@ -36,8 +43,12 @@ fn client(ca_pem: &str) -> reqwest::Client {
 }
 
 fn sample_json(file: &str) -> Value {
-    let path = format!("{}/../../manifests/samples/{file}", env!("CARGO_MANIFEST_DIR"));
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = format!(
+        "{}/../../manifests/samples/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     serde_json::to_value(yaml).unwrap()
 }
 
@@ -64,8 +75,17 @@ fn review(uid: &str, operation: &str, object: Value) -> Value {
 }
 
 async fn post(server: &Server, body: &Value) -> (u16, Value) {
-    let url = format!("https://localhost:{}{}", server.addr.port(), names::WEBHOOK_PATH);
-    let resp = client(&server.ca_pem).post(url).json(body).send().await.unwrap();
+    let url = format!(
+        "https://localhost:{}{}",
+        server.addr.port(),
+        names::WEBHOOK_PATH
+    );
+    let resp = client(&server.ca_pem)
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
 }
@@ -73,7 +93,11 @@ async fn post(server: &Server, body: &Value) -> (u16, Value) {
 #[tokio::test]
 async fn valid_seldon_deployment_is_allowed() {
     let server = start().await;
-    let (code, body) = post(&server, &review("uid-1", "CREATE", sample_json("sklearn-iris.yaml"))).await;
+    let (code, body) = post(
+        &server,
+        &review("uid-1", "CREATE", sample_json("sklearn-iris.yaml")),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(body["kind"], "AdmissionReview");
@@ -87,6 +111,9 @@ async fn every_sample_is_allowed() {
     let dir = format!("{}/../../manifests/samples", env!("CARGO_MANIFEST_DIR"));
     for entry in std::fs::read_dir(dir).unwrap() {
         let file = entry.unwrap().file_name().into_string().unwrap();
+        if !file.ends_with(".yaml") {
+            continue;
+        }
         let (_, body) = post(&server, &review("u", "UPDATE", sample_json(&file))).await;
         assert_eq!(body["response"]["allowed"], true, "{file}: {body:#}");
     }
@@ -101,8 +128,10 @@ async fn broken_traffic_split_is_denied_with_the_validate_message() {
     assert!(!expected.is_empty());
     // The same words `seldon-mesh validate` prints: seldon_render::check's violations.
     let sdep: seldon_crd::SeldonDeployment = serde_json::from_value(obj.clone()).unwrap();
-    let direct: Vec<String> =
-        seldon_render::check(&sdep, &seldon_render::RenderOptions::default()).iter().map(ToString::to_string).collect();
+    let direct: Vec<String> = seldon_render::check(&sdep, &seldon_render::RenderOptions::default())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(expected, direct);
 
     let (code, body) = post(&server, &review("uid-2", "CREATE", obj)).await;
@@ -111,7 +140,10 @@ async fn broken_traffic_split_is_denied_with_the_validate_message() {
     assert_eq!(body["response"]["allowed"], false);
     let message = body["response"]["status"]["message"].as_str().unwrap();
     assert_eq!(message, webhook::denial_message("abtest", &expected));
-    assert!(message.starts_with("SeldonDeployment abtest is invalid: spec.predictors"), "{message}");
+    assert!(
+        message.starts_with("SeldonDeployment abtest is invalid: spec.predictors"),
+        "{message}"
+    );
     assert!(message.contains("traffic"), "{message}");
 }
 
@@ -125,7 +157,10 @@ async fn invalid_graph_is_denied_by_compile() {
     assert_eq!(body["response"]["allowed"], false, "{body:#}");
     let message = body["response"]["status"]["message"].as_str().unwrap();
     let expected = validation::problems(&obj, &seldon_render::RenderOptions::default());
-    assert_eq!(message, webhook::denial_message(obj["metadata"]["name"].as_str().unwrap(), &expected));
+    assert_eq!(
+        message,
+        webhook::denial_message(obj["metadata"]["name"].as_str().unwrap(), &expected)
+    );
     assert!(message.contains("spec.predictors[0].graph"), "{message}");
 }
 
@@ -137,7 +172,10 @@ async fn unknown_field_is_denied_with_its_path() {
     let (_, body) = post(&server, &review("uid-4", "CREATE", obj)).await;
     assert_eq!(body["response"]["allowed"], false);
     let message = body["response"]["status"]["message"].as_str().unwrap();
-    assert!(message.contains("spec.predictors[0].graph.modelURI: unknown field"), "{message}");
+    assert!(
+        message.contains("spec.predictors[0].graph.modelURI: unknown field"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -155,16 +193,34 @@ async fn garbage_body_is_a_400_with_an_invalid_review() {
     let (code, body) = post(&server, &json!({"hello": "world"})).await;
     assert_eq!(code, 400);
     assert_eq!(body["response"]["allowed"], false);
-    assert!(body["response"]["status"]["message"].as_str().unwrap().contains("AdmissionReview"));
+    assert!(
+        body["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("AdmissionReview")
+    );
 }
 
 #[tokio::test]
 async fn untrusted_clients_fail_the_handshake_and_shutdown_is_graceful() {
     let mut server = start().await;
     let other_ca = certs::generate(&["localhost".to_string()]).unwrap().ca_pem;
-    let url = format!("https://localhost:{}{}", server.addr.port(), names::WEBHOOK_PATH);
-    let err = client(&other_ca).post(url).json(&json!({})).send().await.unwrap_err();
+    let url = format!(
+        "https://localhost:{}{}",
+        server.addr.port(),
+        names::WEBHOOK_PATH
+    );
+    let err = client(&other_ca)
+        .post(url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err}");
     server.stop.take().unwrap().send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), &mut server.task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), &mut server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
