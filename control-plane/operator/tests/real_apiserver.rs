@@ -656,7 +656,7 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     assert_eq!(list("VirtualService").await.len(), 1);
     assert_eq!(list("DestinationRule").await.len(), 1);
 
-    // Scale through the scale subresource: the Deployment follows.
+    // Scale: spec.replicas (the predictor-level replicas removed, since they take precedence).
     sdeps
         .patch(
             "iris",
