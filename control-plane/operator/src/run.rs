@@ -117,8 +117,18 @@ pub async fn run_controller(
 
 /// `seldon-mesh operator`.
 pub async fn run_operator(args: OperatorArgs) -> Result<(), RunError> {
-    let options = config::load_render_options(args.config.as_deref())?;
     let client = Client::try_default().await.map_err(RunError::Client)?;
+    run_operator_with(client, args, shutdown_signal()).await
+}
+
+/// The operator with a given client, until `shutdown` resolves: metrics server, leader
+/// election (when enabled), then the controller while the lease is held.
+pub async fn run_operator_with(
+    client: Client,
+    args: OperatorArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let options = config::load_render_options(args.config.as_deref())?;
     let metrics = Arc::new(Metrics::default());
     let listener = TcpListener::bind(args.metrics_addr)
         .await
@@ -127,7 +137,7 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), RunError> {
             source,
         })?;
     let metrics_router = metrics::router(metrics.clone());
-    tokio::spawn(async move {
+    let metrics_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, metrics_router).await {
             tracing::error!(error = %e, "metrics server stopped");
         }
@@ -142,47 +152,58 @@ pub async fn run_operator(args: OperatorArgs) -> Result<(), RunError> {
         },
         resync: Duration::from_secs(args.resync_seconds),
     });
+    // One shutdown signal, observed by the election wait, the renewal loop and the controller.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
 
-    if !args.leader_election {
-        run_controller(
-            client,
-            ctx,
-            args.watch_namespace.as_deref(),
-            shutdown_signal(),
-        )
-        .await;
-        return Ok(());
-    }
-    let elector = LeaderElector::new(
-        client.clone(),
-        &args.pod_namespace,
-        names::LEASE_NAME,
-        &args.pod_name,
-        Duration::from_secs(args.lease_duration_seconds),
-    );
-    tokio::select! {
-        r = elector.acquire() => r?,
-        () = shutdown_signal() => return Ok(()),
-    }
-    // Stop reconciling on a signal or when the lease is lost (another replica takes over).
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let renew = {
-        let elector = elector.clone();
-        tokio::spawn(async move {
+    if args.leader_election {
+        let elector = LeaderElector::new(
+            client.clone(),
+            &args.pod_namespace,
+            names::LEASE_NAME,
+            &args.pod_name,
+            Duration::from_secs(args.lease_duration_seconds),
+        );
+        tokio::select! {
+            r = elector.acquire() => r?,
+            () = stopped(stop_rx.clone()) => {
+                metrics_task.abort();
+                return Ok(());
+            }
+        }
+        // Stop reconciling on shutdown or when the lease is lost (another replica takes over).
+        let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
+        let renew_stop = stop_rx.clone();
+        let renew = tokio::spawn(async move {
             tokio::select! {
                 r = elector.keep_renewing() => {
                     if let Err(e) = r { tracing::error!(error = %e, "lease renewal failed"); }
                 }
-                () = shutdown_signal() => {}
+                () = stopped(renew_stop) => {}
             }
-            let _ = tx.send(());
+            let _ = lost_tx.send(());
+        });
+        run_controller(client, ctx, args.watch_namespace.as_deref(), async move {
+            let _ = lost_rx.await;
         })
-    };
-    run_controller(client, ctx, args.watch_namespace.as_deref(), async move {
-        let _ = rx.await;
-    })
-    .await;
-    renew.abort();
+        .await;
+        renew.abort();
+    } else {
+        run_controller(
+            client,
+            ctx,
+            args.watch_namespace.as_deref(),
+            stopped(stop_rx),
+        )
+        .await;
+    }
+    metrics_task.abort();
     Ok(())
 }
 

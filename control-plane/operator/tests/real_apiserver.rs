@@ -14,7 +14,6 @@
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,13 +23,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::events::Reporter;
 use kube::{Client, Config, ResourceExt};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use seldon_crd::SeldonDeployment;
 use seldon_operator::leader::LeaderElector;
-use seldon_operator::metrics::Metrics;
-use seldon_operator::reconcile::Context;
 use seldon_operator::{certs, names, owned, run, validation, webhook};
 use serde_json::{Value, json};
 
@@ -524,25 +520,35 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         "a second replica must not lead"
     );
 
-    let ctx = Arc::new(Context {
-        client: operator_client.clone(),
-        options,
-        metrics: Arc::new(Metrics::default()),
-        reporter: Reporter {
-            controller: names::CONTROLLER_NAME.into(),
-            instance: Some("replica-a".into()),
-        },
-        resync: Duration::from_secs(300),
-    });
+    // The operator as `seldon-mesh operator` runs it: metrics server, leader election
+    // (replica-a already holds the lease, so it renews), controller; stopped by a signal.
+    let metrics_port = free_port();
+    let args = <seldon_operator::OperatorArgs as clap::FromArgMatches>::from_arg_matches(
+        &<seldon_operator::OperatorArgs as clap::Args>::augment_args(clap::Command::new(
+            "operator",
+        ))
+        .get_matches_from([
+            "operator".to_string(),
+            format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            "--pod-name=replica-a".to_string(),
+            "--lease-duration-seconds=6".to_string(),
+        ]),
+    )
+    .unwrap();
+    drop(options);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let controller = tokio::spawn(run::run_controller(
+    let controller = tokio::spawn(run::run_operator_with(
         operator_client.clone(),
-        ctx.clone(),
-        None,
+        args,
         async move {
             let _ = stop_rx.await;
         },
     ));
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let scrape = move || {
+        let url = metrics_url.clone();
+        async move { reqwest::get(url).await.ok()?.text().await.ok() }
+    };
 
     // An invalid SeldonDeployment is refused by the API server through our webhook.
     let sdeps: Api<SeldonDeployment> = Api::namespaced(admin.clone(), "seldon");
@@ -735,16 +741,27 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         Some(names::CONTROLLER_NAME)
     );
     assert_eq!(ev.regarding.unwrap().name.as_deref(), Some("iris"));
+    let body = eventually("metrics served", Duration::from_secs(10), scrape.clone()).await;
     assert!(
-        ctx.metrics
-            .encode()
-            .contains("seldon_operator_reconcile_errors_total{reason=\"apply\"}")
+        body.contains("seldon_operator_reconcile_errors_total{reason=\"apply\"}"),
+        "{body}"
     );
+    let reconciles: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("seldon_operator_reconciles_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(reconciles >= 3, "{body}");
 
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(20), controller)
         .await
         .expect("graceful shutdown")
+        .unwrap()
         .unwrap();
-    assert!(ctx.metrics.reconciles.get() >= 2);
+    assert!(
+        scrape().await.is_none(),
+        "metrics server stopped with the operator"
+    );
 }
