@@ -29,6 +29,9 @@ export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 export GOPATH="${GOPATH:-$HOME/go}"
 
 mkdir -p "$BIN"
+# Tests call this script concurrently; one build at a time, the others wait and reuse it.
+exec 9>"$OUT/.lock"
+flock 9
 
 build_etcd() {
     local dir="$OUT/etcd-wrapper"
