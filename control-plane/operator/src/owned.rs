@@ -331,3 +331,144 @@ pub fn required_rules() -> Vec<(String, String, Vec<String>)> {
     rules.sort();
     rules
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "machinelearning.seldon.io/v1".into(),
+            kind: "SeldonDeployment".into(),
+            name: "iris".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn obj(api_version: &str, kind: &str, name: &str) -> Value {
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "resourceVersion": "7", "uid": "x"}})
+    }
+
+    #[test]
+    fn desired_objects_are_namespaced_labelled_owned_and_in_apply_order() {
+        let out = prepare_desired(
+            vec![
+                obj("networking.istio.io/v1", "VirtualService", "iris"),
+                obj("v1", "Service", "iris-default"),
+                obj("apps/v1", "Deployment", "iris-default-0-classifier"),
+            ],
+            "seldon",
+            "iris",
+            &owner("u1"),
+        )
+        .unwrap();
+        let kinds: Vec<String> = out.iter().map(|o| ObjKey::of(o).kind).collect();
+        assert_eq!(kinds, ["Deployment", "Service", "VirtualService"]);
+        for o in &out {
+            assert_eq!(o.metadata.namespace.as_deref(), Some("seldon"));
+            assert_eq!(
+                o.metadata.labels.as_ref().unwrap()[names::LABEL_SDEP_ID],
+                "iris"
+            );
+            assert_eq!(o.metadata.owner_references.as_ref().unwrap()[0].uid, "u1");
+            assert!(o.metadata.resource_version.is_none() && o.metadata.uid.is_none());
+        }
+        let (now, routing) = split_routing(out);
+        assert_eq!(now.len(), 2);
+        assert_eq!(ObjKey::of(&routing[0]).kind, "VirtualService");
+    }
+
+    #[test]
+    fn unowned_kind_duplicate_and_non_object_are_refused() {
+        let e =
+            prepare_desired(vec![obj("v1", "Secret", "s")], "ns", "iris", &owner("u")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rendered object Secret s is of a kind the operator does not own"
+        );
+        let e = prepare_desired(
+            vec![obj("v1", "Service", "a"), obj("v1", "Service", "a")],
+            "ns",
+            "iris",
+            &owner("u"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            DesiredError::Duplicate(ObjKey {
+                api_version: "v1".into(),
+                kind: "Service".into(),
+                name: "a".into()
+            })
+        );
+        let e = prepare_desired(vec![json!({"kind": "Service"})], "ns", "iris", &owner("u"))
+            .unwrap_err();
+        assert!(
+            matches!(e, DesiredError::NotAnObject { index: 0, .. }),
+            "{e}"
+        );
+        let e = prepare_desired(vec![json!(3)], "ns", "iris", &owner("u")).unwrap_err();
+        assert!(
+            matches!(e, DesiredError::NotAnObject { index: 0, .. }),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn prune_only_what_we_control_and_no_longer_want() {
+        let mine = |kind: &str, name: &str| {
+            let mut o: DynamicObject = serde_json::from_value(obj("v1", kind, name)).unwrap();
+            o.metadata.owner_references = Some(vec![owner("u1")]);
+            o
+        };
+        let desired = vec![mine("Service", "keep")];
+        let mut foreign = mine("Service", "foreign");
+        foreign.metadata.owner_references = Some(vec![owner("other")]);
+        let mut not_controller = mine("Service", "ref-only");
+        not_controller.metadata.owner_references.as_mut().unwrap()[0].controller = None;
+        let mut deleting = mine("Service", "deleting");
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ));
+        let existing = vec![
+            mine("Service", "keep"),
+            mine("Service", "stale"),
+            foreign,
+            not_controller,
+            deleting,
+        ];
+        let pruned = to_prune(&desired, &existing, "u1");
+        assert_eq!(
+            pruned,
+            vec![ObjKey {
+                api_version: "v1".into(),
+                kind: "Service".into(),
+                name: "stale".into()
+            }]
+        );
+        assert!(to_prune(&desired, &existing, "nobody").is_empty());
+    }
+
+    #[test]
+    fn kinds_resolve_and_required_rules_cover_every_owned_kind() {
+        assert_eq!(
+            owned_kind("apps/v1", "Deployment").unwrap().plural,
+            "deployments"
+        );
+        assert!(owned_kind("apps/v1beta1", "Deployment").is_none());
+        let rules = required_rules();
+        for k in OWNED_KINDS {
+            assert!(rules.iter().any(|(g, r, v)| g == k.group
+                && r == k.plural
+                && v.contains(&"delete".to_string())));
+        }
+        assert!(
+            !rules.iter().any(|(_, r, _)| r == "secrets"),
+            "the operator never touches Secrets"
+        );
+    }
+}

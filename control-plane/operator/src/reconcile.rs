@@ -459,3 +459,82 @@ pub fn error_policy(
 pub fn sdep_selector(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(names::LABEL_SDEP_ID.to_string(), name.to_string())])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdep() -> SeldonDeployment {
+        let text = "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: iris, namespace: seldon, uid: u1}\nspec:\n  predictors:\n  - name: default\n    graph: {name: clf, implementation: SKLEARN_SERVER, modelUri: 'gs://x'}\n";
+        seldon_crd::parse_yaml(text).unwrap().remove(0).sdep
+    }
+
+    #[test]
+    fn plan_owns_everything_and_holds_routing_back() {
+        let p = plan(&sdep(), &RenderOptions::default()).unwrap();
+        assert_eq!(
+            p.first_deployment.as_deref(),
+            Some("iris-default-0-clf")
+        );
+        assert!(
+            p.routing
+                .iter()
+                .all(|o| ObjKey::of(o).kind == "VirtualService"
+                    || ObjKey::of(o).kind == "DestinationRule")
+        );
+        assert!(!p.routing.is_empty());
+        for o in p.all() {
+            assert_eq!(o.metadata.owner_references.as_ref().unwrap()[0].uid, "u1");
+        }
+    }
+
+    #[test]
+    fn plan_needs_an_object_from_the_api_server() {
+        let mut s = sdep();
+        s.metadata.uid = None;
+        let e = plan(&s, &RenderOptions::default()).unwrap_err();
+        assert_eq!(e.to_string(), "SeldonDeployment has no metadata.uid");
+        assert!(e.is_permanent());
+        let mut s = sdep();
+        s.metadata.namespace = None;
+        assert_eq!(
+            plan(&s, &RenderOptions::default()).unwrap_err().to_string(),
+            "SeldonDeployment has no metadata.namespace"
+        );
+    }
+
+    #[test]
+    fn invalid_spec_is_a_permanent_render_error() {
+        let mut s = sdep();
+        s.spec.predictors[0].traffic = Some(30);
+        s.spec.predictors.push(s.spec.predictors[0].clone());
+        let e = plan(&s, &RenderOptions::default()).unwrap_err();
+        assert_eq!(
+            (e.reason(), e.event_reason(), e.is_permanent()),
+            ("render", "InvalidSeldonDeployment", true)
+        );
+    }
+
+    #[test]
+    fn failed_status_keeps_what_was_known() {
+        let mut s = sdep();
+        let mut prev = SeldonDeploymentStatus {
+            replicas: Some(2),
+            ..Default::default()
+        };
+        prev.service_status.insert("svc".into(), Default::default());
+        s.status = Some(prev);
+        let f = failed_status(
+            &s,
+            "applying Deployment d failed: 403",
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(f.state, Some(State::Failed));
+        assert_eq!(
+            f.description.as_deref(),
+            Some("applying Deployment d failed: 403")
+        );
+        assert_eq!(f.replicas, Some(2));
+        assert!(f.service_status.contains_key("svc"));
+    }
+}

@@ -265,3 +265,240 @@ pub fn compute(sdep: &SeldonDeployment, input: &StatusInput<'_>) -> SeldonDeploy
         observed_generation: sdep.metadata.generation,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{
+        DeploymentCondition, DeploymentSpec, DeploymentStatus as K8sStatus,
+    };
+    use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn sdep(protocol: &str) -> SeldonDeployment {
+        let text = format!(
+            "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {{name: iris, namespace: seldon, generation: 4}}\nspec:\n  protocol: {protocol}\n  predictors:\n  - name: default\n    graph: {{name: clf, implementation: SKLEARN_SERVER, modelUri: 'gs://x'}}\n"
+        );
+        seldon_crd::parse_yaml(&text).unwrap().remove(0).sdep
+    }
+
+    fn dep(name: &str, want: i32, available: i32, conditions: &[(&str, &str)]) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(want),
+                ..Default::default()
+            }),
+            status: Some(K8sStatus {
+                observed_generation: Some(1),
+                replicas: Some(want),
+                available_replicas: Some(available),
+                updated_replicas: Some(available),
+                conditions: Some(
+                    conditions
+                        .iter()
+                        .map(|(t, s)| DeploymentCondition {
+                            type_: (*t).into(),
+                            status: (*s).into(),
+                            message: Some(format!("{t} is {s}")),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn svc(name: &str) -> Service {
+        let port = |n: &str, p: i32| ServicePort {
+            name: Some(n.into()),
+            port: p,
+            ..Default::default()
+        };
+        Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                ports: Some(vec![port("http", 8000), port("grpc", 5001)]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn available_when_every_deployment_is_available() {
+        let deps = [dep("d1", 2, 2, &[("Available", "True")])];
+        let svcs = [svc("iris-default")];
+        let s = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                deployments: &deps,
+                services: &svcs,
+                first_deployment: Some("d1"),
+                now: now(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.state, Some(State::Available));
+        assert_eq!(s.replicas, Some(2));
+        assert_eq!(s.observed_generation, Some(4));
+        assert_eq!(
+            s.service_status["iris-default"].http_endpoint.as_deref(),
+            Some("iris-default.seldon:8000")
+        );
+        assert_eq!(
+            s.service_status["iris-default"].grpc_endpoint.as_deref(),
+            Some("iris-default.seldon:5001")
+        );
+        assert!(s.conditions.iter().all(|c| c.status == "True"));
+    }
+
+    #[test]
+    fn creating_while_replicas_are_missing_and_failed_when_progress_stops() {
+        let svcs = [svc("iris-default")];
+        let creating = [dep("d1", 2, 1, &[])];
+        let s = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                deployments: &creating,
+                services: &svcs,
+                now: now(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.state, Some(State::Creating));
+        assert_eq!(
+            s.description.as_deref(),
+            Some("Waiting for Deployment(s): d1")
+        );
+        assert_eq!(
+            s.deployment_status["d1"].status.as_deref(),
+            Some("Creating")
+        );
+
+        let stuck = [dep("d1", 1, 0, &[("Progressing", "False")])];
+        let s = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                deployments: &stuck,
+                services: &svcs,
+                now: now(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.state, Some(State::Failed));
+        assert_eq!(s.description.as_deref(), Some("Deployment(s) failed: d1"));
+        assert_eq!(
+            s.deployment_status["d1"].description.as_deref(),
+            Some("Progressing is False")
+        );
+    }
+
+    #[test]
+    fn an_error_wins_and_transition_times_only_move_on_change() {
+        let deps = [dep("d1", 1, 1, &[("Available", "True")])];
+        let svcs = [svc("s")];
+        let ok = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                deployments: &deps,
+                services: &svcs,
+                now: now(),
+                ..Default::default()
+            },
+        );
+        let later = Timestamp::from_second(1_800_000_100).unwrap();
+        let again = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                deployments: &deps,
+                services: &svcs,
+                previous: Some(&ok),
+                now: later,
+                ..Default::default()
+            },
+        );
+        assert_eq!(ok, again, "same facts, same status: nothing to write");
+        let failed = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                deployments: &deps,
+                services: &svcs,
+                error: Some("boom"),
+                previous: Some(&ok),
+                now: later,
+                ..Default::default()
+            },
+        );
+        assert_eq!(failed.state, Some(State::Failed));
+        let ready = failed
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == "Ready")
+            .unwrap();
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_deref(),
+                ready.message.as_deref()
+            ),
+            ("False", Some("ReconcileFailed"), Some("boom"))
+        );
+        assert_eq!(ready.last_transition_time, Some(Time(later)));
+        let deps_ready = failed
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == "DeploymentsReady")
+            .unwrap();
+        assert_eq!(deps_ready.last_transition_time, Some(Time(now())));
+    }
+
+    #[test]
+    fn address_follows_the_protocol() {
+        assert_eq!(
+            address_url(&sdep("seldon")).unwrap(),
+            "http://iris-default.seldon.svc.cluster.local:8000/api/v1.0/predictions"
+        );
+        assert_eq!(
+            address_url(&sdep("v2")).unwrap(),
+            "http://iris-default.seldon.svc.cluster.local:8000/v2/models/clf/infer"
+        );
+        assert_eq!(
+            address_url(&sdep("tensorflow")).unwrap(),
+            "http://iris-default.seldon.svc.cluster.local:8000/v1/models/clf:predict"
+        );
+        let mut none = sdep("seldon");
+        none.spec.predictors.clear();
+        assert_eq!(address_url(&none), None);
+    }
+
+    #[test]
+    fn no_objects_yet_is_creating() {
+        let s = compute(
+            &sdep("seldon"),
+            &StatusInput {
+                now: now(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(s.state, Some(State::Creating));
+        let d = s
+            .conditions
+            .iter()
+            .find(|c| c.condition_type == "DeploymentsReady")
+            .unwrap();
+        assert_eq!(d.message.as_deref(), Some("no Deployments yet"));
+    }
+}

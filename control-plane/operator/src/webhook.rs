@@ -170,3 +170,50 @@ mod tokio_util_like {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(op: &str, object: serde_json::Value) -> AdmissionRequest<DynamicObject> {
+        let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "kind": {"group": "machinelearning.seldon.io", "version": "v1", "kind": "SeldonDeployment"},
+                "resource": {"group": "machinelearning.seldon.io", "version": "v1", "resource": "seldondeployments"},
+                "name": "x", "operation": op, "userInfo": {}, "object": object, "dryRun": false}
+        }))
+        .unwrap();
+        review.try_into().unwrap()
+    }
+
+    fn validator(problems: &'static [&'static str]) -> Validator {
+        Arc::new(move |_| {
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(problems.iter().map(|s| (*s).to_string()).collect())
+            }
+        })
+    }
+
+    #[test]
+    fn problems_deny_with_every_message_and_none_allow() {
+        let obj = json!({"apiVersion": "machinelearning.seldon.io/v1", "kind": "SeldonDeployment", "metadata": {"name": "x"}});
+        let r = review(
+            &request("CREATE", obj.clone()),
+            &validator(&["a: 1", "b: 2"]),
+        );
+        assert!(!r.allowed);
+        assert_eq!(
+            r.result.message,
+            "SeldonDeployment x is invalid: a: 1; b: 2"
+        );
+        assert!(review(&request("UPDATE", obj), &validator(&[])).allowed);
+    }
+
+    #[test]
+    fn delete_is_never_validated() {
+        assert!(review(&request("DELETE", json!(null)), &validator(&["never"])).allowed);
+    }
+}
