@@ -61,9 +61,9 @@ struct Proc(Child, String);
 impl Drop for Proc {
     fn drop(&mut self) {
         // seldon-core and MLServer fork workers: signal the whole process group.
-        let _ = Command::new("kill").args(["-TERM", &format!("-{}", self.0.id())]).status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.0.id())]).status();
+        let _ = Command::new("kill").args(["-s", "TERM", "--", &format!("-{}", self.0.id())]).status();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("kill").args(["-s", "KILL", "--", &format!("-{}", self.0.id())]).status();
         let _ = self.0.wait();
     }
 }

@@ -35,7 +35,16 @@ pub fn parse_oha(json: &str) -> Result<Run, String> {
         let n = n.as_u64().unwrap_or(0);
         if code.starts_with('2') { ok += n } else { failed += n }
     }
-    failed += v.get("errorDistribution").and_then(Value::as_object).into_iter().flatten().filter_map(|(_, n)| n.as_u64()).sum::<u64>();
+    // Requests still in flight when `-z` ends are reported as "aborted due to deadline":
+    // an artefact of stopping, not a server error.
+    failed += v
+        .get("errorDistribution")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(what, _)| !what.contains("deadline"))
+        .filter_map(|(_, n)| n.as_u64())
+        .sum::<u64>();
     Ok(Run {
         rps: num("/summary/requestsPerSec")?,
         p50_ms: num("/latencyPercentiles/p50")? * 1e3,
@@ -104,7 +113,7 @@ mod tests {
         assert!(!oha_args("http://x/p", "{}", 10, 16, None).contains(&"-q".into()));
         let r = parse_oha(
             r#"{"summary":{"requestsPerSec":1000.5},"latencyPercentiles":{"p50":0.0004,"p99":0.002},
-               "statusCodeDistribution":{"200":10,"500":1},"errorDistribution":{"aborted":2}}"#,
+               "statusCodeDistribution":{"200":10,"500":1},"errorDistribution":{"aborted":2,"aborted due to deadline":16}}"#,
         )
         .unwrap();
         assert_eq!(r, Run { rps: 1000.5, p50_ms: 0.4, p99_ms: 2.0, ok: 10, failed: 3 });
