@@ -5,10 +5,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM := target/wasm32-wasip1/release/seldon_filter.wasm
 
-.PHONY: help setup wasm demo test test-rust test-python lint fmt ci bench
+.PHONY: help setup wasm demo demo-filter test test-rust test-python lint fmt ci bench
 
 help:
-	@echo "make demo   - run a sample inference graph through the filter in a real Envoy"
+	@echo "make demo   - local mode: seldon-mesh up on a sample graph, one prediction through it"
 	@echo "make ci     - everything CI checks: setup, lints, wasm build, all tests"
 	@echo "make wasm   - build the release filter module ($(WASM))"
 	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
@@ -21,7 +21,16 @@ wasm: setup
 	$(CARGO) build --locked -p seldon-filter --target wasm32-wasip1 --release
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
 
+# Local mode on a sample graph: an A/B test between two scikit-learn models, each served by
+# seldon-server (ONNX Runtime from the pinned wheel), behind the filter in a real Envoy.
 demo: wasm
+	$(CARGO) build --locked -q -p seldon-mesh -p seldon-server
+	ORT_DYLIB_PATH="$$(model-servers/onnx/scripts/setup.sh)" target/debug/seldon-mesh up \
+	  -f manifests/samples/local/iris-abtest.yaml \
+	  --request '{"data":{"names":["sepal_length","sepal_width","petal_length","petal_width"],"ndarray":[[5.1,3.5,1.4,0.2]]}}'
+
+# The filter alone: transformer → router → two test models (no model servers needed).
+demo-filter: wasm
 	$(CARGO) build --locked -q -p seldon-e2e --bins
 	$(CARGO) run --locked -q -p seldon-e2e --bin demo
 

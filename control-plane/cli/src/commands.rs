@@ -1,6 +1,7 @@
 //! One module per subcommand, plus the options they share.
 
 pub mod render;
+pub mod up;
 pub mod validate;
 
 use std::path::PathBuf;
@@ -30,10 +31,12 @@ impl Shared {
     pub fn read_input(&self) -> anyhow::Result<String> {
         if self.file.as_os_str() == "-" {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading stdin")?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .context("reading stdin")?;
             return Ok(s);
         }
-        std::fs::read_to_string(&self.file).with_context(|| format!("reading {}", self.file.display()))
+        std::fs::read_to_string(&self.file)
+            .with_context(|| format!("reading {}", self.file.display()))
     }
 
     pub fn options(&self, ingress: IngressArg) -> anyhow::Result<RenderOptions> {
@@ -43,8 +46,10 @@ impl Shared {
             IngressArg::Ambassador => Ingress::Ambassador,
         };
         if let Some(path) = &self.catalogue {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            opts.catalogue = Catalogue::from_yaml(&text).with_context(|| format!("in {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            opts.catalogue =
+                Catalogue::from_yaml(&text).with_context(|| format!("in {}", path.display()))?;
         }
         Ok(opts)
     }

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "seldon-mesh", version, about = "Seldon Core v1 SeldonDeployments on an Istio mesh")]
+#[command(
+    name = "seldon-mesh",
+    version,
+    about = "Seldon Core v1 SeldonDeployments on an Istio mesh"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,8 @@ enum Command {
     Operator(seldon_operator::OperatorArgs),
     /// Serve the validating admission webhook over HTTPS.
     Webhook(seldon_operator::WebhookArgs),
+    /// Run a SeldonDeployment locally: node processes and the graph filter in a real Envoy.
+    Up(commands::up::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,8 +40,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => commands::render::run(args),
         Command::Validate(args) => commands::validate::run(args),
-        Command::Operator(args) => seldon_operator::main_operator(args).map(|()| ExitCode::SUCCESS).map_err(Into::into),
-        Command::Webhook(args) => seldon_operator::main_webhook(args).map(|()| ExitCode::SUCCESS).map_err(Into::into),
+        Command::Up(args) => commands::up::run(args),
+        Command::Operator(args) => seldon_operator::main_operator(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+        Command::Webhook(args) => seldon_operator::main_webhook(args)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

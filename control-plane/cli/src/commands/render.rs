@@ -18,12 +18,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = args.shared.read_input()?;
     let opts = args.shared.options(args.ingress)?;
-    let docs = seldon_crd::parse_yaml(&text).with_context(|| args.shared.file.display().to_string())?;
+    let docs =
+        seldon_crd::parse_yaml(&text).with_context(|| args.shared.file.display().to_string())?;
     let mut out = Vec::new();
     for doc in &docs {
         let name = doc.sdep.metadata.name.clone().unwrap_or_default();
-        let manifests = seldon_render::render(&doc.sdep, &opts)
-            .with_context(|| format!("SeldonDeployment {name:?} (run `seldon-mesh validate` for details)"))?;
+        let manifests = seldon_render::render(&doc.sdep, &opts).with_context(|| {
+            format!("SeldonDeployment {name:?} (run `seldon-mesh validate` for details)")
+        })?;
         out.push(seldon_render::to_yaml(&manifests));
     }
     print!("{}", out.join("---\n"));

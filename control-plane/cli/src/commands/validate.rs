@@ -34,16 +34,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|path| format!("{path}: unknown field (not part of SeldonDeployment; the API server would drop it)"))
             .collect();
-        problems.extend(seldon_render::check(&doc.sdep, &opts).iter().map(ToString::to_string));
+        problems.extend(
+            seldon_render::check(&doc.sdep, &opts)
+                .iter()
+                .map(ToString::to_string),
+        );
         if problems.is_empty() {
             println!("{file}: SeldonDeployment {name:?} is valid");
         } else {
             failed = true;
-            println!("{file}: SeldonDeployment {name:?} has {} problem(s):", problems.len());
+            println!(
+                "{file}: SeldonDeployment {name:?} has {} problem(s):",
+                problems.len()
+            );
             for p in problems {
                 println!("  {p}");
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,0 +1,196 @@
+//! `seldon-mesh up` end to end: the real binary starts real node processes and a real Envoy
+//! with the filter; requests go through the gateway prefix.
+//!
+//! Needs the release filter module (`make wasm`) and the workspace's binaries built beside
+//! this test's (`cargo test --workspace` builds `testmodel` and `seldon-server`).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+fn target_dir() -> PathBuf {
+    // target/debug/seldon-mesh → target
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
+    exe.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default()
+}
+
+fn sibling(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
+    assert!(p.is_file(), "{} is not built; run `cargo build --workspace --bins` first", p.display());
+    p
+}
+
+fn filter() -> PathBuf {
+    let p = target_dir().join("wasm32-wasip1/release/seldon_filter.wasm");
+    assert!(p.is_file(), "{} is not built; run `make wasm`", p.display());
+    p
+}
+
+fn envoy_ready() {
+    let status = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/setup.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/setup.sh failed");
+}
+
+/// A running `seldon-mesh up`; killed on drop.
+struct Up {
+    child: Child,
+    url: String,
+    nodes: Vec<(String, u16)>,
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn up(manifest: &str, runs: &[(&str, String)]) -> Up {
+    envoy_ready();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("sdep.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.args(["up", "-f"]).arg(&file).args(["--port", &port.to_string()]).arg("--filter").arg(filter());
+    cmd.arg("--workdir").arg(dir.join("run"));
+    for (node, command) in runs {
+        cmd.arg("--run").arg(format!("{node}={command}"));
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let mut nodes = Vec::new();
+    for line in out.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("node ") {
+            let (name, addr) = rest.split_once(" on ").unwrap();
+            nodes.push((name.to_string(), addr.rsplit(':').next().unwrap().parse().unwrap()));
+        }
+        if let Some(url) = line.strip_prefix("ready: ") {
+            return Up { child, url: url.to_string(), nodes };
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!("seldon-mesh up exited ({status}) before it was ready");
+}
+
+fn testmodel(name: &str, add: f64) -> String {
+    format!(
+        "exec {} --port $PREDICTIVE_UNIT_HTTP_SERVICE_PORT --name {name} --mode add --add {add}",
+        sibling("testmodel").display()
+    )
+}
+
+const SPLIT: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: split, namespace: team}
+spec:
+  predictors:
+  - name: main
+    traffic: 75
+    graph: {name: m1, type: MODEL}
+    componentSpecs: [{spec: {containers: [{name: m1, image: me/m:1}]}}]
+  - name: canary
+    traffic: 25
+    graph: {name: m2, type: MODEL}
+    componentSpecs: [{spec: {containers: [{name: m2, image: me/m:2}]}}]
+  - name: mirror
+    shadow: true
+    graph: {name: m3, type: MODEL}
+    componentSpecs: [{spec: {containers: [{name: m3, image: me/m:3}]}}]
+"#;
+
+/// 400 requests, 75/25: the canary count is Binomial(400, 0.25), mean 100, sd 8.7; the bound
+/// ±5 sd (57..=143) fails a correct split with probability < 1e-6. The shadow sees every one.
+#[tokio::test(flavor = "multi_thread")]
+async fn traffic_split_and_shadow_through_the_gateway() {
+    let runs = [("m1", testmodel("m1", 1.0)), ("m2", testmodel("m2", 2.0)), ("m3", testmodel("m3", 3.0))];
+    let u = tokio::task::spawn_blocking(move || up(SPLIT, &runs)).await.unwrap();
+    assert!(u.url.ends_with("/seldon/team/split/api/v1.0/predictions"), "{}", u.url);
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut canary = 0;
+    for i in 0..400 {
+        let body = json!({"data": {"ndarray": [[f64::from(i)]]}});
+        let r = client.post(&u.url).body(body.to_string()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        let got = v["data"]["ndarray"][0][0].as_f64().unwrap() - f64::from(i);
+        assert!(got == 1.0 || got == 2.0, "answer {v} came from the shadow or nowhere");
+        canary += usize::from(got == 2.0);
+    }
+    assert!((57..=143).contains(&canary), "{canary} of 400 went to the canary, expected 100");
+    let shadow_port = u.nodes.iter().find(|(n, _)| n == "mirror/m3").unwrap().1;
+    let mut mirrored = 0;
+    for _ in 0..100 {
+        let calls: Vec<Value> = client
+            .get(format!("http://127.0.0.1:{shadow_port}/_calls"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        mirrored = calls.iter().filter(|c| c["path"] == "/predict").count();
+        if mirrored == 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(mirrored, 400, "the shadow predictor gets a copy of every request");
+}
+
+#[test]
+fn a_custom_node_without_a_local_command_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sdep.yaml");
+    std::fs::write(&file, SPLIT).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
+        .args(["up", "-f"])
+        .arg(&file)
+        .arg("--filter")
+        .arg(filter())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node `m1` is a custom container; give its local command with --run m1='<command>'"), "{err}");
+}
+
+/// The README's main job: the sample A/B test between two scikit-learn models served by
+/// `seldon-server` (ONNX Runtime from the pinned wheel, installed by the onnx setup script).
+#[test]
+fn sample_iris_abtest_answers_one_prediction() {
+    envoy_ready();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let ort = Command::new("bash").arg(format!("{root}/model-servers/onnx/scripts/setup.sh")).output().unwrap();
+    assert!(ort.status.success(), "onnx setup failed: {}", String::from_utf8_lossy(&ort.stderr));
+    let ort = String::from_utf8_lossy(&ort.stdout).trim().lines().last().unwrap_or_default().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
+        .env("ORT_DYLIB_PATH", ort)
+        .args(["up", "-f", &format!("{root}/manifests/samples/local/iris-abtest.yaml"), "--port", &port.to_string()])
+        .arg("--server")
+        .arg(sibling("seldon-server"))
+        .arg("--filter")
+        .arg(filter())
+        .args(["--request", r#"{"data":{"names":["sl","sw","pl","pw"],"ndarray":[[5.1,3.5,1.4,0.2]]}}"#])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let body: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let probs = body["data"]["ndarray"][0].as_array().unwrap();
+    assert_eq!(probs.len(), 3, "{body}");
+    let sum: f64 = probs.iter().map(|p| p.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-5, "probabilities sum to 1: {body}");
+    assert!(probs[0].as_f64().unwrap() > 0.5, "a setosa flower is class 0: {body}");
+    assert!(matches!(body["meta"]["routing"]["ab"].as_i64(), Some(0 | 1)), "{body}");
+}

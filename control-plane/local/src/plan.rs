@@ -1,0 +1,313 @@
+//! `plan`: what local mode runs for a SeldonDeployment, decided without touching the machine.
+//!
+//! Per predictor: one process per graph node that the filter calls, a graph listener running
+//! the filter with the predictor's `FilterConfig` (the same one the operator renders, with
+//! local cluster names), and one gateway listener that plays the ingress role: the
+//! `/seldon/<ns>/<sdep>/` prefix, traffic weights and the shadow mirror.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use seldon_crd::SeldonDeployment;
+use seldon_envoy::{
+    Cluster, EnvoyConfig, GatewayRoute, Listener, ListenerKind, Mirror, WeightedCluster,
+};
+use seldon_graph::{FilterConfig, Implementation, NodeUpstream, PredictiveUnit};
+use seldon_render::{Context, Predictor, RenderOptions};
+
+use crate::LocalError;
+
+/// Where local mode finds its parts, and what the user told it.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Port of the gateway listener (the ingress role).
+    pub gateway_port: u16,
+    /// `seldon-server`, which serves every prepackaged implementation.
+    pub server_bin: PathBuf,
+    /// The filter module.
+    pub filter_wasm: PathBuf,
+    /// Commands for custom nodes, by node name (`--run node=command`); run with `sh -c`.
+    pub commands: BTreeMap<String, String>,
+    /// Directory relative `modelUri`s are resolved against (the manifest's folder).
+    pub base_dir: PathBuf,
+}
+
+/// One node process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeProcess {
+    pub predictor: String,
+    pub node: String,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The `PREDICTIVE_UNIT_*` variables the operator would set, with local ports.
+    pub env: Vec<(String, String)>,
+    pub http_port: u16,
+}
+
+/// Everything to start.
+#[derive(Debug, Clone)]
+pub struct LocalPlan {
+    pub processes: Vec<NodeProcess>,
+    pub envoy: EnvoyConfig,
+    /// Per predictor: name, its FilterConfig, its graph listener's port.
+    pub predictors: Vec<(String, FilterConfig, u16)>,
+    /// `/seldon/<ns>/<sdep>/` on the gateway.
+    pub prefix: String,
+}
+
+/// Builds the plan; `port` hands out free ports (injected so this stays pure).
+pub fn plan(
+    sdep: &SeldonDeployment,
+    opts: &LocalOptions,
+    port: &mut dyn FnMut() -> Result<u16, LocalError>,
+) -> Result<LocalPlan, LocalError> {
+    let problems = seldon_render::check(sdep, &RenderOptions::default());
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(|v| format!("{}: {}", v.path, v.message)).collect();
+        return Err(LocalError::Invalid(text.join("\n")));
+    }
+    let cx = Context::new(sdep);
+    let mut envoy = EnvoyConfig::new(port()?);
+    let mut processes = Vec::new();
+    let mut predictors = Vec::new();
+    let mut weighted = Vec::new();
+    let mut mirror = None;
+
+    for (index, spec) in cx.sdep.spec.predictors.iter().enumerate() {
+        let predictor = Predictor::new(&cx, index, spec);
+        let mut config = seldon_render::filter_config(&cx, &predictor, &RenderOptions::default());
+        config.payload_logger = None;
+        let called = seldon_graph::compile(&config)
+            .map_err(|e| LocalError::Invalid(format!("predictor {}: {e}", spec.name)))?;
+        let mut local_nodes = BTreeMap::new();
+        for (name, upstream) in &config.nodes {
+            // RANDOM_ABTEST and friends are decided in the filter: no process.
+            if !called.find(name).is_some_and(|id| called.nodes[id].is_remote()) {
+                continue;
+            }
+            let unit = find(&spec.graph, name).ok_or_else(|| LocalError::Invalid(format!("no node {name}")))?;
+            let http_port = port()?;
+            let process = node_process(&cx, &spec.name, unit, http_port, opts, port)?;
+            let cluster = format!("{}.{}", spec.name, name);
+            envoy.clusters.push(Cluster::http1(cluster.clone(), "127.0.0.1", http_port));
+            local_nodes.insert(
+                name.clone(),
+                NodeUpstream { cluster, authority: format!("127.0.0.1:{http_port}"), port: http_port, ..upstream.clone() },
+            );
+            processes.push(process);
+        }
+        config.nodes = local_nodes;
+        seldon_graph::compile(&config)
+            .map_err(|e| LocalError::Invalid(format!("predictor {}: {e}", spec.name)))?;
+
+        let graph_port = port()?;
+        envoy.listeners.push(Listener {
+            name: format!("predictor-{}", spec.name),
+            port: graph_port,
+            kind: ListenerKind::Graph {
+                wasm_path: opts.filter_wasm.clone(),
+                plugin_config_json: config.to_json(),
+                vm_id: "seldon-graph".into(),
+            },
+        });
+        let cluster = format!("predictor-{}", spec.name);
+        envoy.clusters.push(Cluster::http1(cluster.clone(), "127.0.0.1", graph_port));
+        let traffic = u32::try_from(spec.traffic.unwrap_or(0).max(0)).unwrap_or(0);
+        if spec.is_shadow() {
+            let percent = if traffic == 0 { 100.0 } else { f64::from(traffic) };
+            mirror = Some(Mirror { cluster, percent });
+        } else {
+            weighted.push(WeightedCluster { cluster, weight: traffic });
+        }
+        let buffer = u32::try_from(config.body_limit_bytes.saturating_mul(2)).unwrap_or(u32::MAX);
+        envoy.buffer_limit_bytes = envoy.buffer_limit_bytes.max(buffer);
+        predictors.push((spec.name.clone(), config, graph_port));
+    }
+    // One predictor without `traffic` takes it all, as in Seldon.
+    if weighted.iter().all(|w| w.weight == 0) {
+        for w in &mut weighted {
+            w.weight = 1;
+        }
+    }
+    let prefix = format!("/seldon/{}/{}/", cx.namespace, cx.name);
+    envoy.listeners.push(Listener {
+        name: "gateway".into(),
+        port: opts.gateway_port,
+        kind: ListenerKind::Gateway {
+            routes: vec![GatewayRoute {
+                prefix: prefix.clone(),
+                rewrite: Some("/".into()),
+                clusters: weighted,
+                mirror,
+                timeout: None,
+            }],
+        },
+    });
+    Ok(LocalPlan { processes, envoy, predictors, prefix })
+}
+
+fn find<'a>(graph: &'a PredictiveUnit, name: &str) -> Option<&'a PredictiveUnit> {
+    graph.walk().into_iter().find(|u| u.name == name)
+}
+
+/// How one node runs: the user's command, else `seldon-server` for a prepackaged server.
+fn node_process(
+    cx: &Context,
+    predictor: &str,
+    unit: &PredictiveUnit,
+    http_port: u16,
+    opts: &LocalOptions,
+    port: &mut dyn FnMut() -> Result<u16, LocalError>,
+) -> Result<NodeProcess, LocalError> {
+    let parameters = serde_json::to_string(&unit.parameters).unwrap_or_else(|_| "[]".into());
+    let mut env = vec![
+        ("PREDICTIVE_UNIT_HTTP_SERVICE_PORT".to_string(), http_port.to_string()),
+        ("PREDICTIVE_UNIT_GRPC_SERVICE_PORT".to_string(), port()?.to_string()),
+        ("PREDICTIVE_UNIT_METRICS_SERVICE_PORT".to_string(), port()?.to_string()),
+        ("PREDICTIVE_UNIT_METRICS_ENDPOINT".to_string(), "/prometheus".to_string()),
+        ("PREDICTIVE_UNIT_ID".to_string(), unit.name.clone()),
+        ("PREDICTIVE_UNIT_PARAMETERS".to_string(), parameters),
+        ("PREDICTOR_ID".to_string(), predictor.to_string()),
+        ("SELDON_DEPLOYMENT_ID".to_string(), cx.name.clone()),
+    ];
+    let (program, args) = if let Some(command) = opts.commands.get(&unit.name) {
+        (PathBuf::from("sh"), vec!["-c".to_string(), command.clone()])
+    } else if let Some(Implementation::Prepackaged(key)) = &unit.implementation {
+        let uri = unit.model_uri.as_deref().unwrap_or_default();
+        let dir = local_model_dir(uri, &opts.base_dir).ok_or_else(|| LocalError::RemoteModel {
+            node: unit.name.clone(),
+            uri: uri.to_string(),
+        })?;
+        env.push(("SELDON_IMPLEMENTATION".into(), key.clone()));
+        env.push(("SELDON_MODEL_URI".into(), dir.display().to_string()));
+        (opts.server_bin.clone(), Vec::new())
+    } else {
+        return Err(LocalError::NoCommand { node: unit.name.clone() });
+    };
+    Ok(NodeProcess {
+        predictor: predictor.to_string(),
+        node: unit.name.clone(),
+        program,
+        args,
+        env,
+        http_port,
+    })
+}
+
+/// `file://…` or a plain path (relative ones against `base`); remote URIs give `None`.
+fn local_model_dir(uri: &str, base: &Path) -> Option<PathBuf> {
+    let path = match uri.strip_prefix("file://") {
+        Some(p) => p,
+        None if uri.contains("://") || uri.is_empty() => return None,
+        None => uri,
+    };
+    let path = Path::new(path);
+    Some(if path.is_absolute() { path.to_path_buf() } else { base.join(path) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdep(yaml: &str) -> SeldonDeployment {
+        seldon_crd::parse_yaml(yaml).unwrap().remove(0).sdep
+    }
+
+    fn opts() -> LocalOptions {
+        LocalOptions {
+            gateway_port: 8000,
+            server_bin: "/bin/seldon-server".into(),
+            filter_wasm: "/f.wasm".into(),
+            commands: BTreeMap::from([("tin".to_string(), "python tin.py".to_string())]),
+            base_dir: "/samples".into(),
+        }
+    }
+
+    fn ports() -> impl FnMut() -> Result<u16, LocalError> {
+        let mut next = 20000;
+        move || {
+            next += 1;
+            Ok(next)
+        }
+    }
+
+    const TWO_PREDICTORS: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: iris, namespace: ns}
+spec:
+  predictors:
+  - name: main
+    traffic: 75
+    graph:
+      name: tin
+      type: TRANSFORMER
+      children:
+      - {name: clf, implementation: XGBOOST_SERVER, modelUri: models/xgb}
+    componentSpecs: [{spec: {containers: [{name: tin, image: me/tin:1}]}}]
+  - name: canary
+    traffic: 25
+    graph: {name: clf2, implementation: LIGHTGBM_SERVER, modelUri: "file:///abs/lgb"}
+  - name: shadow
+    shadow: true
+    graph: {name: clf3, implementation: XGBOOST_SERVER, modelUri: "file:///abs/xgb"}
+"#;
+
+    #[test]
+    fn predictors_become_graph_listeners_behind_one_gateway() {
+        let plan = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
+        assert_eq!(plan.prefix, "/seldon/ns/iris/");
+        let gateway = plan.envoy.listener("gateway").unwrap();
+        let ListenerKind::Gateway { routes } = &gateway.kind else { panic!("not a gateway") };
+        let weights: Vec<(&str, u32)> = routes[0].clusters.iter().map(|w| (w.cluster.as_str(), w.weight)).collect();
+        assert_eq!(weights, [("predictor-main", 75), ("predictor-canary", 25)]);
+        let mirror = routes[0].mirror.as_ref().unwrap();
+        assert_eq!((mirror.cluster.as_str(), mirror.percent), ("predictor-shadow", 100.0));
+        assert_eq!(plan.predictors.len(), 3);
+        let (_, main, _) = &plan.predictors[0];
+        assert_eq!(main.nodes["clf"].cluster, "main.clf");
+        assert!(main.nodes["clf"].authority.starts_with("127.0.0.1:"));
+        seldon_graph::compile(main).unwrap();
+    }
+
+    #[test]
+    fn nodes_run_the_users_command_or_seldon_server() {
+        let plan = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
+        let tin = plan.processes.iter().find(|p| p.node == "tin").unwrap();
+        assert_eq!((tin.program.to_str().unwrap(), tin.args.as_slice()), ("sh", &["-c".to_string(), "python tin.py".to_string()][..]));
+        let clf = plan.processes.iter().find(|p| p.node == "clf").unwrap();
+        assert_eq!(clf.program, PathBuf::from("/bin/seldon-server"));
+        let env: BTreeMap<_, _> = clf.env.iter().cloned().collect();
+        assert_eq!(env["SELDON_IMPLEMENTATION"], "XGBOOST_SERVER");
+        assert_eq!(env["SELDON_MODEL_URI"], "/samples/models/xgb", "relative modelUri: against the manifest's folder");
+        assert_eq!(env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"], clf.http_port.to_string());
+        assert_eq!(env["PREDICTIVE_UNIT_ID"], "clf");
+        let lgb = plan.processes.iter().find(|p| p.node == "clf2").unwrap();
+        assert_eq!(lgb.env.iter().find(|(k, _)| k == "SELDON_MODEL_URI").unwrap().1, "/abs/lgb");
+    }
+
+    #[test]
+    fn a_custom_node_without_a_command_is_explained() {
+        let mut o = opts();
+        o.commands.clear();
+        let err = plan(&sdep(TWO_PREDICTORS), &o, &mut ports()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "node `tin` is a custom container; give its local command with --run tin='<command>'"
+        );
+    }
+
+    #[test]
+    fn remote_models_are_refused_with_the_uri() {
+        let yaml = TWO_PREDICTORS.replace("models/xgb", "gs://bucket/xgb");
+        let err = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap_err();
+        assert!(err.to_string().contains("gs://bucket/xgb"), "{err}");
+    }
+
+    #[test]
+    fn invalid_deployments_are_refused_with_paths() {
+        let yaml = TWO_PREDICTORS.replace("traffic: 25", "traffic: 30");
+        let err = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap_err();
+        assert!(err.to_string().contains("traffic"), "{err}");
+    }
+}
