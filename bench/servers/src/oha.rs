@@ -15,10 +15,25 @@ pub struct Run {
 /// `oha` arguments: POST `body` to `url` for `secs` over `conns` connections, open loop at
 /// `rate` rps (with latency correction) or as fast as possible.
 pub fn oha_args(url: &str, body: &str, secs: u32, conns: u32, rate: Option<u32>) -> Vec<String> {
-    let mut a: Vec<String> = ["--no-tui", "--output-format", "json", "-m", "POST", "-H", "content-type: application/json"]
-        .map(String::from)
-        .into();
-    a.extend(["-z".into(), format!("{secs}s"), "-c".into(), conns.to_string(), "-d".into(), body.into()]);
+    let mut a: Vec<String> = [
+        "--no-tui",
+        "--output-format",
+        "json",
+        "-m",
+        "POST",
+        "-H",
+        "content-type: application/json",
+    ]
+    .map(String::from)
+    .into();
+    a.extend([
+        "-z".into(),
+        format!("{secs}s"),
+        "-c".into(),
+        conns.to_string(),
+        "-d".into(),
+        body.into(),
+    ]);
     if let Some(q) = rate {
         a.extend(["-q".into(), q.to_string(), "--latency-correction".into()]);
     }
@@ -29,11 +44,24 @@ pub fn oha_args(url: &str, body: &str, secs: u32, conns: u32, rate: Option<u32>)
 /// Parses oha's `--output-format json`.
 pub fn parse_oha(json: &str) -> Result<Run, String> {
     let v: Value = serde_json::from_str(json).map_err(|e| format!("oha JSON: {e}"))?;
-    let num = |p: &str| v.pointer(p).and_then(Value::as_f64).ok_or_else(|| format!("oha JSON has no number at {p}"));
+    let num = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("oha JSON has no number at {p}"))
+    };
     let (mut ok, mut failed) = (0, 0);
-    for (code, n) in v.get("statusCodeDistribution").and_then(Value::as_object).into_iter().flatten() {
+    for (code, n) in v
+        .get("statusCodeDistribution")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let n = n.as_u64().unwrap_or(0);
-        if code.starts_with('2') { ok += n } else { failed += n }
+        if code.starts_with('2') {
+            ok += n
+        } else {
+            failed += n
+        }
     }
     // Requests still in flight when `-z` ends are reported as "aborted due to deadline":
     // an artefact of stopping, not a server error.
@@ -55,7 +83,15 @@ pub fn parse_oha(json: &str) -> Result<Run, String> {
 }
 
 /// `ghz` arguments for `inference.GRPCInferenceService/ModelInfer`.
-pub fn ghz_args(proto: &str, import: &str, addr: &str, data: &str, secs: u32, conns: u32, rate: Option<u32>) -> Vec<String> {
+pub fn ghz_args(
+    proto: &str,
+    import: &str,
+    addr: &str,
+    data: &str,
+    secs: u32,
+    conns: u32,
+    rate: Option<u32>,
+) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "--insecure".into(),
         "--proto".into(),
@@ -88,17 +124,34 @@ pub fn parse_ghz(json: &str) -> Result<Run, String> {
     let pct = |p: u64| {
         v.get("latencyDistribution")
             .and_then(Value::as_array)
-            .and_then(|d| d.iter().find(|e| e.get("percentage").and_then(Value::as_u64) == Some(p)))
+            .and_then(|d| {
+                d.iter()
+                    .find(|e| e.get("percentage").and_then(Value::as_u64) == Some(p))
+            })
             .and_then(|e| e.get("latency").and_then(Value::as_f64))
             .map(|ns| ns / 1e6)
             .ok_or_else(|| format!("ghz JSON has no p{p}"))
     };
     let (mut ok, mut failed) = (0, 0);
-    for (code, n) in v.get("statusCodeDistribution").and_then(Value::as_object).into_iter().flatten() {
+    for (code, n) in v
+        .get("statusCodeDistribution")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let n = n.as_u64().unwrap_or(0);
         if code == "OK" { ok += n } else { failed += n }
     }
-    Ok(Run { rps: v.get("rps").and_then(Value::as_f64).ok_or("ghz JSON has no rps")?, p50_ms: pct(50)?, p99_ms: pct(99)?, ok, failed })
+    Ok(Run {
+        rps: v
+            .get("rps")
+            .and_then(Value::as_f64)
+            .ok_or("ghz JSON has no rps")?,
+        p50_ms: pct(50)?,
+        p99_ms: pct(99)?,
+        ok,
+        failed,
+    })
 }
 
 #[cfg(test)]
@@ -108,7 +161,9 @@ mod tests {
     #[test]
     fn oha_round_trip() {
         let a = oha_args("http://x/p", "{}", 10, 16, Some(200));
-        assert!(a.windows(2).any(|w| w == ["-q", "200"]) && a.contains(&"--latency-correction".into()));
+        assert!(
+            a.windows(2).any(|w| w == ["-q", "200"]) && a.contains(&"--latency-correction".into())
+        );
         assert_eq!(a.last().unwrap(), "http://x/p");
         assert!(!oha_args("http://x/p", "{}", 10, 16, None).contains(&"-q".into()));
         let r = parse_oha(
@@ -116,7 +171,16 @@ mod tests {
                "statusCodeDistribution":{"200":10,"500":1},"errorDistribution":{"aborted":2,"aborted due to deadline":16}}"#,
         )
         .unwrap();
-        assert_eq!(r, Run { rps: 1000.5, p50_ms: 0.4, p99_ms: 2.0, ok: 10, failed: 3 });
+        assert_eq!(
+            r,
+            Run {
+                rps: 1000.5,
+                p50_ms: 0.4,
+                p99_ms: 2.0,
+                ok: 10,
+                failed: 3
+            }
+        );
         assert!(parse_oha("{}").unwrap_err().contains("requestsPerSec"));
         assert!(parse_oha("nope").unwrap_err().contains("oha JSON"));
     }
@@ -130,7 +194,16 @@ mod tests {
                "statusCodeDistribution":{"OK":100,"Unavailable":1}}"#,
         )
         .unwrap();
-        assert_eq!(r, Run { rps: 500.0, p50_ms: 0.3, p99_ms: 1.5, ok: 100, failed: 1 });
+        assert_eq!(
+            r,
+            Run {
+                rps: 500.0,
+                p50_ms: 0.3,
+                p99_ms: 1.5,
+                ok: 100,
+                failed: 1
+            }
+        );
         assert!(parse_ghz(r#"{"rps":1}"#).unwrap_err().contains("p50"));
     }
 }

@@ -16,7 +16,11 @@ pub struct Row {
 }
 
 fn ms(v: f64) -> String {
-    if v < 10.0 { format!("{v:.2}") } else { format!("{v:.1}") }
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 /// Renders the results table; `baseline` names the server the speed-up column divides by.
@@ -28,7 +32,11 @@ pub fn table(rows: &[Row], ours: &str, baseline: &str) -> String {
     for r in rows {
         let base = rows
             .iter()
-            .find(|b| b.model == r.model && b.server == baseline && b.protocol.split(' ').next() == r.protocol.split(' ').next())
+            .find(|b| {
+                b.model == r.model
+                    && b.server == baseline
+                    && b.protocol.split(' ').next() == r.protocol.split(' ').next()
+            })
             .map(|b| b.saturation.rps);
         let speedup = match base {
             Some(b) if b > 0.0 && r.server != baseline => format!("{:.1}×", r.saturation.rps / b),
@@ -40,8 +48,14 @@ pub fn table(rows: &[Row], ours: &str, baseline: &str) -> String {
         };
         let [cq, c50, c99] = fmt(&r.common);
         let [hq, h50, h99] = fmt(&r.half_own);
-        let errors: u64 = r.saturation.failed + r.common.map_or(0, |c| c.1.failed) + r.half_own.map_or(0, |c| c.1.failed);
-        let name = if r.server == ours { format!("**{}**", r.server) } else { r.server.clone() };
+        let errors: u64 = r.saturation.failed
+            + r.common.map_or(0, |c| c.1.failed)
+            + r.half_own.map_or(0, |c| c.1.failed);
+        let name = if r.server == ours {
+            format!("**{}**", r.server)
+        } else {
+            r.server.clone()
+        };
         s.push_str(&format!(
             "| {} | {} | {name} | {:.0} | {speedup} | {cq} | {c50} | {c99} | {hq} | {h50} | {h99} | {errors} |\n",
             r.model, r.protocol, r.saturation.rps
@@ -55,19 +69,49 @@ mod tests {
     use super::*;
 
     fn run(rps: f64) -> Run {
-        Run { rps, p50_ms: 0.25, p99_ms: 12.5, ok: 1, failed: 0 }
+        Run {
+            rps,
+            p50_ms: 0.25,
+            p99_ms: 12.5,
+            ok: 1,
+            failed: 0,
+        }
     }
 
     #[test]
     fn speedup_against_the_baseline_of_the_same_transport() {
         let rows = vec![
-            Row { model: "sklearn".into(), protocol: "REST v2".into(), server: "seldon-mesh".into(), saturation: run(20000.0), common: Some((500, run(1.0))), half_own: Some((10000, run(1.0))) },
-            Row { model: "sklearn".into(), protocol: "REST v2".into(), server: "MLServer".into(), saturation: run(1000.0), common: Some((500, run(1.0))), half_own: None },
-            Row { model: "sklearn".into(), protocol: "REST v1".into(), server: "seldon-core".into(), saturation: run(500.0), common: None, half_own: None },
+            Row {
+                model: "sklearn".into(),
+                protocol: "REST v2".into(),
+                server: "seldon-mesh".into(),
+                saturation: run(20000.0),
+                common: Some((500, run(1.0))),
+                half_own: Some((10000, run(1.0))),
+            },
+            Row {
+                model: "sklearn".into(),
+                protocol: "REST v2".into(),
+                server: "MLServer".into(),
+                saturation: run(1000.0),
+                common: Some((500, run(1.0))),
+                half_own: None,
+            },
+            Row {
+                model: "sklearn".into(),
+                protocol: "REST v1".into(),
+                server: "seldon-core".into(),
+                saturation: run(500.0),
+                common: None,
+                half_own: None,
+            },
         ];
         let t = table(&rows, "seldon-mesh", "MLServer");
         assert!(t.contains("| sklearn | REST v2 | **seldon-mesh** | 20000 | 20.0× | 500 | 0.25 | 12.5 | 10000 | 0.25 | 12.5 | 0 |"), "{t}");
         assert!(t.contains("| sklearn | REST v2 | MLServer | 1000 | – |"));
-        assert!(t.contains("| sklearn | REST v1 | seldon-core | 500 | 0.5× | – |"), "{t}");
+        assert!(
+            t.contains("| sklearn | REST v1 | seldon-core | 500 | 0.5× | – |"),
+            "{t}"
+        );
     }
 }

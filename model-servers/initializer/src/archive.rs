@@ -32,9 +32,13 @@ impl ArchiveKind {
 pub fn unpack(kind: ArchiveKind, file: &Path, dest: &Path) -> Result<(), String> {
     let f = File::open(file).map_err(|e| e.to_string())?;
     match kind {
-        ArchiveKind::TarGz => tar::Archive::new(flate2::read::GzDecoder::new(f)).unpack(dest).map_err(|e| e.to_string()),
+        ArchiveKind::TarGz => tar::Archive::new(flate2::read::GzDecoder::new(f))
+            .unpack(dest)
+            .map_err(|e| e.to_string()),
         ArchiveKind::Tar => tar::Archive::new(f).unpack(dest).map_err(|e| e.to_string()),
-        ArchiveKind::Zip => zip::ZipArchive::new(f).and_then(|mut z| z.extract(dest)).map_err(|e| e.to_string()),
+        ArchiveKind::Zip => zip::ZipArchive::new(f)
+            .and_then(|mut z| z.extract(dest))
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -44,7 +48,10 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(ArchiveKind::from_name("model.TAR.GZ"), Some(ArchiveKind::TarGz));
+        assert_eq!(
+            ArchiveKind::from_name("model.TAR.GZ"),
+            Some(ArchiveKind::TarGz)
+        );
         assert_eq!(ArchiveKind::from_name("m.tgz"), Some(ArchiveKind::TarGz));
         assert_eq!(ArchiveKind::from_name("m.tar"), Some(ArchiveKind::Tar));
         assert_eq!(ArchiveKind::from_name("m.zip"), Some(ArchiveKind::Zip));
@@ -56,7 +63,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tgz = dir.path().join("m.tar.gz");
         {
-            let enc = flate2::write::GzEncoder::new(File::create(&tgz).unwrap(), flate2::Compression::fast());
+            let enc = flate2::write::GzEncoder::new(
+                File::create(&tgz).unwrap(),
+                flate2::Compression::fast(),
+            );
             let mut b = tar::Builder::new(enc);
             let data = b"weights";
             let mut h = tar::Header::new_gnu();
@@ -67,11 +77,18 @@ mod tests {
         }
         let out = dir.path().join("out");
         unpack(ArchiveKind::TarGz, &tgz, &out).unwrap();
-        assert_eq!(std::fs::read(out.join("sub/model.bin")).unwrap(), b"weights");
+        assert_eq!(
+            std::fs::read(out.join("sub/model.bin")).unwrap(),
+            b"weights"
+        );
 
         let junk = dir.path().join("junk.zip");
         std::fs::write(&junk, b"not a zip").unwrap();
-        assert!(!unpack(ArchiveKind::Zip, &junk, &out).unwrap_err().is_empty());
+        assert!(
+            !unpack(ArchiveKind::Zip, &junk, &out)
+                .unwrap_err()
+                .is_empty()
+        );
         assert!(unpack(ArchiveKind::Tar, &dir.path().join("missing.tar"), &out).is_err());
     }
 }

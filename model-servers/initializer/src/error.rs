@@ -16,13 +16,21 @@ pub enum InitError {
         source: reqwest::Error,
     },
     #[error("{uri}: HTTP {status}: {reason}")]
-    Status { uri: String, status: u16, reason: String },
+    Status {
+        uri: String,
+        status: u16,
+        reason: String,
+    },
     #[error("{uri}: nothing there (no object, file or prefix with that name)")]
     NotFound { uri: String },
     #[error("{uri}: unexpected listing response: {reason}")]
     Listing { uri: String, reason: String },
     #[error("{uri}: refusing object {name:?}: {reason}")]
-    UnsafeName { uri: String, name: String, reason: &'static str },
+    UnsafeName {
+        uri: String,
+        name: String,
+        reason: &'static str,
+    },
     #[error("{uri}: {}: {source}", path.display())]
     Io {
         uri: String,
@@ -31,13 +39,21 @@ pub enum InitError {
         source: std::io::Error,
     },
     #[error("{uri}: cannot unpack {}: {reason}", path.display())]
-    Archive { uri: String, path: PathBuf, reason: String },
+    Archive {
+        uri: String,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("sklearn → ONNX conversion of {}: {reason}", dir.display())]
     Convert { dir: PathBuf, reason: String },
 }
 
 impl InitError {
     pub(crate) fn io(uri: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { uri: uri.to_owned(), path: path.into(), source }
+        Self::Io {
+            uri: uri.to_owned(),
+            path: path.into(),
+            source,
+        }
     }
 }

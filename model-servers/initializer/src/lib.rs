@@ -46,7 +46,10 @@ pub struct Summary {
 
 /// Copies `opts.uri` into `opts.dest` (created if missing), then runs the SKLEARN_SERVER
 /// conversion when it applies. `env` reads configuration (credentials, endpoints).
-pub async fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result<Summary, InitError> {
+pub async fn run(
+    opts: &Options,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Summary, InitError> {
     let uri = opts.uri.as_str();
     let source = uri::parse(uri, env)?;
     let dest = opts.dest.as_path();
@@ -54,11 +57,20 @@ pub async fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result
     let http = || {
         reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
-            .user_agent(concat!("seldon-mesh-initializer/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "seldon-mesh-initializer/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
-            .map_err(|source| InitError::Request { uri: uri.to_owned(), source })
+            .map_err(|source| InitError::Request {
+                uri: uri.to_owned(),
+                source,
+            })
     };
-    let config_err = |reason: String| InitError::Config { uri: uri.to_owned(), reason };
+    let config_err = |reason: String| InitError::Config {
+        uri: uri.to_owned(),
+        reason,
+    };
     let mut unpacked = false;
     let (files, bytes) = match &source {
         Source::Local(path) => local::copy(uri, path, dest)?,
@@ -67,9 +79,15 @@ pub async fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result
             unpacked = archived;
             (1, n)
         }
-        Source::S3 { remote, bucket, prefix } => {
+        Source::S3 {
+            remote,
+            bucket,
+            prefix,
+        } => {
             let config = s3::config_from_env(remote, env).map_err(config_err)?;
-            s3::S3::new(config, http()?).copy(uri, bucket, prefix, dest).await?
+            s3::S3::new(config, http()?)
+                .copy(uri, bucket, prefix, dest)
+                .await?
         }
         Source::Gcs { bucket, prefix } => {
             let endpoint = gcs::endpoint_from_env(env).map_err(config_err)?;
@@ -82,18 +100,41 @@ pub async fn run(opts: &Options, env: &dyn Fn(&str) -> Option<String>) -> Result
         let (conv, dir) = (opts.converter.clone(), dest.to_owned());
         tokio::task::spawn_blocking(move || sklearn::convert(&conv, &dir))
             .await
-            .map_err(|e| InitError::Convert { dir: dest.to_owned(), reason: e.to_string() })??;
+            .map_err(|e| InitError::Convert {
+                dir: dest.to_owned(),
+                reason: e.to_string(),
+            })??;
     }
-    Ok(Summary { files, bytes, unpacked, converted })
+    Ok(Summary {
+        files,
+        bytes,
+        unpacked,
+        converted,
+    })
 }
 
 /// One HTTP file into `dest`; archives are unpacked there. Returns (bytes, unpacked).
-async fn copy_http(http: &reqwest::Client, uri: &str, url: &url::Url, dest: &Path) -> Result<(u64, bool), InitError> {
-    let raw_name = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or_default();
-    let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy().into_owned();
-    let rel = paths::relative(&name).map_err(|reason| InitError::UnsafeName { uri: uri.to_owned(), name: name.clone(), reason })?;
+async fn copy_http(
+    http: &reqwest::Client,
+    uri: &str,
+    url: &url::Url,
+    dest: &Path,
+) -> Result<(u64, bool), InitError> {
+    let raw_name = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(raw_name)
+        .decode_utf8_lossy()
+        .into_owned();
+    let rel = paths::relative(&name).map_err(|reason| InitError::UnsafeName {
+        uri: uri.to_owned(),
+        name: name.clone(),
+        reason,
+    })?;
     let Some(kind) = archive::ArchiveKind::from_name(&name) else {
-        let bytes = fetch::to_file(uri, http.get(url.clone()), &dest.join(rel), fetch::shorten).await?;
+        let bytes =
+            fetch::to_file(uri, http.get(url.clone()), &dest.join(rel), fetch::shorten).await?;
         return Ok((bytes, false));
     };
     let scratch = dest.join(".seldon-mesh-download");
@@ -105,6 +146,10 @@ async fn copy_http(http: &reqwest::Client, uri: &str, url: &url::Url, dest: &Pat
         .map_err(|e| e.to_string())
         .and_then(|r| r);
     std::fs::remove_dir_all(&scratch).map_err(|e| InitError::io(uri, &scratch, e))?;
-    unpacked.map_err(|reason| InitError::Archive { uri: uri.to_owned(), path: PathBuf::from(&name), reason })?;
+    unpacked.map_err(|reason| InitError::Archive {
+        uri: uri.to_owned(),
+        path: PathBuf::from(&name),
+        reason,
+    })?;
     Ok((bytes, true))
 }

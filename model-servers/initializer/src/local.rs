@@ -10,12 +10,17 @@ use crate::InitError;
 /// (files, bytes).
 pub fn copy(uri: &str, src: &Path, dest: &Path) -> Result<(usize, u64), InitError> {
     let meta = std::fs::metadata(src).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => InitError::NotFound { uri: uri.to_owned() },
+        std::io::ErrorKind::NotFound => InitError::NotFound {
+            uri: uri.to_owned(),
+        },
         _ => InitError::io(uri, src, e),
     })?;
     std::fs::create_dir_all(dest).map_err(|e| InitError::io(uri, dest, e))?;
     if meta.is_file() {
-        let name = src.file_name().ok_or_else(|| InitError::BadUri { uri: uri.to_owned(), reason: "no file name".into() })?;
+        let name = src.file_name().ok_or_else(|| InitError::BadUri {
+            uri: uri.to_owned(),
+            reason: "no file name".into(),
+        })?;
         let to = dest.join(name);
         let bytes = std::fs::copy(src, &to).map_err(|e| InitError::io(uri, &to, e))?;
         return Ok((1, bytes));
@@ -25,7 +30,13 @@ pub fn copy(uri: &str, src: &Path, dest: &Path) -> Result<(usize, u64), InitErro
     Ok((files, bytes))
 }
 
-fn copy_dir(uri: &str, src: &Path, dest: &Path, files: &mut usize, bytes: &mut u64) -> Result<(), InitError> {
+fn copy_dir(
+    uri: &str,
+    src: &Path,
+    dest: &Path,
+    files: &mut usize,
+    bytes: &mut u64,
+) -> Result<(), InitError> {
     let entries = std::fs::read_dir(src).map_err(|e| InitError::io(uri, src, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| InitError::io(uri, src, e))?;
@@ -59,11 +70,17 @@ mod tests {
         std::fs::create_dir_all(src.path().join("..data")).unwrap();
         let dest = tempfile::tempdir().unwrap();
         assert_eq!(copy("u", src.path(), dest.path()).unwrap(), (2, 8));
-        assert_eq!(std::fs::read(dest.path().join("sub/meta.yaml")).unwrap(), b"name: x");
+        assert_eq!(
+            std::fs::read(dest.path().join("sub/meta.yaml")).unwrap(),
+            b"name: x"
+        );
         assert!(!dest.path().join("..data").exists());
 
         let one = tempfile::tempdir().unwrap();
-        assert_eq!(copy("u", &src.path().join("model.joblib"), one.path()).unwrap(), (1, 1));
+        assert_eq!(
+            copy("u", &src.path().join("model.joblib"), one.path()).unwrap(),
+            (1, 1)
+        );
         assert!(one.path().join("model.joblib").is_file());
     }
 
@@ -71,6 +88,9 @@ mod tests {
     fn missing_source_names_the_uri() {
         let dest = tempfile::tempdir().unwrap();
         let err = copy("file:///nope/iris", Path::new("/nope/iris"), dest.path()).unwrap_err();
-        assert_eq!(err.to_string(), "file:///nope/iris: nothing there (no object, file or prefix with that name)");
+        assert_eq!(
+            err.to_string(),
+            "file:///nope/iris: nothing there (no object, file or prefix with that name)"
+        );
     }
 }

@@ -19,7 +19,11 @@ struct Args {
     #[arg(long, env = "SELDON_IMPLEMENTATION")]
     implementation: Option<String>,
     /// The runtime's sklearn → ONNX script.
-    #[arg(long, env = "SELDON_SKLEARN_CONVERTER", default_value = "/opt/seldon-mesh/convert_sklearn.py")]
+    #[arg(
+        long,
+        env = "SELDON_SKLEARN_CONVERTER",
+        default_value = "/opt/seldon-mesh/convert_sklearn.py"
+    )]
     sklearn_converter: PathBuf,
     /// Python interpreter with scikit-learn, skl2onnx and onnxruntime.
     #[arg(long, env = "SELDON_PYTHON", default_value = "python3")]
@@ -30,14 +34,20 @@ struct Args {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SELDON_LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SELDON_LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let args = Args::parse();
     let opts = Options {
         uri: args.uri,
         dest: args.dest,
         implementation: args.implementation,
-        converter: Converter { python: args.python, script: args.sklearn_converter },
+        converter: Converter {
+            python: args.python,
+            script: args.sklearn_converter,
+        },
     };
     match run(&opts, &|k| std::env::var(k).ok()).await {
         Ok(s) => {

@@ -8,7 +8,9 @@ pub fn object_path(prefix: &str, name: &str) -> Result<Option<PathBuf>, &'static
     let rel = if prefix.is_empty() {
         name
     } else {
-        name.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).ok_or("outside the listed prefix")?
+        name.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or("outside the listed prefix")?
     };
     if rel.is_empty() || rel.ends_with('/') {
         return Ok(None);
@@ -20,7 +22,10 @@ pub fn object_path(prefix: &str, name: &str) -> Result<Option<PathBuf>, &'static
 /// is — the single object named `prefix` (as `dest/<last segment>`, like `rclone copy`).
 /// Siblings that merely share the prefix (`iris2/…` for `iris`) are skipped. `Err` names
 /// the object and why it is refused.
-pub fn plan(prefix: &str, keys: Vec<String>) -> Result<Vec<(String, PathBuf)>, (String, &'static str)> {
+pub fn plan(
+    prefix: &str,
+    keys: Vec<String>,
+) -> Result<Vec<(String, PathBuf)>, (String, &'static str)> {
     let mut out = Vec::new();
     let mut exact = None;
     for key in keys {
@@ -73,9 +78,18 @@ mod tests {
 
     #[test]
     fn strips_prefix() {
-        assert_eq!(object_path("iris", "iris/model.joblib").unwrap(), Some("model.joblib".into()));
-        assert_eq!(object_path("iris", "iris/sub/a.txt").unwrap(), Some("sub/a.txt".into()));
-        assert_eq!(object_path("", "model.bst").unwrap(), Some("model.bst".into()));
+        assert_eq!(
+            object_path("iris", "iris/model.joblib").unwrap(),
+            Some("model.joblib".into())
+        );
+        assert_eq!(
+            object_path("iris", "iris/sub/a.txt").unwrap(),
+            Some("sub/a.txt".into())
+        );
+        assert_eq!(
+            object_path("", "model.bst").unwrap(),
+            Some("model.bst".into())
+        );
         assert_eq!(object_path("iris", "iris/sub/").unwrap(), None);
     }
 
@@ -83,21 +97,37 @@ mod tests {
     fn plans_prefix_or_single_object() {
         let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            plan("iris", keys(&["iris", "iris/model.joblib", "iris2/x", "iris.txt"])).unwrap(),
-            vec![("iris/model.joblib".to_string(), PathBuf::from("model.joblib"))]
+            plan(
+                "iris",
+                keys(&["iris", "iris/model.joblib", "iris2/x", "iris.txt"])
+            )
+            .unwrap(),
+            vec![(
+                "iris/model.joblib".to_string(),
+                PathBuf::from("model.joblib")
+            )]
         );
         assert_eq!(
             plan("m/model.bst", keys(&["m/model.bst", "m/model.bst.bak"])).unwrap(),
             vec![("m/model.bst".to_string(), PathBuf::from("model.bst"))]
         );
         assert_eq!(plan("iris", keys(&["iris2/x"])).unwrap(), vec![]);
-        assert_eq!(plan("iris", keys(&["iris/../x"])).unwrap_err(), ("iris/../x".to_string(), "`..` in the name"));
+        assert_eq!(
+            plan("iris", keys(&["iris/../x"])).unwrap_err(),
+            ("iris/../x".to_string(), "`..` in the name")
+        );
     }
 
     #[test]
     fn refuses_escapes() {
-        assert_eq!(object_path("iris", "iris/../../etc/passwd"), Err("`..` in the name"));
-        assert_eq!(object_path("iris", "iris2/x"), Err("outside the listed prefix"));
+        assert_eq!(
+            object_path("iris", "iris/../../etc/passwd"),
+            Err("`..` in the name")
+        );
+        assert_eq!(
+            object_path("iris", "iris2/x"),
+            Err("outside the listed prefix")
+        );
         assert_eq!(object_path("", "/etc/passwd"), Err("absolute name"));
         assert_eq!(relative("a\\..\\b"), Err("backslash or NUL in the name"));
         assert_eq!(relative("./."), Err("empty name"));

@@ -34,31 +34,60 @@ pub struct S3Config {
 ///
 /// An endpoint without a scheme is `https://` unless `S3_USE_HTTPS=0` or `USE_SSL=0`. No
 /// access key means anonymous (unsigned) requests, as for public buckets.
-pub fn config_from_env(remote: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<S3Config, String> {
-    let first = |names: &[String]| names.iter().find_map(|n| env(n).filter(|v| !v.trim().is_empty()));
+pub fn config_from_env(
+    remote: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<S3Config, String> {
+    let first = |names: &[String]| {
+        names
+            .iter()
+            .find_map(|n| env(n).filter(|v| !v.trim().is_empty()))
+    };
     let rc = |key: &str| format!("RCLONE_CONFIG_{remote}_{key}");
     let access = first(&[rc("ACCESS_KEY_ID"), "AWS_ACCESS_KEY_ID".into()]);
     let secret = first(&[rc("SECRET_ACCESS_KEY"), "AWS_SECRET_ACCESS_KEY".into()]);
     let token = first(&[rc("SESSION_TOKEN"), "AWS_SESSION_TOKEN".into()]);
     let credentials = match (access, secret) {
-        (Some(access_key), Some(secret_key)) => Some(Credentials { access_key, secret_key, session_token: token }),
+        (Some(access_key), Some(secret_key)) => Some(Credentials {
+            access_key,
+            secret_key,
+            session_token: token,
+        }),
         (None, None) => None,
         (Some(_), None) => return Err("an access key id is set but no secret access key".into()),
         (None, Some(_)) => return Err("a secret access key is set but no access key id".into()),
     };
-    let region = first(&[rc("REGION"), "AWS_REGION".into(), "AWS_DEFAULT_REGION".into()])
-        .unwrap_or_else(|| "us-east-1".into());
-    let custom = first(&[rc("ENDPOINT"), "AWS_ENDPOINT_URL_S3".into(), "AWS_ENDPOINT_URL".into(), "S3_ENDPOINT".into()]);
+    let region = first(&[
+        rc("REGION"),
+        "AWS_REGION".into(),
+        "AWS_DEFAULT_REGION".into(),
+    ])
+    .unwrap_or_else(|| "us-east-1".into());
+    let custom = first(&[
+        rc("ENDPOINT"),
+        "AWS_ENDPOINT_URL_S3".into(),
+        "AWS_ENDPOINT_URL".into(),
+        "S3_ENDPOINT".into(),
+    ]);
     let (endpoint, custom) = match custom {
         Some(e) => {
             let e = e.trim().trim_end_matches('/');
-            let https = !["S3_USE_HTTPS", "USE_SSL"].iter().any(|n| env(n).is_some_and(|v| v == "0" || v.eq_ignore_ascii_case("false")));
-            let with_scheme =
-                if e.contains("://") { e.to_owned() } else { format!("{}://{e}", if https { "https" } else { "http" }) };
-            (Url::parse(&with_scheme).map_err(|err| format!("endpoint {e:?}: {err}"))?, true)
+            let https = !["S3_USE_HTTPS", "USE_SSL"]
+                .iter()
+                .any(|n| env(n).is_some_and(|v| v == "0" || v.eq_ignore_ascii_case("false")));
+            let with_scheme = if e.contains("://") {
+                e.to_owned()
+            } else {
+                format!("{}://{e}", if https { "https" } else { "http" })
+            };
+            (
+                Url::parse(&with_scheme).map_err(|err| format!("endpoint {e:?}: {err}"))?,
+                true,
+            )
         }
         None => (
-            Url::parse(&format!("https://s3.{region}.amazonaws.com")).map_err(|err| format!("region {region:?}: {err}"))?,
+            Url::parse(&format!("https://s3.{region}.amazonaws.com"))
+                .map_err(|err| format!("region {region:?}: {err}"))?,
             false,
         ),
     };
@@ -67,7 +96,12 @@ pub fn config_from_env(remote: &str, env: &dyn Fn(&str) -> Option<String>) -> Re
         Some(v) if v == "false" || v == "0" => false,
         _ => custom,
     };
-    Ok(S3Config { endpoint, region, credentials, path_style })
+    Ok(S3Config {
+        endpoint,
+        region,
+        credentials,
+        path_style,
+    })
 }
 
 impl S3Config {
@@ -80,10 +114,15 @@ impl S3Config {
         let path = if self.path_style || bucket.contains('.') {
             // `GET /bucket?list-type=2`, no trailing slash: what AWS SDKs send and sign.
             let bucket = sigv4::uri_encode(bucket, false);
-            if key.is_empty() { format!("{base}/{bucket}") } else { format!("{base}/{bucket}/{enc_key}") }
+            if key.is_empty() {
+                format!("{base}/{bucket}")
+            } else {
+                format!("{base}/{bucket}/{enc_key}")
+            }
         } else {
             let host = self.endpoint.host_str().ok_or("endpoint has no host")?;
-            url.set_host(Some(&format!("{bucket}.{host}"))).map_err(|e| format!("bucket {bucket:?}: {e}"))?;
+            url.set_host(Some(&format!("{bucket}.{host}")))
+                .map_err(|e| format!("bucket {bucket:?}: {e}"))?;
             format!("{base}/{enc_key}")
         };
         url.set_path(&path);
@@ -106,10 +145,15 @@ pub fn parse_list(xml: &str) -> Result<ListPage, String> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| format!("not XML: {e}"))?;
     let root = doc.root_element();
     if root.tag_name().name() != "ListBucketResult" {
-        return Err(format!("expected <ListBucketResult>, got <{}>", root.tag_name().name()));
+        return Err(format!(
+            "expected <ListBucketResult>, got <{}>",
+            root.tag_name().name()
+        ));
     }
     let text = |n: roxmltree::Node<'_, '_>, tag: &str| {
-        n.children().find(|c| c.tag_name().name() == tag).map(|c| c.text().unwrap_or_default().to_owned())
+        n.children()
+            .find(|c| c.tag_name().name() == tag)
+            .map(|c| c.text().unwrap_or_default().to_owned())
     };
     let keys = root
         .children()
@@ -118,7 +162,10 @@ pub fn parse_list(xml: &str) -> Result<ListPage, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let truncated = text(root, "IsTruncated").is_some_and(|t| t == "true");
     let next = if truncated {
-        Some(text(root, "NextContinuationToken").ok_or("IsTruncated without NextContinuationToken")?)
+        Some(
+            text(root, "NextContinuationToken")
+                .ok_or("IsTruncated without NextContinuationToken")?,
+        )
     } else {
         None
     };
@@ -129,7 +176,11 @@ pub fn parse_list(xml: &str) -> Result<ListPage, String> {
 pub fn error_reason(body: &str) -> String {
     if let Ok(doc) = roxmltree::Document::parse(body) {
         let root = doc.root_element();
-        let get = |t: &str| root.children().find(|c| c.tag_name().name() == t).and_then(|c| c.text());
+        let get = |t: &str| {
+            root.children()
+                .find(|c| c.tag_name().name() == t)
+                .and_then(|c| c.text())
+        };
         if let Some(code) = get("Code") {
             return match get("Message") {
                 Some(msg) => format!("{code}: {msg}"),
@@ -152,8 +203,17 @@ impl S3 {
         Self { config, http }
     }
 
-    fn request(&self, uri: &str, bucket: &str, key: &str, query: &[(&str, &str)]) -> Result<reqwest::RequestBuilder, InitError> {
-        let config_err = |reason: String| InitError::Config { uri: uri.to_owned(), reason };
+    fn request(
+        &self,
+        uri: &str,
+        bucket: &str,
+        key: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::RequestBuilder, InitError> {
+        let config_err = |reason: String| InitError::Config {
+            uri: uri.to_owned(),
+            reason,
+        };
         let query = sigv4::canonical_query(query);
         let (url, path) = self.config.url(bucket, key, &query).map_err(config_err)?;
         // reqwest would add `accept: */*` itself; set and sign it, since some S3 servers
@@ -164,7 +224,9 @@ impl S3 {
                 Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
                 None => url.host_str().unwrap_or_default().to_owned(),
             };
-            let amz_date = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+            let amz_date = jiff::Timestamp::now()
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string();
             let signed = sigv4::sign(
                 creds,
                 &sigv4::Request {
@@ -185,7 +247,12 @@ impl S3 {
     }
 
     /// Every key under `prefix` (all pages).
-    pub async fn list(&self, uri: &str, bucket: &str, prefix: &str) -> Result<Vec<String>, InitError> {
+    pub async fn list(
+        &self,
+        uri: &str,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, InitError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -194,7 +261,10 @@ impl S3 {
                 q.push(("continuation-token", t));
             }
             let body = fetch::text(uri, self.request(uri, bucket, "", &q)?, error_reason).await?;
-            let page = parse_list(&body).map_err(|reason| InitError::Listing { uri: uri.to_owned(), reason })?;
+            let page = parse_list(&body).map_err(|reason| InitError::Listing {
+                uri: uri.to_owned(),
+                reason,
+            })?;
             keys.extend(page.keys);
             match page.next {
                 Some(next) => token = Some(next),
@@ -205,15 +275,26 @@ impl S3 {
 
     /// Copies every object under `s3://bucket/prefix` into `dest` (or the single object
     /// `prefix` when nothing is under it). Returns (files, bytes).
-    pub async fn copy(&self, uri: &str, bucket: &str, prefix: &str, dest: &Path) -> Result<(usize, u64), InitError> {
+    pub async fn copy(
+        &self,
+        uri: &str,
+        bucket: &str,
+        prefix: &str,
+        dest: &Path,
+    ) -> Result<(usize, u64), InitError> {
         // List `prefix` itself, not `prefix/`, and filter: one call finds a directory or a
         // single object, and no `/` goes into the signed query (moto 5 checks signatures
         // against the decoded query, so `prefix=a%2Fb` fails there; nested prefixes still do).
         let keys = self.list(uri, bucket, prefix).await?;
-        let plan = paths::plan(prefix, keys)
-            .map_err(|(name, reason)| InitError::UnsafeName { uri: uri.to_owned(), name, reason })?;
+        let plan = paths::plan(prefix, keys).map_err(|(name, reason)| InitError::UnsafeName {
+            uri: uri.to_owned(),
+            name,
+            reason,
+        })?;
         if plan.is_empty() {
-            return Err(InitError::NotFound { uri: uri.to_owned() });
+            return Err(InitError::NotFound {
+                uri: uri.to_owned(),
+            });
         }
         let (mut files, mut bytes) = (0, 0);
         for (key, rel) in plan {
@@ -231,7 +312,12 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -239,7 +325,10 @@ mod tests {
         let env = env_of(&[
             ("RCLONE_CONFIG_S3_ACCESS_KEY_ID", "minioadmin"),
             ("RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", "minio-secret"),
-            ("RCLONE_CONFIG_S3_ENDPOINT", "http://minio.minio-system.svc.cluster.local:9000"),
+            (
+                "RCLONE_CONFIG_S3_ENDPOINT",
+                "http://minio.minio-system.svc.cluster.local:9000",
+            ),
             ("AWS_ACCESS_KEY_ID", "ignored"),
             ("AWS_SECRET_ACCESS_KEY", "ignored"),
             ("AWS_DEFAULT_REGION", "eu-west-1"),
@@ -249,17 +338,27 @@ mod tests {
         assert_eq!(c.region, "eu-west-1");
         assert!(c.path_style);
         let (url, path) = c.url("sklearn", "iris/model a.joblib", "").unwrap();
-        assert_eq!(url.as_str(), "http://minio.minio-system.svc.cluster.local:9000/sklearn/iris/model%20a.joblib");
+        assert_eq!(
+            url.as_str(),
+            "http://minio.minio-system.svc.cluster.local:9000/sklearn/iris/model%20a.joblib"
+        );
         assert_eq!(path, "/sklearn/iris/model%20a.joblib");
     }
 
     #[test]
     fn aws_env_and_virtual_hosted_default() {
-        let env = env_of(&[("AWS_ACCESS_KEY_ID", "AK"), ("AWS_SECRET_ACCESS_KEY", "SK"), ("AWS_REGION", "us-west-2")]);
+        let env = env_of(&[
+            ("AWS_ACCESS_KEY_ID", "AK"),
+            ("AWS_SECRET_ACCESS_KEY", "SK"),
+            ("AWS_REGION", "us-west-2"),
+        ]);
         let c = config_from_env("S3", &env).unwrap();
         assert!(!c.path_style);
         let (url, _) = c.url("models", "", "list-type=2&prefix=iris%2F").unwrap();
-        assert_eq!(url.as_str(), "https://models.s3.us-west-2.amazonaws.com/?list-type=2&prefix=iris%2F");
+        assert_eq!(
+            url.as_str(),
+            "https://models.s3.us-west-2.amazonaws.com/?list-type=2&prefix=iris%2F"
+        );
     }
 
     #[test]
@@ -273,9 +372,17 @@ mod tests {
     #[test]
     fn half_credentials_are_an_error() {
         let env = env_of(&[("AWS_ACCESS_KEY_ID", "AK")]);
-        assert!(config_from_env("S3", &env).unwrap_err().contains("no secret access key"));
+        assert!(
+            config_from_env("S3", &env)
+                .unwrap_err()
+                .contains("no secret access key")
+        );
         let env = env_of(&[("RCLONE_CONFIG_S3_ENDPOINT", "http://[::1")]);
-        assert!(config_from_env("S3", &env).unwrap_err().contains("endpoint"));
+        assert!(
+            config_from_env("S3", &env)
+                .unwrap_err()
+                .contains("endpoint")
+        );
     }
 
     #[test]
@@ -286,19 +393,38 @@ mod tests {
 <Contents><Key>iris/model.joblib</Key><Size>3</Size></Contents><Contents><Key>iris/a&amp;b.txt</Key></Contents></ListBucketResult>"#;
         assert_eq!(
             parse_list(xml).unwrap(),
-            ListPage { keys: vec!["iris/model.joblib".into(), "iris/a&b.txt".into()], next: Some("tok&1".into()) }
+            ListPage {
+                keys: vec!["iris/model.joblib".into(), "iris/a&b.txt".into()],
+                next: Some("tok&1".into())
+            }
         );
         let last = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
-        assert_eq!(parse_list(last).unwrap(), ListPage { keys: vec![], next: None });
+        assert_eq!(
+            parse_list(last).unwrap(),
+            ListPage {
+                keys: vec![],
+                next: None
+            }
+        );
     }
 
     #[test]
     fn bad_list_bodies() {
         assert!(parse_list("nope").unwrap_err().contains("not XML"));
-        assert!(parse_list("<Error><Code>NoSuchBucket</Code></Error>").unwrap_err().contains("<Error>"));
-        assert!(parse_list("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>").unwrap_err().contains("NextContinuationToken"));
+        assert!(
+            parse_list("<Error><Code>NoSuchBucket</Code></Error>")
+                .unwrap_err()
+                .contains("<Error>")
+        );
+        assert!(
+            parse_list("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>")
+                .unwrap_err()
+                .contains("NextContinuationToken")
+        );
         assert_eq!(
-            error_reason("<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>"),
+            error_reason(
+                "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>"
+            ),
             "NoSuchBucket: The specified bucket does not exist"
         );
     }

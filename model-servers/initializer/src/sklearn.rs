@@ -32,9 +32,15 @@ pub fn needs_conversion(implementation: Option<&str>, dir: &Path) -> bool {
 /// Runs `python script dir`. The script exits 0 both when it converted and when it wrote
 /// the Python-fallback marker; anything else is an error carrying the end of its stderr.
 pub fn convert(conv: &Converter, dir: &Path) -> Result<(), InitError> {
-    let err = |reason: String| InitError::Convert { dir: dir.to_owned(), reason };
+    let err = |reason: String| InitError::Convert {
+        dir: dir.to_owned(),
+        reason,
+    };
     if !conv.script.is_file() {
-        return Err(err(format!("converter script {} not found (set SELDON_SKLEARN_CONVERTER)", conv.script.display())));
+        return Err(err(format!(
+            "converter script {} not found (set SELDON_SKLEARN_CONVERTER)",
+            conv.script.display()
+        )));
     }
     let out = Command::new(&conv.python)
         .arg(&conv.script)
@@ -45,10 +51,20 @@ pub fn convert(conv: &Converter, dir: &Path) -> Result<(), InitError> {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(err(format!("{} exited with {}: {}", conv.script.display(), out.status, tail.join(" | "))));
+        return Err(err(format!(
+            "{} exited with {}: {}",
+            conv.script.display(),
+            out.status,
+            tail.join(" | ")
+        )));
     }
     if !OUTPUTS.iter().any(|o| dir.join(o).exists()) {
-        return Err(err(format!("{} wrote neither {} nor {}", conv.script.display(), OUTPUTS[0], OUTPUTS[1])));
+        return Err(err(format!(
+            "{} wrote neither {} nor {}",
+            conv.script.display(),
+            OUTPUTS[0],
+            OUTPUTS[1]
+        )));
     }
     Ok(())
 }
@@ -72,24 +88,69 @@ mod tests {
     #[test]
     fn missing_script_and_failing_script() {
         let d = tempfile::tempdir().unwrap();
-        let conv = Converter { python: "python3".into(), script: d.path().join("nope.py") };
-        assert!(convert(&conv, d.path()).unwrap_err().to_string().contains("nope.py not found"));
+        let conv = Converter {
+            python: "python3".into(),
+            script: d.path().join("nope.py"),
+        };
+        assert!(
+            convert(&conv, d.path())
+                .unwrap_err()
+                .to_string()
+                .contains("nope.py not found")
+        );
         let script = d.path().join("fail.py");
-        std::fs::write(&script, "import sys\nprint('cannot unpickle', file=sys.stderr)\nsys.exit(3)\n").unwrap();
-        let err = convert(&Converter { python: "python3".into(), script }, d.path()).unwrap_err().to_string();
-        assert!(err.contains("exit status: 3") && err.contains("cannot unpickle"), "{err}");
+        std::fs::write(
+            &script,
+            "import sys\nprint('cannot unpickle', file=sys.stderr)\nsys.exit(3)\n",
+        )
+        .unwrap();
+        let err = convert(
+            &Converter {
+                python: "python3".into(),
+                script,
+            },
+            d.path(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("exit status: 3") && err.contains("cannot unpickle"),
+            "{err}"
+        );
     }
 
     #[test]
     fn passes_the_directory() {
         let d = tempfile::tempdir().unwrap();
         let script = d.path().join("ok.py");
-        std::fs::write(&script, "import sys, pathlib\npathlib.Path(sys.argv[1], 'conversion.json').write_text('{}')\n").unwrap();
-        convert(&Converter { python: "python3".into(), script: script.clone() }, d.path()).unwrap();
+        std::fs::write(
+            &script,
+            "import sys, pathlib\npathlib.Path(sys.argv[1], 'conversion.json').write_text('{}')\n",
+        )
+        .unwrap();
+        convert(
+            &Converter {
+                python: "python3".into(),
+                script: script.clone(),
+            },
+            d.path(),
+        )
+        .unwrap();
         assert!(d.path().join("conversion.json").is_file());
         let quiet = d.path().join("quiet.py");
         std::fs::write(&quiet, "pass\n").unwrap();
         let other = tempfile::tempdir().unwrap();
-        assert!(convert(&Converter { python: "python3".into(), script: quiet }, other.path()).unwrap_err().to_string().contains("wrote neither"));
+        assert!(
+            convert(
+                &Converter {
+                    python: "python3".into(),
+                    script: quiet
+                },
+                other.path()
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("wrote neither")
+        );
     }
 }

@@ -13,7 +13,11 @@ pub enum Source {
     Http(url::Url),
     /// Every object under `prefix` of an S3 bucket. `remote` names the rclone remote whose
     /// `RCLONE_CONFIG_<REMOTE>_*` variables configure it (`S3` for `s3://`).
-    S3 { remote: String, bucket: String, prefix: String },
+    S3 {
+        remote: String,
+        bucket: String,
+        prefix: String,
+    },
     /// Every object under `prefix` of a GCS bucket, read anonymously.
     Gcs { bucket: String, prefix: String },
 }
@@ -22,7 +26,10 @@ pub enum Source {
 /// `http(s)://…`, `file://…` and plain paths, and rclone's `remote:bucket/path` when
 /// `RCLONE_CONFIG_<REMOTE>_TYPE` is `s3` or `gcs` (`s3:` and `gs:`/`gcs:` need no config).
 pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, InitError> {
-    let bad = |reason: &str| InitError::BadUri { uri: uri.to_owned(), reason: reason.to_owned() };
+    let bad = |reason: &str| InitError::BadUri {
+        uri: uri.to_owned(),
+        reason: reason.to_owned(),
+    };
     if uri.trim().is_empty() {
         return Err(bad("empty"));
     }
@@ -33,20 +40,36 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
             "http" | "https" => {
                 let url = url::Url::parse(uri).map_err(|e| bad(&e.to_string()))?;
                 if url.path().ends_with('/') {
-                    return Err(bad("an HTTP URI must name a file or an archive (.tar.gz, .tgz, .tar, .zip), not a directory"));
+                    return Err(bad(
+                        "an HTTP URI must name a file or an archive (.tar.gz, .tgz, .tar, .zip), not a directory",
+                    ));
                 }
                 Ok(Source::Http(url))
             }
-            "s3" => bucket_path(rest).map(|(bucket, prefix)| Source::S3 { remote: "S3".into(), bucket, prefix }).map_err(bad),
-            "gs" | "gcs" => bucket_path(rest).map(|(bucket, prefix)| Source::Gcs { bucket, prefix }).map_err(bad),
-            "pvc" => Err(bad("pvc:// is mounted by the operator at /mnt/pvc/<path>; pass that path")),
-            other => Err(bad(&format!("unsupported scheme {other}:// (use file, http, https, s3 or gs)"))),
+            "s3" => bucket_path(rest)
+                .map(|(bucket, prefix)| Source::S3 {
+                    remote: "S3".into(),
+                    bucket,
+                    prefix,
+                })
+                .map_err(bad),
+            "gs" | "gcs" => bucket_path(rest)
+                .map(|(bucket, prefix)| Source::Gcs { bucket, prefix })
+                .map_err(bad),
+            "pvc" => Err(bad(
+                "pvc:// is mounted by the operator at /mnt/pvc/<path>; pass that path",
+            )),
+            other => Err(bad(&format!(
+                "unsupported scheme {other}:// (use file, http, https, s3 or gs)"
+            ))),
         };
     }
     // rclone's `remote:bucket/path`.
     if let Some((remote, rest)) = uri.split_once(':')
         && !remote.is_empty()
-        && remote.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && remote
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         && !uri.starts_with('/')
     {
         let name = remote.to_ascii_uppercase().replace('-', "_");
@@ -58,10 +81,18 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
         });
         let (bucket, prefix) = bucket_path(rest.trim_start_matches('/')).map_err(bad)?;
         return match kind {
-            Some("s3") => Ok(Source::S3 { remote: name, bucket, prefix }),
+            Some("s3") => Ok(Source::S3 {
+                remote: name,
+                bucket,
+                prefix,
+            }),
             Some("gcs" | "google cloud storage") => Ok(Source::Gcs { bucket, prefix }),
-            Some(other) => Err(bad(&format!("rclone remote {remote}: type {other} is not supported (s3 or gcs)"))),
-            None => Err(bad(&format!("unknown rclone remote {remote}: set RCLONE_CONFIG_{name}_TYPE=s3"))),
+            Some(other) => Err(bad(&format!(
+                "rclone remote {remote}: type {other} is not supported (s3 or gcs)"
+            ))),
+            None => Err(bad(&format!(
+                "unknown rclone remote {remote}: set RCLONE_CONFIG_{name}_TYPE=s3"
+            ))),
         };
     }
     Ok(Source::Local(PathBuf::from(uri)))
@@ -87,11 +118,36 @@ mod tests {
     fn schemes() {
         let p = |u| parse(u, &no_env).unwrap();
         assert_eq!(p("/mnt/pvc/iris"), Source::Local("/mnt/pvc/iris".into()));
-        assert_eq!(p("file:///models/iris"), Source::Local("/models/iris".into()));
-        assert_eq!(p("s3://sklearn/iris/"), Source::S3 { remote: "S3".into(), bucket: "sklearn".into(), prefix: "iris".into() });
-        assert_eq!(p("s3:sklearn"), Source::S3 { remote: "S3".into(), bucket: "sklearn".into(), prefix: String::new() });
-        assert_eq!(p("gs://seldon-models/v1.19/sklearn/iris"), Source::Gcs { bucket: "seldon-models".into(), prefix: "v1.19/sklearn/iris".into() });
-        assert!(matches!(p("https://example.com/m/model.tar.gz"), Source::Http(u) if u.path() == "/m/model.tar.gz"));
+        assert_eq!(
+            p("file:///models/iris"),
+            Source::Local("/models/iris".into())
+        );
+        assert_eq!(
+            p("s3://sklearn/iris/"),
+            Source::S3 {
+                remote: "S3".into(),
+                bucket: "sklearn".into(),
+                prefix: "iris".into()
+            }
+        );
+        assert_eq!(
+            p("s3:sklearn"),
+            Source::S3 {
+                remote: "S3".into(),
+                bucket: "sklearn".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            p("gs://seldon-models/v1.19/sklearn/iris"),
+            Source::Gcs {
+                bucket: "seldon-models".into(),
+                prefix: "v1.19/sklearn/iris".into()
+            }
+        );
+        assert!(
+            matches!(p("https://example.com/m/model.tar.gz"), Source::Http(u) if u.path() == "/m/model.tar.gz")
+        );
     }
 
     #[test]
@@ -99,7 +155,11 @@ mod tests {
         let env = |k: &str| (k == "RCLONE_CONFIG_MINIO_TYPE").then(|| "s3".to_owned());
         assert_eq!(
             parse("minio:models/iris", &env).unwrap(),
-            Source::S3 { remote: "MINIO".into(), bucket: "models".into(), prefix: "iris".into() }
+            Source::S3 {
+                remote: "MINIO".into(),
+                bucket: "models".into(),
+                prefix: "iris".into()
+            }
         );
     }
 
@@ -117,6 +177,11 @@ mod tests {
             assert!(err.starts_with(uri) && err.contains(why), "{uri}: {err}");
         }
         let env = |_: &str| Some("azureblob".to_owned());
-        assert!(parse("az:c/x", &env).unwrap_err().to_string().contains("type azureblob is not supported"));
+        assert!(
+            parse("az:c/x", &env)
+                .unwrap_err()
+                .to_string()
+                .contains("type azureblob is not supported")
+        );
     }
 }

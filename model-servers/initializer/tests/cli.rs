@@ -19,7 +19,9 @@ const CRATE: &str = env!("CARGO_MANIFEST_DIR");
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -38,7 +40,10 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -51,20 +56,35 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn model_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(d.path().join("sub")).unwrap();
-    std::fs::write(d.path().join("model.bst"), (0u8..=255).cycle().take(70_000).collect::<Vec<u8>>()).unwrap();
-    std::fs::write(d.path().join("metadata.yaml"), "name: iris\nversions: [v1]\n").unwrap();
+    std::fs::write(
+        d.path().join("model.bst"),
+        (0u8..=255).cycle().take(70_000).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("metadata.yaml"),
+        "name: iris\nversions: [v1]\n",
+    )
+    .unwrap();
     std::fs::write(d.path().join("sub/notes a&b.txt"), "nested\n").unwrap();
     d
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16) {
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "port {port} never opened");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never opened"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -75,7 +95,10 @@ fn serve(router: Router) -> String {
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let l = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(l, router).await.unwrap();
@@ -88,25 +111,51 @@ fn serve(router: Router) -> String {
 fn copies_a_local_directory_and_a_file_uri() {
     let src = model_dir();
     let dest = tempfile::tempdir().unwrap();
-    let out = run(&[&format!("file://{}", src.path().display()), dest.path().to_str().unwrap()], &[]);
+    let out = run(
+        &[
+            &format!("file://{}", src.path().display()),
+            dest.path().to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tree(dest.path()), tree(src.path()));
 
     let single = tempfile::tempdir().unwrap();
-    let out = run(&[src.path().join("model.bst").to_str().unwrap(), single.path().to_str().unwrap()], &[]);
+    let out = run(
+        &[
+            src.path().join("model.bst").to_str().unwrap(),
+            single.path().to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(std::fs::read(single.path().join("model.bst")).unwrap(), std::fs::read(src.path().join("model.bst")).unwrap());
+    assert_eq!(
+        std::fs::read(single.path().join("model.bst")).unwrap(),
+        std::fs::read(src.path().join("model.bst")).unwrap()
+    );
 }
 
 #[test]
 fn missing_local_path_and_bad_uri_fail_naming_the_uri() {
     let dest = tempfile::tempdir().unwrap();
-    let out = run(&["file:///no/such/model", dest.path().to_str().unwrap()], &[]);
+    let out = run(
+        &["file:///no/such/model", dest.path().to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("file:///no/such/model: nothing there"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("file:///no/such/model: nothing there"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["ftp://host/model", dest.path().to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("ftp://host/model: not a model URI we can copy from: unsupported scheme ftp://"));
+    assert!(
+        stderr(&out).contains(
+            "ftp://host/model: not a model URI we can copy from: unsupported scheme ftp://"
+        )
+    );
 }
 
 fn tar_gz(src: &Path) -> Vec<u8> {
@@ -119,7 +168,8 @@ fn tar_gz(src: &Path) -> Vec<u8> {
 fn zip_of(src: &Path) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, bytes) in tree(src) {
-        w.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
         std::io::Write::write_all(&mut w, &bytes).unwrap();
     }
     w.finish().unwrap().into_inner()
@@ -129,32 +179,53 @@ fn zip_of(src: &Path) -> Vec<u8> {
 fn http_single_file_and_archives() {
     let src = model_dir();
     let files: BTreeMap<String, Vec<u8>> = BTreeMap::from([
-        ("model.bst".to_string(), std::fs::read(src.path().join("model.bst")).unwrap()),
+        (
+            "model.bst".to_string(),
+            std::fs::read(src.path().join("model.bst")).unwrap(),
+        ),
         ("iris.tar.gz".to_string(), tar_gz(src.path())),
         ("iris.zip".to_string(), zip_of(src.path())),
         ("broken.tgz".to_string(), b"not gzip".to_vec()),
     ]);
-    let router = Router::new()
-        .route(
-            "/m/{name}",
-            get(|State(files): State<BTreeMap<String, Vec<u8>>>, UrlPath(name): UrlPath<String>| async move {
-                match files.get(&name) {
-                    Some(b) => (StatusCode::OK, b.clone()).into_response(),
-                    None => (StatusCode::FORBIDDEN, "no access to this model").into_response(),
-                }
-            }),
-        )
-        .with_state(files.clone());
+    let router =
+        Router::new()
+            .route(
+                "/m/{name}",
+                get(
+                    |State(files): State<BTreeMap<String, Vec<u8>>>,
+                     UrlPath(name): UrlPath<String>| async move {
+                        match files.get(&name) {
+                            Some(b) => (StatusCode::OK, b.clone()).into_response(),
+                            None => {
+                                (StatusCode::FORBIDDEN, "no access to this model").into_response()
+                            }
+                        }
+                    },
+                ),
+            )
+            .with_state(files.clone());
     let base = serve(router);
 
     let one = tempfile::tempdir().unwrap();
-    let out = run(&[&format!("{base}/m/model.bst"), one.path().to_str().unwrap()], &[]);
+    let out = run(
+        &[&format!("{base}/m/model.bst"), one.path().to_str().unwrap()],
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(tree(one.path()), BTreeMap::from([("model.bst".to_string(), files["model.bst"].clone())]));
+    assert_eq!(
+        tree(one.path()),
+        BTreeMap::from([("model.bst".to_string(), files["model.bst"].clone())])
+    );
 
     for archive in ["iris.tar.gz", "iris.zip"] {
         let dest = tempfile::tempdir().unwrap();
-        let out = run(&[&format!("{base}/m/{archive}"), dest.path().to_str().unwrap()], &[]);
+        let out = run(
+            &[
+                &format!("{base}/m/{archive}"),
+                dest.path().to_str().unwrap(),
+            ],
+            &[],
+        );
         assert!(out.status.success(), "{archive}: {}", stderr(&out));
         assert_eq!(tree(dest.path()), tree(src.path()), "{archive} unpacked");
     }
@@ -163,14 +234,35 @@ fn http_single_file_and_archives() {
     let uri = format!("{base}/m/secret.bin");
     let out = run(&[&uri, dest.path().to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("{uri}: HTTP 403: no access to this model")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{uri}: HTTP 403: no access to this model")),
+        "{}",
+        stderr(&out)
+    );
     let uri = format!("{base}/m/broken.tgz");
     let out = run(&[&uri, dest.path().to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains(&format!("{uri}: cannot unpack broken.tgz")), "{}", stderr(&out));
-    assert!(tree(dest.path()).is_empty(), "the scratch download is removed");
-    let out = run(&["http://127.0.0.1:1/m/model.bst", dest.path().to_str().unwrap()], &[]);
-    assert!(stderr(&out).contains("http://127.0.0.1:1/m/model.bst: request failed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{uri}: cannot unpack broken.tgz")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        tree(dest.path()).is_empty(),
+        "the scratch download is removed"
+    );
+    let out = run(
+        &[
+            "http://127.0.0.1:1/m/model.bst",
+            dest.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        stderr(&out).contains("http://127.0.0.1:1/m/model.bst: request failed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---------------------------------------------------------------------------- S3 (moto)
@@ -188,7 +280,10 @@ impl Drop for Moto {
 }
 
 fn moto_bin() -> PathBuf {
-    let out = Command::new(format!("{CRATE}/scripts/setup-moto.sh")).stderr(Stdio::inherit()).output().unwrap();
+    let out = Command::new(format!("{CRATE}/scripts/setup-moto.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "setup-moto.sh failed");
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
@@ -197,24 +292,42 @@ fn moto_bin() -> PathBuf {
 fn moto(bin: &Path, no_auth: Option<usize>) -> Moto {
     let port = free_port();
     let mut cmd = Command::new(bin.join("moto_server"));
-    cmd.args(["-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(["-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     if let Some(n) = no_auth {
         cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
     }
     let child = cmd.spawn().unwrap();
     wait_port(port);
-    Moto { child, endpoint: format!("http://127.0.0.1:{port}") }
+    Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    }
 }
 
 /// Bucket `models`, `src`'s files under `prefix/`, via boto3; returns (access key, secret).
 fn fill(bin: &Path, endpoint: &str, src: &Path, prefix: &str) -> (String, String) {
     let out = Command::new(bin.join("python"))
-        .args([&format!("{CRATE}/tests/moto_fixture.py"), endpoint, "models", src.to_str().unwrap(), prefix])
+        .args([
+            &format!("{CRATE}/tests/moto_fixture.py"),
+            endpoint,
+            "models",
+            src.to_str().unwrap(),
+            prefix,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "fixture: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (v["access_key"].as_str().unwrap().to_owned(), v["secret_key"].as_str().unwrap().to_owned())
+    (
+        v["access_key"].as_str().unwrap().to_owned(),
+        v["secret_key"].as_str().unwrap().to_owned(),
+    )
 }
 
 #[test]
@@ -236,7 +349,8 @@ fn s3_signed_requests_against_moto() {
             ("RCLONE_CONFIG_S3_SECRET_ACCESS_KEY", secret.to_string()),
         ]
     };
-    let as_refs = |v: &[(&'static str, String)]| v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
+    let as_refs =
+        |v: &[(&'static str, String)]| v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>();
     let run_env = |uri: &str, dest: &Path, env: Vec<(&'static str, String)>| {
         let env = as_refs(&env);
         let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -249,9 +363,17 @@ fn s3_signed_requests_against_moto() {
     assert_eq!(tree(dest.path()), tree(src.path()));
 
     // moto recomputes the signature: a wrong secret is refused.
-    let out = run_env("s3://models/iris", tempfile::tempdir().unwrap().path(), env("wrong-secret"));
+    let out = run_env(
+        "s3://models/iris",
+        tempfile::tempdir().unwrap().path(),
+        env("wrong-secret"),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("s3://models/iris: HTTP 403: SignatureDoesNotMatch"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("s3://models/iris: HTTP 403: SignatureDoesNotMatch"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -267,18 +389,39 @@ fn s3_prefixes_single_objects_and_aws_env_names() {
         ("AWS_DEFAULT_REGION", "eu-west-1"),
     ];
     let dest = tempfile::tempdir().unwrap();
-    let out = run(&["s3://models/v1.19/sklearn/iris/", dest.path().to_str().unwrap()], &aws);
+    let out = run(
+        &[
+            "s3://models/v1.19/sklearn/iris/",
+            dest.path().to_str().unwrap(),
+        ],
+        &aws,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tree(dest.path()), tree(src.path()));
 
     let one = tempfile::tempdir().unwrap();
-    let out = run(&["s3://models/v1.19/sklearn/iris/model.bst", one.path().to_str().unwrap()], &aws);
+    let out = run(
+        &[
+            "s3://models/v1.19/sklearn/iris/model.bst",
+            one.path().to_str().unwrap(),
+        ],
+        &aws,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(tree(one.path()).keys().collect::<Vec<_>>(), vec!["model.bst"]);
+    assert_eq!(
+        tree(one.path()).keys().collect::<Vec<_>>(),
+        vec!["model.bst"]
+    );
 
     for (uri, why) in [
-        ("s3://models/v1.19/sklearn/missing", "s3://models/v1.19/sklearn/missing: nothing there"),
-        ("s3://nobucket/iris", "s3://nobucket/iris: HTTP 404: NoSuchBucket"),
+        (
+            "s3://models/v1.19/sklearn/missing",
+            "s3://models/v1.19/sklearn/missing: nothing there",
+        ),
+        (
+            "s3://nobucket/iris",
+            "s3://nobucket/iris: HTTP 404: NoSuchBucket",
+        ),
     ] {
         let out = run(&[uri, one.path().to_str().unwrap()], &aws);
         assert_eq!(out.status.code(), Some(1));
@@ -298,11 +441,17 @@ fn gcs_stand_in(objects: BTreeMap<String, Vec<u8>>) -> String {
         Query(q): Query<BTreeMap<String, String>>,
     ) -> axum::response::Response {
         if bucket != "seldon-models" {
-            return (StatusCode::NOT_FOUND, r#"{"error":{"code":404,"message":"The specified bucket does not exist."}}"#).into_response();
+            return (
+                StatusCode::NOT_FOUND,
+                r#"{"error":{"code":404,"message":"The specified bucket does not exist."}}"#,
+            )
+                .into_response();
         }
         let prefix = q.get("prefix").cloned().unwrap_or_default();
         let after = q.get("pageToken").cloned().unwrap_or_default();
-        let mut names = objs.keys().filter(|n| n.starts_with(&prefix) && **n > after);
+        let mut names = objs
+            .keys()
+            .filter(|n| n.starts_with(&prefix) && **n > after);
         let body = match (names.next(), names.next()) {
             (Some(n), Some(_)) => serde_json::json!({"items": [{"name": n}], "nextPageToken": n}),
             (Some(n), None) => serde_json::json!({"items": [{"name": n}]}),
@@ -331,19 +480,35 @@ fn gcs_stand_in(objects: BTreeMap<String, Vec<u8>>) -> String {
 #[test]
 fn gs_through_the_json_api() {
     let src = model_dir();
-    let mut objects: BTreeMap<String, Vec<u8>> =
-        tree(src.path()).into_iter().map(|(k, v)| (format!("sklearn/iris/{k}"), v)).collect();
+    let mut objects: BTreeMap<String, Vec<u8>> = tree(src.path())
+        .into_iter()
+        .map(|(k, v)| (format!("sklearn/iris/{k}"), v))
+        .collect();
     objects.insert("sklearn/iris-other/x".into(), b"sibling".to_vec());
     let endpoint = gcs_stand_in(objects);
     let env = [("STORAGE_EMULATOR_HOST", endpoint.as_str())];
     let dest = tempfile::tempdir().unwrap();
-    let out = run(&["gs://seldon-models/sklearn/iris", dest.path().to_str().unwrap()], &env);
+    let out = run(
+        &[
+            "gs://seldon-models/sklearn/iris",
+            dest.path().to_str().unwrap(),
+        ],
+        &env,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tree(dest.path()), tree(src.path()));
 
-    let out = run(&["gs://other-bucket/iris", dest.path().to_str().unwrap()], &env);
+    let out = run(
+        &["gs://other-bucket/iris", dest.path().to_str().unwrap()],
+        &env,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("gs://other-bucket/iris: HTTP 404: The specified bucket does not exist."), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("gs://other-bucket/iris: HTTP 404: The specified bucket does not exist."),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ------------------------------------------------------------- SKLEARN_SERVER conversion
@@ -351,12 +516,22 @@ fn gs_through_the_json_api() {
 #[test]
 fn sklearn_server_converts_model_joblib() {
     let root = Path::new(CRATE).join("../onnx");
-    let setup = Command::new(root.join("scripts/setup.sh")).stderr(Stdio::inherit()).output().unwrap();
+    let setup = Command::new(root.join("scripts/setup.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
     assert!(setup.status.success(), "onnx setup.sh failed");
-    let python = Path::new(&std::env::var("HOME").unwrap()).join(".cache/seldon-mesh/onnxvenv/bin/python");
-    let python = std::env::var("SELDON_ONNX_VENV").map(|v| PathBuf::from(v).join("bin/python")).unwrap_or(python);
+    let python =
+        Path::new(&std::env::var("HOME").unwrap()).join(".cache/seldon-mesh/onnxvenv/bin/python");
+    let python = std::env::var("SELDON_ONNX_VENV")
+        .map(|v| PathBuf::from(v).join("bin/python"))
+        .unwrap_or(python);
     let src = tempfile::tempdir().unwrap();
-    std::fs::copy(root.join("testdata/logreg/model.joblib"), src.path().join("model.joblib")).unwrap();
+    std::fs::copy(
+        root.join("testdata/logreg/model.joblib"),
+        src.path().join("model.joblib"),
+    )
+    .unwrap();
     let dest = tempfile::tempdir().unwrap();
     let script = root.join("python/convert_sklearn.py");
     let out = run(
@@ -369,18 +544,35 @@ fn sklearn_server_converts_model_joblib() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dest.path().join("model.onnx").is_file());
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(dest.path().join("conversion.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.path().join("conversion.json")).unwrap())
+            .unwrap();
     assert!(record.is_object(), "{record}");
 
     // Not SKLEARN_SERVER: copied, not converted. Converter missing: an error naming it.
     let plain = tempfile::tempdir().unwrap();
-    let out = run(&[src.path().to_str().unwrap(), plain.path().to_str().unwrap()], &[("SELDON_IMPLEMENTATION", "XGBOOST_SERVER")]);
-    assert!(out.status.success());
-    assert_eq!(tree(plain.path()).keys().collect::<Vec<_>>(), vec!["model.joblib"]);
     let out = run(
-        &[src.path().to_str().unwrap(), tempfile::tempdir().unwrap().path().to_str().unwrap(), "--implementation", "SKLEARN_SERVER"],
+        &[src.path().to_str().unwrap(), plain.path().to_str().unwrap()],
+        &[("SELDON_IMPLEMENTATION", "XGBOOST_SERVER")],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        tree(plain.path()).keys().collect::<Vec<_>>(),
+        vec!["model.joblib"]
+    );
+    let out = run(
+        &[
+            src.path().to_str().unwrap(),
+            tempfile::tempdir().unwrap().path().to_str().unwrap(),
+            "--implementation",
+            "SKLEARN_SERVER",
+        ],
         &[("SELDON_SKLEARN_CONVERTER", "/no/convert_sklearn.py")],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("converter script /no/convert_sklearn.py not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("converter script /no/convert_sklearn.py not found"),
+        "{}",
+        stderr(&out)
+    );
 }

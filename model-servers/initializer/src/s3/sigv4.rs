@@ -16,7 +16,9 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("access_key", &self.access_key).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("access_key", &self.access_key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,17 +47,33 @@ pub fn sign(creds: &Credentials, req: &Request<'_>) -> Vec<(&'static str, String
     if let Some(token) = &creds.session_token {
         headers.push(("x-amz-security-token".into(), token.clone()));
     }
-    headers.extend(req.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned())));
+    headers.extend(
+        req.headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned())),
+    );
     headers.sort();
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed_headers = headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(";");
-    let canonical_request =
-        format!("{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{EMPTY_SHA256}", req.method, req.path, req.query);
+    let signed_headers = headers
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let canonical_request = format!(
+        "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{EMPTY_SHA256}",
+        req.method, req.path, req.query
+    );
     let date = &req.amz_date[..8.min(req.amz_date.len())];
     let scope = format!("{date}/{}/s3/aws4_request", req.region);
-    let string_to_sign =
-        format!("AWS4-HMAC-SHA256\n{}\n{scope}\n{}", req.amz_date, hex::encode(Sha256::digest(canonical_request)));
-    let mut key = hmac(format!("AWS4{}", creds.secret_key).as_bytes(), date.as_bytes());
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
+        req.amz_date,
+        hex::encode(Sha256::digest(canonical_request))
+    );
+    let mut key = hmac(
+        format!("AWS4{}", creds.secret_key).as_bytes(),
+        date.as_bytes(),
+    );
     for part in [req.region, "s3", "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
@@ -79,7 +97,9 @@ pub fn sign(creds: &Credentials, req: &Request<'_>) -> Vec<(&'static str, String
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else { unreachable!("HMAC takes any key length") };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        unreachable!("HMAC takes any key length")
+    };
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
@@ -89,7 +109,9 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -99,9 +121,15 @@ pub fn uri_encode(s: &str, keep_slash: bool) -> String {
 
 /// The canonical query string: pairs encoded and sorted.
 pub fn canonical_query(pairs: &[(&str, &str)]) -> String {
-    let mut enc: Vec<(String, String)> = pairs.iter().map(|(k, v)| (uri_encode(k, false), uri_encode(v, false))).collect();
+    let mut enc: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (uri_encode(k, false), uri_encode(v, false)))
+        .collect();
     enc.sort();
-    enc.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    enc.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 #[cfg(test)]
@@ -160,7 +188,9 @@ mod tests {
                 region: "us-east-1",
             },
         );
-        assert!(authorization(&h).ends_with("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"));
+        assert!(authorization(&h).ends_with(
+            "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
+        ));
     }
 
     #[test]
@@ -180,7 +210,10 @@ mod tests {
         let h = sign(&creds, &req);
         assert!(!authorization(&h).contains("f0e8bdb87c96"));
         assert!(authorization(&h).contains("x-amz-security-token"));
-        assert!(h.iter().any(|(k, v)| *k == "x-amz-security-token" && v == "tok"));
+        assert!(
+            h.iter()
+                .any(|(k, v)| *k == "x-amz-security-token" && v == "tok")
+        );
     }
 
     #[test]
