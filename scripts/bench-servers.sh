@@ -82,7 +82,7 @@ Payload: one iris row \`[5.1,3.5,1.4,0.2]\`: Seldon v1 \`{"data":{"ndarray":[[â€
 | MLServer | \`mlserver start\`, \`parallel_workers: 0\` (inference in the main process), both models in one server, \`mlserver_sklearn.SKLearnModel\` / \`mlserver_xgboost.XGBoostModel\` |
 | seldon-core 1.14.1 | \`seldon-core-microservice <Class> --service-type MODEL\`, gunicorn 1 worker 1 thread; classes \`bench/servers/python/SKLearnServer.py\` / \`XGBoostServer.py\` (Seldon's prepackaged servers' behaviour; \`predict_proba\` / \`Booster.predict\`) |
 
-Versions: $("$TOOLS/bin/oha" --version); ghz $( [[ -x "$GHZ" ]] && "$GHZ" --version || echo 'absent'); $(vers "$PY" "mlserver mlserver-sklearn mlserver-xgboost scikit-learn xgboost numpy");
+Versions: $("$TOOLS/bin/oha" --version); ghz $( [[ -x "$GHZ" ]] && echo "$GHZ_VERSION" || echo absent); $(vers "$PY" "mlserver mlserver-sklearn mlserver-xgboost scikit-learn xgboost numpy");
 $(vers "$CACHE/benchvenv-seldon/bin/python" "seldon-core gunicorn flask numpy xgboost-cpu"); onnxruntime $(basename "$ORT_DYLIB_PATH" | sed 's/libonnxruntime.so.//'); $(rustc --version).
 MD
 

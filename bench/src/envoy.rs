@@ -44,7 +44,11 @@ pub enum EnvoyRunError {
     #[error("the rendered config names no {WASM_RUNTIME} to replace")]
     NoRuntime,
     #[error("Envoy exited ({status}); log {log}:\n{tail}")]
-    Exited { status: String, log: PathBuf, tail: String },
+    Exited {
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
     #[error("Envoy not LIVE within {0:?}; log {1}")]
     NotReady(Duration, PathBuf),
 }
@@ -81,10 +85,15 @@ impl BenchEnvoy {
     ) -> Result<Self, EnvoyRunError> {
         let io = |action, path: &Path| {
             let path = path.to_owned();
-            move |source| EnvoyRunError::Io { action, path, source }
+            move |source| EnvoyRunError::Io {
+                action,
+                path,
+                source,
+            }
         };
         let config_path = workdir.join("envoy.yaml");
-        std::fs::write(&config_path, render(config, runtime)?).map_err(io("writing", &config_path))?;
+        std::fs::write(&config_path, render(config, runtime)?)
+            .map_err(io("writing", &config_path))?;
         seldon_envoy::validate(&config_path)?;
         let bin = seldon_envoy::envoy_binary()?;
         let log_path = workdir.join("envoy.log");
@@ -114,8 +123,17 @@ impl BenchEnvoy {
             .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| EnvoyRunError::Io { action: "building client for", path: "admin".into(), source: std::io::Error::other(e) })?;
-        let mut envoy = Self { child, admin_url: format!("http://127.0.0.1:{}", config.admin_port), log_path, http };
+            .map_err(|e| EnvoyRunError::Io {
+                action: "building client for",
+                path: "admin".into(),
+                source: std::io::Error::other(e),
+            })?;
+        let mut envoy = Self {
+            child,
+            admin_url: format!("http://127.0.0.1:{}", config.admin_port),
+            log_path,
+            http,
+        };
         envoy.wait_live(Duration::from_secs(120)).await?;
         Ok(envoy)
     }
@@ -125,8 +143,19 @@ impl BenchEnvoy {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 let tail = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-                let tail = tail.chars().rev().take(4000).collect::<String>().chars().rev().collect();
-                return Err(EnvoyRunError::Exited { status: status.to_string(), log: self.log_path.clone(), tail });
+                let tail = tail
+                    .chars()
+                    .rev()
+                    .take(4000)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect();
+                return Err(EnvoyRunError::Exited {
+                    status: status.to_string(),
+                    log: self.log_path.clone(),
+                    tail,
+                });
             }
             if let Ok(body) = self.admin_get("/ready").await
                 && body.trim() == "LIVE"
@@ -147,15 +176,28 @@ impl BenchEnvoy {
 
     /// GET an admin path; `None`-like errors become an empty string for the report.
     pub async fn admin_get(&self, path: &str) -> Result<String, reqwest::Error> {
-        self.http.get(format!("{}{path}", self.admin_url)).send().await?.error_for_status()?.text().await
+        self.http
+            .get(format!("{}{path}", self.admin_url))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await
     }
 
     /// The value of one counter, 0 if absent.
     pub async fn counter(&self, name: &str) -> u64 {
-        let stats = self.admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\."))).await.unwrap_or_default();
+        let stats = self
+            .admin_get(&format!("/stats?filter=^{}$", name.replace('.', "\\.")))
+            .await
+            .unwrap_or_default();
         stats
             .lines()
-            .find_map(|l| l.split_once(": ").filter(|(k, _)| *k == name).and_then(|(_, v)| v.trim().parse().ok()))
+            .find_map(|l| {
+                l.split_once(": ")
+                    .filter(|(k, _)| *k == name)
+                    .and_then(|(_, v)| v.trim().parse().ok())
+            })
             .unwrap_or(0)
     }
 }
@@ -195,7 +237,10 @@ mod tests {
     #[test]
     fn a_config_without_wasm_cannot_switch_runtime() {
         let c = EnvoyConfig::new(9901);
-        assert!(matches!(render(&c, Runtime::Wasmtime), Err(EnvoyRunError::NoRuntime)));
+        assert!(matches!(
+            render(&c, Runtime::Wasmtime),
+            Err(EnvoyRunError::NoRuntime)
+        ));
         assert!(render(&c, Runtime::V8).is_ok());
     }
 }

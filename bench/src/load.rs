@@ -77,7 +77,11 @@ pub enum CallError {
         source: hyper::Error,
     },
     #[error("{path}: status {status}: {body}")]
-    Status { path: String, status: u16, body: String },
+    Status {
+        path: String,
+        status: u16,
+        body: String,
+    },
     #[error(transparent)]
     Setup(#[from] LoadError),
 }
@@ -94,7 +98,9 @@ impl Conn {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|source| LoadError::Connect { addr, source })?;
-        stream.set_nodelay(true).map_err(|source| LoadError::Connect { addr, source })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| LoadError::Connect { addr, source })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|source| LoadError::Handshake { addr, source })?;
@@ -110,7 +116,10 @@ impl Conn {
         if self.sender.ready().await.is_err() {
             *self = Self::open(self.addr).await?;
         }
-        let http = |source| CallError::Http { path: path.to_owned(), source };
+        let http = |source| CallError::Http {
+            path: path.to_owned(),
+            source,
+        };
         let req = hyper::Request::post(path)
             .header(hyper::header::HOST, self.addr.to_string())
             .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -131,7 +140,11 @@ impl Conn {
 }
 
 /// Runs `chain` once over `conns` (one per call), feeding each response to the next call.
-pub async fn run_chain(chain: &[Call], conns: &mut [Conn], body: Bytes) -> Result<Bytes, CallError> {
+pub async fn run_chain(
+    chain: &[Call],
+    conns: &mut [Conn],
+    body: Bytes,
+) -> Result<Bytes, CallError> {
     let mut body = body;
     for (call, conn) in chain.iter().zip(conns.iter_mut()) {
         body = conn.post(&call.path, body).await?;
@@ -186,7 +199,9 @@ pub async fn run(chain: &[Call], spec: &LoadSpec) -> Result<LoadResult, LoadErro
         tasks.spawn(async move {
             let mut out = LoadResult::default();
             loop {
-                let Some(at) = rx.lock().await.recv().await else { break };
+                let Some(at) = rx.lock().await.recv().await else {
+                    break;
+                };
                 match run_chain(&chain, &mut conns, body.clone()).await {
                     Ok(_) => out.latencies_us.push(at.elapsed().as_micros() as u64),
                     Err(e) => {
@@ -219,7 +234,12 @@ mod tests {
 
     #[tokio::test]
     async fn empty_chain_is_rejected() {
-        let spec = LoadSpec { rate: 10, duration: Duration::from_millis(10), connections: 1, body: Bytes::new() };
+        let spec = LoadSpec {
+            rate: 10,
+            duration: Duration::from_millis(10),
+            connections: 1,
+            body: Bytes::new(),
+        };
         assert!(matches!(run(&[], &spec).await, Err(LoadError::Spec(_))));
     }
 
@@ -229,8 +249,19 @@ mod tests {
             Ok(l) => l.local_addr().unwrap(),
             Err(e) => panic!("{e}"),
         }; // the listener is dropped here: nothing listens on addr any more
-        let chain = [Call { addr, path: "/".into() }];
-        let spec = LoadSpec { rate: 10, duration: Duration::from_millis(10), connections: 1, body: Bytes::new() };
-        assert!(matches!(run(&chain, &spec).await, Err(LoadError::Connect { .. })));
+        let chain = [Call {
+            addr,
+            path: "/".into(),
+        }];
+        let spec = LoadSpec {
+            rate: 10,
+            duration: Duration::from_millis(10),
+            connections: 1,
+            body: Bytes::new(),
+        };
+        assert!(matches!(
+            run(&chain, &spec).await,
+            Err(LoadError::Connect { .. })
+        ));
     }
 }

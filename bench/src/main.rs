@@ -32,7 +32,11 @@ struct Args {
     #[arg(long, env = "SELDON_BENCH_SATURATION", default_value_t = 10.0)]
     saturation: f64,
     /// oha connections at saturation (same for both sides).
-    #[arg(long, env = "SELDON_BENCH_SATURATION_CONNECTIONS", default_value_t = 32)]
+    #[arg(
+        long,
+        env = "SELDON_BENCH_SATURATION_CONNECTIONS",
+        default_value_t = 32
+    )]
     saturation_connections: usize,
     /// Envoy worker threads.
     #[arg(long, env = "SELDON_BENCH_ENVOY_CONCURRENCY", default_value_t = 1)]
@@ -70,28 +74,69 @@ fn sh(cmd: &str, args: &[&str]) -> String {
 
 fn facts(args: &Args) -> Vec<(String, String)> {
     let lscpu = sh("lscpu", &[]);
-    let model = lscpu.lines().find_map(|l| l.strip_prefix("Model name:")).unwrap_or("?").trim().to_owned();
-    let hyper = lscpu.lines().find_map(|l| l.strip_prefix("Hypervisor vendor:")).unwrap_or("none").trim().to_owned();
+    let model = lscpu
+        .lines()
+        .find_map(|l| l.strip_prefix("Model name:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let hyper = lscpu
+        .lines()
+        .find_map(|l| l.strip_prefix("Hypervisor vendor:"))
+        .unwrap_or("none")
+        .trim()
+        .to_owned();
     let envoy = seldon_envoy::envoy_binary()
         .map(|b| sh(&b.display().to_string(), &["--version"]))
         .unwrap_or_else(|e| e.to_string());
     let wasm = seldon_e2e::graph::filter_wasm()
-        .map(|p| format!("{} ({} bytes)", p.display(), std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0)))
+        .map(|p| {
+            format!(
+                "{} ({} bytes)",
+                p.display(),
+                std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0)
+            )
+        })
         .unwrap_or_else(|e| e.to_string());
     let mut f = vec![
         ("date (UTC)".into(), sh("date", &["-u", "+%Y-%m-%d %H:%M"])),
         ("nproc --all".into(), sh("nproc", &["--all"])),
-        ("nice of the bench".into(), std::fs::read_to_string("/proc/self/stat").ok().and_then(|st| st.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().nth(16).map(str::to_owned))).unwrap_or_default()),
+        (
+            "nice of the bench".into(),
+            std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|st| {
+                    st.rsplit_once(')')
+                        .and_then(|(_, r)| r.split_whitespace().nth(16).map(str::to_owned))
+                })
+                .unwrap_or_default(),
+        ),
         ("CPU".into(), format!("{model}, hypervisor {hyper}")),
         ("kernel".into(), sh("uname", &["-r"])),
-        ("load average at start".into(), std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim().to_owned()),
-        ("envoy".into(), envoy.lines().last().unwrap_or("?").trim().to_owned()),
+        (
+            "load average at start".into(),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        ),
+        (
+            "envoy".into(),
+            envoy.lines().last().unwrap_or("?").trim().to_owned(),
+        ),
         ("rustc".into(), sh("rustc", &["-V"])),
         ("filter module".into(), wasm),
-        ("repository revision".into(), std::env::var("SELDON_BENCH_REV").unwrap_or_else(|_| sh("git", &["rev-parse", "--short", "HEAD"]))),
+        (
+            "repository revision".into(),
+            std::env::var("SELDON_BENCH_REV")
+                .unwrap_or_else(|_| sh("git", &["rev-parse", "--short", "HEAD"])),
+        ),
     ];
     if let Some(oha) = &args.oha {
-        f.push(("oha".into(), seldon_bench::oha::version(oha).unwrap_or_else(|| "?".into())));
+        f.push((
+            "oha".into(),
+            seldon_bench::oha::version(oha).unwrap_or_else(|| "?".into()),
+        ));
     }
     f
 }
@@ -132,11 +177,15 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let facts = facts(&args);
-    let mut r = run::run(&spec, &mut |line| eprintln!("bench: {line}")).await.context("benchmark run")?;
+    let mut r = run::run(&spec, &mut |line| eprintln!("bench: {line}"))
+        .await
+        .context("benchmark run")?;
     r.command = args.command.clone();
     r.facts = facts;
     let pin = match spec.envoy_cpu {
-        Some(c) => format!("Envoy pinned to CPU {c} with taskset; generator, oha and nodes on the CPUs the bench runs on"),
+        Some(c) => format!(
+            "Envoy pinned to CPU {c} with taskset; generator, oha and nodes on the CPUs the bench runs on"
+        ),
         None => "no pinning".into(),
     };
     r.settings = vec![
@@ -147,12 +196,16 @@ async fn main() -> anyhow::Result<()> {
         ("nodes".into(), "3 × `testmodel --mode echo` (release build), each behind an Envoy cluster; the 1-node graph and the (c) route use the same `m` server".into()),
         ("smoke".into(), args.smoke.to_string()),
     ];
-    let previous = args.out.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+    let previous = args
+        .out
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok());
     let md = report::markdown(&r, previous.as_deref());
     match &args.out {
         Some(p) => {
             if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             std::fs::write(p, &md).with_context(|| format!("writing {}", p.display()))?;
             eprintln!("bench: wrote {}", p.display());

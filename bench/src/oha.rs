@@ -73,13 +73,21 @@ pub fn args(spec: &OhaSpec) -> Vec<String> {
 /// Reads oha's `--output-format json` document.
 pub fn parse(json: &str) -> Result<OhaResult, OhaError> {
     let v: Value = serde_json::from_str(json).map_err(|e| OhaError::Parse(e.to_string()))?;
-    let num = |ptr: &str| v.pointer(ptr).and_then(Value::as_f64).ok_or_else(|| OhaError::Parse(format!("no number at {ptr}")));
+    let num = |ptr: &str| {
+        v.pointer(ptr)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| OhaError::Parse(format!("no number at {ptr}")))
+    };
     let mut ok = 0;
     let mut failed = 0;
     if let Some(codes) = v.get("statusCodeDistribution").and_then(Value::as_object) {
         for (code, n) in codes {
             let n = n.as_u64().unwrap_or(0);
-            if code.starts_with('2') { ok += n } else { failed += n }
+            if code.starts_with('2') {
+                ok += n
+            } else {
+                failed += n
+            }
         }
     }
     if let Some(errors) = v.get("errorDistribution").and_then(Value::as_object) {
@@ -100,7 +108,10 @@ pub fn run(bin: &Path, spec: &OhaSpec) -> Result<OhaResult, OhaError> {
     let out = Command::new(bin)
         .args(args(spec))
         .output()
-        .map_err(|source| OhaError::Spawn { bin: bin.display().to_string(), source })?;
+        .map_err(|source| OhaError::Spawn {
+            bin: bin.display().to_string(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(OhaError::Failed {
             status: out.status.to_string(),
@@ -122,7 +133,13 @@ mod tests {
 
     #[test]
     fn fixed_rate_asks_for_latency_correction() {
-        let spec = OhaSpec { url: "http://x/".into(), body: "{}".into(), duration: Duration::from_secs(2), connections: 4, rate: Some(1000) };
+        let spec = OhaSpec {
+            url: "http://x/".into(),
+            body: "{}".into(),
+            duration: Duration::from_secs(2),
+            connections: 4,
+            rate: Some(1000),
+        };
         let a = args(&spec);
         assert!(a.windows(2).any(|w| w == ["-q", "1000"]));
         assert!(a.contains(&"--latency-correction".to_string()));
@@ -145,7 +162,10 @@ mod tests {
 
     #[test]
     fn missing_fields_are_a_parse_error() {
-        assert!(matches!(parse(r#"{"summary":{}}"#), Err(OhaError::Parse(_))));
+        assert!(matches!(
+            parse(r#"{"summary":{}}"#),
+            Err(OhaError::Parse(_))
+        ));
         assert!(matches!(parse("not json"), Err(OhaError::Parse(_))));
     }
 }

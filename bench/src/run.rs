@@ -70,11 +70,16 @@ pub fn payload(n: usize) -> String {
 
 /// The answer's `data` must be the payload's (every node echoes).
 pub fn check_answer(label: &'static str, sent: &str, got: &[u8]) -> Result<(), RunError> {
-    let sent: Value = serde_json::from_str(sent).map_err(|e| RunError::WrongAnswer(label, e.to_string()))?;
-    let got: Value = serde_json::from_slice(got)
-        .map_err(|e| RunError::WrongAnswer(label, format!("{e}: {}", String::from_utf8_lossy(got))))?;
+    let sent: Value =
+        serde_json::from_str(sent).map_err(|e| RunError::WrongAnswer(label, e.to_string()))?;
+    let got: Value = serde_json::from_slice(got).map_err(|e| {
+        RunError::WrongAnswer(label, format!("{e}: {}", String::from_utf8_lossy(got)))
+    })?;
     if got.get("data") != sent.get("data") {
-        return Err(RunError::WrongAnswer(label, format!("data differs: {}", got.get("data").unwrap_or(&Value::Null))));
+        return Err(RunError::WrongAnswer(
+            label,
+            format!("data differs: {}", got.get("data").unwrap_or(&Value::Null)),
+        ));
     }
     Ok(())
 }
@@ -127,7 +132,14 @@ struct Samples {
 
 impl Samples {
     fn new() -> Self {
-        Self { all: Vec::new(), errors: 0, elapsed: 0.0, rounds: Vec::new(), first_error: None, envoy_cpu_us: 0 }
+        Self {
+            all: Vec::new(),
+            errors: 0,
+            elapsed: 0.0,
+            rounds: Vec::new(),
+            first_error: None,
+            envoy_cpu_us: 0,
+        }
     }
 }
 
@@ -139,8 +151,14 @@ async fn oha_run(bin: &std::path::Path, spec: OhaSpec, label: &str) -> Result<Oh
     let bin = bin.to_owned();
     tokio::task::spawn_blocking(move || oha::run(&bin, &spec))
         .await
-        .map_err(|e| RunError::Oha { label: label.into(), source: oha::OhaError::Parse(e.to_string()) })?
-        .map_err(|source| RunError::Oha { label: label.into(), source })
+        .map_err(|e| RunError::Oha {
+            label: label.into(),
+            source: oha::OhaError::Parse(e.to_string()),
+        })?
+        .map_err(|source| RunError::Oha {
+            label: label.into(),
+            source,
+        })
 }
 
 /// Runs the whole benchmark; `log` gets progress lines.
@@ -150,7 +168,11 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
     log(&format!("envoy pid {pid} admin {}", t.envoy.admin_url));
     let body = payload(spec.payload_floats);
     let bytes = Bytes::from(body.clone());
-    let mut checks = vec![format!("payload: a Seldon message with one row of {} floats, {} bytes", spec.payload_floats, body.len())];
+    let mut checks = vec![format!(
+        "payload: a Seldon message with one row of {} floats, {} bytes",
+        spec.payload_floats,
+        body.len()
+    )];
 
     // Every path answers the payload's data.
     for p in [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1] {
@@ -158,12 +180,20 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         let mut conns = load::connect(&chain).await?;
         let got = load::run_chain(&chain, &mut conns, bytes.clone())
             .await
-            .map_err(|source| RunError::Call { path: p.label(), source })?;
+            .map_err(|source| RunError::Call {
+                path: p.label(),
+                source,
+            })?;
         check_answer(p.label(), &body, &got)?;
     }
     checks.push("before measuring, each of (a), (b), (c) filter and (c) direct answered the payload's `data` unchanged".into());
 
-    let load_spec = |d: Duration| LoadSpec { rate: spec.rate, duration: d, connections: spec.connections, body: bytes.clone() };
+    let load_spec = |d: Duration| LoadSpec {
+        rate: spec.rate,
+        duration: d,
+        connections: spec.connections,
+        body: bytes.clone(),
+    };
     // Warm-up: V8 tiers up, connection pools fill.
     for p in [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1] {
         log(&format!("warm-up {}", p.label()));
@@ -171,7 +201,13 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         if let Some(bin) = &spec.oha {
             let chain = p.chain(&t);
             if chain.len() == 1 {
-                let s = OhaSpec { url: url(&chain[0]), body: body.clone(), duration: spec.warmup, connections: spec.connections, rate: Some(spec.rate) };
+                let s = OhaSpec {
+                    url: url(&chain[0]),
+                    body: body.clone(),
+                    duration: spec.warmup,
+                    connections: spec.connections,
+                    rate: Some(spec.rate),
+                };
                 oha_run(bin, s, p.label()).await?;
             }
         }
@@ -179,9 +215,18 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
     }
 
     let mut samples: Vec<(Path, Samples)> =
-        [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1].into_iter().map(|p| (p, Samples::new())).collect();
-    let mut oha_fixed: Vec<(Path, Vec<OhaResult>)> = [Path::Filter3, Path::Filter1, Path::Direct1].into_iter().map(|p| (p, Vec::new())).collect();
-    let mut sat: Vec<(Path, Vec<OhaResult>)> = [Path::Filter1, Path::Direct1].into_iter().map(|p| (p, Vec::new())).collect();
+        [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1]
+            .into_iter()
+            .map(|p| (p, Samples::new()))
+            .collect();
+    let mut oha_fixed: Vec<(Path, Vec<OhaResult>)> = [Path::Filter3, Path::Filter1, Path::Direct1]
+        .into_iter()
+        .map(|p| (p, Vec::new()))
+        .collect();
+    let mut sat: Vec<(Path, Vec<OhaResult>)> = [Path::Filter1, Path::Direct1]
+        .into_iter()
+        .map(|p| (p, Vec::new()))
+        .collect();
 
     for round in 0..spec.rounds {
         // Alternate which side goes first, so drift hits both.
@@ -197,9 +242,14 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
             let r = load::run(&p.chain(&t), &load_spec(spec.duration)).await?;
             let cpu1 = cpu_us(pid);
             t.clear_calls().await?;
-            let s = &mut samples.iter_mut().find(|(q, _)| *q == p).map(|(_, s)| s).ok_or(RunError::WrongAnswer("internal", "path".into()))?;
+            let s = &mut samples
+                .iter_mut()
+                .find(|(q, _)| *q == p)
+                .map(|(_, s)| s)
+                .ok_or(RunError::WrongAnswer("internal", "path".into()))?;
             let mut round_samples = r.latencies_us.clone();
-            if let Ok(sum) = stats::summarize(&mut round_samples, r.errors, r.elapsed.as_secs_f64()) {
+            if let Ok(sum) = stats::summarize(&mut round_samples, r.errors, r.elapsed.as_secs_f64())
+            {
                 s.rounds.push((sum.p50_us, sum.p99_us));
             }
             s.all.extend(r.latencies_us);
@@ -216,27 +266,56 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
                 order.reverse();
             }
             for p in order {
-                log(&format!("round {} oha -q {} {}", round + 1, spec.rate, p.label()));
+                log(&format!(
+                    "round {} oha -q {} {}",
+                    round + 1,
+                    spec.rate,
+                    p.label()
+                ));
                 let chain = p.chain(&t);
-                let s = OhaSpec { url: url(&chain[0]), body: body.clone(), duration: spec.duration, connections: spec.connections, rate: Some(spec.rate) };
+                let s = OhaSpec {
+                    url: url(&chain[0]),
+                    body: body.clone(),
+                    duration: spec.duration,
+                    connections: spec.connections,
+                    rate: Some(spec.rate),
+                };
                 let r = oha_run(bin, s, p.label()).await?;
                 t.clear_calls().await?;
                 if let Some((_, v)) = oha_fixed.iter_mut().find(|(q, _)| *q == p) {
                     v.push(r);
                 }
             }
-            let order = if flip { [Path::Direct1, Path::Filter1] } else { [Path::Filter1, Path::Direct1] };
+            let order = if flip {
+                [Path::Direct1, Path::Filter1]
+            } else {
+                [Path::Filter1, Path::Direct1]
+            };
             for p in order {
                 log(&format!("round {} oha saturation {}", round + 1, p.label()));
                 let chain = p.chain(&t);
-                let s = OhaSpec { url: url(&chain[0]), body: body.clone(), duration: spec.saturation, connections: spec.saturation_connections, rate: None };
+                let s = OhaSpec {
+                    url: url(&chain[0]),
+                    body: body.clone(),
+                    duration: spec.saturation,
+                    connections: spec.saturation_connections,
+                    rate: None,
+                };
                 let cpu0 = cpu_us(pid);
                 let r = oha_run(bin, s, p.label()).await?;
                 let cpu1 = cpu_us(pid);
                 t.clear_calls().await?;
-                let per_req = cpu1.zip(cpu0).map(|(a, b)| (a - b) as f64).unwrap_or(0.0) / (r.ok.max(1) as f64);
-                log(&format!("  {:.0} rps, envoy cpu {per_req:.1} µs/req", r.rps));
-                checks.push(format!("saturation round {} {p:?}: {:.0} rps, Envoy CPU {per_req:.1} µs per request", round + 1, r.rps));
+                let per_req = cpu1.zip(cpu0).map(|(a, b)| (a - b) as f64).unwrap_or(0.0)
+                    / (r.ok.max(1) as f64);
+                log(&format!(
+                    "  {:.0} rps, envoy cpu {per_req:.1} µs/req",
+                    r.rps
+                ));
+                checks.push(format!(
+                    "saturation round {} {p:?}: {:.0} rps, Envoy CPU {per_req:.1} µs per request",
+                    round + 1,
+                    r.rps
+                ));
                 if let Some((_, v)) = sat.iter_mut().find(|(q, _)| *q == p) {
                     v.push(r);
                 }
@@ -245,21 +324,55 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
     }
 
     let mut side = |p: Path| -> Result<Side, RunError> {
-        let (_, s) = samples.iter_mut().find(|(q, _)| *q == p).ok_or(RunError::WrongAnswer("internal", "path".into()))?;
-        let summary: Summary = stats::summarize(&mut s.all, s.errors, s.elapsed)
-            .map_err(|source| RunError::Stats { label: p.label().into(), source })?;
+        let (_, s) = samples
+            .iter_mut()
+            .find(|(q, _)| *q == p)
+            .ok_or(RunError::WrongAnswer("internal", "path".into()))?;
+        let summary: Summary =
+            stats::summarize(&mut s.all, s.errors, s.elapsed).map_err(|source| {
+                RunError::Stats {
+                    label: p.label().into(),
+                    source,
+                }
+            })?;
         let per_req = s.envoy_cpu_us as f64 / summary.count.max(1) as f64;
-        let mut note = format!("{p:?}: Envoy CPU {per_req:.0} µs per request at {} rps (from /proc/{pid}/stat, 10 ms ticks)", spec.rate);
+        let mut note = format!(
+            "{p:?}: Envoy CPU {per_req:.0} µs per request at {} rps (from /proc/{pid}/stat, 10 ms ticks)",
+            spec.rate
+        );
         if s.errors > 0 {
-            note.push_str(&format!("; {} errors, first: {}", s.errors, s.first_error.clone().unwrap_or_default()));
+            note.push_str(&format!(
+                "; {} errors, first: {}",
+                s.errors,
+                s.first_error.clone().unwrap_or_default()
+            ));
         }
         checks.push(note);
-        Ok(Side { label: p.label().into(), summary, rounds: s.rounds.clone() })
+        Ok(Side {
+            label: p.label().into(),
+            summary,
+            rounds: s.rounds.clone(),
+        })
     };
-    let three_node = Comparison { title: "(a) vs (b): 3-node graph".into(), direct: side(Path::Direct3)?, filter: side(Path::Filter3)? };
-    let one_node = Comparison { title: "(c): 1-node graph vs plain route".into(), direct: side(Path::Direct1)?, filter: side(Path::Filter1)? };
-    let row = |p: Path, v: Vec<OhaResult>| OhaRow { label: p.label().into(), rounds: v };
-    let oha_rows: Vec<OhaRow> = oha_fixed.into_iter().filter(|(_, v)| !v.is_empty()).map(|(p, v)| row(p, v)).collect();
+    let three_node = Comparison {
+        title: "(a) vs (b): 3-node graph".into(),
+        direct: side(Path::Direct3)?,
+        filter: side(Path::Filter3)?,
+    };
+    let one_node = Comparison {
+        title: "(c): 1-node graph vs plain route".into(),
+        direct: side(Path::Direct1)?,
+        filter: side(Path::Filter1)?,
+    };
+    let row = |p: Path, v: Vec<OhaResult>| OhaRow {
+        label: p.label().into(),
+        rounds: v,
+    };
+    let oha_rows: Vec<OhaRow> = oha_fixed
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(p, v)| row(p, v))
+        .collect();
     let saturation = if sat.iter().all(|(_, v)| !v.is_empty()) {
         let mut it = sat.into_iter();
         match (it.next(), it.next()) {
@@ -270,16 +383,27 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         None
     };
     for listener in ["graph3", "graph1"] {
-        let hits = t.envoy.counter(&format!("http.{listener}.rq_direct_response")).await;
+        let hits = t
+            .envoy
+            .counter(&format!("http.{listener}.rq_direct_response"))
+            .await;
         checks.push(format!("`http.{listener}.rq_direct_response` = {hits} (0: the router of the graph listener never saw a request)"));
     }
     // One keep-alive connection per worker should serve many requests; rq ≫ cx rules out
     // per-call connections on either path (the filter's node calls and the plain routes share
     // these clusters).
     for node in t.nodes.keys() {
-        let rq = t.envoy.counter(&format!("cluster.{node}.upstream_rq_total")).await;
-        let cx = t.envoy.counter(&format!("cluster.{node}.upstream_cx_total")).await;
-        checks.push(format!("`cluster.{node}`: upstream_rq_total {rq}, upstream_cx_total {cx}"));
+        let rq = t
+            .envoy
+            .counter(&format!("cluster.{node}.upstream_rq_total"))
+            .await;
+        let cx = t
+            .envoy
+            .counter(&format!("cluster.{node}.upstream_cx_total"))
+            .await;
+        checks.push(format!(
+            "`cluster.{node}`: upstream_rq_total {rq}, upstream_cx_total {cx}"
+        ));
     }
     Ok(Report {
         command: String::new(),
@@ -315,7 +439,13 @@ mod tests {
     #[test]
     fn different_data_or_garbage_fails() {
         let sent = payload(2);
-        assert!(matches!(check_answer("t", &sent, payload(3).as_bytes()), Err(RunError::WrongAnswer(..))));
-        assert!(matches!(check_answer("t", &sent, b"oops"), Err(RunError::WrongAnswer(..))));
+        assert!(matches!(
+            check_answer("t", &sent, payload(3).as_bytes()),
+            Err(RunError::WrongAnswer(..))
+        ));
+        assert!(matches!(
+            check_answer("t", &sent, b"oops"),
+            Err(RunError::WrongAnswer(..))
+        ));
     }
 }

@@ -30,13 +30,19 @@ pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
         return None;
     }
     let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.saturating_sub(1).min(sorted.len() - 1)).copied()
+    sorted
+        .get(rank.saturating_sub(1).min(sorted.len() - 1))
+        .copied()
 }
 
 /// Sorts `samples` (µs) and summarises them; `elapsed_s` is the measured wall time.
 pub fn summarize(samples: &mut [u64], errors: u64, elapsed_s: f64) -> Result<Summary, StatsError> {
     samples.sort_unstable();
-    let p = |q| percentile(samples, q).map(|v| v as f64).ok_or(StatsError::NoSamples { errors });
+    let p = |q| {
+        percentile(samples, q)
+            .map(|v| v as f64)
+            .ok_or(StatsError::NoSamples { errors })
+    };
     let sum: u128 = samples.iter().map(|&v| u128::from(v)).sum();
     Ok(Summary {
         count: samples.len(),
@@ -46,7 +52,11 @@ pub fn summarize(samples: &mut [u64], errors: u64, elapsed_s: f64) -> Result<Sum
         p99_us: p(0.99)?,
         max_us: p(1.0)?,
         mean_us: sum as f64 / samples.len() as f64,
-        rps: if elapsed_s > 0.0 { samples.len() as f64 / elapsed_s } else { 0.0 },
+        rps: if elapsed_s > 0.0 {
+            samples.len() as f64 / elapsed_s
+        } else {
+            0.0
+        },
     })
 }
 
@@ -81,6 +91,9 @@ mod tests {
 
     #[test]
     fn summary_of_only_errors_fails() {
-        assert_eq!(summarize(&mut [], 3, 1.0), Err(StatsError::NoSamples { errors: 3 }));
+        assert_eq!(
+            summarize(&mut [], 3, 1.0),
+            Err(StatsError::NoSamples { errors: 3 })
+        );
     }
 }

@@ -34,8 +34,11 @@ children:
 /// The 1-node graph, on the same `m` server as the 3-node graph's model.
 pub const GRAPH1_YAML: &str = "{name: m, type: MODEL}";
 /// Node names in execution order, with the path the filter (and the direct client) calls.
-pub const CHAIN: [(&str, &str); 3] =
-    [("tin", "/transform-input"), ("m", "/predict"), ("out", "/transform-output")];
+pub const CHAIN: [(&str, &str); 3] = [
+    ("tin", "/transform-input"),
+    ("m", "/predict"),
+    ("out", "/transform-output"),
+];
 pub const PREDICTIONS: &str = "/api/v1.0/predictions";
 
 /// What went wrong setting up.
@@ -54,11 +57,16 @@ pub enum SetupError {
 }
 
 /// The filter config for `graph_yaml`, every node reachable through the cluster of its name.
-pub fn filter_config(graph_yaml: &str, ports: &BTreeMap<String, u16>) -> Result<FilterConfig, String> {
+pub fn filter_config(
+    graph_yaml: &str,
+    ports: &BTreeMap<String, u16>,
+) -> Result<FilterConfig, String> {
     let graph: PredictiveUnit = serde_yaml::from_str(graph_yaml).map_err(|e| e.to_string())?;
     let mut nodes = BTreeMap::new();
     for unit in graph.walk() {
-        let port = *ports.get(&unit.name).ok_or_else(|| format!("no server for node {}", unit.name))?;
+        let port = *ports
+            .get(&unit.name)
+            .ok_or_else(|| format!("no server for node {}", unit.name))?;
         nodes.insert(
             unit.name.clone(),
             NodeUpstream {
@@ -98,15 +106,24 @@ pub fn envoy_config(
         c.listeners.push(Listener {
             name: name.into(),
             port: listener_ports()?,
-            kind: ListenerKind::Graph { wasm_path: wasm.clone(), plugin_config_json: fc.to_json(), vm_id: "seldon".into() },
+            kind: ListenerKind::Graph {
+                wasm_path: wasm.clone(),
+                plugin_config_json: fc.to_json(),
+                vm_id: "seldon".into(),
+            },
         });
     }
     for (node, port) in ports {
-        c.clusters.push(Cluster::http1(node.clone(), "127.0.0.1", *port));
+        c.clusters
+            .push(Cluster::http1(node.clone(), "127.0.0.1", *port));
         c.listeners.push(Listener {
             name: format!("direct-{node}"),
             port: listener_ports()?,
-            kind: ListenerKind::Route { cluster: node.clone(), prefix_rewrite: None, timeout: None },
+            kind: ListenerKind::Route {
+                cluster: node.clone(),
+                prefix_rewrite: None,
+                timeout: None,
+            },
         });
     }
     Ok(c)
@@ -122,16 +139,34 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub async fn start(runtime: Runtime, concurrency: u32, envoy_cpu: Option<u32>) -> Result<Self, SetupError> {
+    pub async fn start(
+        runtime: Runtime,
+        concurrency: u32,
+        envoy_cpu: Option<u32>,
+    ) -> Result<Self, SetupError> {
         let mut nodes = BTreeMap::new();
         for (name, _) in CHAIN {
-            nodes.insert(name.to_string(), TestModel::spawn(&TestModelSpec::new(name, Mode::Echo)).await?);
+            nodes.insert(
+                name.to_string(),
+                TestModel::spawn(&TestModelSpec::new(name, Mode::Echo)).await?,
+            );
         }
-        let ports: BTreeMap<String, u16> = nodes.iter().map(|(n, m)| (n.clone(), m.port())).collect();
-        let config = envoy_config(seldon_envoy::free_port()?, seldon_e2e::graph::filter_wasm()?, &ports, &mut seldon_envoy::free_port)?;
+        let ports: BTreeMap<String, u16> =
+            nodes.iter().map(|(n, m)| (n.clone(), m.port())).collect();
+        let config = envoy_config(
+            seldon_envoy::free_port()?,
+            seldon_e2e::graph::filter_wasm()?,
+            &ports,
+            &mut seldon_envoy::free_port,
+        )?;
         let dir = tempfile::tempdir()?;
         let envoy = BenchEnvoy::start(&config, runtime, dir.path(), concurrency, envoy_cpu).await?;
-        Ok(Self { envoy, nodes, config, _dir: dir })
+        Ok(Self {
+            envoy,
+            nodes,
+            config,
+            _dir: dir,
+        })
     }
 
     fn addr(&self, listener: &str) -> SocketAddr {
@@ -141,19 +176,34 @@ impl Topology {
 
     /// (a): the client calls the three nodes itself, each through its plain Envoy route.
     pub fn direct3(&self) -> Vec<Call> {
-        CHAIN.iter().map(|(n, p)| Call { addr: self.addr(&format!("direct-{n}")), path: (*p).into() }).collect()
+        CHAIN
+            .iter()
+            .map(|(n, p)| Call {
+                addr: self.addr(&format!("direct-{n}")),
+                path: (*p).into(),
+            })
+            .collect()
     }
     /// (b): one request through the filter running the 3-node graph.
     pub fn filter3(&self) -> Vec<Call> {
-        vec![Call { addr: self.addr("graph3"), path: PREDICTIONS.into() }]
+        vec![Call {
+            addr: self.addr("graph3"),
+            path: PREDICTIONS.into(),
+        }]
     }
     /// (c) filter side: the 1-node graph.
     pub fn filter1(&self) -> Vec<Call> {
-        vec![Call { addr: self.addr("graph1"), path: PREDICTIONS.into() }]
+        vec![Call {
+            addr: self.addr("graph1"),
+            path: PREDICTIONS.into(),
+        }]
     }
     /// (c) direct side: a plain route to the same `m` server.
     pub fn direct1(&self) -> Vec<Call> {
-        vec![Call { addr: self.addr("direct-m"), path: "/predict".into() }]
+        vec![Call {
+            addr: self.addr("direct-m"),
+            path: "/predict".into(),
+        }]
     }
 
     /// Forgets what the nodes recorded (`testmodel` keeps every call), so memory stays flat.
@@ -170,7 +220,10 @@ mod tests {
     use super::*;
 
     fn ports() -> BTreeMap<String, u16> {
-        [("tin", 1001), ("m", 1002), ("out", 1003)].into_iter().map(|(n, p)| (n.to_string(), p)).collect()
+        [("tin", 1001), ("m", 1002), ("out", 1003)]
+            .into_iter()
+            .map(|(n, p)| (n.to_string(), p))
+            .collect()
     }
 
     #[test]
@@ -198,7 +251,10 @@ mod tests {
         })
         .unwrap();
         let names: Vec<_> = c.listeners.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["graph3", "graph1", "direct-m", "direct-out", "direct-tin"]);
+        assert_eq!(
+            names,
+            ["graph3", "graph1", "direct-m", "direct-out", "direct-tin"]
+        );
         assert_eq!(c.clusters.len(), 3);
         assert!(c.check().is_ok());
     }

@@ -13,21 +13,33 @@ fn smoke_run_writes_a_report_with_every_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dataplane.md");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-bench"));
-    cmd.args(["--smoke", "--out"]).arg(&out).env_remove("SELDON_BENCH_OUT");
+    cmd.args(["--smoke", "--out"])
+        .arg(&out)
+        .env_remove("SELDON_BENCH_OUT");
     if std::env::var_os("SELDON_TESTMODEL_BIN").is_none() {
         // target/<profile>/deps/smoke-… → target/<profile>/testmodel
         let exe = std::env::current_exe().unwrap();
-        cmd.env("SELDON_TESTMODEL_BIN", exe.parent().unwrap().parent().unwrap().join("testmodel"));
+        cmd.env(
+            "SELDON_TESTMODEL_BIN",
+            exe.parent().unwrap().parent().unwrap().join("testmodel"),
+        );
     }
-    let oha = std::env::var_os("SELDON_BENCH_OHA").map(PathBuf::from).or_else(|| {
-        let p = PathBuf::from(std::env::var_os("HOME")?).join(".cache/seldon-mesh/tools/bin/oha");
-        p.is_file().then_some(p)
-    });
+    let oha = std::env::var_os("SELDON_BENCH_OHA")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p =
+                PathBuf::from(std::env::var_os("HOME")?).join(".cache/seldon-mesh/tools/bin/oha");
+            p.is_file().then_some(p)
+        });
     if let Some(oha) = &oha {
         cmd.arg("--oha").arg(oha);
     }
     let o = cmd.output().unwrap();
-    assert!(o.status.success(), "seldon-bench --smoke failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "seldon-bench --smoke failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let md = std::fs::read_to_string(&out).unwrap();
     for needle in [
         "### (a) vs (b): 3-node graph",
@@ -41,7 +53,11 @@ fn smoke_run_writes_a_report_with_every_scenario() {
     ] {
         assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
     }
-    assert_eq!(oha.is_some(), md.contains("## Saturation"), "saturation table iff oha ran:\n{md}");
+    assert_eq!(
+        oha.is_some(),
+        md.contains("## Saturation"),
+        "saturation table iff oha ran:\n{md}"
+    );
     // Every side completed requests without errors.
     assert!(!md.contains("errors, first:"), "{md}");
 }
@@ -55,5 +71,8 @@ fn a_missing_testmodel_binary_fails_with_a_clear_error() {
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("testmodel binary not found at /nonexistent/testmodel"), "{err}");
+    assert!(
+        err.contains("testmodel binary not found at /nonexistent/testmodel"),
+        "{err}"
+    );
 }

@@ -5,7 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = "../../crates/protocol/proto";
     println!("cargo:rerun-if-changed={proto_dir}");
     let fds = protox::compile(
-        ["seldon/prediction.proto", "inference/open_inference_grpc.proto"],
+        [
+            "seldon/prediction.proto",
+            "inference/open_inference_grpc.proto",
+        ],
         [proto_dir],
     )?;
     tonic_prost_build::configure()

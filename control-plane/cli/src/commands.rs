@@ -40,10 +40,13 @@ impl Shared {
     }
 
     pub fn options(&self, ingress: IngressArg) -> anyhow::Result<RenderOptions> {
-        let mut opts = RenderOptions::default();
-        opts.ingress = match ingress {
+        let ingress = match ingress {
             IngressArg::Istio => Ingress::Istio,
             IngressArg::Ambassador => Ingress::Ambassador,
+        };
+        let mut opts = RenderOptions {
+            ingress,
+            ..RenderOptions::default()
         };
         if let Some(path) = &self.catalogue {
             let text = std::fs::read_to_string(path)

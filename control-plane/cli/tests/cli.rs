@@ -12,7 +12,10 @@ fn samples_dir() -> PathBuf {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
 }
 
 fn write(content: &str) -> tempfile::NamedTempFile {
@@ -26,16 +29,29 @@ fn render_prints_each_samples_golden_manifests() {
     for entry in std::fs::read_dir(samples_dir()).unwrap() {
         let path = entry.unwrap().path();
         let sample = path.file_stem().unwrap().to_string_lossy().to_string();
-        let ingress = if sample.contains("ambassador") { "ambassador" } else { "istio" };
-        let out = bin().args(["render", "-f"]).arg(&path).args(["--ingress", ingress]).output().unwrap();
+        let ingress = if sample.contains("ambassador") {
+            "ambassador"
+        } else {
+            "istio"
+        };
+        let out = bin()
+            .args(["render", "-f"])
+            .arg(&path)
+            .args(["--ingress", ingress])
+            .output()
+            .unwrap();
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{sample}: {stderr}");
         let golden = std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../render/tests/golden/{sample}.yaml")),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("../render/tests/golden/{sample}.yaml")),
         )
         .unwrap();
         let body = golden.split_once('\n').unwrap().1; // minus the header comment
-        assert_eq!(stdout, body, "{sample}: CLI output differs from the golden file");
+        assert_eq!(
+            stdout, body,
+            "{sample}: CLI output differs from the golden file"
+        );
     }
 }
 
@@ -45,7 +61,11 @@ fn validate_accepts_every_sample() {
         let path = entry.unwrap().path();
         let out = bin().args(["validate", "-f"]).arg(&path).output().unwrap();
         let (stdout, stderr) = text(&out);
-        assert!(out.status.success(), "{}: {stdout} {stderr}", path.display());
+        assert!(
+            out.status.success(),
+            "{}: {stdout} {stderr}",
+            path.display()
+        );
         assert!(stdout.contains("is valid"), "{stdout}");
     }
 }
@@ -72,7 +92,11 @@ spec:
 #[test]
 fn validate_explains_every_problem_with_its_path() {
     let f = write(BROKEN);
-    let out = bin().args(["validate", "-f"]).arg(f.path()).output().unwrap();
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(f.path())
+        .output()
+        .unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     for expected in [
@@ -85,20 +109,33 @@ fn validate_explains_every_problem_with_its_path() {
         "spec.predictors[0].graph.children[0].modelUri: prepackaged server SKLEARN_SERVER needs `modelUri`",
         "spec.predictors[1].graph: name must be a DNS-1123 label",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
 }
 
 #[test]
 fn yaml_and_type_errors_name_line_column_and_path() {
-    let f = write("apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: x}\nspec:\n  predictors:\n  - name: a\n    replicas: lots\n");
-    let out = bin().args(["validate", "-f"]).arg(f.path()).output().unwrap();
+    let f = write(
+        "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: x}\nspec:\n  predictors:\n  - name: a\n    replicas: lots\n",
+    );
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(f.path())
+        .output()
+        .unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.contains("(line 7, column 15): spec.predictors[0].replicas: invalid type: string \"lots\", expected i32"), "{stdout}");
 
     let f = write("apiVersion: machinelearning.seldon.io/v1\nkind: [\n");
-    let out = bin().args(["validate", "-f"]).arg(f.path()).output().unwrap();
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(f.path())
+        .output()
+        .unwrap();
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.contains("line 3"), "{stdout}");
@@ -111,31 +148,76 @@ fn render_refuses_invalid_input_without_panicking() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout.is_empty());
-    assert!(stderr.starts_with("error: SeldonDeployment \"bad\""), "{stderr}");
+    assert!(
+        stderr.starts_with("error: SeldonDeployment \"bad\""),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    let out = bin().args(["render", "-f", "/does/not/exist.yaml"]).output().unwrap();
+    let out = bin()
+        .args(["render", "-f", "/does/not/exist.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("reading /does/not/exist.yaml"), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("reading /does/not/exist.yaml"),
+        "{:?}",
+        text(&out)
+    );
 
     let f = write("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n");
-    let out = bin().args(["validate", "-f"]).arg(f.path()).output().unwrap();
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(f.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).0.contains("apiVersion \"v1\" is not a SeldonDeployment version"), "{:?}", text(&out));
+    assert!(
+        text(&out)
+            .0
+            .contains("apiVersion \"v1\" is not a SeldonDeployment version"),
+        "{:?}",
+        text(&out)
+    );
 }
 
 #[test]
 fn catalogue_flag_adds_user_servers() {
-    let sdep = write("apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: c, namespace: seldon}\nspec:\n  predictors:\n  - name: p\n    graph: {name: m, implementation: MY_SERVER, modelUri: gs://m}\n");
-    let out = bin().args(["validate", "-f"]).arg(sdep.path()).output().unwrap();
+    let sdep = write(
+        "apiVersion: machinelearning.seldon.io/v1\nkind: SeldonDeployment\nmetadata: {name: c, namespace: seldon}\nspec:\n  predictors:\n  - name: p\n    graph: {name: m, implementation: MY_SERVER, modelUri: gs://m}\n",
+    );
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(sdep.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).0.contains("\"MY_SERVER\" is not a built-in implementation"));
-    let cat = write("servers:\n  MY_SERVER: {image: me/server:2, args: [\"--model={model_name}\"]}\n");
-    let out = bin().args(["render", "-f"]).arg(sdep.path()).arg("--catalogue").arg(cat.path()).output().unwrap();
+    assert!(
+        text(&out)
+            .0
+            .contains("\"MY_SERVER\" is not a built-in implementation")
+    );
+    let cat =
+        write("servers:\n  MY_SERVER: {image: me/server:2, args: [\"--model={model_name}\"]}\n");
+    let out = bin()
+        .args(["render", "-f"])
+        .arg(sdep.path())
+        .arg("--catalogue")
+        .arg(cat.path())
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("image: me/server:2") && stdout.contains("--model=m"), "{stdout}");
-    let out = bin().env("SELDON_CATALOGUE", "/nope.yaml").args(["render", "-f"]).arg(sdep.path()).output().unwrap();
+    assert!(
+        stdout.contains("image: me/server:2") && stdout.contains("--model=m"),
+        "{stdout}"
+    );
+    let out = bin()
+        .env("SELDON_CATALOGUE", "/nope.yaml")
+        .args(["render", "-f"])
+        .arg(sdep.path())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("reading /nope.yaml"));
 }

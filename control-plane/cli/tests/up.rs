@@ -14,12 +14,19 @@ use serde_json::{Value, json};
 fn target_dir() -> PathBuf {
     // target/debug/seldon-mesh → target
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
-    exe.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default()
+    exe.parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }
 
 fn sibling(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
-    assert!(p.is_file(), "{} is not built; run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -31,7 +38,10 @@ fn filter() -> PathBuf {
 
 fn envoy_ready() {
     let status = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/setup.sh"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/setup.sh"
+        ))
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -57,24 +67,43 @@ fn up(manifest: &str, runs: &[(&str, String)]) -> Up {
     let dir = tempfile::tempdir().unwrap().keep();
     let file = dir.join("sdep.yaml");
     std::fs::write(&file, manifest).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"));
-    cmd.args(["up", "-f"]).arg(&file).args(["--port", &port.to_string()]).arg("--filter").arg(filter());
+    cmd.args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &port.to_string()])
+        .arg("--filter")
+        .arg(filter());
     cmd.arg("--workdir").arg(dir.join("run"));
     for (node, command) in runs {
         cmd.arg("--run").arg(format!("{node}={command}"));
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
     let mut nodes = Vec::new();
     for line in out.lines() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("node ") {
             let (name, addr) = rest.split_once(" on ").unwrap();
-            nodes.push((name.to_string(), addr.rsplit(':').next().unwrap().parse().unwrap()));
+            nodes.push((
+                name.to_string(),
+                addr.rsplit(':').next().unwrap().parse().unwrap(),
+            ));
         }
         if let Some(url) = line.strip_prefix("ready: ") {
-            return Up { child, url: url.to_string(), nodes };
+            return Up {
+                child,
+                url: url.to_string(),
+                nodes,
+            };
         }
     }
     let status = child.wait().unwrap();
@@ -112,21 +141,46 @@ spec:
 /// ±5 sd (57..=143) fails a correct split with probability < 1e-6. The shadow sees every one.
 #[tokio::test(flavor = "multi_thread")]
 async fn traffic_split_and_shadow_through_the_gateway() {
-    let runs = [("m1", testmodel("m1", 1.0)), ("m2", testmodel("m2", 2.0)), ("m3", testmodel("m3", 3.0))];
-    let u = tokio::task::spawn_blocking(move || up(SPLIT, &runs)).await.unwrap();
-    assert!(u.url.ends_with("/seldon/team/split/api/v1.0/predictions"), "{}", u.url);
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap();
+    let runs = [
+        ("m1", testmodel("m1", 1.0)),
+        ("m2", testmodel("m2", 2.0)),
+        ("m3", testmodel("m3", 3.0)),
+    ];
+    let u = tokio::task::spawn_blocking(move || up(SPLIT, &runs))
+        .await
+        .unwrap();
+    assert!(
+        u.url.ends_with("/seldon/team/split/api/v1.0/predictions"),
+        "{}",
+        u.url
+    );
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let mut canary = 0;
     for i in 0..400 {
         let body = json!({"data": {"ndarray": [[f64::from(i)]]}});
-        let r = client.post(&u.url).body(body.to_string()).send().await.unwrap();
+        let r = client
+            .post(&u.url)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         let got = v["data"]["ndarray"][0][0].as_f64().unwrap() - f64::from(i);
-        assert!(got == 1.0 || got == 2.0, "answer {v} came from the shadow or nowhere");
+        assert!(
+            got == 1.0 || got == 2.0,
+            "answer {v} came from the shadow or nowhere"
+        );
         canary += usize::from(got == 2.0);
     }
-    assert!((57..=143).contains(&canary), "{canary} of 400 went to the canary, expected 100");
+    assert!(
+        (57..=143).contains(&canary),
+        "{canary} of 400 went to the canary, expected 100"
+    );
     let shadow_port = u.nodes.iter().find(|(n, _)| n == "mirror/m3").unwrap().1;
     let mut mirrored = 0;
     for _ in 0..100 {
@@ -144,7 +198,10 @@ async fn traffic_split_and_shadow_through_the_gateway() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(mirrored, 400, "the shadow predictor gets a copy of every request");
+    assert_eq!(
+        mirrored, 400,
+        "the shadow predictor gets a copy of every request"
+    );
 }
 
 #[test]
@@ -161,7 +218,12 @@ fn a_custom_node_without_a_local_command_is_explained() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("node `m1` is a custom container; give its local command with --run m1='<command>'"), "{err}");
+    assert!(
+        err.contains(
+            "node `m1` is a custom container; give its local command with --run m1='<command>'"
+        ),
+        "{err}"
+    );
 }
 
 /// The README's main job: the sample A/B test between two scikit-learn models served by
@@ -170,27 +232,62 @@ fn a_custom_node_without_a_local_command_is_explained() {
 fn sample_iris_abtest_answers_one_prediction() {
     envoy_ready();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let ort = Command::new("bash").arg(format!("{root}/model-servers/onnx/scripts/setup.sh")).output().unwrap();
-    assert!(ort.status.success(), "onnx setup failed: {}", String::from_utf8_lossy(&ort.stderr));
-    let ort = String::from_utf8_lossy(&ort.stdout).trim().lines().last().unwrap_or_default().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ort = Command::new("bash")
+        .arg(format!("{root}/model-servers/onnx/scripts/setup.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        ort.status.success(),
+        "onnx setup failed: {}",
+        String::from_utf8_lossy(&ort.stderr)
+    );
+    let ort = String::from_utf8_lossy(&ort.stdout)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
         .env("ORT_DYLIB_PATH", ort)
-        .args(["up", "-f", &format!("{root}/manifests/samples/local/iris-abtest.yaml"), "--port", &port.to_string()])
+        .args([
+            "up",
+            "-f",
+            &format!("{root}/manifests/samples/local/iris-abtest.yaml"),
+            "--port",
+            &port.to_string(),
+        ])
         .arg("--server")
         .arg(sibling("seldon-server"))
         .arg("--filter")
         .arg(filter())
-        .args(["--request", r#"{"data":{"names":["sl","sw","pl","pw"],"ndarray":[[5.1,3.5,1.4,0.2]]}}"#])
+        .args([
+            "--request",
+            r#"{"data":{"names":["sl","sw","pl","pw"],"ndarray":[[5.1,3.5,1.4,0.2]]}}"#,
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let probs = body["data"]["ndarray"][0].as_array().unwrap();
     assert_eq!(probs.len(), 3, "{body}");
     let sum: f64 = probs.iter().map(|p| p.as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-5, "probabilities sum to 1: {body}");
-    assert!(probs[0].as_f64().unwrap() > 0.5, "a setosa flower is class 0: {body}");
-    assert!(matches!(body["meta"]["routing"]["ab"].as_i64(), Some(0 | 1)), "{body}");
+    assert!(
+        probs[0].as_f64().unwrap() > 0.5,
+        "a setosa flower is class 0: {body}"
+    );
+    assert!(
+        matches!(body["meta"]["routing"]["ab"].as_i64(), Some(0 | 1)),
+        "{body}"
+    );
 }

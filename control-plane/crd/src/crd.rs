@@ -8,8 +8,7 @@ use kube::CustomResourceExt;
 use crate::spec::SeldonDeployment;
 
 /// Header of the committed CRD file.
-pub const GENERATED_HEADER: &str =
-    "# Generated from control-plane/crd (seldon-crd). Do not edit: run `UPDATE_GOLDENS=1 cargo test -p seldon-crd`.\n";
+pub const GENERATED_HEADER: &str = "# Generated from control-plane/crd (seldon-crd). Do not edit: run `UPDATE_GOLDENS=1 cargo test -p seldon-crd`.\n";
 
 /// Subtrees whose schema comes from k8s-openapi (PodSpec, ObjectMeta, Container, ...): their
 /// Kubernetes descriptions are dropped, as Seldon's `controller-gen crd:maxDescLen=0` did, to
@@ -47,7 +46,9 @@ pub fn crd() -> CustomResourceDefinition {
             let mut version = v1.clone();
             version.name = name.to_string();
             version.storage = false;
-            version.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(open_schema()) });
+            version.schema = Some(CustomResourceValidation {
+                open_api_v3_schema: Some(open_schema()),
+            });
             crd.spec.versions.push(version);
         }
     }
@@ -62,7 +63,13 @@ fn open_schema() -> JSONSchemaProps {
     };
     JSONSchemaProps {
         type_: Some("object".to_string()),
-        properties: Some([("spec".to_string(), open.clone()), ("status".to_string(), open)].into()),
+        properties: Some(
+            [
+                ("spec".to_string(), open.clone()),
+                ("status".to_string(), open),
+            ]
+            .into(),
+        ),
         ..Default::default()
     }
 }

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, ContainerPort};
-use seldon_graph::{Endpoint, EndpointType, Implementation, PredictiveUnit, PredictiveUnitType, Transport};
+use seldon_graph::{
+    Endpoint, EndpointType, Implementation, PredictiveUnit, PredictiveUnitType, Transport,
+};
 
 use crate::names;
 use crate::spec::{PredictorSpec, SeldonDeployment, SeldonPodSpec};
@@ -50,7 +52,10 @@ impl PortAllocation {
 
 /// The namespace of a SeldonDeployment, `default` when unset.
 pub fn namespace(sdep: &SeldonDeployment) -> String {
-    sdep.metadata.namespace.clone().unwrap_or_else(|| "default".to_string())
+    sdep.metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string())
 }
 
 /// The name of a SeldonDeployment (empty when unset; `validate` reports it).
@@ -59,8 +64,16 @@ pub fn name(sdep: &SeldonDeployment) -> String {
 }
 
 /// Replica count of a component: componentSpec > predictor > spec > 1.
-pub fn effective_replicas(sdep: &SeldonDeployment, predictor: &PredictorSpec, component: &SeldonPodSpec) -> i32 {
-    component.replicas.or(predictor.replicas).or(sdep.spec.replicas).unwrap_or(1)
+pub fn effective_replicas(
+    sdep: &SeldonDeployment,
+    predictor: &PredictorSpec,
+    component: &SeldonPodSpec,
+) -> i32 {
+    component
+        .replicas
+        .or(predictor.replicas)
+        .or(sdep.spec.replicas)
+        .unwrap_or(1)
 }
 
 /// Whether the node's implementation names a prepackaged server.
@@ -96,7 +109,10 @@ pub fn apply_defaults(sdep: &mut SeldonDeployment) -> PortAllocation {
         }
         if let Some(first) = predictor.component_specs.first_mut() {
             for node in missing {
-                first.spec.containers.push(Container { name: node, ..Default::default() });
+                first.spec.containers.push(Container {
+                    name: node,
+                    ..Default::default()
+                });
             }
         }
 
@@ -112,7 +128,15 @@ pub fn apply_defaults(sdep: &mut SeldonDeployment) -> PortAllocation {
                 }
                 let p = set_container_ports(container, allocated);
                 if let Some(unit) = find_unit_mut(&mut predictor.graph, &container.name) {
-                    set_endpoint(unit, p, transport, &names::fqdn(&names::container_service(&sdep_name, &predictor.name, &container.name), &ns));
+                    set_endpoint(
+                        unit,
+                        p,
+                        transport,
+                        &names::fqdn(
+                            &names::container_service(&sdep_name, &predictor.name, &container.name),
+                            &ns,
+                        ),
+                    );
                 }
             }
         }
@@ -121,15 +145,18 @@ pub fn apply_defaults(sdep: &mut SeldonDeployment) -> PortAllocation {
 }
 
 fn has_container(predictor: &PredictorSpec, name: &str) -> bool {
-    predictor.component_specs.iter().any(|c| c.spec.containers.iter().any(|k| k.name == name))
+    predictor
+        .component_specs
+        .iter()
+        .any(|c| c.spec.containers.iter().any(|k| k.name == name))
 }
 
 /// Node type defaults: MODEL when nothing is said, MODEL for prepackaged servers.
 fn default_types(unit: &mut PredictiveUnit) {
-    if unit.unit_type.is_none() || is_prepackaged(unit) {
-        if let Some(t) = unit.effective_type() {
-            unit.unit_type = Some(t);
-        }
+    if (unit.unit_type.is_none() || is_prepackaged(unit))
+        && let Some(t) = unit.effective_type()
+    {
+        unit.unit_type = Some(t);
     }
     if is_prepackaged(unit) {
         unit.unit_type = Some(PredictiveUnitType::Model);
@@ -142,13 +169,21 @@ fn default_types(unit: &mut PredictiveUnit) {
 /// Adds the `http`, `grpc` and `metrics` ports the container lacks; declared ones win.
 fn set_container_ports(container: &mut Container, allocated: NodePorts) -> NodePorts {
     let declared = |c: &Container, name: &str| {
-        c.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name)).map(|p| p.container_port)
+        c.ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port)
     };
     let http = declared(container, names::PORT_NAME_HTTP).unwrap_or(allocated.http);
     let grpc = declared(container, names::PORT_NAME_GRPC).unwrap_or(allocated.grpc);
     let metrics = declared(container, names::PORT_NAME_METRICS).unwrap_or(allocated.metrics);
     let list = container.ports.get_or_insert_with(Vec::new);
-    for (port_name, port) in [(names::PORT_NAME_HTTP, http), (names::PORT_NAME_GRPC, grpc), (names::PORT_NAME_METRICS, metrics)] {
+    for (port_name, port) in [
+        (names::PORT_NAME_HTTP, http),
+        (names::PORT_NAME_GRPC, grpc),
+        (names::PORT_NAME_METRICS, metrics),
+    ] {
         if !list.iter().any(|p| p.name.as_deref() == Some(port_name)) {
             list.push(ContainerPort {
                 name: Some(port_name.to_string()),
@@ -158,7 +193,11 @@ fn set_container_ports(container: &mut Container, allocated: NodePorts) -> NodeP
             });
         }
     }
-    NodePorts { http, grpc, metrics }
+    NodePorts {
+        http,
+        grpc,
+        metrics,
+    }
 }
 
 fn set_endpoint(unit: &mut PredictiveUnit, ports: NodePorts, transport: Transport, host: &str) {
@@ -170,7 +209,11 @@ fn set_endpoint(unit: &mut PredictiveUnit, ports: NodePorts, transport: Transpor
     endpoint.service_host = Some(host.to_string());
     endpoint.http_port = Some(ports.http);
     endpoint.grpc_port = Some(ports.grpc);
-    endpoint.service_port = Some(if endpoint_type == EndpointType::Grpc { ports.grpc } else { ports.http });
+    endpoint.service_port = Some(if endpoint_type == EndpointType::Grpc {
+        ports.grpc
+    } else {
+        ports.http
+    });
     endpoint.endpoint_type = Some(endpoint_type);
 }
 
@@ -183,7 +226,9 @@ fn find_unit_mut<'a>(unit: &'a mut PredictiveUnit, name: &str) -> Option<&'a mut
     if unit.name == name {
         return Some(unit);
     }
-    unit.children.iter_mut().find_map(|c| find_unit_mut(c, name))
+    unit.children
+        .iter_mut()
+        .find_map(|c| find_unit_mut(c, name))
 }
 
 #[cfg(test)]
@@ -227,8 +272,14 @@ spec:
         let ports = apply_defaults(&mut s);
         let a = &s.spec.predictors[0];
         let t = a.graph.endpoint.as_ref().unwrap();
-        assert_eq!((t.http_port, t.grpc_port, t.service_port), (Some(9000), Some(9500), Some(9000)));
-        assert_eq!(t.service_host.as_deref(), Some("ab-a-transformer.models.svc.cluster.local"));
+        assert_eq!(
+            (t.http_port, t.grpc_port, t.service_port),
+            (Some(9000), Some(9500), Some(9000))
+        );
+        assert_eq!(
+            t.service_host.as_deref(),
+            Some("ab-a-transformer.models.svc.cluster.local")
+        );
         let m = a.graph.children[0].endpoint.as_ref().unwrap();
         assert_eq!((m.http_port, m.grpc_port), (Some(7777), Some(9501)));
         assert_eq!(ports.get("sidecar").unwrap().http, 9002);
@@ -251,7 +302,9 @@ spec:
     #[test]
     fn version_label_defaults_to_predictor_name_but_user_value_wins() {
         let mut s = sdep(TWO_PREDICTORS);
-        s.spec.predictors[1].labels.insert("version".into(), "v7".into());
+        s.spec.predictors[1]
+            .labels
+            .insert("version".into(), "v7".into());
         apply_defaults(&mut s);
         assert_eq!(s.spec.predictors[0].labels["version"], "a");
         assert_eq!(s.spec.predictors[1].labels["version"], "v7");

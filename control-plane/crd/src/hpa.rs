@@ -2,7 +2,7 @@
 //! (gone from Kubernetes and from k8s-openapi, so modelled here) and `metricsv2` in
 //! `autoscaling/v2`. [`MetricSpecV2Beta1::to_v2`] converts the old shape as Seldon does.
 
-use k8s_openapi::api::autoscaling::v2 as v2;
+use k8s_openapi::api::autoscaling::v2;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
@@ -105,7 +105,11 @@ pub struct ExternalMetricSourceV2Beta1 {
     pub target_average_value: Option<Quantity>,
 }
 
-fn target(utilization: Option<i32>, average: Option<Quantity>, value: Option<Quantity>) -> v2::MetricTarget {
+fn target(
+    utilization: Option<i32>,
+    average: Option<Quantity>,
+    value: Option<Quantity>,
+) -> v2::MetricTarget {
     let type_ = if utilization.is_some() {
         "Utilization"
     } else if average.is_some() {
@@ -128,20 +132,36 @@ impl MetricSpecV2Beta1 {
             type_: self.metric_type.clone(),
             resource: self.resource.as_ref().map(|r| v2::ResourceMetricSource {
                 name: r.name.clone(),
-                target: target(r.target_average_utilization, r.target_average_value.clone(), None),
+                target: target(
+                    r.target_average_utilization,
+                    r.target_average_value.clone(),
+                    None,
+                ),
             }),
-            container_resource: self.container_resource.as_ref().map(|r| v2::ContainerResourceMetricSource {
-                name: r.name.clone(),
-                container: r.container.clone(),
-                target: target(r.target_average_utilization, r.target_average_value.clone(), None),
+            container_resource: self.container_resource.as_ref().map(|r| {
+                v2::ContainerResourceMetricSource {
+                    name: r.name.clone(),
+                    container: r.container.clone(),
+                    target: target(
+                        r.target_average_utilization,
+                        r.target_average_value.clone(),
+                        None,
+                    ),
+                }
             }),
             pods: self.pods.as_ref().map(|p| v2::PodsMetricSource {
-                metric: v2::MetricIdentifier { name: p.metric_name.clone(), selector: p.selector.clone() },
+                metric: v2::MetricIdentifier {
+                    name: p.metric_name.clone(),
+                    selector: p.selector.clone(),
+                },
                 target: target(None, Some(p.target_average_value.clone()), None),
             }),
             object: self.object.as_ref().map(|o| v2::ObjectMetricSource {
                 described_object: o.target.clone(),
-                metric: v2::MetricIdentifier { name: o.metric_name.clone(), selector: o.selector.clone() },
+                metric: v2::MetricIdentifier {
+                    name: o.metric_name.clone(),
+                    selector: o.selector.clone(),
+                },
                 target: if o.average_value.is_some() {
                     target(None, o.average_value.clone(), None)
                 } else {
@@ -149,7 +169,10 @@ impl MetricSpecV2Beta1 {
                 },
             }),
             external: self.external.as_ref().map(|e| v2::ExternalMetricSource {
-                metric: v2::MetricIdentifier { name: e.metric_name.clone(), selector: e.metric_selector.clone() },
+                metric: v2::MetricIdentifier {
+                    name: e.metric_name.clone(),
+                    selector: e.metric_selector.clone(),
+                },
                 target: target(None, e.target_average_value.clone(), e.target_value.clone()),
             }),
         }

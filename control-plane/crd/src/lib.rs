@@ -12,13 +12,15 @@ pub mod status;
 pub mod validate;
 
 pub use crd::{crd, crd_yaml};
-pub use defaults::{apply_defaults, PortAllocation};
+pub use defaults::{PortAllocation, apply_defaults};
 pub use hpa::{MetricSpecV2Beta1, SeldonHpaSpec};
-pub use parse::{parse_yaml, Parsed, ParseError};
+pub use parse::{ParseError, Parsed, parse_yaml};
 pub use spec::{
     Explainer, KedaAuthenticationRef, KedaFallback, KedaTrigger, PredictorSpec, SeldonDeployment,
     SeldonDeploymentSpec, SeldonPdbSpec, SeldonPodSpec, SeldonScaledObjectSpec, ServerType, Ssl,
     SvcOrchSpec,
 };
-pub use status::{Addressable, Condition, DeploymentStatus, SeldonDeploymentStatus, ServiceStatus, State};
-pub use validate::{validate, Violation};
+pub use status::{
+    Addressable, Condition, DeploymentStatus, SeldonDeploymentStatus, ServiceStatus, State,
+};
+pub use validate::{Violation, validate};

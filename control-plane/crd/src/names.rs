@@ -84,7 +84,13 @@ pub fn container_service(sdep: &str, predictor: &str, container: &str) -> String
 
 /// A component's Deployment: `<sdep>-<predictor>-<index>-<containers joined by '-'>`, or
 /// `<sdep>-<predictor>-<index>-<componentSpec.metadata.name>` when that is set.
-pub fn deployment(sdep: &str, predictor: &str, index: usize, metadata_name: Option<&str>, containers: &[&str]) -> String {
+pub fn deployment(
+    sdep: &str,
+    predictor: &str,
+    index: usize,
+    metadata_name: Option<&str>,
+    containers: &[&str],
+) -> String {
     let suffix = match metadata_name {
         Some(name) if !name.is_empty() => name.to_string(),
         _ => containers.join("-"),
@@ -115,7 +121,10 @@ mod tests {
     fn long_names_become_seldon_md5() {
         let long = "a".repeat(64);
         let name = k8s_name(&long);
-        assert!(name.starts_with("seldon-") && name.len() == 7 + 32, "{name}");
+        assert!(
+            name.starts_with("seldon-") && name.len() == 7 + 32,
+            "{name}"
+        );
         assert_eq!(k8s_name("iris-default"), "iris-default");
         // md5("abc") is well known
         assert_eq!(k8s_name(&format!("abc{}", "")), "abc");
@@ -125,11 +134,23 @@ mod tests {
 
     #[test]
     fn seldon_names() {
-        assert_eq!(deployment("iris", "default", 0, None, &["classifier"]), "iris-default-0-classifier");
-        assert_eq!(deployment("iris", "default", 1, Some("big"), &["a", "b"]), "iris-default-1-big");
+        assert_eq!(
+            deployment("iris", "default", 0, None, &["classifier"]),
+            "iris-default-0-classifier"
+        );
+        assert_eq!(
+            deployment("iris", "default", 1, Some("big"), &["a", "b"]),
+            "iris-default-1-big"
+        );
         assert_eq!(predictor_service("iris", "default", None), "iris-default");
-        assert_eq!(predictor_service("iris", "default", Some("custom")), "custom");
-        assert_eq!(container_service("iris", "default", "classifier"), "iris-default-classifier");
+        assert_eq!(
+            predictor_service("iris", "default", Some("custom")),
+            "custom"
+        );
+        assert_eq!(
+            container_service("iris", "default", "classifier"),
+            "iris-default-classifier"
+        );
         assert_eq!(
             istio_outbound_cluster("iris-default-classifier", "models", 9000),
             "outbound|9000||iris-default-classifier.models.svc.cluster.local"

@@ -8,8 +8,11 @@ use thiserror::Error;
 use crate::spec::SeldonDeployment;
 
 /// API versions Seldon Core v1 serves (all the same schema).
-pub const API_VERSIONS: &[&str] =
-    &["machinelearning.seldon.io/v1", "machinelearning.seldon.io/v1alpha2", "machinelearning.seldon.io/v1alpha3"];
+pub const API_VERSIONS: &[&str] = &[
+    "machinelearning.seldon.io/v1",
+    "machinelearning.seldon.io/v1alpha2",
+    "machinelearning.seldon.io/v1alpha3",
+];
 pub const KIND: &str = "SeldonDeployment";
 
 /// One parsed document.
@@ -25,7 +28,13 @@ pub struct Parsed {
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ParseError {
     #[error("document {document}{}: {path}: {message}", location(*.line, *.column))]
-    Invalid { document: usize, path: String, line: Option<usize>, column: Option<usize>, message: String },
+    Invalid {
+        document: usize,
+        path: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
     #[error("document {document}: apiVersion {found:?} is not a SeldonDeployment version; expected one of {}", API_VERSIONS.join(", "))]
     WrongApiVersion { document: usize, found: String },
     #[error("document {document}: kind {found:?} is not {KIND}")]
@@ -55,17 +64,27 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Parsed>, ParseError> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| yaml_error(document, String::new(), &e))?;
+        let value = serde_yaml::Value::deserialize(doc)
+            .map_err(|e| yaml_error(document, String::new(), &e))?;
         if value.is_null() {
             continue;
         }
-        let meta: TypeMeta = serde_yaml::from_value(value).map_err(|e| yaml_error(document, String::new(), &e))?;
+        let meta: TypeMeta =
+            serde_yaml::from_value(value).map_err(|e| yaml_error(document, String::new(), &e))?;
         match meta.api_version.as_deref() {
             Some(v) if API_VERSIONS.contains(&v) => {}
-            other => return Err(ParseError::WrongApiVersion { document, found: other.unwrap_or("").to_string() }),
+            other => {
+                return Err(ParseError::WrongApiVersion {
+                    document,
+                    found: other.unwrap_or("").to_string(),
+                });
+            }
         }
         if meta.kind.as_deref() != Some(KIND) {
-            return Err(ParseError::WrongKind { document, found: meta.kind.unwrap_or_default() });
+            return Err(ParseError::WrongKind {
+                document,
+                found: meta.kind.unwrap_or_default(),
+            });
         }
         out.push((document, None::<Parsed>));
     }
@@ -93,7 +112,10 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Parsed>, ParseError> {
             let path = e.path().to_string();
             yaml_error(document, path, e.inner())
         })?;
-        parsed.push(Parsed { sdep, unknown_fields: unknown });
+        parsed.push(Parsed {
+            sdep,
+            unknown_fields: unknown,
+        });
     }
     Ok(parsed)
 }
@@ -106,9 +128,15 @@ fn format_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Seq { parent, index } => format!("{}[{index}]", format_path(parent)),
         Path::Map { parent, key } => {
             let p = format_path(parent);
-            if p.is_empty() { key.clone() } else { format!("{p}.{key}") }
+            if p.is_empty() {
+                key.clone()
+            } else {
+                format!("{p}.{key}")
+            }
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => format_path(parent),
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => format_path(parent),
     }
 }
 
@@ -125,7 +153,11 @@ fn yaml_error(document: usize, path: String, e: &serde_yaml::Error) -> ParseErro
     }
     ParseError::Invalid {
         document,
-        path: if path.is_empty() || path == "." { "(document)".to_string() } else { path },
+        path: if path.is_empty() || path == "." {
+            "(document)".to_string()
+        } else {
+            path
+        },
         line: loc.as_ref().map(|l| l.line()),
         column: loc.as_ref().map(|l| l.column()),
         message,
@@ -150,7 +182,11 @@ spec:
         let docs = parse_yaml(GOOD).unwrap();
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].sdep.spec.predictors[0].graph.name, "clf");
-        assert!(docs[0].unknown_fields.is_empty(), "{:?}", docs[0].unknown_fields);
+        assert!(
+            docs[0].unknown_fields.is_empty(),
+            "{:?}",
+            docs[0].unknown_fields
+        );
     }
 
     #[test]
@@ -162,16 +198,24 @@ spec:
         let docs = parse_yaml(&text).unwrap();
         assert_eq!(
             docs[0].unknown_fields,
-            ["spec.predictors[0].componentSpecs[0].spec.containers[0].imagePolicy", "spec.predictors[0].graph.modelURI"]
+            [
+                "spec.predictors[0].componentSpecs[0].spec.containers[0].imagePolicy",
+                "spec.predictors[0].graph.modelURI"
+            ]
         );
     }
 
     #[test]
     fn type_errors_name_path_line_and_column() {
-        let text = GOOD.replace("  - name: default\n", "  - name: default\n    replicas: many\n");
+        let text = GOOD.replace(
+            "  - name: default\n",
+            "  - name: default\n    replicas: many\n",
+        );
         let err = parse_yaml(&text).unwrap_err();
         match &err {
-            ParseError::Invalid { path, line, column, .. } => {
+            ParseError::Invalid {
+                path, line, column, ..
+            } => {
                 assert_eq!(path, "spec.predictors[0].replicas");
                 assert_eq!(*line, Some(7));
                 assert!(column.is_some());
@@ -184,15 +228,28 @@ spec:
     #[test]
     fn bad_yaml_has_a_location() {
         let err = parse_yaml("apiVersion: machinelearning.seldon.io/v1\nkind: [\n").unwrap_err();
-        assert!(matches!(err, ParseError::Invalid { line: Some(_), .. }), "{err:?}");
+        assert!(
+            matches!(err, ParseError::Invalid { line: Some(_), .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn wrong_kind_and_version_are_named() {
-        let err = parse_yaml(&GOOD.replace("kind: SeldonDeployment", "kind: Deployment")).unwrap_err();
-        assert_eq!(err, ParseError::WrongKind { document: 1, found: "Deployment".into() });
+        let err =
+            parse_yaml(&GOOD.replace("kind: SeldonDeployment", "kind: Deployment")).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::WrongKind {
+                document: 1,
+                found: "Deployment".into()
+            }
+        );
         let err = parse_yaml(&GOOD.replace("io/v1\n", "io/v2\n")).unwrap_err();
-        assert!(err.to_string().contains("machinelearning.seldon.io/v2"), "{err}");
+        assert!(
+            err.to_string().contains("machinelearning.seldon.io/v2"),
+            "{err}"
+        );
         assert_eq!(parse_yaml("").unwrap_err(), ParseError::Empty);
     }
 

@@ -8,8 +8,8 @@
 
 use schemars::generate::SchemaSettings;
 use schemars::{Schema, SchemaGenerator};
-use serde_json::{Map, Value, json};
 use seldon_graph::PredictiveUnit;
+use serde_json::{Map, Value, json};
 
 /// Graph levels with a typed schema: the root plus four levels of children. Every Seldon
 /// example and every sample here is at most three levels deep.
@@ -46,13 +46,24 @@ fn unroll(value: Value, definitions: &Map<String, Value>, levels: usize) -> Valu
                 if is_unit && levels == 0 {
                     return json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
                 }
-                let Some(def) = definitions.get(name) else { return Value::Object(map) };
+                let Some(def) = definitions.get(name) else {
+                    return Value::Object(map);
+                };
                 let next = if is_unit { levels - 1 } else { levels };
                 return unroll(def.clone(), definitions, next);
             }
-            Value::Object(map.into_iter().map(|(k, v)| (k, unroll(v, definitions, levels))).collect())
+            Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (k, unroll(v, definitions, levels)))
+                    .collect(),
+            )
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(|v| unroll(v, definitions, levels)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| unroll(v, definitions, levels))
+                .collect(),
+        ),
         other => other,
     }
 }

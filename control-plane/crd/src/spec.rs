@@ -10,8 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::CustomResource;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use seldon_graph::{Endpoint, PredictiveUnit, Protocol, Transport};
+use serde::{Deserialize, Serialize};
 
 use crate::hpa::SeldonHpaSpec;
 use crate::status::SeldonDeploymentStatus;
@@ -30,13 +30,32 @@ use crate::status::SeldonDeploymentStatus;
     status = "SeldonDeploymentStatus",
     derive = "PartialEq",
     doc = "SeldonDeployment: Seldon Core v1 inference graphs, served by seldon-mesh on an Istio mesh.",
-    scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas"),
-    printcolumn(name = "State", type_ = "string", json_path = ".status.state", description = "Creating, Available or Failed"),
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas"
+    ),
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.state",
+        description = "Creating, Available or Failed"
+    ),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".status.replicas"),
-    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url", priority = "1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".status.address.url",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
+// clippy reads the repeated `type_ = "string"` of two printer columns as one duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 pub struct SeldonDeploymentSpec {
     /// Deprecated in Seldon; kept so old manifests parse.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,7 +65,11 @@ pub struct SeldonDeploymentSpec {
     #[serde(default, rename = "oauth_key", skip_serializing_if = "Option::is_none")]
     pub oauth_key: Option<String>,
     /// Legacy API-gateway field, ignored.
-    #[serde(default, rename = "oauth_secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "oauth_secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub oauth_secret: Option<String>,
     /// Configuration annotations (`seldon.io/*`), merged into Deployments and pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

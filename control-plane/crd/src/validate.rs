@@ -19,11 +19,19 @@ pub struct Violation {
 }
 
 fn v(path: impl Into<String>, message: impl Into<String>) -> Violation {
-    Violation { path: path.into(), message: message.into() }
+    Violation {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 /// Prepackaged servers that cannot serve the tensorflow protocol.
-const NOT_TENSORFLOW: &[&str] = &["SKLEARN_SERVER", "XGBOOST_SERVER", "MLFLOW_SERVER", "HUGGINGFACE_SERVER"];
+const NOT_TENSORFLOW: &[&str] = &[
+    "SKLEARN_SERVER",
+    "XGBOOST_SERVER",
+    "MLFLOW_SERVER",
+    "HUGGINGFACE_SERVER",
+];
 const KAFKA_ENVS: &[&str] = &["KAFKA_BROKER", "KAFKA_INPUT_TOPIC", "KAFKA_OUTPUT_TOPIC"];
 
 /// Every CRD-level problem of `sdep` (empty when valid), in field order.
@@ -43,10 +51,18 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
     }
     if spec.server_type == Some(ServerType::Kafka) {
         for (i, p) in spec.predictors.iter().enumerate() {
-            let envs: Vec<&str> = p.svc_orch_spec.iter().flat_map(|s| s.env.iter()).map(|e| e.name.as_str()).collect();
+            let envs: Vec<&str> = p
+                .svc_orch_spec
+                .iter()
+                .flat_map(|s| s.env.iter())
+                .map(|e| e.name.as_str())
+                .collect();
             for need in KAFKA_ENVS {
                 if !envs.contains(need) {
-                    out.push(v(format!("spec.predictors[{i}].svcOrchSpec.env"), format!("serverType kafka needs env {need}")));
+                    out.push(v(
+                        format!("spec.predictors[{i}].svcOrchSpec.env"),
+                        format!("serverType kafka needs env {need}"),
+                    ));
                 }
             }
         }
@@ -55,16 +71,31 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
 
     let mut names_seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut svc_names: BTreeMap<&str, usize> = BTreeMap::new();
-    let shadows: Vec<usize> = spec.predictors.iter().enumerate().filter(|(_, p)| p.is_shadow()).map(|(i, _)| i).collect();
+    let shadows: Vec<usize> = spec
+        .predictors
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_shadow())
+        .map(|(i, _)| i)
+        .collect();
     for (i, p) in spec.predictors.iter().enumerate() {
         let path = format!("spec.predictors[{i}]");
         if p.name.is_empty() {
             out.push(v(format!("{path}.name"), "is required"));
         } else if !is_dns_label(&p.name) {
-            out.push(v(format!("{path}.name"), format!("{:?} must be a DNS-1123 label", p.name)));
+            out.push(v(
+                format!("{path}.name"),
+                format!("{:?} must be a DNS-1123 label", p.name),
+            ));
         }
         if let Some(first) = names_seen.insert(&p.name, i) {
-            out.push(v(format!("{path}.name"), format!("duplicate predictor name {:?}; also used by spec.predictors[{first}]", p.name)));
+            out.push(v(
+                format!("{path}.name"),
+                format!(
+                    "duplicate predictor name {:?}; also used by spec.predictors[{first}]",
+                    p.name
+                ),
+            ));
         }
         if let Some(svc) = p.annotations.get(names::ANNOTATION_SVC_NAME)
             && let Some(first) = svc_names.insert(svc, i)
@@ -74,7 +105,11 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
                 format!("duplicate service name {svc:?}; also used by spec.predictors[{first}]"),
             ));
         }
-        if p.annotations.get(names::ANNOTATION_NO_ENGINE).is_some_and(|x| x == "true") && !p.graph.children.is_empty() {
+        if p.annotations
+            .get(names::ANNOTATION_NO_ENGINE)
+            .is_some_and(|x| x == "true")
+            && !p.graph.children.is_empty()
+        {
             out.push(v(
                 format!("{path}.annotations.{}", names::ANNOTATION_NO_ENGINE),
                 "no-engine is only allowed for single-node graphs",
@@ -86,16 +121,25 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
         if let Some(t) = p.traffic
             && !(0..=100).contains(&t)
         {
-            out.push(v(format!("{path}.traffic"), format!("{t} is not a percentage (0-100)")));
+            out.push(v(
+                format!("{path}.traffic"),
+                format!("{t} is not a percentage (0-100)"),
+            ));
         }
         for (j, c) in p.component_specs.iter().enumerate() {
             if c.replicas.is_some_and(|r| r < 0) {
-                out.push(v(format!("{path}.componentSpecs[{j}].replicas"), "must not be negative"));
+                out.push(v(
+                    format!("{path}.componentSpecs[{j}].replicas"),
+                    "must not be negative",
+                ));
             }
             if let Some(h) = &c.hpa_spec
                 && h.min_replicas.is_some_and(|m| m > h.max_replicas)
             {
-                out.push(v(format!("{path}.componentSpecs[{j}].hpaSpec"), "minReplicas is greater than maxReplicas"));
+                out.push(v(
+                    format!("{path}.componentSpecs[{j}].hpaSpec"),
+                    "minReplicas is greater than maxReplicas",
+                ));
             }
         }
 
@@ -103,7 +147,10 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
         let mut node_paths = Vec::new();
         collect_paths(&p.graph, format!("{path}.graph"), &mut node_paths);
         for (unit, upath) in node_paths {
-            let has_container = p.component_specs.iter().any(|c| c.spec.containers.iter().any(|k| k.name == unit.name));
+            let has_container = p
+                .component_specs
+                .iter()
+                .any(|c| c.spec.containers.iter().any(|k| k.name == unit.name));
             let builtin = matches!(unit.implementation, Some(Implementation::RandomAbtest));
             if !has_container && !is_prepackaged(unit) && !builtin {
                 out.push(v(upath.clone(), format!("node {:?} has no container of the same name in componentSpecs and is not a prepackaged server", unit.name)));
@@ -112,15 +159,27 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
                 && let Some(Implementation::Prepackaged(key)) = &unit.implementation
                 && NOT_TENSORFLOW.contains(&key.as_str())
             {
-                out.push(v(format!("{upath}.implementation"), format!("{key} does not serve the tensorflow protocol")));
+                out.push(v(
+                    format!("{upath}.implementation"),
+                    format!("{key} does not serve the tensorflow protocol"),
+                ));
             }
-            if let (Some(t), Some(transport)) = (unit.endpoint.as_ref().and_then(|e| e.endpoint_type.clone()), spec.transport) {
+            if let (Some(t), Some(transport)) = (
+                unit.endpoint.as_ref().and_then(|e| e.endpoint_type.clone()),
+                spec.transport,
+            ) {
                 let expected = match transport {
                     Transport::Rest => EndpointType::Rest,
                     Transport::Grpc => EndpointType::Grpc,
                 };
                 if t != expected {
-                    out.push(v(format!("{upath}.endpoint.type"), format!("{t} conflicts with spec.transport {}", expected.as_str().to_lowercase())));
+                    out.push(v(
+                        format!("{upath}.endpoint.type"),
+                        format!(
+                            "{t} conflicts with spec.transport {}",
+                            expected.as_str().to_lowercase()
+                        ),
+                    ));
                 }
             }
         }
@@ -129,24 +188,48 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
     // Traffic and shadows.
     if shadows.len() > 1 {
         for i in &shadows[1..] {
-            out.push(v(format!("spec.predictors[{i}].shadow"), format!("at most one shadow predictor is allowed; spec.predictors[{}] is already one", shadows[0])));
+            out.push(v(
+                format!("spec.predictors[{i}].shadow"),
+                format!(
+                    "at most one shadow predictor is allowed; spec.predictors[{}] is already one",
+                    shadows[0]
+                ),
+            ));
         }
     }
-    let live: Vec<usize> = (0..spec.predictors.len()).filter(|i| !spec.predictors[*i].is_shadow()).collect();
+    let live: Vec<usize> = (0..spec.predictors.len())
+        .filter(|i| !spec.predictors[*i].is_shadow())
+        .collect();
     if live.is_empty() && !spec.predictors.is_empty() {
-        out.push(v("spec.predictors", "a shadow predictor cannot be the only predictor"));
+        out.push(v(
+            "spec.predictors",
+            "a shadow predictor cannot be the only predictor",
+        ));
     }
-    let total: i32 = live.iter().map(|i| spec.predictors[*i].traffic.unwrap_or(0)).sum();
+    let total: i32 = live
+        .iter()
+        .map(|i| spec.predictors[*i].traffic.unwrap_or(0))
+        .sum();
     if live.len() > 1 && total != 100 {
-        out.push(v("spec.predictors", format!("traffic of the non-shadow predictors must sum to 100, got {total}")));
+        out.push(v(
+            "spec.predictors",
+            format!("traffic of the non-shadow predictors must sum to 100, got {total}"),
+        ));
     }
     if live.len() == 1 && total != 0 && total != 100 {
-        out.push(v(format!("spec.predictors[{}].traffic", live[0]), format!("a single predictor takes 0 or 100 percent, got {total}")));
+        out.push(v(
+            format!("spec.predictors[{}].traffic", live[0]),
+            format!("a single predictor takes 0 or 100 percent, got {total}"),
+        ));
     }
     out
 }
 
-fn collect_paths<'a>(unit: &'a seldon_graph::PredictiveUnit, path: String, out: &mut Vec<(&'a seldon_graph::PredictiveUnit, String)>) {
+fn collect_paths<'a>(
+    unit: &'a seldon_graph::PredictiveUnit,
+    path: String,
+    out: &mut Vec<(&'a seldon_graph::PredictiveUnit, String)>,
+) {
     for (i, child) in unit.children.iter().enumerate() {
         collect_paths(child, format!("{path}.children[{i}]"), out);
     }
@@ -157,7 +240,8 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -190,28 +274,48 @@ spec:
     #[test]
     fn traffic_must_sum_to_100() {
         let out = check(&AB.replace("traffic: 25", "traffic: 20"));
-        assert_eq!(out, ["spec.predictors: traffic of the non-shadow predictors must sum to 100, got 95"]);
+        assert_eq!(
+            out,
+            ["spec.predictors: traffic of the non-shadow predictors must sum to 100, got 95"]
+        );
     }
 
     #[test]
     fn duplicate_predictors_and_shadows() {
-        let yaml = AB.replace("name: b", "name: a") + "  - name: s1\n    shadow: true\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://c}\n  - name: s2\n    shadow: true\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://d}\n";
+        let yaml = AB.replace("name: b", "name: a")
+            + "  - name: s1\n    shadow: true\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://c}\n  - name: s2\n    shadow: true\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://d}\n";
         let out = check(&yaml);
         assert!(out.contains(&"spec.predictors[1].name: duplicate predictor name \"a\"; also used by spec.predictors[0]".to_string()), "{out:?}");
-        assert!(out.iter().any(|o| o.starts_with("spec.predictors[3].shadow: at most one shadow")), "{out:?}");
+        assert!(
+            out.iter()
+                .any(|o| o.starts_with("spec.predictors[3].shadow: at most one shadow")),
+            "{out:?}"
+        );
     }
 
     #[test]
     fn shadow_alone_and_single_predictor_traffic() {
-        let out = check("metadata: {name: x}\nspec:\n  predictors:\n  - name: s\n    shadow: true\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}\n");
-        assert_eq!(out, ["spec.predictors: a shadow predictor cannot be the only predictor"]);
-        let out = check("metadata: {name: x}\nspec:\n  predictors:\n  - name: p\n    traffic: 50\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}\n");
-        assert_eq!(out, ["spec.predictors[0].traffic: a single predictor takes 0 or 100 percent, got 50"]);
+        let out = check(
+            "metadata: {name: x}\nspec:\n  predictors:\n  - name: s\n    shadow: true\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}\n",
+        );
+        assert_eq!(
+            out,
+            ["spec.predictors: a shadow predictor cannot be the only predictor"]
+        );
+        let out = check(
+            "metadata: {name: x}\nspec:\n  predictors:\n  - name: p\n    traffic: 50\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}\n",
+        );
+        assert_eq!(
+            out,
+            ["spec.predictors[0].traffic: a single predictor takes 0 or 100 percent, got 50"]
+        );
     }
 
     #[test]
     fn nodes_need_containers_and_compatible_protocols() {
-        let out = check("metadata: {name: x}\nspec:\n  protocol: tensorflow\n  predictors:\n  - name: p\n    graph:\n      name: t\n      type: TRANSFORMER\n      children: [{name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}]\n");
+        let out = check(
+            "metadata: {name: x}\nspec:\n  protocol: tensorflow\n  predictors:\n  - name: p\n    graph:\n      name: t\n      type: TRANSFORMER\n      children: [{name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}]\n",
+        );
         assert_eq!(
             out,
             [
@@ -225,16 +329,40 @@ spec:
     fn missing_name_no_predictors_svc_name_and_kafka() {
         let out = check("metadata: {}\nspec:\n  serverType: kafka\n  predictors: []\n");
         assert_eq!(out[0], "metadata.name: is required");
-        assert!(out.contains(&"spec.predictors: at least one predictor is required".to_string()), "{out:?}");
-        assert!(out.iter().any(|o| o.starts_with("spec.serverType: kafka is not supported")), "{out:?}");
-        let dup = AB.replace("    traffic: 75\n", "    traffic: 75\n    annotations: {seldon.io/svc-name: same}\n")
-            .replace("    traffic: 25\n", "    traffic: 25\n    annotations: {seldon.io/svc-name: same}\n");
-        assert_eq!(check(&dup), ["spec.predictors[1].annotations.seldon.io/svc-name: duplicate service name \"same\"; also used by spec.predictors[0]"]);
+        assert!(
+            out.contains(&"spec.predictors: at least one predictor is required".to_string()),
+            "{out:?}"
+        );
+        assert!(
+            out.iter()
+                .any(|o| o.starts_with("spec.serverType: kafka is not supported")),
+            "{out:?}"
+        );
+        let dup = AB
+            .replace(
+                "    traffic: 75\n",
+                "    traffic: 75\n    annotations: {seldon.io/svc-name: same}\n",
+            )
+            .replace(
+                "    traffic: 25\n",
+                "    traffic: 25\n    annotations: {seldon.io/svc-name: same}\n",
+            );
+        assert_eq!(
+            check(&dup),
+            [
+                "spec.predictors[1].annotations.seldon.io/svc-name: duplicate service name \"same\"; also used by spec.predictors[0]"
+            ]
+        );
     }
 
     #[test]
     fn endpoint_type_must_match_transport() {
-        let out = check("metadata: {name: x}\nspec:\n  transport: rest\n  predictors:\n  - name: p\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a, endpoint: {type: GRPC}}\n");
-        assert_eq!(out, ["spec.predictors[0].graph.endpoint.type: GRPC conflicts with spec.transport rest"]);
+        let out = check(
+            "metadata: {name: x}\nspec:\n  transport: rest\n  predictors:\n  - name: p\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a, endpoint: {type: GRPC}}\n",
+        );
+        assert_eq!(
+            out,
+            ["spec.predictors[0].graph.endpoint.type: GRPC conflicts with spec.transport rest"]
+        );
     }
 }

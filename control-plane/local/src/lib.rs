@@ -18,16 +18,20 @@ use std::time::{Duration, Instant};
 use seldon_envoy::{Envoy, EnvoyError, EnvoyOptions};
 use thiserror::Error;
 
-pub use plan::{plan, LocalOptions, LocalPlan, NodeProcess};
+pub use plan::{LocalOptions, LocalPlan, NodeProcess, plan};
 
 /// What can stop local mode.
 #[derive(Debug, Error)]
 pub enum LocalError {
     #[error("the SeldonDeployment is invalid:\n{0}")]
     Invalid(String),
-    #[error("node `{node}` is a custom container; give its local command with --run {node}='<command>'")]
+    #[error(
+        "node `{node}` is a custom container; give its local command with --run {node}='<command>'"
+    )]
     NoCommand { node: String },
-    #[error("node `{node}` loads {uri:?}; local mode serves models from local paths or file:// URIs (copy it first, e.g. with seldon-mesh-initializer)")]
+    #[error(
+        "node `{node}` loads {uri:?}; local mode serves models from local paths or file:// URIs (copy it first, e.g. with seldon-mesh-initializer)"
+    )]
     RemoteModel { node: String, uri: String },
     #[error("starting node `{node}` ({program}) failed")]
     Spawn {
@@ -37,9 +41,20 @@ pub enum LocalError {
         source: std::io::Error,
     },
     #[error("node `{node}` exited before it was ready ({status}); its output is in {log}")]
-    NodeExited { node: String, status: String, log: PathBuf },
-    #[error("node `{node}` did not answer /health/ping on port {port} within {secs} s; its output is in {log}")]
-    NodeNotReady { node: String, port: u16, secs: u64, log: PathBuf },
+    NodeExited {
+        node: String,
+        status: String,
+        log: PathBuf,
+    },
+    #[error(
+        "node `{node}` did not answer /health/ping on port {port} within {secs} s; its output is in {log}"
+    )]
+    NodeNotReady {
+        node: String,
+        port: u16,
+        secs: u64,
+        log: PathBuf,
+    },
     #[error("predictor `{predictor}` is not ready: {detail}")]
     PredictorNotReady { predictor: String, detail: String },
     #[error(transparent)]
@@ -79,14 +94,21 @@ pub const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, LocalError> {
     let io = |action, path: &std::path::Path| {
         let path = path.to_path_buf();
-        move |source| LocalError::Io { action, path, source }
+        move |source| LocalError::Io {
+            action,
+            path,
+            source,
+        }
     };
     std::fs::create_dir_all(workdir).map_err(io("creating", workdir))?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| LocalError::PredictorNotReady { predictor: String::new(), detail: e.to_string() })?;
+        .map_err(|e| LocalError::PredictorNotReady {
+            predictor: String::new(),
+            detail: e.to_string(),
+        })?;
 
     let mut nodes = Vec::new();
     for p in &plan.processes {
@@ -100,7 +122,11 @@ pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, L
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .map_err(|source| LocalError::Spawn { node: p.node.clone(), program: p.program.clone(), source })?;
+            .map_err(|source| LocalError::Spawn {
+                node: p.node.clone(),
+                program: p.program.clone(),
+                source,
+            })?;
         nodes.push((p.node.clone(), child));
     }
     let mut running_nodes = nodes;
@@ -108,7 +134,10 @@ pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, L
         let log = workdir.join(format!("{}.{}.log", p.predictor, p.node));
         wait_ping(&http, p, child, &log).await?;
     }
-    let options = EnvoyOptions { concurrency: 2, ..EnvoyOptions::default() };
+    let options = EnvoyOptions {
+        concurrency: 2,
+        ..EnvoyOptions::default()
+    };
     let envoy = Envoy::start_with(plan.envoy.clone(), &workdir.join("envoy"), &options).await?;
     for (name, _, port) in &plan.predictors {
         let url = format!("http://127.0.0.1:{port}/ready");
@@ -117,13 +146,32 @@ pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, L
             Ok(r) if r.status().is_success() => {}
             Ok(r) => {
                 let detail = format!("{} {}", r.status(), r.text().await.unwrap_or_default());
-                return Err(LocalError::PredictorNotReady { predictor: name.clone(), detail });
+                return Err(LocalError::PredictorNotReady {
+                    predictor: name.clone(),
+                    detail,
+                });
             }
-            Err(e) => return Err(LocalError::PredictorNotReady { predictor: name.clone(), detail: e.to_string() }),
+            Err(e) => {
+                return Err(LocalError::PredictorNotReady {
+                    predictor: name.clone(),
+                    detail: e.to_string(),
+                });
+            }
         }
     }
-    let gateway = plan.envoy.listener("gateway").map(|l| l.port).unwrap_or_default();
-    Ok(Running { envoy, nodes: running_nodes, base_url: format!("http://127.0.0.1:{gateway}{}", plan.prefix.trim_end_matches('/')) })
+    let gateway = plan
+        .envoy
+        .listener("gateway")
+        .map(|l| l.port)
+        .unwrap_or_default();
+    Ok(Running {
+        envoy,
+        nodes: running_nodes,
+        base_url: format!(
+            "http://127.0.0.1:{gateway}{}",
+            plan.prefix.trim_end_matches('/')
+        ),
+    })
 }
 
 async fn wait_ping(
@@ -136,7 +184,11 @@ async fn wait_ping(
     let deadline = Instant::now() + NODE_READY_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(LocalError::NodeExited { node: p.node.clone(), status: status.to_string(), log: log.to_path_buf() });
+            return Err(LocalError::NodeExited {
+                node: p.node.clone(),
+                status: status.to_string(),
+                log: log.to_path_buf(),
+            });
         }
         if let Ok(r) = http.get(&url).send().await
             && r.status().is_success()

@@ -63,7 +63,10 @@ pub fn plan(
 ) -> Result<LocalPlan, LocalError> {
     let problems = seldon_render::check(sdep, &RenderOptions::default());
     if !problems.is_empty() {
-        let text: Vec<String> = problems.iter().map(|v| format!("{}: {}", v.path, v.message)).collect();
+        let text: Vec<String> = problems
+            .iter()
+            .map(|v| format!("{}: {}", v.path, v.message))
+            .collect();
         return Err(LocalError::Invalid(text.join("\n")));
     }
     let cx = Context::new(sdep);
@@ -82,17 +85,28 @@ pub fn plan(
         let mut local_nodes = BTreeMap::new();
         for (name, upstream) in &config.nodes {
             // RANDOM_ABTEST and friends are decided in the filter: no process.
-            if !called.find(name).is_some_and(|id| called.nodes[id].is_remote()) {
+            if !called
+                .find(name)
+                .is_some_and(|id| called.nodes[id].is_remote())
+            {
                 continue;
             }
-            let unit = find(&spec.graph, name).ok_or_else(|| LocalError::Invalid(format!("no node {name}")))?;
+            let unit = find(&spec.graph, name)
+                .ok_or_else(|| LocalError::Invalid(format!("no node {name}")))?;
             let http_port = port()?;
             let process = node_process(&cx, &spec.name, unit, http_port, opts, port)?;
             let cluster = format!("{}.{}", spec.name, name);
-            envoy.clusters.push(Cluster::http1(cluster.clone(), "127.0.0.1", http_port));
+            envoy
+                .clusters
+                .push(Cluster::http1(cluster.clone(), "127.0.0.1", http_port));
             local_nodes.insert(
                 name.clone(),
-                NodeUpstream { cluster, authority: format!("127.0.0.1:{http_port}"), port: http_port, ..upstream.clone() },
+                NodeUpstream {
+                    cluster,
+                    authority: format!("127.0.0.1:{http_port}"),
+                    port: http_port,
+                    ..upstream.clone()
+                },
             );
             processes.push(process);
         }
@@ -111,13 +125,22 @@ pub fn plan(
             },
         });
         let cluster = format!("predictor-{}", spec.name);
-        envoy.clusters.push(Cluster::http1(cluster.clone(), "127.0.0.1", graph_port));
+        envoy
+            .clusters
+            .push(Cluster::http1(cluster.clone(), "127.0.0.1", graph_port));
         let traffic = u32::try_from(spec.traffic.unwrap_or(0).max(0)).unwrap_or(0);
         if spec.is_shadow() {
-            let percent = if traffic == 0 { 100.0 } else { f64::from(traffic) };
+            let percent = if traffic == 0 {
+                100.0
+            } else {
+                f64::from(traffic)
+            };
             mirror = Some(Mirror { cluster, percent });
         } else {
-            weighted.push(WeightedCluster { cluster, weight: traffic });
+            weighted.push(WeightedCluster {
+                cluster,
+                weight: traffic,
+            });
         }
         let buffer = u32::try_from(config.body_limit_bytes.saturating_mul(2)).unwrap_or(u32::MAX);
         envoy.buffer_limit_bytes = envoy.buffer_limit_bytes.max(buffer);
@@ -143,7 +166,12 @@ pub fn plan(
             }],
         },
     });
-    Ok(LocalPlan { processes, envoy, predictors, prefix })
+    Ok(LocalPlan {
+        processes,
+        envoy,
+        predictors,
+        prefix,
+    })
 }
 
 fn find<'a>(graph: &'a PredictiveUnit, name: &str) -> Option<&'a PredictiveUnit> {
@@ -161,10 +189,22 @@ fn node_process(
 ) -> Result<NodeProcess, LocalError> {
     let parameters = serde_json::to_string(&unit.parameters).unwrap_or_else(|_| "[]".into());
     let mut env = vec![
-        ("PREDICTIVE_UNIT_HTTP_SERVICE_PORT".to_string(), http_port.to_string()),
-        ("PREDICTIVE_UNIT_GRPC_SERVICE_PORT".to_string(), port()?.to_string()),
-        ("PREDICTIVE_UNIT_METRICS_SERVICE_PORT".to_string(), port()?.to_string()),
-        ("PREDICTIVE_UNIT_METRICS_ENDPOINT".to_string(), "/prometheus".to_string()),
+        (
+            "PREDICTIVE_UNIT_HTTP_SERVICE_PORT".to_string(),
+            http_port.to_string(),
+        ),
+        (
+            "PREDICTIVE_UNIT_GRPC_SERVICE_PORT".to_string(),
+            port()?.to_string(),
+        ),
+        (
+            "PREDICTIVE_UNIT_METRICS_SERVICE_PORT".to_string(),
+            port()?.to_string(),
+        ),
+        (
+            "PREDICTIVE_UNIT_METRICS_ENDPOINT".to_string(),
+            "/prometheus".to_string(),
+        ),
         ("PREDICTIVE_UNIT_ID".to_string(), unit.name.clone()),
         ("PREDICTIVE_UNIT_PARAMETERS".to_string(), parameters),
         ("PREDICTOR_ID".to_string(), predictor.to_string()),
@@ -182,7 +222,9 @@ fn node_process(
         env.push(("SELDON_MODEL_URI".into(), dir.display().to_string()));
         (opts.server_bin.clone(), Vec::new())
     } else {
-        return Err(LocalError::NoCommand { node: unit.name.clone() });
+        return Err(LocalError::NoCommand {
+            node: unit.name.clone(),
+        });
     };
     Ok(NodeProcess {
         predictor: predictor.to_string(),
@@ -202,7 +244,11 @@ fn local_model_dir(uri: &str, base: &Path) -> Option<PathBuf> {
         None => uri,
     };
     let path = Path::new(path);
-    Some(if path.is_absolute() { path.to_path_buf() } else { base.join(path) })
+    Some(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    })
 }
 
 #[cfg(test)]
@@ -258,11 +304,20 @@ spec:
         let plan = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
         assert_eq!(plan.prefix, "/seldon/ns/iris/");
         let gateway = plan.envoy.listener("gateway").unwrap();
-        let ListenerKind::Gateway { routes } = &gateway.kind else { panic!("not a gateway") };
-        let weights: Vec<(&str, u32)> = routes[0].clusters.iter().map(|w| (w.cluster.as_str(), w.weight)).collect();
+        let ListenerKind::Gateway { routes } = &gateway.kind else {
+            panic!("not a gateway")
+        };
+        let weights: Vec<(&str, u32)> = routes[0]
+            .clusters
+            .iter()
+            .map(|w| (w.cluster.as_str(), w.weight))
+            .collect();
         assert_eq!(weights, [("predictor-main", 75), ("predictor-canary", 25)]);
         let mirror = routes[0].mirror.as_ref().unwrap();
-        assert_eq!((mirror.cluster.as_str(), mirror.percent), ("predictor-shadow", 100.0));
+        assert_eq!(
+            (mirror.cluster.as_str(), mirror.percent),
+            ("predictor-shadow", 100.0)
+        );
         assert_eq!(plan.predictors.len(), 3);
         let (_, main, _) = &plan.predictors[0];
         assert_eq!(main.nodes["clf"].cluster, "main.clf");
@@ -274,16 +329,32 @@ spec:
     fn nodes_run_the_users_command_or_seldon_server() {
         let plan = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
         let tin = plan.processes.iter().find(|p| p.node == "tin").unwrap();
-        assert_eq!((tin.program.to_str().unwrap(), tin.args.as_slice()), ("sh", &["-c".to_string(), "python tin.py".to_string()][..]));
+        assert_eq!(
+            (tin.program.to_str().unwrap(), tin.args.as_slice()),
+            ("sh", &["-c".to_string(), "python tin.py".to_string()][..])
+        );
         let clf = plan.processes.iter().find(|p| p.node == "clf").unwrap();
         assert_eq!(clf.program, PathBuf::from("/bin/seldon-server"));
         let env: BTreeMap<_, _> = clf.env.iter().cloned().collect();
         assert_eq!(env["SELDON_IMPLEMENTATION"], "XGBOOST_SERVER");
-        assert_eq!(env["SELDON_MODEL_URI"], "/samples/models/xgb", "relative modelUri: against the manifest's folder");
-        assert_eq!(env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"], clf.http_port.to_string());
+        assert_eq!(
+            env["SELDON_MODEL_URI"], "/samples/models/xgb",
+            "relative modelUri: against the manifest's folder"
+        );
+        assert_eq!(
+            env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"],
+            clf.http_port.to_string()
+        );
         assert_eq!(env["PREDICTIVE_UNIT_ID"], "clf");
         let lgb = plan.processes.iter().find(|p| p.node == "clf2").unwrap();
-        assert_eq!(lgb.env.iter().find(|(k, _)| k == "SELDON_MODEL_URI").unwrap().1, "/abs/lgb");
+        assert_eq!(
+            lgb.env
+                .iter()
+                .find(|(k, _)| k == "SELDON_MODEL_URI")
+                .unwrap()
+                .1,
+            "/abs/lgb"
+        );
     }
 
     #[test]

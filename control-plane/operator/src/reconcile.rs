@@ -472,10 +472,7 @@ mod tests {
     #[test]
     fn plan_owns_everything_and_holds_routing_back() {
         let p = plan(&sdep(), &RenderOptions::default()).unwrap();
-        assert_eq!(
-            p.first_deployment.as_deref(),
-            Some("iris-default-0-clf")
-        );
+        assert_eq!(p.first_deployment.as_deref(), Some("iris-default-0-clf"));
         assert!(
             p.routing
                 .iter()

@@ -4,8 +4,8 @@
 //! `namespace` headers; `weight` = traffic for predictors after the first, `shadow: true` for
 //! the shadow; timeouts and retries from `seldon.io/*` annotations.
 
-use serde_json::{json, Value};
 use seldon_crd::names;
+use serde_json::{Value, json};
 
 use crate::{Context, CustomObject, Predictor};
 
@@ -13,9 +13,16 @@ use crate::{Context, CustomObject, Predictor};
 pub const GRPC_PREFIX: &str = "/(seldon.protos.*|tensorflow.serving.*|inference.*)/.*";
 
 pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<CustomObject> {
-    let external = cx.annotation(names::ANNOTATION_AMBASSADOR_SERVICE_NAME).unwrap_or(&cx.name).to_string();
-    let rest_timeout = p.timeout_ms(cx, names::ANNOTATION_REST_TIMEOUT).unwrap_or(names::DEFAULT_REST_TIMEOUT_MS);
-    let grpc_timeout = p.timeout_ms(cx, names::ANNOTATION_GRPC_TIMEOUT).unwrap_or(names::DEFAULT_REST_TIMEOUT_MS);
+    let external = cx
+        .annotation(names::ANNOTATION_AMBASSADOR_SERVICE_NAME)
+        .unwrap_or(&cx.name)
+        .to_string();
+    let rest_timeout = p
+        .timeout_ms(cx, names::ANNOTATION_REST_TIMEOUT)
+        .unwrap_or(names::DEFAULT_REST_TIMEOUT_MS);
+    let grpc_timeout = p
+        .timeout_ms(cx, names::ANNOTATION_GRPC_TIMEOUT)
+        .unwrap_or(names::DEFAULT_REST_TIMEOUT_MS);
     let first_live = cx.sdep.spec.predictors.iter().position(|s| !s.is_shadow()) == Some(p.index);
     let svc = format!("{}.{}", p.service, cx.namespace);
 
@@ -43,8 +50,16 @@ pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<CustomObject> {
     for m in [&mut rest, &mut grpc] {
         common(cx, p, first_live, m);
     }
-    let name = |suffix: &str| names::k8s_name(&format!("seldon-{}-{}-{}-{suffix}", cx.namespace, cx.name, p.spec.name));
-    vec![mapping(cx, &name("rest"), rest), mapping(cx, &name("grpc"), grpc)]
+    let name = |suffix: &str| {
+        names::k8s_name(&format!(
+            "seldon-{}-{}-{}-{suffix}",
+            cx.namespace, cx.name, p.spec.name
+        ))
+    };
+    vec![
+        mapping(cx, &name("rest"), rest),
+        mapping(cx, &name("grpc"), grpc),
+    ]
 }
 
 fn common(cx: &Context, p: &Predictor<'_>, first_live: bool, m: &mut Value) {
@@ -59,10 +74,16 @@ fn common(cx: &Context, p: &Predictor<'_>, first_live: bool, m: &mut Value) {
     if let Some(id) = cx.annotation(names::ANNOTATION_AMBASSADOR_ID) {
         m["ambassador_id"] = json!([id]);
     }
-    if let Some(n) = cx.annotation(names::ANNOTATION_AMBASSADOR_RETRIES).and_then(|v| v.trim().parse::<i32>().ok()) {
+    if let Some(n) = cx
+        .annotation(names::ANNOTATION_AMBASSADOR_RETRIES)
+        .and_then(|v| v.trim().parse::<i32>().ok())
+    {
         m["retry_policy"] = json!({"retry_on": "gateway-error", "num_retries": n});
     }
-    if let Some((k, v)) = cx.annotation(names::ANNOTATION_AMBASSADOR_HEADER).and_then(|h| h.split_once(':')) {
+    if let Some((k, v)) = cx
+        .annotation(names::ANNOTATION_AMBASSADOR_HEADER)
+        .and_then(|h| h.split_once(':'))
+    {
         let headers = m.get("headers").cloned().unwrap_or_else(|| json!({}));
         let mut headers = headers;
         headers[k.trim()] = json!(v.trim());

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use seldon_graph::Protocol;
+use serde::{Deserialize, Serialize};
 
 /// The catalogue shipped in `manifests/catalogue.yaml`.
 pub const DEFAULT_CATALOGUE: &str = include_str!("../../../manifests/catalogue.yaml");
@@ -55,7 +55,11 @@ impl Catalogue {
 
     /// `args` with `{model_name}` replaced.
     pub fn args(server: &Server, model_name: &str) -> Vec<String> {
-        server.args.iter().map(|a| a.replace("{model_name}", model_name)).collect()
+        server
+            .args
+            .iter()
+            .map(|a| a.replace("{model_name}", model_name))
+            .collect()
     }
 }
 
@@ -66,14 +70,26 @@ mod tests {
     #[test]
     fn builtin_catalogue_has_the_seldon_servers() {
         let c = Catalogue::from_yaml(DEFAULT_CATALOGUE).unwrap();
-        for key in ["SKLEARN_SERVER", "XGBOOST_SERVER", "LIGHTGBM_SERVER", "MLFLOW_SERVER", "TENSORFLOW_SERVER"] {
-            assert!(c.get(key).unwrap().image.starts_with("seldon-mesh/server:"), "{key}");
+        for key in [
+            "SKLEARN_SERVER",
+            "XGBOOST_SERVER",
+            "LIGHTGBM_SERVER",
+            "MLFLOW_SERVER",
+            "TENSORFLOW_SERVER",
+        ] {
+            assert!(
+                c.get(key).unwrap().image.starts_with("seldon-mesh/server:"),
+                "{key}"
+            );
         }
     }
 
     #[test]
     fn user_keys_parse_and_typos_fail() {
-        let c = Catalogue::from_yaml("servers:\n  MY_SERVER: {image: me/srv:1, args: [\"--name={model_name}\"]}\n").unwrap();
+        let c = Catalogue::from_yaml(
+            "servers:\n  MY_SERVER: {image: me/srv:1, args: [\"--name={model_name}\"]}\n",
+        )
+        .unwrap();
         let s = c.get("MY_SERVER").unwrap();
         assert_eq!(Catalogue::args(s, "clf"), ["--name=clf"]);
         assert_eq!(s.protocols, [Protocol::Seldon, Protocol::V2]);

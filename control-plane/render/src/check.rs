@@ -4,7 +4,7 @@
 //! the webhook and `render` all call it.
 
 use seldon_crd::Violation;
-use seldon_graph::{compile, Implementation, Rule};
+use seldon_graph::{Implementation, Rule, compile};
 
 use crate::filter_config::filter_config;
 use crate::{Context, Predictor, RenderOptions};
@@ -54,9 +54,15 @@ pub fn check(sdep: &seldon_crd::SeldonDeployment, opts: &RenderOptions) -> Vec<V
                     format!("{prefix}.{}", problem.path)
                 } else {
                     // a filter-config field (nodes.<n>.*, bodyLimitBytes, protocol): name the node
-                    format!("{prefix}.graph (node {:?}, filter config {})", problem.node, problem.path)
+                    format!(
+                        "{prefix}.graph (node {:?}, filter config {})",
+                        problem.node, problem.path
+                    )
                 };
-                let v = Violation { path, message: problem.rule.to_string() };
+                let v = Violation {
+                    path,
+                    message: problem.rule.to_string(),
+                };
                 if !out.contains(&v) {
                     out.push(v);
                 }

@@ -4,18 +4,21 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::api::core::v1::{
-    Container, DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvFromSource, EnvVar,
-    ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaimVolumeSource,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretEnvSource, TCPSocketAction,
-    Volume, VolumeMount, VolumeProjection, ProjectedVolumeSource,
+    Container, DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvFromSource,
+    EnvVar, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SecretEnvSource, TCPSocketAction, Volume,
+    VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use seldon_crd::defaults::{effective_replicas, find_unit};
-use seldon_crd::{names, SeldonPodSpec};
+use seldon_crd::{SeldonPodSpec, names};
 use seldon_graph::{EndpointType, Implementation, PredictiveUnit, PredictiveUnitType};
 
 use crate::catalogue::Catalogue;
@@ -39,12 +42,28 @@ pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> Vec<Depl
 
 /// The Deployment name of component `index`.
 pub fn name(cx: &Context, p: &Predictor<'_>, index: usize, component: &SeldonPodSpec) -> String {
-    let containers: Vec<&str> = component.spec.containers.iter().map(|c| c.name.as_str()).collect();
-    names::deployment(&cx.name, &p.spec.name, index, component.metadata.name.as_deref(), &containers)
+    let containers: Vec<&str> = component
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    names::deployment(
+        &cx.name,
+        &p.spec.name,
+        index,
+        component.metadata.name.as_deref(),
+        &containers,
+    )
 }
 
 /// The labels selecting component `index`'s pods (also its Deployment selector).
-pub fn selector(cx: &Context, p: &Predictor<'_>, index: usize, component: &SeldonPodSpec) -> BTreeMap<String, String> {
+pub fn selector(
+    cx: &Context,
+    p: &Predictor<'_>,
+    index: usize,
+    component: &SeldonPodSpec,
+) -> BTreeMap<String, String> {
     let mut sel = BTreeMap::from([(names::LABEL_SELDON_ID.to_string(), cx.name.clone())]);
     if index == p.root_component() {
         sel.insert(names::LABEL_SELDON_APP.to_string(), p.service.clone());
@@ -64,7 +83,13 @@ pub fn selector(cx: &Context, p: &Predictor<'_>, index: usize, component: &Seldo
     sel
 }
 
-fn deployment(cx: &Context, p: &Predictor<'_>, index: usize, component: &SeldonPodSpec, opts: &RenderOptions) -> Deployment {
+fn deployment(
+    cx: &Context,
+    p: &Predictor<'_>,
+    index: usize,
+    component: &SeldonPodSpec,
+    opts: &RenderOptions,
+) -> Deployment {
     let dep_name = name(cx, p, index, component);
     let sel = selector(cx, p, index, component);
 
@@ -75,7 +100,10 @@ fn deployment(cx: &Context, p: &Predictor<'_>, index: usize, component: &SeldonP
     labels.extend(component.metadata.labels.clone().unwrap_or_default());
     labels.extend(sel.clone());
     if index == p.root_component() {
-        labels.insert(names::LABEL_CONTAINS_SVCORCH.to_string(), "true".to_string());
+        labels.insert(
+            names::LABEL_CONTAINS_SVCORCH.to_string(),
+            "true".to_string(),
+        );
     }
     for c in &component.spec.containers {
         if let Some(unit) = find_unit(&p.spec.graph, &c.name)
@@ -114,7 +142,10 @@ fn deployment(cx: &Context, p: &Predictor<'_>, index: usize, component: &SeldonP
         },
         spec: Some(DeploymentSpec {
             replicas,
-            selector: LabelSelector { match_labels: Some(sel), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(sel),
+                ..Default::default()
+            },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_string()),
                 rolling_update: Some(RollingUpdateDeployment {
@@ -148,13 +179,20 @@ fn type_label(unit: &PredictiveUnit) -> Option<&'static str> {
     }
 }
 
-fn pod_spec(cx: &Context, p: &Predictor<'_>, component: &SeldonPodSpec, opts: &RenderOptions) -> PodSpec {
+fn pod_spec(
+    cx: &Context,
+    p: &Predictor<'_>,
+    component: &SeldonPodSpec,
+    opts: &RenderOptions,
+) -> PodSpec {
     let mut pod = component.spec.clone();
     let mut volumes = pod.volumes.take().unwrap_or_default();
     let mut init = pod.init_containers.take().unwrap_or_default();
 
     for container in &mut pod.containers {
-        let Some(unit) = find_unit(&p.spec.graph, &container.name) else { continue };
+        let Some(unit) = find_unit(&p.spec.graph, &container.name) else {
+            continue;
+        };
         if let Some(Implementation::Prepackaged(key)) = &unit.implementation
             && let Some(server) = opts.catalogue.get(key)
         {
@@ -190,7 +228,10 @@ fn pod_spec(cx: &Context, p: &Predictor<'_>, component: &SeldonPodSpec, opts: &R
                     downward_api: Some(DownwardAPIProjection {
                         items: Some(vec![DownwardAPIVolumeFile {
                             path: "annotations".to_string(),
-                            field_ref: Some(ObjectFieldSelector { field_path: "metadata.annotations".to_string(), ..Default::default() }),
+                            field_ref: Some(ObjectFieldSelector {
+                                field_path: "metadata.annotations".to_string(),
+                                ..Default::default()
+                            }),
                             ..Default::default()
                         }]),
                     }),
@@ -204,7 +245,11 @@ fn pod_spec(cx: &Context, p: &Predictor<'_>, component: &SeldonPodSpec, opts: &R
     for container in &mut pod.containers {
         let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
         if !mounts.iter().any(|m| m.name == PODINFO_VOLUME) {
-            mounts.push(VolumeMount { name: PODINFO_VOLUME.to_string(), mount_path: PODINFO_PATH.to_string(), ..Default::default() });
+            mounts.push(VolumeMount {
+                name: PODINFO_VOLUME.to_string(),
+                mount_path: PODINFO_PATH.to_string(),
+                ..Default::default()
+            });
         }
     }
 
@@ -214,7 +259,10 @@ fn pod_spec(cx: &Context, p: &Predictor<'_>, component: &SeldonPodSpec, opts: &R
     if pod.security_context.is_none()
         && let Some(uid) = opts.default_user_id
     {
-        pod.security_context = Some(PodSecurityContext { run_as_user: Some(uid), ..Default::default() });
+        pod.security_context = Some(PodSecurityContext {
+            run_as_user: Some(uid),
+            ..Default::default()
+        });
     }
     gpu_pool(&mut pod, opts);
     pod
@@ -222,14 +270,25 @@ fn pod_spec(cx: &Context, p: &Predictor<'_>, component: &SeldonPodSpec, opts: &R
 
 fn push_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
     if !env.iter().any(|e| e.name == name) {
-        env.push(EnvVar { name: name.to_string(), value: Some(value.to_string()), ..Default::default() });
+        env.push(EnvVar {
+            name: name.to_string(),
+            value: Some(value.to_string()),
+            ..Default::default()
+        });
     }
 }
 
 /// Seldon's `createContainerService` defaults for a graph node's container: env, probes,
 /// preStop. User-set values win.
-fn node_container_defaults(cx: &Context, p: &Predictor<'_>, unit: &PredictiveUnit, container: &mut Container) {
-    let Some(endpoint) = &unit.endpoint else { return };
+fn node_container_defaults(
+    cx: &Context,
+    p: &Predictor<'_>,
+    unit: &PredictiveUnit,
+    container: &mut Container,
+) {
+    let Some(endpoint) = &unit.endpoint else {
+        return;
+    };
     let http = endpoint.http_port.unwrap_or(names::HTTP_PORT_BASE);
     let grpc = endpoint.grpc_port.unwrap_or(names::GRPC_PORT_BASE);
     let service_port = endpoint.service_port.unwrap_or(http);
@@ -258,7 +317,10 @@ fn node_container_defaults(cx: &Context, p: &Predictor<'_>, unit: &PredictiveUni
         ("SELDON_DEPLOYMENT_ID", cx.name.clone()),
         ("SELDON_EXECUTOR_ENABLED", "true".to_string()),
         ("PREDICTIVE_UNIT_METRICS_SERVICE_PORT", metrics.to_string()),
-        ("PREDICTIVE_UNIT_METRICS_ENDPOINT", "/prometheus".to_string()),
+        (
+            "PREDICTIVE_UNIT_METRICS_ENDPOINT",
+            "/prometheus".to_string(),
+        ),
         ("MLSERVER_METRICS_PORT", metrics.to_string()),
         ("MLSERVER_METRICS_ENDPOINT", "/prometheus".to_string()),
     ] {
@@ -268,9 +330,16 @@ fn node_container_defaults(cx: &Context, p: &Predictor<'_>, unit: &PredictiveUni
         push_env(env, "MLSERVER_MODEL_URI", MODELS_DIR);
         push_env(env, "SELDON_MODEL_URI", MODELS_DIR);
     }
-    let probe_port = if endpoint.endpoint_type == Some(EndpointType::Grpc) { names::PORT_NAME_GRPC } else { names::PORT_NAME_HTTP };
+    let probe_port = if endpoint.endpoint_type == Some(EndpointType::Grpc) {
+        names::PORT_NAME_GRPC
+    } else {
+        names::PORT_NAME_HTTP
+    };
     let tcp = |delay| Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::String(probe_port.to_string()), ..Default::default() }),
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String(probe_port.to_string()),
+            ..Default::default()
+        }),
         initial_delay_seconds: Some(delay),
         period_seconds: Some(5),
         ..Default::default()
@@ -279,7 +348,9 @@ fn node_container_defaults(cx: &Context, p: &Predictor<'_>, unit: &PredictiveUni
     container.readiness_probe.get_or_insert_with(|| tcp(20));
     container.lifecycle.get_or_insert_with(|| Lifecycle {
         pre_stop: Some(LifecycleHandler {
-            exec: Some(ExecAction { command: Some(vec!["/bin/sh".into(), "-c".into(), "/bin/sleep 10".into()]) }),
+            exec: Some(ExecAction {
+                command: Some(vec!["/bin/sh".into(), "-c".into(), "/bin/sleep 10".into()]),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -306,7 +377,10 @@ fn model_initializer(
         let (claim, sub_path) = rest.split_once('/').unwrap_or((rest, ""));
         volumes.push(Volume {
             name: volume.clone(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: claim.to_string(), read_only: Some(true) }),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.to_string(),
+                read_only: Some(true),
+            }),
             ..Default::default()
         });
         mounts.push(VolumeMount {
@@ -318,23 +392,57 @@ fn model_initializer(
         });
         return;
     }
-    volumes.push(Volume { name: volume.clone(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
-    mounts.push(VolumeMount { name: volume.clone(), mount_path: MODELS_DIR.to_string(), read_only: Some(true), ..Default::default() });
+    volumes.push(Volume {
+        name: volume.clone(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
+    mounts.push(VolumeMount {
+        name: volume.clone(),
+        mount_path: MODELS_DIR.to_string(),
+        read_only: Some(true),
+        ..Default::default()
+    });
     let init_name = format!("{}-model-initializer", container.name);
     if init.iter().any(|c| c.name == init_name) {
         return; // a user-supplied initializer is kept
     }
-    let secret = unit.env_secret_ref_name.clone().or_else(|| opts.default_env_secret_ref_name.clone());
+    let secret = unit
+        .env_secret_ref_name
+        .clone()
+        .or_else(|| opts.default_env_secret_ref_name.clone());
     let q = |s: &str| Quantity(s.to_string());
     init.push(Container {
         name: init_name,
-        image: Some(unit.storage_initializer_image.clone().unwrap_or_else(|| opts.initializer_image.clone())),
+        image: Some(
+            unit.storage_initializer_image
+                .clone()
+                .unwrap_or_else(|| opts.initializer_image.clone()),
+        ),
         args: Some(vec![uri.to_string(), MODELS_DIR.to_string()]),
-        volume_mounts: Some(vec![VolumeMount { name: volume, mount_path: MODELS_DIR.to_string(), ..Default::default() }]),
-        env_from: secret.map(|name| vec![EnvFromSource { secret_ref: Some(SecretEnvSource { name, optional: None }), ..Default::default() }]),
+        volume_mounts: Some(vec![VolumeMount {
+            name: volume,
+            mount_path: MODELS_DIR.to_string(),
+            ..Default::default()
+        }]),
+        env_from: secret.map(|name| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name,
+                    optional: None,
+                }),
+                ..Default::default()
+            }]
+        }),
         resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([("cpu".to_string(), q("100m")), ("memory".to_string(), q("100Mi"))])),
-            limits: Some(BTreeMap::from([("cpu".to_string(), q("1")), ("memory".to_string(), q("1Gi"))])),
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), q("100m")),
+                ("memory".to_string(), q("100Mi")),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".to_string(), q("1")),
+                ("memory".to_string(), q("1Gi")),
+            ])),
             ..Default::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
@@ -345,7 +453,10 @@ fn model_initializer(
 /// Whether a container requests or limits the GPU resource.
 pub fn wants_gpu(container: &Container, resource: &str) -> bool {
     container.resources.as_ref().is_some_and(|r| {
-        let asks = |m: &Option<BTreeMap<String, Quantity>>| m.as_ref().is_some_and(|m| m.get(resource).is_some_and(|q| q.0.trim() != "0"));
+        let asks = |m: &Option<BTreeMap<String, Quantity>>| {
+            m.as_ref()
+                .is_some_and(|m| m.get(resource).is_some_and(|q| q.0.trim() != "0"))
+        };
         asks(&r.requests) || asks(&r.limits)
     })
 }
@@ -354,7 +465,10 @@ pub fn wants_gpu(container: &Container, resource: &str) -> bool {
 /// GPU; values the user set win.
 fn gpu_pool(pod: &mut PodSpec, opts: &RenderOptions) {
     let pool = &opts.gpu_pool;
-    let containers = pod.containers.iter().chain(pod.init_containers.iter().flatten());
+    let containers = pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten());
     if !containers.into_iter().any(|c| wants_gpu(c, &pool.resource)) {
         return;
     }

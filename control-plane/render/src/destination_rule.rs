@@ -2,13 +2,18 @@
 //! Service (Seldon §2.6): the subset `<predictor>` selects its pods by the `version` label; the
 //! traffic policy is Seldon's idle timeout, or its TLS mode when configured.
 
-use serde_json::json;
 use seldon_crd::names;
+use serde_json::json;
 
 use crate::{Context, CustomObject, Predictor, RenderOptions};
 
 pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomObject {
-    let version = p.spec.labels.get(names::LABEL_VERSION).cloned().unwrap_or_else(|| p.spec.name.clone());
+    let version = p
+        .spec
+        .labels
+        .get(names::LABEL_VERSION)
+        .cloned()
+        .unwrap_or_else(|| p.spec.name.clone());
     let policy = match &opts.istio_tls_mode {
         Some(mode) => json!({"tls": {"mode": mode}}),
         None => json!({"connectionPool": {"http": {"idleTimeout": "60s"}}}),

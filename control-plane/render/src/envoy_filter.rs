@@ -25,7 +25,10 @@ pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomOb
     CustomObject {
         api_version: "networking.istio.io/v1alpha3".to_string(),
         kind: "EnvoyFilter".to_string(),
-        metadata: cx.meta(&names::k8s_name(&format!("{}-graph-buffer", p.service)), cx.base_labels()),
+        metadata: cx.meta(
+            &names::k8s_name(&format!("{}-graph-buffer", p.service)),
+            cx.base_labels(),
+        ),
         spec: json!({
             "workloadSelector": {"labels": {names::LABEL_SELDON_APP: p.service}},
             "configPatches": [{

@@ -20,8 +20,12 @@ pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> F
         .unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
     let mut nodes = BTreeMap::new();
     for unit in p.spec.graph.walk() {
-        let Some(endpoint) = &unit.endpoint else { continue };
-        let Some(port) = endpoint.service_port else { continue };
+        let Some(endpoint) = &unit.endpoint else {
+            continue;
+        };
+        let Some(port) = endpoint.service_port else {
+            continue;
+        };
         let svc = names::container_service(&cx.name, &p.spec.name, &unit.name);
         let fqdn = names::fqdn(&svc, &cx.namespace);
         nodes.insert(
@@ -46,7 +50,13 @@ pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> F
         .walk()
         .into_iter()
         .find_map(|u| u.logger.as_ref())
-        .map(|l| logger(l.url.as_deref().unwrap_or(&opts.default_logger_url), &cx.namespace, timeout_ms));
+        .map(|l| {
+            logger(
+                l.url.as_deref().unwrap_or(&opts.default_logger_url),
+                &cx.namespace,
+                timeout_ms,
+            )
+        });
     FilterConfig {
         deployment: cx.name.clone(),
         namespace: cx.namespace.clone(),
@@ -77,7 +87,11 @@ fn logger(url: &str, namespace: &str, timeout_ms: u64) -> Option<PayloadLogger> 
         Some((h, p)) => (h, p.parse().ok()?),
         None => (authority, scheme_port),
     };
-    let fqdn = if host.contains('.') { host.to_string() } else { names::fqdn(host, namespace) };
+    let fqdn = if host.contains('.') {
+        host.to_string()
+    } else {
+        names::fqdn(host, namespace)
+    };
     Some(PayloadLogger {
         cluster: format!("outbound|{port}||{fqdn}"),
         authority: format!("{fqdn}:{port}"),
@@ -98,7 +112,10 @@ mod tests {
     #[test]
     fn logger_urls_resolve_to_istio_clusters() {
         let l = logger("http://default-broker", "models", 5).unwrap();
-        assert_eq!(l.cluster, "outbound|80||default-broker.models.svc.cluster.local");
+        assert_eq!(
+            l.cluster,
+            "outbound|80||default-broker.models.svc.cluster.local"
+        );
         assert_eq!(l.authority, "default-broker.models.svc.cluster.local:80");
         assert_eq!(l.path, "/");
         let l = logger("http://logs.obs.svc.cluster.local:8080/ingest", "models", 5).unwrap();

@@ -1,9 +1,11 @@
 //! `autoscaling/v2` HorizontalPodAutoscaler per component with an `hpaSpec`, named like its
 //! Deployment; v2beta1 `metrics` are converted, `metricsv2` used as given.
 
-use k8s_openapi::api::autoscaling::v2::{CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
+};
 
-use crate::{deployment, Context, Predictor};
+use crate::{Context, Predictor, deployment};
 
 pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<HorizontalPodAutoscaler> {
     p.spec

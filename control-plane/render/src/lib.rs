@@ -28,12 +28,12 @@ pub mod wasm_plugin;
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use seldon_crd::{names, PredictorSpec, SeldonDeployment, Violation};
+use seldon_crd::{PredictorSpec, SeldonDeployment, Violation, names};
 
 pub use catalogue::{Catalogue, CatalogueError, Server};
 pub use check::check;
 pub use filter_config::filter_config;
-pub use manifest::{to_yaml, CustomObject, Manifest};
+pub use manifest::{CustomObject, Manifest, to_yaml};
 pub use options::{GpuPool, Ingress, RenderOptions};
 
 /// Why nothing was rendered.
@@ -44,7 +44,10 @@ pub enum RenderError {
 }
 
 fn list(v: &[Violation]) -> String {
-    v.iter().map(|x| format!("  {x}")).collect::<Vec<_>>().join("\n")
+    v.iter()
+        .map(|x| format!("  {x}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Renders every object that serves `sdep`. Runs `check` first: nothing is rendered for an
@@ -58,15 +61,35 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
     let mut out = Vec::new();
     for (index, predictor) in cx.sdep.spec.predictors.iter().enumerate() {
         let p = Predictor::new(&cx, index, predictor);
-        out.extend(deployment::render(&cx, &p, opts).into_iter().map(|d| Manifest::Deployment(Box::new(d))));
-        out.extend(service::render(&cx, &p).into_iter().map(|s| Manifest::Service(Box::new(s))));
-        out.extend(hpa::render(&cx, &p).into_iter().map(|h| Manifest::HorizontalPodAutoscaler(Box::new(h))));
-        out.extend(pdb::render(&cx, &p).into_iter().map(|b| Manifest::PodDisruptionBudget(Box::new(b))));
+        out.extend(
+            deployment::render(&cx, &p, opts)
+                .into_iter()
+                .map(|d| Manifest::Deployment(Box::new(d))),
+        );
+        out.extend(
+            service::render(&cx, &p)
+                .into_iter()
+                .map(|s| Manifest::Service(Box::new(s))),
+        );
+        out.extend(
+            hpa::render(&cx, &p)
+                .into_iter()
+                .map(|h| Manifest::HorizontalPodAutoscaler(Box::new(h))),
+        );
+        out.extend(
+            pdb::render(&cx, &p)
+                .into_iter()
+                .map(|b| Manifest::PodDisruptionBudget(Box::new(b))),
+        );
         out.push(Manifest::Custom(destination_rule::render(&cx, &p, opts)));
         out.push(Manifest::Custom(wasm_plugin::render(&cx, &p, opts)));
         out.push(Manifest::Custom(envoy_filter::render(&cx, &p, opts)));
         if opts.ingress == Ingress::Ambassador {
-            out.extend(ambassador::render(&cx, &p).into_iter().map(Manifest::Custom));
+            out.extend(
+                ambassador::render(&cx, &p)
+                    .into_iter()
+                    .map(Manifest::Custom),
+            );
         }
     }
     if opts.ingress == Ingress::Istio {
@@ -90,7 +113,11 @@ impl Context {
         seldon_crd::apply_defaults(&mut sdep);
         let name = seldon_crd::defaults::name(&sdep);
         let namespace = seldon_crd::defaults::namespace(&sdep);
-        Self { sdep, name, namespace }
+        Self {
+            sdep,
+            name,
+            namespace,
+        }
     }
 
     /// Seldon's `GetAnnotation`: `spec.annotations`, then `metadata.annotations`.
@@ -99,7 +126,13 @@ impl Context {
             .spec
             .annotations
             .get(key)
-            .or_else(|| self.sdep.metadata.annotations.as_ref().and_then(|a| a.get(key)))
+            .or_else(|| {
+                self.sdep
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key))
+            })
             .map(String::as_str)
     }
 
@@ -107,7 +140,10 @@ impl Context {
     pub fn base_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (names::LABEL_SELDON_ID.to_string(), self.name.clone()),
-            (names::LABEL_MANAGED_BY.to_string(), names::MANAGED_BY.to_string()),
+            (
+                names::LABEL_MANAGED_BY.to_string(),
+                names::MANAGED_BY.to_string(),
+            ),
         ])
     }
 
@@ -133,13 +169,24 @@ pub struct Predictor<'a> {
 
 impl<'a> Predictor<'a> {
     pub fn new(cx: &Context, index: usize, spec: &'a PredictorSpec) -> Self {
-        let svc_name = spec.annotations.get(names::ANNOTATION_SVC_NAME).map(String::as_str);
-        Self { index, spec, service: names::predictor_service(&cx.name, &spec.name, svc_name) }
+        let svc_name = spec
+            .annotations
+            .get(names::ANNOTATION_SVC_NAME)
+            .map(String::as_str);
+        Self {
+            index,
+            spec,
+            service: names::predictor_service(&cx.name, &spec.name, svc_name),
+        }
     }
 
     /// A predictor annotation, else the SeldonDeployment's.
     pub fn annotation<'b>(&'b self, cx: &'b Context, key: &str) -> Option<&'b str> {
-        self.spec.annotations.get(key).map(String::as_str).or_else(|| cx.annotation(key))
+        self.spec
+            .annotations
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| cx.annotation(key))
     }
 
     /// Index of the component holding the graph root's container (it carries `seldon-app`).
@@ -147,7 +194,12 @@ impl<'a> Predictor<'a> {
         self.spec
             .component_specs
             .iter()
-            .position(|c| c.spec.containers.iter().any(|k| k.name == self.spec.graph.name))
+            .position(|c| {
+                c.spec
+                    .containers
+                    .iter()
+                    .any(|k| k.name == self.spec.graph.name)
+            })
             .unwrap_or(0)
     }
 

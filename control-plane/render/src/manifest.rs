@@ -10,6 +10,8 @@ use serde_json::Value;
 
 /// One object to apply.
 #[derive(Debug, Clone, PartialEq)]
+// A render emits tens of these: boxing the common Istio variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Manifest {
     Deployment(Box<Deployment>),
     Service(Box<Service>),

@@ -7,7 +7,7 @@
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::{deployment, Context, Predictor};
+use crate::{Context, Predictor, deployment};
 
 pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<PodDisruptionBudget> {
     p.spec
@@ -21,7 +21,10 @@ pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<PodDisruptionBudget> {
                 spec: Some(PodDisruptionBudgetSpec {
                     min_available: pdb.min_available.clone(),
                     max_unavailable: pdb.max_unavailable.clone(),
-                    selector: Some(LabelSelector { match_labels: Some(deployment::selector(cx, p, i, c)), ..Default::default() }),
+                    selector: Some(LabelSelector {
+                        match_labels: Some(deployment::selector(cx, p, i, c)),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 status: None,

@@ -27,8 +27,12 @@ pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<Service> {
     let mut out = Vec::new();
     for component in &p.spec.component_specs {
         for container in &component.spec.containers {
-            let Some(unit) = find_unit(&p.spec.graph, &container.name) else { continue };
-            let Some(endpoint) = &unit.endpoint else { continue };
+            let Some(unit) = find_unit(&p.spec.graph, &container.name) else {
+                continue;
+            };
+            let Some(endpoint) = &unit.endpoint else {
+                continue;
+            };
             let svc = names::container_service(&cx.name, &p.spec.name, &container.name);
             let selector_key = format!("{}{}", names::LABEL_SELDON_APP_SVC_PREFIX, container.name);
             let mut labels = cx.base_labels();
@@ -41,8 +45,14 @@ pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<Service> {
                     type_: Some("ClusterIP".to_string()),
                     selector: Some(BTreeMap::from([(selector_key, svc.clone())])),
                     ports: Some(vec![
-                        port(names::PORT_NAME_HTTP, endpoint.http_port.unwrap_or(names::HTTP_PORT_BASE)),
-                        port(names::PORT_NAME_GRPC, endpoint.grpc_port.unwrap_or(names::GRPC_PORT_BASE)),
+                        port(
+                            names::PORT_NAME_HTTP,
+                            endpoint.http_port.unwrap_or(names::HTTP_PORT_BASE),
+                        ),
+                        port(
+                            names::PORT_NAME_GRPC,
+                            endpoint.grpc_port.unwrap_or(names::GRPC_PORT_BASE),
+                        ),
                     ]),
                     ..Default::default()
                 }),
@@ -65,7 +75,10 @@ fn predictor_service(cx: &Context, p: &Predictor<'_>) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             cluster_ip: headless.then(|| "None".to_string()),
-            selector: Some(BTreeMap::from([(names::LABEL_SELDON_APP.to_string(), p.service.clone())])),
+            selector: Some(BTreeMap::from([(
+                names::LABEL_SELDON_APP.to_string(),
+                p.service.clone(),
+            )])),
             ports: Some(vec![
                 port(names::PORT_NAME_HTTP, names::PREDICTOR_HTTP_PORT),
                 port(names::PORT_NAME_GRPC, names::PREDICTOR_GRPC_PORT),

@@ -4,8 +4,8 @@
 //! `seldon.io/istio-retries*`, a route timeout from `seldon.io/rest-timeout` (the whole-request
 //! timeout Seldon gave Ambassador), and a gRPC route matched on the `seldon`/`namespace` headers.
 
-use serde_json::{json, Value};
 use seldon_crd::names;
+use serde_json::{Value, json};
 
 use crate::{Context, CustomObject, Predictor, RenderOptions};
 
@@ -13,20 +13,28 @@ use crate::{Context, CustomObject, Predictor, RenderOptions};
 pub const GRPC_URI_REGEX: &str = ".*tensorflow.*|.*seldon.protos.*|.*inference.*";
 
 pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
-    let predictors: Vec<Predictor<'_>> =
-        cx.sdep.spec.predictors.iter().enumerate().map(|(i, s)| Predictor::new(cx, i, s)).collect();
+    let predictors: Vec<Predictor<'_>> = cx
+        .sdep
+        .spec
+        .predictors
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Predictor::new(cx, i, s))
+        .collect();
     let live: Vec<&Predictor<'_>> = predictors.iter().filter(|p| !p.spec.is_shadow()).collect();
     let shadow = predictors.iter().find(|p| p.spec.is_shadow());
 
-    let destination = |p: &Predictor<'_>, port: i32| {
-        json!({"host": p.fqdn(cx), "subset": p.spec.name, "port": {"number": port}})
-    };
+    let destination = |p: &Predictor<'_>, port: i32| json!({"host": p.fqdn(cx), "subset": p.spec.name, "port": {"number": port}});
     let routes = |port: i32| -> Value {
         let single = live.len() == 1;
         Value::Array(
             live.iter()
                 .map(|p| {
-                    let weight = if single { 100 } else { p.spec.traffic.unwrap_or(0) };
+                    let weight = if single {
+                        100
+                    } else {
+                        p.spec.traffic.unwrap_or(0)
+                    };
                     json!({"destination": destination(p, port), "weight": weight})
                 })
                 .collect(),
@@ -47,15 +55,24 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
         }],
         "route": routes(names::PREDICTOR_GRPC_PORT),
     });
-    for (route, port) in [(&mut rest, names::PREDICTOR_HTTP_PORT), (&mut grpc, names::PREDICTOR_GRPC_PORT)] {
+    for (route, port) in [
+        (&mut rest, names::PREDICTOR_HTTP_PORT),
+        (&mut grpc, names::PREDICTOR_GRPC_PORT),
+    ] {
         if let Some(s) = shadow {
             route["mirror"] = destination(s, port);
             if let Some(t) = s.spec.traffic.filter(|t| *t > 0) {
                 route["mirrorPercentage"] = json!({"value": f64::from(t)});
             }
         }
-        if let Some(attempts) = cx.annotation(names::ANNOTATION_ISTIO_RETRIES).and_then(|v| v.trim().parse::<i32>().ok()) {
-            let per_try = cx.annotation(names::ANNOTATION_ISTIO_RETRIES_TIMEOUT).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
+        if let Some(attempts) = cx
+            .annotation(names::ANNOTATION_ISTIO_RETRIES)
+            .and_then(|v| v.trim().parse::<i32>().ok())
+        {
+            let per_try = cx
+                .annotation(names::ANNOTATION_ISTIO_RETRIES_TIMEOUT)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1);
             route["retries"] = json!({
                 "attempts": attempts,
                 "perTryTimeout": format!("{per_try}s"),
@@ -63,18 +80,33 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
             });
         }
     }
-    if let Some(ms) = cx.annotation(names::ANNOTATION_REST_TIMEOUT).and_then(|v| v.trim().parse::<u64>().ok()).filter(|m| *m > 0) {
+    if let Some(ms) = cx
+        .annotation(names::ANNOTATION_REST_TIMEOUT)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|m| *m > 0)
+    {
         rest["timeout"] = json!(duration(ms));
     }
-    if let Some(ms) = cx.annotation(names::ANNOTATION_GRPC_TIMEOUT).and_then(|v| v.trim().parse::<u64>().ok()).filter(|m| *m > 0) {
+    if let Some(ms) = cx
+        .annotation(names::ANNOTATION_GRPC_TIMEOUT)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|m| *m > 0)
+    {
         grpc["timeout"] = json!(duration(ms));
     }
 
     let hosts: Vec<String> = cx
         .annotation(names::ANNOTATION_ISTIO_HOST)
-        .map(|h| h.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .map(|h| {
+            h.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_else(|| vec!["*".to_string()]);
-    let gateway = cx.annotation(names::ANNOTATION_ISTIO_GATEWAY).unwrap_or(&opts.istio_gateway);
+    let gateway = cx
+        .annotation(names::ANNOTATION_ISTIO_GATEWAY)
+        .unwrap_or(&opts.istio_gateway);
     CustomObject {
         api_version: "networking.istio.io/v1".to_string(),
         kind: "VirtualService".to_string(),
@@ -85,5 +117,9 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
 
 /// Milliseconds as an Istio duration (`1.5s`).
 pub fn duration(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{}ms", ms) }
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}ms", ms)
+    }
 }

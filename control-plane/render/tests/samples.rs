@@ -16,9 +16,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde_json::Value;
 use seldon_graph::FilterConfig;
-use seldon_render::{render, to_yaml, Ingress, Manifest, RenderOptions};
+use seldon_render::{Ingress, Manifest, RenderOptions, render, to_yaml};
+use serde_json::Value;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,7 +49,11 @@ fn render_sample(path: &Path, sample: &str) -> Vec<Manifest> {
     let text = std::fs::read_to_string(path).unwrap();
     let docs = seldon_crd::parse_yaml(&text).unwrap_or_else(|e| panic!("{sample}: {e}"));
     assert_eq!(docs.len(), 1, "{sample}");
-    assert!(docs[0].unknown_fields.is_empty(), "{sample}: unknown fields {:?}", docs[0].unknown_fields);
+    assert!(
+        docs[0].unknown_fields.is_empty(),
+        "{sample}: unknown fields {:?}",
+        docs[0].unknown_fields
+    );
     render(&docs[0].sdep, &options_for(sample)).unwrap_or_else(|e| panic!("{sample}: {e}"))
 }
 
@@ -70,20 +74,33 @@ fn every_sample_matches_its_golden_file() {
             drifted.push(sample);
         }
     }
-    assert!(drifted.is_empty(), "golden files drifted: {drifted:?}; run `UPDATE_GOLDENS=1 cargo test -p seldon-render` and review the diff");
-    assert!(samples().len() >= 9, "the issue asks for at least nine samples");
+    assert!(
+        drifted.is_empty(),
+        "golden files drifted: {drifted:?}; run `UPDATE_GOLDENS=1 cargo test -p seldon-render` and review the diff"
+    );
+    assert!(
+        samples().len() >= 9,
+        "the issue asks for at least nine samples"
+    );
 }
 
 #[test]
 fn golden_files_are_plain_multi_document_yaml() {
     for (sample, _) in samples() {
-        let text = std::fs::read_to_string(root().join("tests/golden").join(format!("{sample}.yaml"))).unwrap();
+        let text =
+            std::fs::read_to_string(root().join("tests/golden").join(format!("{sample}.yaml")))
+                .unwrap();
         let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
             .map(|d| serde::Deserialize::deserialize(d).unwrap())
             .collect();
         assert!(docs.len() >= 5, "{sample}");
         for d in docs {
-            assert!(d["apiVersion"].is_string() && d["kind"].is_string() && d["metadata"]["name"].is_string(), "{sample}: {d}");
+            assert!(
+                d["apiVersion"].is_string()
+                    && d["kind"].is_string()
+                    && d["metadata"]["name"].is_string(),
+                "{sample}: {d}"
+            );
             assert_eq!(d["metadata"]["namespace"], "seldon", "{sample}");
         }
     }
@@ -93,7 +110,10 @@ fn golden_files_are_plain_multi_document_yaml() {
 fn every_wasm_plugin_config_parses_back_and_compiles() {
     for (sample, path) in samples() {
         let manifests = render_sample(&path, &sample);
-        let plugins: Vec<&Manifest> = manifests.iter().filter(|m| m.kind() == "WasmPlugin").collect();
+        let plugins: Vec<&Manifest> = manifests
+            .iter()
+            .filter(|m| m.kind() == "WasmPlugin")
+            .collect();
         assert!(!plugins.is_empty(), "{sample}");
         for m in plugins {
             let value = m.to_value();
@@ -102,9 +122,20 @@ fn every_wasm_plugin_config_parses_back_and_compiles() {
             let plan = seldon_graph::compile(&config).unwrap_or_else(|e| panic!("{sample}: {e}"));
             for node in &plan.nodes {
                 if let Some(up) = &node.upstream {
-                    assert!(up.cluster.starts_with(&format!("outbound|{}||", up.port)), "{}", up.cluster);
-                    assert!(up.cluster.ends_with(".seldon.svc.cluster.local"), "{}", up.cluster);
-                    assert_eq!(up.authority, format!("{}:{}", up.cluster.rsplit("||").next().unwrap(), up.port));
+                    assert!(
+                        up.cluster.starts_with(&format!("outbound|{}||", up.port)),
+                        "{}",
+                        up.cluster
+                    );
+                    assert!(
+                        up.cluster.ends_with(".seldon.svc.cluster.local"),
+                        "{}",
+                        up.cluster
+                    );
+                    assert_eq!(
+                        up.authority,
+                        format!("{}:{}", up.cluster.rsplit("||").next().unwrap(), up.port)
+                    );
                 }
             }
         }
@@ -116,10 +147,17 @@ fn check_typed<T: serde::de::DeserializeOwned + serde::Serialize>(value: &Value,
     let mut unknown = Vec::new();
     let mut record = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
     let de = serde_ignored::Deserializer::new(value.clone(), &mut record);
-    let typed: T = serde_path_to_error::deserialize(de).unwrap_or_else(|e| panic!("{what}: {} at {}", e.inner(), e.path()));
-    assert!(unknown.is_empty(), "{what}: fields unknown to k8s-openapi: {unknown:?}");
+    let typed: T = serde_path_to_error::deserialize(de)
+        .unwrap_or_else(|e| panic!("{what}: {} at {}", e.inner(), e.path()));
+    assert!(
+        unknown.is_empty(),
+        "{what}: fields unknown to k8s-openapi: {unknown:?}"
+    );
     let back = serde_json::to_value(&typed).unwrap();
-    assert_eq!(&back, value, "{what}: does not round-trip through its k8s-openapi type");
+    assert_eq!(
+        &back, value,
+        "{what}: does not round-trip through its k8s-openapi type"
+    );
 }
 
 struct Schemas {
@@ -141,14 +179,26 @@ fn schemas() -> Schemas {
             let api_version = format!("{group}/{}", version["name"].as_str().unwrap());
             let mut schema = to_json_schema(version["schema"]["openAPIV3Schema"].clone());
             // apiVersion, kind and metadata are checked by the API server itself
-            schema.as_object_mut().unwrap().remove("additionalProperties");
-            let validator = jsonschema::draft4::new(&schema).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            schema
+                .as_object_mut()
+                .unwrap()
+                .remove("additionalProperties");
+            let validator =
+                jsonschema::draft4::new(&schema).unwrap_or_else(|e| panic!("{kind}: {e}"));
             istio.insert((api_version, kind.clone()), validator);
         }
     }
-    let amb: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/schemas/ambassador-mapping-v3alpha1.schema.json")).unwrap()).unwrap();
-    Schemas { istio, ambassador: jsonschema::draft7::new(&amb).unwrap() }
+    let amb: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            root().join("tests/schemas/ambassador-mapping-v3alpha1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    Schemas {
+        istio,
+        ambassador: jsonschema::draft7::new(&amb).unwrap(),
+    }
 }
 
 /// OpenAPI v3 → JSON Schema: `nullable` is folded into `type`, and every object schema with
@@ -169,7 +219,15 @@ fn to_json_schema(v: Value) -> Value {
                 }
                 if k == "properties" || k == "patternProperties" || k == "definitions" {
                     let props = v.as_object().cloned().unwrap_or_default();
-                    out.insert(k, Value::Object(props.into_iter().map(|(n, s)| (n, to_json_schema(s))).collect()));
+                    out.insert(
+                        k,
+                        Value::Object(
+                            props
+                                .into_iter()
+                                .map(|(n, s)| (n, to_json_schema(s)))
+                                .collect(),
+                        ),
+                    );
                 } else {
                     out.insert(k, to_json_schema(v));
                 }
@@ -201,21 +259,44 @@ fn every_rendered_object_passes_its_schema() {
                 "HorizontalPodAutoscaler" => check_typed::<HorizontalPodAutoscaler>(&value, &what),
                 "PodDisruptionBudget" => check_typed::<PodDisruptionBudget>(&value, &what),
                 "Mapping" => {
-                    let errors: Vec<String> = schemas.ambassador.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+                    let errors: Vec<String> = schemas
+                        .ambassador
+                        .iter_errors(&value)
+                        .map(|e| format!("{e} at {}", e.instance_path()))
+                        .collect();
                     assert!(errors.is_empty(), "{what}: {errors:?}");
                 }
                 kind => {
                     let key = (m.api_version().to_string(), kind.to_string());
-                    let validator = schemas.istio.get(&key).unwrap_or_else(|| panic!("{what}: no Istio schema for {key:?}"));
-                    let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+                    let validator = schemas
+                        .istio
+                        .get(&key)
+                        .unwrap_or_else(|| panic!("{what}: no Istio schema for {key:?}"));
+                    let errors: Vec<String> = validator
+                        .iter_errors(&value)
+                        .map(|e| format!("{e} at {}", e.instance_path()))
+                        .collect();
                     assert!(errors.is_empty(), "{what}: {errors:?}");
                 }
             }
             *counts.entry(m.kind().to_string()).or_default() += 1;
         }
     }
-    for kind in ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "VirtualService", "DestinationRule", "WasmPlugin", "EnvoyFilter", "Mapping"] {
-        assert!(counts.get(kind).copied().unwrap_or(0) > 0, "no sample renders a {kind}: {counts:?}");
+    for kind in [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "VirtualService",
+        "DestinationRule",
+        "WasmPlugin",
+        "EnvoyFilter",
+        "Mapping",
+    ] {
+        assert!(
+            counts.get(kind).copied().unwrap_or(0) > 0,
+            "no sample renders a {kind}: {counts:?}"
+        );
     }
 }
 
@@ -223,13 +304,28 @@ fn every_rendered_object_passes_its_schema() {
 fn istio_schemas_catch_a_wrong_field() {
     // the check is real: an invented field fails Istio's own schema
     let schemas = schemas();
-    let (_, path) = samples().into_iter().find(|(s, _)| s == "sklearn-iris").unwrap();
-    let vs = render_sample(&path, "sklearn-iris").into_iter().find(|m| m.kind() == "VirtualService").unwrap();
+    let (_, path) = samples()
+        .into_iter()
+        .find(|(s, _)| s == "sklearn-iris")
+        .unwrap();
+    let vs = render_sample(&path, "sklearn-iris")
+        .into_iter()
+        .find(|m| m.kind() == "VirtualService")
+        .unwrap();
     let mut value = vs.to_value();
     value["spec"]["http"][0]["mirrorPercentagee"] = serde_json::json!(5);
-    let validator = &schemas.istio[&("networking.istio.io/v1".to_string(), "VirtualService".to_string())];
-    let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
-    assert!(errors.iter().any(|e| e.contains("mirrorPercentagee")), "{errors:?} {value}");
+    let validator = &schemas.istio[&(
+        "networking.istio.io/v1".to_string(),
+        "VirtualService".to_string(),
+    )];
+    let errors: Vec<String> = validator
+        .iter_errors(&value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.iter().any(|e| e.contains("mirrorPercentagee")),
+        "{errors:?} {value}"
+    );
     let mut mapping = serde_json::json!({"apiVersion": "getambassador.io/v3alpha1", "kind": "Mapping", "metadata": {"name": "x"}, "spec": {"prefix": "/", "service": "a:80", "timeout": 3}});
     assert!(!schemas.ambassador.is_valid(&mapping));
     mapping["spec"].as_object_mut().unwrap().remove("timeout");
@@ -239,7 +335,10 @@ fn istio_schemas_catch_a_wrong_field() {
 #[test]
 fn k8s_type_check_catches_an_unknown_field() {
     let result = std::panic::catch_unwind(|| {
-        check_typed::<Service>(&serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"portz": []}}), "bad");
+        check_typed::<Service>(
+            &serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"portz": []}}),
+            "bad",
+        );
     });
     assert!(result.is_err());
 }

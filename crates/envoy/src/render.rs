@@ -27,8 +27,14 @@ pub const WASM_RUNTIME: &str = "envoy.wasm.runtime.v8";
 
 /// Label names the graph filter encodes into its metric names (`seldon_filter::metrics::TAGS`;
 /// a test in `tests/e2e` keeps the two lists equal).
-pub const FILTER_METRIC_TAGS: &[&str] =
-    &["deployment_name", "predictor_name", "model_name", "service", "method", "code"];
+pub const FILTER_METRIC_TAGS: &[&str] = &[
+    "deployment_name",
+    "predictor_name",
+    "model_name",
+    "service",
+    "method",
+    "code",
+];
 
 /// Checks `config` and renders it as an Envoy bootstrap in YAML.
 pub fn render(config: &EnvoyConfig) -> Result<String, EnvoyError> {

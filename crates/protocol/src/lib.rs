@@ -19,7 +19,10 @@
 //! ```
 //!
 //! Pure and wasm-safe: depends only on serde, serde_json, thiserror and base64.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod error;
 mod ops;

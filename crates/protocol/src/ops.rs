@@ -62,7 +62,10 @@ fn first_int(raw: &RawValue, what: &str) -> Result<i32, ProtocolError> {
     for depth in 0..2 {
         if !current.get().starts_with('[') {
             if depth == 0 {
-                return Err(route_err(format!("{what} must be an array, found {}", raw::kind(current))));
+                return Err(route_err(format!(
+                    "{what} must be an array, found {}",
+                    raw::kind(current)
+                )));
             }
             break;
         }
@@ -84,9 +87,11 @@ fn first_int(raw: &RawValue, what: &str) -> Result<i32, ProtocolError> {
             .filter(|f| f.fract() == 0.0 && f.abs() <= f64::from(i32::MAX) + 1.0)
             .map(|f| f as i64)
     };
-    value
-        .and_then(|i| i32::try_from(i).ok())
-        .ok_or_else(|| route_err(format!("first element of {what} is {text}, not a 32-bit integer")))
+    value.and_then(|i| i32::try_from(i).ok()).ok_or_else(|| {
+        route_err(format!(
+            "first element of {what} is {text}, not a 32-bit integer"
+        ))
+    })
 }
 
 /// Builds a combiner's `/aggregate` request: the bare JSON array `[m1,m2,...]` of its
@@ -146,7 +151,13 @@ pub fn inject_routing(
     let top = RawObject::parse(top_raw, "message")?;
     let Some(meta_raw) = top.get("meta") else {
         let meta = routing_member_object(routing)?;
-        return Ok(insert_member(body, &top, span(body, top_raw), "meta", &meta));
+        return Ok(insert_member(
+            body,
+            &top,
+            span(body, top_raw),
+            "meta",
+            &meta,
+        ));
     };
     if raw::is_null(meta_raw) {
         let meta = routing_member_object(routing)?;
@@ -156,7 +167,13 @@ pub fn inject_routing(
     match meta.get("routing") {
         None => {
             let value = routing_json(routing)?;
-            Ok(insert_member(body, &meta, span(body, meta_raw), "routing", &value))
+            Ok(insert_member(
+                body,
+                &meta,
+                span(body, meta_raw),
+                "routing",
+                &value,
+            ))
         }
         Some(existing) => {
             let mut merged = if raw::is_null(existing) {
@@ -190,7 +207,10 @@ pub fn v2_chain(output: &[u8]) -> Result<Vec<u8>, ProtocolError> {
     const CONTEXT: &str = "v2 inference response";
     let response = RawObject::parse(parse_raw(output, CONTEXT)?, CONTEXT)?;
     let Some(outputs) = response.get("outputs") else {
-        return Err(ProtocolError::MissingField { context: CONTEXT, field: "outputs" });
+        return Err(ProtocolError::MissingField {
+            context: CONTEXT,
+            field: "outputs",
+        });
     };
     let tensors: Vec<&RawValue> =
         serde_json::from_str(outputs.get()).map_err(|e| ProtocolError::Field {
@@ -245,7 +265,10 @@ fn write_chained_tensor(out: &mut Vec<u8>, tensor: &RawValue) -> Result<(), Prot
     let tensor = RawObject::parse(tensor, CONTEXT)?;
     for field in ["name", "shape", "datatype"] {
         if tensor.get_non_null(field).is_none() {
-            return Err(ProtocolError::MissingField { context: CONTEXT, field });
+            return Err(ProtocolError::MissingField {
+                context: CONTEXT,
+                field,
+            });
         }
     }
     out.push(b'{');

@@ -16,7 +16,9 @@ pub(crate) fn encode_base64(bytes: &[u8]) -> String {
 
 /// Decodes standard or URL-safe base64, padded or not (protobuf JSON readers accept all four).
 pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
-    STANDARD.decode(text).or_else(|e| URL_SAFE.decode(text).map_err(|_| e))
+    STANDARD
+        .decode(text)
+        .or_else(|e| URL_SAFE.decode(text).map_err(|_| e))
 }
 
 /// `bytes` fields: `Vec<u8>` ⇄ base64 string.
@@ -45,7 +47,9 @@ pub(crate) mod opt_bytes {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|t| {
                 super::decode_base64(&t)

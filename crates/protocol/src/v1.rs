@@ -33,7 +33,11 @@ pub struct SeldonMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DefaultData>,
     /// Raw bytes, base64 in JSON.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "proto_json::opt_bytes")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "proto_json::opt_bytes"
+    )]
     pub bin_data: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub str_data: Option<String>,
@@ -48,7 +52,8 @@ pub struct SeldonMessage {
 impl SeldonMessage {
     /// Parses a REST body, rejecting more than one payload form.
     pub fn from_slice(body: &[u8]) -> Result<Self, ProtocolError> {
-        let msg: Self = serde_json::from_slice(body).map_err(ProtocolError::json("SeldonMessage"))?;
+        let msg: Self =
+            serde_json::from_slice(body).map_err(ProtocolError::json("SeldonMessage"))?;
         msg.check_oneof()?;
         Ok(msg)
     }
@@ -271,7 +276,9 @@ impl<'de> Deserialize<'de> for SeldonMessageList {
         }
         match Repr::deserialize(d) {
             Ok(Repr::Bare(seldon_messages)) => Ok(Self { seldon_messages }),
-            Ok(Repr::Wrapped(w)) => Ok(Self { seldon_messages: w.seldon_messages }),
+            Ok(Repr::Wrapped(w)) => Ok(Self {
+                seldon_messages: w.seldon_messages,
+            }),
             Err(_) => Err(serde::de::Error::custom(
                 "expected a JSON array of SeldonMessages or {\"seldonMessages\": [...]}",
             )),
@@ -289,7 +296,11 @@ pub struct TfTensor {
     pub tensor_shape: Option<TfTensorShape>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub version_number: i32,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "proto_json::bytes")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "proto_json::bytes"
+    )]
     pub tensor_content: Vec<u8>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub half_val: Vec<i32>,
@@ -299,11 +310,19 @@ pub struct TfTensor {
     pub double_val: Vec<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub int_val: Vec<i32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "proto_json::bytes_vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "proto_json::bytes_vec"
+    )]
     pub string_val: Vec<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scomplex_val: Vec<f32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "proto_json::int64_vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "proto_json::int64_vec"
+    )]
     pub int64_val: Vec<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bool_val: Vec<bool>,
@@ -317,7 +336,11 @@ pub struct TfTensor {
     pub variant_val: Vec<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uint32_val: Vec<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "proto_json::uint64_vec")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "proto_json::uint64_vec"
+    )]
     pub uint64_val: Vec<u64>,
 }
 
@@ -378,4 +401,3 @@ proto_enum! {
         Uint64 = 23 => "DT_UINT64",
     }
 }
-

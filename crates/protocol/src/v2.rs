@@ -129,7 +129,9 @@ impl InferTensor {
     pub fn element_count(&self) -> Result<usize, ProtocolError> {
         self.shape
             .iter()
-            .try_fold(1usize, |acc, d| usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d)))
+            .try_fold(1usize, |acc, d| {
+                usize::try_from(*d).ok().and_then(|d| acc.checked_mul(d))
+            })
             .ok_or_else(|| self.error(format!("shape {:?} is too large", self.shape)))
     }
 
@@ -161,7 +163,10 @@ impl InferTensor {
     }
 
     pub(crate) fn error(&self, reason: String) -> ProtocolError {
-        ProtocolError::Tensor { name: self.name.clone(), reason }
+        ProtocolError::Tensor {
+            name: self.name.clone(),
+            reason,
+        }
     }
 }
 

@@ -23,9 +23,15 @@ fn route_from_every_documented_reply_form() {
     let cases: &[(&str, i32)] = &[
         (r#"{"data":{"ndarray":[[1]]}}"#, 1),
         (r#"{"data":{"ndarray":[2]}}"#, 2),
-        (r#"{"data":{"names":["r"],"ndarray":[[0, 9]]},"meta":{"tags":{}}}"#, 0),
+        (
+            r#"{"data":{"names":["r"],"ndarray":[[0, 9]]},"meta":{"tags":{}}}"#,
+            0,
+        ),
         (r#"{"data":{"tensor":{"shape":[1,1],"values":[3.0]}}}"#, 3),
-        (r#"{"data":{"tftensor":{"dtype":"DT_INT32","intVal":[4]}}}"#, 4),
+        (
+            r#"{"data":{"tftensor":{"dtype":"DT_INT32","intVal":[4]}}}"#,
+            4,
+        ),
         ("[5]", 5),
         (" [ 6 , 7 ] \n", 6),
         ("[-1]", -1),
@@ -33,7 +39,11 @@ fn route_from_every_documented_reply_form() {
         ("[1e0]", 1),
     ];
     for (body, expected) in cases {
-        assert_eq!(route_from_reply(body.as_bytes()).unwrap(), *expected, "{body}");
+        assert_eq!(
+            route_from_reply(body.as_bytes()).unwrap(),
+            *expected,
+            "{body}"
+        );
     }
 }
 
@@ -85,13 +95,26 @@ fn aggregate_copies_parts_verbatim_into_a_bare_array() {
 #[test]
 fn aggregate_names_the_part_that_is_not_json() {
     let err = aggregate_request(&[b"{}", b"[1]", b"not json"]).unwrap_err();
-    assert!(matches!(err, ProtocolError::AggregatePart { index: 2, .. }), "{err:?}");
-    assert!(err.to_string().starts_with("aggregate part 2 is not valid JSON"), "{err}");
+    assert!(
+        matches!(err, ProtocolError::AggregatePart { index: 2, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("aggregate part 2 is not valid JSON"),
+        "{err}"
+    );
     // Two values in one part would make the array wrong, so it is rejected too.
     let err = aggregate_request(&[b"{} {}"]).unwrap_err();
-    assert!(matches!(err, ProtocolError::AggregatePart { index: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, ProtocolError::AggregatePart { index: 0, .. }),
+        "{err:?}"
+    );
     let err = aggregate_request(&[b""]).unwrap_err();
-    assert!(matches!(err, ProtocolError::AggregatePart { index: 0, .. }), "{err:?}");
+    assert!(
+        matches!(err, ProtocolError::AggregatePart { index: 0, .. }),
+        "{err:?}"
+    );
 }
 
 // ---------------------------------------------------------------- feedback_routing
@@ -99,7 +122,10 @@ fn aggregate_names_the_part_that_is_not_json() {
 #[test]
 fn feedback_routing_reads_response_meta_routing() {
     let body = br#"{"request":{"data":{"ndarray":[[1]]}},"response":{"data":{"ndarray":[[0.9]]},"meta":{"puid":"x","routing":{"router":1,"ab":-1}}},"reward":1.0,"truth":{}}"#;
-    assert_eq!(feedback_routing(body).unwrap(), routing(&[("router", 1), ("ab", -1)]));
+    assert_eq!(
+        feedback_routing(body).unwrap(),
+        routing(&[("router", 1), ("ab", -1)])
+    );
 }
 
 #[test]
@@ -113,7 +139,10 @@ fn feedback_routing_absent_anywhere_is_empty() {
         r#"{"response":{"meta":{"routing":null}}}"#,
         r#"{"response":{"meta":{"routing":{}}}}"#,
     ] {
-        assert!(feedback_routing(body.as_bytes()).unwrap().is_empty(), "{body}");
+        assert!(
+            feedback_routing(body.as_bytes()).unwrap().is_empty(),
+            "{body}"
+        );
     }
 }
 
@@ -122,11 +151,26 @@ fn feedback_routing_rejects_malformed_feedback() {
     let cases: &[(&str, &str)] = &[
         ("{", "feedback is not valid JSON"),
         ("[]", "feedback must be a JSON object, found an array"),
-        (r#"{"response":"x"}"#, "feedback response must be a JSON object, found a string"),
-        (r#"{"response":{"meta":1}}"#, "response.meta must be a JSON object, found a number"),
-        (r#"{"response":{"meta":{"routing":{"r":"1"}}}}"#, "field `routing` must be an object"),
-        (r#"{"response":{"meta":{"routing":{"r":1.5}}}}"#, "field `routing`"),
-        (r#"{"response":{"meta":{"routing":[1]}}}"#, "field `routing`"),
+        (
+            r#"{"response":"x"}"#,
+            "feedback response must be a JSON object, found a string",
+        ),
+        (
+            r#"{"response":{"meta":1}}"#,
+            "response.meta must be a JSON object, found a number",
+        ),
+        (
+            r#"{"response":{"meta":{"routing":{"r":"1"}}}}"#,
+            "field `routing` must be an object",
+        ),
+        (
+            r#"{"response":{"meta":{"routing":{"r":1.5}}}}"#,
+            "field `routing`",
+        ),
+        (
+            r#"{"response":{"meta":{"routing":[1]}}}"#,
+            "field `routing`",
+        ),
     ];
     for (body, needle) in cases {
         let err = feedback_routing(body.as_bytes()).unwrap_err();
@@ -192,12 +236,19 @@ fn inject_routing_rejects_what_it_cannot_edit() {
         (b"\"s\"", "message must be a JSON object, found a string"),
         (b"not json", "message is not valid JSON"),
         (b"", "message is not valid JSON"),
-        (br#"{"meta":[]}"#, "message meta must be a JSON object, found an array"),
+        (
+            br#"{"meta":[]}"#,
+            "message meta must be a JSON object, found an array",
+        ),
         (br#"{"meta":{"routing":{"a":"x"}}}"#, "field `routing`"),
     ];
     for (body, needle) in cases {
         let err = inject_routing(body, &r).unwrap_err();
-        assert!(err.to_string().contains(needle), "{:?}: {err}", String::from_utf8_lossy(body));
+        assert!(
+            err.to_string().contains(needle),
+            "{:?}: {err}",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 
@@ -218,8 +269,14 @@ fn v2_chain_turns_outputs_into_inputs() {
 #[test]
 fn v2_chain_drops_unknown_members_and_minimal_response() {
     let out = v2_chain(br#"{"model_name":"m","outputs":[{"name":"o","shape":[],"datatype":"INT64","data":[1],"extra":true}],"extra":1}"#).unwrap();
-    assert_eq!(out, br#"{"inputs":[{"name":"o","shape":[],"datatype":"INT64","data":[1]}]}"#);
-    assert_eq!(value(&v2_chain(br#"{"outputs":[]}"#).unwrap()), json!({"inputs": []}));
+    assert_eq!(
+        out,
+        br#"{"inputs":[{"name":"o","shape":[],"datatype":"INT64","data":[1]}]}"#
+    );
+    assert_eq!(
+        value(&v2_chain(br#"{"outputs":[]}"#).unwrap()),
+        json!({"inputs": []})
+    );
 }
 
 #[test]
@@ -230,13 +287,26 @@ fn v2_chain_rejects_what_is_not_an_inference_response() {
         (br#"{"model_name":"m"}"#, "missing field `outputs`"),
         (br#"{"error":"boom"}"#, "missing field `outputs`"),
         (br#"{"outputs":{}}"#, "field `outputs` must be an array"),
-        (br#"{"outputs":[1]}"#, "v2 output tensor must be a JSON object"),
-        (br#"{"outputs":[{"name":"o","shape":[1]}]}"#, "missing field `datatype`"),
-        (br#"{"outputs":[{"datatype":"FP32","shape":[1]}]}"#, "missing field `name`"),
+        (
+            br#"{"outputs":[1]}"#,
+            "v2 output tensor must be a JSON object",
+        ),
+        (
+            br#"{"outputs":[{"name":"o","shape":[1]}]}"#,
+            "missing field `datatype`",
+        ),
+        (
+            br#"{"outputs":[{"datatype":"FP32","shape":[1]}]}"#,
+            "missing field `name`",
+        ),
     ];
     for (body, needle) in cases {
         let err = v2_chain(body).unwrap_err();
-        assert!(err.to_string().contains(needle), "{:?}: {err}", String::from_utf8_lossy(body));
+        assert!(
+            err.to_string().contains(needle),
+            "{:?}: {err}",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 

@@ -22,16 +22,23 @@ const V1_MESSAGES: &[&str] = &[
 ];
 
 fn members(body: &[u8]) -> Vec<(String, String)> {
-    let map: Vec<(String, Box<RawValue>)> = serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(body)
-        .unwrap()
-        .into_iter()
-        .collect();
-    map.into_iter().map(|(k, v)| (k, v.get().to_owned())).collect()
+    let map: Vec<(String, Box<RawValue>)> =
+        serde_json::from_slice::<BTreeMap<String, Box<RawValue>>>(body)
+            .unwrap()
+            .into_iter()
+            .collect();
+    map.into_iter()
+        .map(|(k, v)| (k, v.get().to_owned()))
+        .collect()
 }
 
 /// The byte range of `original` that differs from `changed` (after common prefix/suffix).
 fn changed_region(original: &[u8], changed: &[u8]) -> std::ops::Range<usize> {
-    let prefix = original.iter().zip(changed).take_while(|(a, b)| a == b).count();
+    let prefix = original
+        .iter()
+        .zip(changed)
+        .take_while(|(a, b)| a == b)
+        .count();
     let max_suffix = original.len().min(changed.len()) - prefix;
     let suffix = original
         .iter()
@@ -45,7 +52,8 @@ fn changed_region(original: &[u8], changed: &[u8]) -> std::ops::Range<usize> {
 
 #[test]
 fn inject_routing_touches_only_meta_routing() {
-    let routing: BTreeMap<String, i32> = [("router".to_owned(), 0), ("new-node".to_owned(), -2)].into();
+    let routing: BTreeMap<String, i32> =
+        [("router".to_owned(), 0), ("new-node".to_owned(), -2)].into();
     for file in V1_MESSAGES {
         let original = read(file);
         let out = inject_routing(&original, &routing).unwrap();
@@ -53,17 +61,33 @@ fn inject_routing_touches_only_meta_routing() {
         // Every top-level member other than meta is byte-identical.
         let before = members(&original);
         let after = members(&out);
-        let strip = |m: &[(String, String)]| m.iter().filter(|(k, _)| k != "meta").cloned().collect::<Vec<_>>();
+        let strip = |m: &[(String, String)]| {
+            m.iter()
+                .filter(|(k, _)| k != "meta")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(strip(&before), strip(&after), "{file}");
 
         // Inside meta, every member other than routing is byte-identical.
         let meta_after = &after.iter().find(|(k, _)| k == "meta").unwrap().1;
         let meta_members_after = members(meta_after.as_bytes());
         if let Some((_, meta_before)) = before.iter().find(|(k, _)| k == "meta") {
-            let strip = |m: Vec<(String, String)>| m.into_iter().filter(|(k, _)| k != "routing").collect::<Vec<_>>();
-            assert_eq!(strip(members(meta_before.as_bytes())), strip(meta_members_after.clone()), "{file}");
+            let strip = |m: Vec<(String, String)>| {
+                m.into_iter()
+                    .filter(|(k, _)| k != "routing")
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                strip(members(meta_before.as_bytes())),
+                strip(meta_members_after.clone()),
+                "{file}"
+            );
             // The edit is one contiguous region inside the original meta object.
-            let meta_start = original.windows(meta_before.len()).position(|w| w == meta_before.as_bytes()).unwrap();
+            let meta_start = original
+                .windows(meta_before.len())
+                .position(|w| w == meta_before.as_bytes())
+                .unwrap();
             let region = changed_region(&original, &out);
             assert!(
                 region.start >= meta_start && region.end <= meta_start + meta_before.len(),
@@ -77,8 +101,14 @@ fn inject_routing_touches_only_meta_routing() {
         }
 
         // And the routing is the merge.
-        let routing_after: BTreeMap<String, i32> =
-            serde_json::from_str(&meta_members_after.iter().find(|(k, _)| k == "routing").unwrap().1).unwrap();
+        let routing_after: BTreeMap<String, i32> = serde_json::from_str(
+            &meta_members_after
+                .iter()
+                .find(|(k, _)| k == "routing")
+                .unwrap()
+                .1,
+        )
+        .unwrap();
         assert_eq!(routing_after["router"], 0, "{file}");
         assert_eq!(routing_after["new-node"], -2, "{file}");
         if *file == "v1/ndarray.json" {
@@ -120,7 +150,11 @@ fn v2_chain_keeps_tensor_values_verbatim() {
         assert_eq!(out.len(), orig.len());
         for (o, i) in orig.iter().zip(&out) {
             for key in ["name", "shape", "datatype", "data", "parameters"] {
-                assert_eq!(o.get(key).map(|v| v.get()), i.get(key).map(|v| v.get()), "{file} {key}");
+                assert_eq!(
+                    o.get(key).map(|v| v.get()),
+                    i.get(key).map(|v| v.get()),
+                    "{file} {key}"
+                );
             }
         }
         // The chained request is a valid request carrying the same tensors.

@@ -66,30 +66,85 @@ fn seldon_messages_have_the_wire_numbers() {
     assert_fields(
         &p,
         "seldon.protos.SeldonMessage",
-        &[("status", 1), ("meta", 2), ("data", 3), ("binData", 4), ("strData", 5), ("jsonData", 6), ("customData", 7)],
+        &[
+            ("status", 1),
+            ("meta", 2),
+            ("data", 3),
+            ("binData", 4),
+            ("strData", 5),
+            ("jsonData", 6),
+            ("customData", 7),
+        ],
     );
-    assert_fields(&p, "seldon.protos.DefaultData", &[("names", 1), ("tensor", 2), ("ndarray", 3), ("tftensor", 4)]);
+    assert_fields(
+        &p,
+        "seldon.protos.DefaultData",
+        &[("names", 1), ("tensor", 2), ("ndarray", 3), ("tftensor", 4)],
+    );
     assert_fields(&p, "seldon.protos.Tensor", &[("shape", 1), ("values", 2)]);
     assert_fields(
         &p,
         "seldon.protos.Meta",
-        &[("puid", 1), ("tags", 2), ("routing", 3), ("requestPath", 4), ("metrics", 5)],
+        &[
+            ("puid", 1),
+            ("tags", 2),
+            ("routing", 3),
+            ("requestPath", 4),
+            ("metrics", 5),
+        ],
     );
-    assert_fields(&p, "seldon.protos.Metric", &[("key", 1), ("type", 2), ("value", 3), ("tags", 4)]);
-    assert_fields(&p, "seldon.protos.SeldonMessageList", &[("seldonMessages", 1)]);
-    assert_fields(&p, "seldon.protos.Status", &[("code", 1), ("info", 2), ("reason", 3), ("status", 4)]);
-    assert_fields(&p, "seldon.protos.Feedback", &[("request", 1), ("response", 2), ("reward", 3), ("truth", 4)]);
-    assert_fields(&p, "seldon.protos.RequestResponse", &[("request", 1), ("response", 2)]);
-    assert_fields(&p, "seldon.protos.SeldonModelMetadataRequest", &[("name", 1)]);
+    assert_fields(
+        &p,
+        "seldon.protos.Metric",
+        &[("key", 1), ("type", 2), ("value", 3), ("tags", 4)],
+    );
+    assert_fields(
+        &p,
+        "seldon.protos.SeldonMessageList",
+        &[("seldonMessages", 1)],
+    );
+    assert_fields(
+        &p,
+        "seldon.protos.Status",
+        &[("code", 1), ("info", 2), ("reason", 3), ("status", 4)],
+    );
+    assert_fields(
+        &p,
+        "seldon.protos.Feedback",
+        &[("request", 1), ("response", 2), ("reward", 3), ("truth", 4)],
+    );
+    assert_fields(
+        &p,
+        "seldon.protos.RequestResponse",
+        &[("request", 1), ("response", 2)],
+    );
+    assert_fields(
+        &p,
+        "seldon.protos.SeldonModelMetadataRequest",
+        &[("name", 1)],
+    );
     assert_fields(
         &p,
         "seldon.protos.SeldonMessageMetadata",
-        &[("messagetype", 1), ("schema", 2), ("name", 3), ("datatype", 4), ("shape", 5)],
+        &[
+            ("messagetype", 1),
+            ("schema", 2),
+            ("name", 3),
+            ("datatype", 4),
+            ("shape", 5),
+        ],
     );
     assert_fields(
         &p,
         "seldon.protos.SeldonModelMetadata",
-        &[("name", 1), ("versions", 2), ("platform", 3), ("inputs", 4), ("outputs", 5), ("custom", 6)],
+        &[
+            ("name", 1),
+            ("versions", 2),
+            ("platform", 3),
+            ("inputs", 4),
+            ("outputs", 5),
+            ("custom", 6),
+        ],
     );
     assert_fields(
         &p,
@@ -97,14 +152,22 @@ fn seldon_messages_have_the_wire_numbers() {
         &[("name", 1), ("models", 2), ("inputs", 3), ("outputs", 4)],
     );
 
-    let routing = message(&p, "seldon.protos.Meta").get_field_by_name("routing").unwrap();
+    let routing = message(&p, "seldon.protos.Meta")
+        .get_field_by_name("routing")
+        .unwrap();
     assert!(routing.is_map());
-    let Kind::Message(entry) = routing.kind() else { panic!("map entry") };
+    let Kind::Message(entry) = routing.kind() else {
+        panic!("map entry")
+    };
     assert_eq!(entry.map_entry_value_field().kind(), Kind::Int32);
 
-    let status = p.get_enum_by_name("seldon.protos.Status.StatusFlag").unwrap();
+    let status = p
+        .get_enum_by_name("seldon.protos.Status.StatusFlag")
+        .unwrap();
     assert_eq!(status.get_value_by_name("FAILURE").unwrap().number(), 1);
-    let metric = p.get_enum_by_name("seldon.protos.Metric.MetricType").unwrap();
+    let metric = p
+        .get_enum_by_name("seldon.protos.Metric.MetricType")
+        .unwrap();
     assert_eq!(metric.get_value_by_name("TIMER").unwrap().number(), 2);
 }
 
@@ -112,13 +175,25 @@ fn seldon_messages_have_the_wire_numbers() {
 fn seldon_services_have_the_documented_methods() {
     let p = pool();
     let expected: &[(&str, &[&str])] = &[
-        ("Generic", &["TransformInput", "TransformOutput", "Route", "Aggregate", "SendFeedback"]),
+        (
+            "Generic",
+            &[
+                "TransformInput",
+                "TransformOutput",
+                "Route",
+                "Aggregate",
+                "SendFeedback",
+            ],
+        ),
         ("Model", &["Predict", "SendFeedback", "Metadata"]),
         ("Router", &["Route", "SendFeedback"]),
         ("Transformer", &["TransformInput"]),
         ("OutputTransformer", &["TransformOutput"]),
         ("Combiner", &["Aggregate"]),
-        ("Seldon", &["Predict", "SendFeedback", "ModelMetadata", "GraphMetadata"]),
+        (
+            "Seldon",
+            &["Predict", "SendFeedback", "ModelMetadata", "GraphMetadata"],
+        ),
     ];
     for (service, methods) in expected {
         let s = p
@@ -133,7 +208,10 @@ fn seldon_services_have_the_documented_methods() {
         .methods()
         .next()
         .unwrap();
-    assert_eq!(aggregate.input().full_name(), "seldon.protos.SeldonMessageList");
+    assert_eq!(
+        aggregate.input().full_name(),
+        "seldon.protos.SeldonMessageList"
+    );
 }
 
 #[test]
@@ -162,8 +240,16 @@ fn tensorflow_tensor_proto_has_the_wire_numbers() {
             ("uint64_val", 17),
         ],
     );
-    assert_fields(&p, "tensorflow.TensorShapeProto", &[("dim", 2), ("unknown_rank", 3)]);
-    assert_fields(&p, "tensorflow.TensorShapeProto.Dim", &[("size", 1), ("name", 2)]);
+    assert_fields(
+        &p,
+        "tensorflow.TensorShapeProto",
+        &[("dim", 2), ("unknown_rank", 3)],
+    );
+    assert_fields(
+        &p,
+        "tensorflow.TensorShapeProto.Dim",
+        &[("size", 1), ("name", 2)],
+    );
     let dt = p.get_enum_by_name("tensorflow.DataType").unwrap();
     assert_eq!(dt.get_value_by_name("DT_FLOAT").unwrap().number(), 1);
     assert_eq!(dt.get_value_by_name("DT_STRING").unwrap().number(), 7);
@@ -171,8 +257,14 @@ fn tensorflow_tensor_proto_has_the_wire_numbers() {
     assert_eq!(dt.get_value_by_name("DT_UINT64").unwrap().number(), 23);
     // JSON names used by Seldon's REST `tftensor` form.
     let tp = message(&p, "tensorflow.TensorProto");
-    assert_eq!(tp.get_field_by_name("int_val").unwrap().json_name(), "intVal");
-    assert_eq!(tp.get_field_by_name("tensor_shape").unwrap().json_name(), "tensorShape");
+    assert_eq!(
+        tp.get_field_by_name("int_val").unwrap().json_name(),
+        "intVal"
+    );
+    assert_eq!(
+        tp.get_field_by_name("tensor_shape").unwrap().json_name(),
+        "tensorShape"
+    );
 }
 
 #[test]
@@ -203,14 +295,27 @@ fn open_inference_protocol_uses_current_numbering() {
             ("raw_output_contents", 6),
         ],
     );
-    for tensor in ["inference.ModelInferRequest.InferInputTensor", "inference.ModelInferResponse.InferOutputTensor"] {
+    for tensor in [
+        "inference.ModelInferRequest.InferInputTensor",
+        "inference.ModelInferResponse.InferOutputTensor",
+    ] {
         assert_fields(
             &p,
             tensor,
-            &[("name", 1), ("datatype", 2), ("shape", 3), ("parameters", 4), ("contents", 5)],
+            &[
+                ("name", 1),
+                ("datatype", 2),
+                ("shape", 3),
+                ("parameters", 4),
+                ("contents", 5),
+            ],
         );
     }
-    assert_fields(&p, "inference.ModelInferRequest.InferRequestedOutputTensor", &[("name", 1), ("parameters", 2)]);
+    assert_fields(
+        &p,
+        "inference.ModelInferRequest.InferRequestedOutputTensor",
+        &[("name", 1), ("parameters", 2)],
+    );
     // The trap: the old draft had `raw_contents = 1` here and shifted everything.
     assert_fields(
         &p,
@@ -229,26 +334,63 @@ fn open_inference_protocol_uses_current_numbering() {
     assert_fields(
         &p,
         "inference.InferParameter",
-        &[("bool_param", 1), ("int64_param", 2), ("string_param", 3), ("double_param", 4), ("uint64_param", 5)],
+        &[
+            ("bool_param", 1),
+            ("int64_param", 2),
+            ("string_param", 3),
+            ("double_param", 4),
+            ("uint64_param", 5),
+        ],
     );
     assert_fields(&p, "inference.ServerLiveResponse", &[("live", 1)]);
     assert_fields(&p, "inference.ServerReadyResponse", &[("ready", 1)]);
-    assert_fields(&p, "inference.ModelReadyRequest", &[("name", 1), ("version", 2)]);
+    assert_fields(
+        &p,
+        "inference.ModelReadyRequest",
+        &[("name", 1), ("version", 2)],
+    );
     assert_fields(&p, "inference.ModelReadyResponse", &[("ready", 1)]);
-    assert_fields(&p, "inference.ServerMetadataResponse", &[("name", 1), ("version", 2), ("extensions", 3)]);
-    assert_fields(&p, "inference.ModelMetadataRequest", &[("name", 1), ("version", 2)]);
+    assert_fields(
+        &p,
+        "inference.ServerMetadataResponse",
+        &[("name", 1), ("version", 2), ("extensions", 3)],
+    );
+    assert_fields(
+        &p,
+        "inference.ModelMetadataRequest",
+        &[("name", 1), ("version", 2)],
+    );
     assert_fields(
         &p,
         "inference.ModelMetadataResponse",
-        &[("name", 1), ("versions", 2), ("platform", 3), ("inputs", 4), ("outputs", 5)],
+        &[
+            ("name", 1),
+            ("versions", 2),
+            ("platform", 3),
+            ("inputs", 4),
+            ("outputs", 5),
+        ],
     );
-    assert_fields(&p, "inference.ModelMetadataResponse.TensorMetadata", &[("name", 1), ("datatype", 2), ("shape", 3)]);
+    assert_fields(
+        &p,
+        "inference.ModelMetadataResponse.TensorMetadata",
+        &[("name", 1), ("datatype", 2), ("shape", 3)],
+    );
 
-    let svc = p.get_service_by_name("inference.GRPCInferenceService").unwrap();
+    let svc = p
+        .get_service_by_name("inference.GRPCInferenceService")
+        .unwrap();
     let methods: Vec<String> = svc.methods().map(|m| m.name().to_owned()).collect();
     assert_eq!(
         methods,
-        ["ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"]
+        [
+            "ServerLive",
+            "ServerReady",
+            "ModelReady",
+            "ServerMetadata",
+            "ModelMetadata",
+            "ModelInfer"
+        ]
     );
 }
 

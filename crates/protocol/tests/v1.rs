@@ -26,7 +26,8 @@ const MESSAGES: &[&str] = &[
 #[test]
 fn every_canonical_message_round_trips() {
     for file in MESSAGES {
-        let parsed = SeldonMessage::from_slice(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let parsed =
+            SeldonMessage::from_slice(&read(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let written = parsed.to_vec().unwrap();
         let reparsed = SeldonMessage::from_slice(&written).unwrap();
         assert_eq!(parsed, reparsed, "{file}");
@@ -44,7 +45,10 @@ fn ndarray_message_fields_land_where_seldon_puts_them() {
     assert_eq!(meta.request_path["classifier"], "seldonio/sklearn-iris:0.3");
     assert_eq!(meta.tags["score"], 0.5);
     let kinds: Vec<_> = meta.metrics.iter().map(|m| m.metric_type).collect();
-    assert_eq!(kinds, [MetricType::Counter, MetricType::Gauge, MetricType::Timer]);
+    assert_eq!(
+        kinds,
+        [MetricType::Counter, MetricType::Gauge, MetricType::Timer]
+    );
     assert_eq!(meta.metrics[1].tags["node"], "classifier");
     let data = msg.data.unwrap();
     assert_eq!(data.names, ["sepal_length", "sepal_width"]);
@@ -53,37 +57,95 @@ fn ndarray_message_fields_land_where_seldon_puts_them() {
 
 #[test]
 fn payload_forms_decode() {
-    let t = SeldonMessage::from_slice(&read("v1/tensor.json")).unwrap().data.unwrap().tensor.unwrap();
-    assert_eq!((t.shape, t.values), (vec![2, 2], vec![0.0, 0.5, 1.0, 0.001]));
+    let t = SeldonMessage::from_slice(&read("v1/tensor.json"))
+        .unwrap()
+        .data
+        .unwrap()
+        .tensor
+        .unwrap();
+    assert_eq!(
+        (t.shape, t.values),
+        (vec![2, 2], vec![0.0, 0.5, 1.0, 0.001])
+    );
 
-    let tf = SeldonMessage::from_slice(&read("v1/tftensor.json")).unwrap().data.unwrap().tftensor.unwrap();
+    let tf = SeldonMessage::from_slice(&read("v1/tftensor.json"))
+        .unwrap()
+        .data
+        .unwrap()
+        .tftensor
+        .unwrap();
     assert_eq!(tf.dtype, TfDataType::Float);
-    let dims: Vec<i64> = tf.tensor_shape.unwrap().dim.iter().map(|d| d.size).collect();
+    let dims: Vec<i64> = tf
+        .tensor_shape
+        .unwrap()
+        .dim
+        .iter()
+        .map(|d| d.size)
+        .collect();
     assert_eq!(dims, [1, 3]);
     assert_eq!(tf.float_val, [1.5, -2.25, 0.1]);
 
     // int64 travels as strings in protobuf JSON; 2^53 + 1 must survive exactly.
-    let tf = SeldonMessage::from_slice(&read("v1/tftensor_int.json")).unwrap().data.unwrap().tftensor.unwrap();
+    let tf = SeldonMessage::from_slice(&read("v1/tftensor_int.json"))
+        .unwrap()
+        .data
+        .unwrap()
+        .tftensor
+        .unwrap();
     assert_eq!(tf.int64_val, [9_007_199_254_740_993, -1]);
-    let written = String::from_utf8(SeldonMessage { data: None, ..Default::default() }.to_vec().unwrap()).unwrap();
+    let written = String::from_utf8(
+        SeldonMessage {
+            data: None,
+            ..Default::default()
+        }
+        .to_vec()
+        .unwrap(),
+    )
+    .unwrap();
     assert_eq!(written, "{}");
     let msg = SeldonMessage::from_slice(&read("v1/tftensor_int.json")).unwrap();
     let written = String::from_utf8(msg.to_vec().unwrap()).unwrap();
-    assert!(written.contains(r#""int64Val":["9007199254740993","-1"]"#), "{written}");
-    assert!(written.contains(r#""size":"2","name":"batch""#), "{written}");
+    assert!(
+        written.contains(r#""int64Val":["9007199254740993","-1"]"#),
+        "{written}"
+    );
+    assert!(
+        written.contains(r#""size":"2","name":"batch""#),
+        "{written}"
+    );
 
     let bin = SeldonMessage::from_slice(&read("v1/bindata.json")).unwrap();
-    assert_eq!(bin.bin_data.as_deref(), Some(&[0u8, 1, 2, 3, 255, 16, 254, 253][..]));
-    assert!(String::from_utf8(bin.to_vec().unwrap()).unwrap().contains(r#""binData":"AAECA/8Q/v0=""#));
+    assert_eq!(
+        bin.bin_data.as_deref(),
+        Some(&[0u8, 1, 2, 3, 255, 16, 254, 253][..])
+    );
+    assert!(
+        String::from_utf8(bin.to_vec().unwrap())
+            .unwrap()
+            .contains(r#""binData":"AAECA/8Q/v0=""#)
+    );
 
     let s = SeldonMessage::from_slice(&read("v1/strdata.json")).unwrap();
-    assert!(s.str_data.unwrap().starts_with("The quick brown fox — jumps"));
+    assert!(
+        s.str_data
+            .unwrap()
+            .starts_with("The quick brown fox — jumps")
+    );
 
     let j = SeldonMessage::from_slice(&read("v1/jsondata.json")).unwrap();
-    assert_eq!(j.json_data.unwrap()["instances"][1]["nested"]["deep"], "yes");
+    assert_eq!(
+        j.json_data.unwrap()["instances"][1]["nested"]["deep"],
+        "yes"
+    );
 
-    let f = SeldonMessage::from_slice(&read("v1/status_failure.json")).unwrap().status.unwrap();
-    assert_eq!((f.code, f.status, f.reason.as_str()), (500, StatusFlag::Failure, "MICROSERVICE_INTERNAL_ERROR"));
+    let f = SeldonMessage::from_slice(&read("v1/status_failure.json"))
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        (f.code, f.status, f.reason.as_str()),
+        (500, StatusFlag::Failure, "MICROSERVICE_INTERNAL_ERROR")
+    );
 }
 
 #[test]
@@ -94,7 +156,10 @@ fn bin_data_accepts_url_safe_and_unpadded_base64() {
 
 #[test]
 fn enums_read_names_and_numbers() {
-    let msg = SeldonMessage::from_slice(br#"{"status":{"code":1,"status":1},"meta":{"metrics":[{"key":"k","type":2,"value":1}]}}"#).unwrap();
+    let msg = SeldonMessage::from_slice(
+        br#"{"status":{"code":1,"status":1},"meta":{"metrics":[{"key":"k","type":2,"value":1}]}}"#,
+    )
+    .unwrap();
     assert_eq!(msg.status.unwrap().status, StatusFlag::Failure);
     assert_eq!(msg.meta.unwrap().metrics[0].metric_type, MetricType::Timer);
     assert_eq!(TfDataType::from_name("DT_HALF"), Some(TfDataType::Half));
@@ -107,14 +172,29 @@ fn enums_read_names_and_numbers() {
 fn malformed_messages_are_rejected_with_the_reason() {
     let cases: &[(&str, &str)] = &[
         ("{", "SeldonMessage is not valid JSON"),
-        (r#"{"strData":"a","binData":"AA=="}"#, "only one of data, binData, strData, jsonData, customData may be set, found binData, strData"),
-        (r#"{"data":{"ndarray":[1],"tensor":{"shape":[1],"values":[1]}}}"#, "found tensor, ndarray"),
+        (
+            r#"{"strData":"a","binData":"AA=="}"#,
+            "only one of data, binData, strData, jsonData, customData may be set, found binData, strData",
+        ),
+        (
+            r#"{"data":{"ndarray":[1],"tensor":{"shape":[1],"values":[1]}}}"#,
+            "found tensor, ndarray",
+        ),
         (r#"{"binData":"not base64!"}"#, "invalid base64"),
-        (r#"{"status":{"status":"MAYBE"}}"#, "`MAYBE` is not a StatusFlag name"),
-        (r#"{"meta":{"metrics":[{"key":"k","type":7}]}}"#, "7 is not a MetricType number"),
+        (
+            r#"{"status":{"status":"MAYBE"}}"#,
+            "`MAYBE` is not a StatusFlag name",
+        ),
+        (
+            r#"{"meta":{"metrics":[{"key":"k","type":7}]}}"#,
+            "7 is not a MetricType number",
+        ),
         (r#"{"meta":{"routing":{"r":"1"}}}"#, "invalid type"),
         (r#"{"data":{"ndarray":{"a":1}}}"#, "invalid type"),
-        (r#"{"data":{"tftensor":{"int64Val":["x"]}}}"#, "`x` is not an int64"),
+        (
+            r#"{"data":{"tftensor":{"int64Val":["x"]}}}"#,
+            "`x` is not an int64",
+        ),
     ];
     for (body, needle) in cases {
         let err = SeldonMessage::from_slice(body.as_bytes()).unwrap_err();
@@ -125,7 +205,8 @@ fn malformed_messages_are_rejected_with_the_reason() {
 #[test]
 fn failure_message_matches_status_body() {
     let typed = SeldonMessage::failure(503, "node `m` failed", "UPSTREAM");
-    let from_bytes = SeldonMessage::from_slice(&status_body(503, "node `m` failed", "UPSTREAM")).unwrap();
+    let from_bytes =
+        SeldonMessage::from_slice(&status_body(503, "node `m` failed", "UPSTREAM")).unwrap();
     assert_eq!(typed, from_bytes);
     assert!(typed.check_oneof().is_ok());
 }
@@ -134,7 +215,10 @@ fn failure_message_matches_status_body() {
 fn feedback_round_trips_and_exposes_routing() {
     let fb = Feedback::from_slice(&read("v1/feedback.json")).unwrap();
     assert_eq!(fb.reward, 1.0);
-    assert_eq!(fb.response.as_ref().unwrap().meta.as_ref().unwrap().routing["router"], 1);
+    assert_eq!(
+        fb.response.as_ref().unwrap().meta.as_ref().unwrap().routing["router"],
+        1
+    );
     let again = Feedback::from_slice(&serde_json::to_vec(&fb).unwrap()).unwrap();
     assert_eq!(fb, again);
     // The typed and byte-level readers agree.
@@ -144,7 +228,10 @@ fn feedback_round_trips_and_exposes_routing() {
 
 #[test]
 fn feedback_failure_cases() {
-    assert!(matches!(Feedback::from_slice(b"[1]"), Err(ProtocolError::Json { .. })));
+    assert!(matches!(
+        Feedback::from_slice(b"[1]"),
+        Err(ProtocolError::Json { .. })
+    ));
     let err = Feedback::from_slice(br#"{"truth":{"strData":"a","jsonData":1}}"#).unwrap_err();
     assert!(matches!(err, ProtocolError::OneOf { .. }), "{err}");
     let err = Feedback::from_slice(br#"{"reward":"high"}"#).unwrap_err();
@@ -161,7 +248,11 @@ fn message_list_reads_both_forms_and_writes_the_bare_array() {
     assert!(written.starts_with(b"[{"));
     assert_eq!(SeldonMessageList::from_slice(&written).unwrap(), bare);
     // What the executor's aggregate_request builds is a valid list.
-    let parts: Vec<Vec<u8>> = bare.seldon_messages.iter().map(|m| m.to_vec().unwrap()).collect();
+    let parts: Vec<Vec<u8>> = bare
+        .seldon_messages
+        .iter()
+        .map(|m| m.to_vec().unwrap())
+        .collect();
     let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
     let body = seldon_protocol::aggregate_request(&refs).unwrap();
     assert_eq!(SeldonMessageList::from_slice(&body).unwrap(), bare);
@@ -169,9 +260,18 @@ fn message_list_reads_both_forms_and_writes_the_bare_array() {
 
 #[test]
 fn message_list_failure_cases() {
-    for body in [&b"{\"seldonMessages\":1}"[..], b"\"x\"", b"[1]", b"[{\"strData\":1}]"] {
+    for body in [
+        &b"{\"seldonMessages\":1}"[..],
+        b"\"x\"",
+        b"[1]",
+        b"[{\"strData\":1}]",
+    ] {
         let err = SeldonMessageList::from_slice(body).unwrap_err();
-        assert!(err.to_string().contains("expected a JSON array of SeldonMessages"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("expected a JSON array of SeldonMessages"),
+            "{err}"
+        );
     }
     let err = SeldonMessageList::from_slice(br#"[{"strData":"a","binData":""}]"#).unwrap_err();
     assert!(matches!(err, ProtocolError::OneOf { .. }), "{err}");
@@ -185,7 +285,11 @@ fn model_metadata_round_trips() {
     let again = ModelMetadata::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
     assert_eq!(m, again);
     let err = ModelMetadata::from_slice(br#"{"name":1}"#).unwrap_err();
-    assert!(err.to_string().starts_with("model metadata is not valid JSON"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("model metadata is not valid JSON"),
+        "{err}"
+    );
 }
 
 fn models(names: &[&str]) -> BTreeMap<String, ModelMetadata> {
@@ -201,7 +305,10 @@ fn models(names: &[&str]) -> BTreeMap<String, ModelMetadata> {
 }
 
 fn edges(g: &GraphMetadata) -> (String, String) {
-    (g.graphinputs[0].name.clone().unwrap(), g.graphoutputs[0].name.clone().unwrap())
+    (
+        g.graphinputs[0].name.clone().unwrap(),
+        g.graphoutputs[0].name.clone().unwrap(),
+    )
 }
 
 #[test]
@@ -212,15 +319,57 @@ fn graph_metadata_follows_seldons_edge_rule() {
         (GraphNode::leaf("a", Model), ("a-in", "a-out")),
         (GraphNode::leaf("a", Combiner), ("a-in", "a-out")),
         // MODEL / TRANSFORMER: own inputs, first child's outputs (recursively).
-        (GraphNode::with_children("a", Transformer, vec![GraphNode::with_children("b", Model, vec![GraphNode::leaf("c", Model)])]), ("a-in", "c-out")),
+        (
+            GraphNode::with_children(
+                "a",
+                Transformer,
+                vec![GraphNode::with_children(
+                    "b",
+                    Model,
+                    vec![GraphNode::leaf("c", Model)],
+                )],
+            ),
+            ("a-in", "c-out"),
+        ),
         // OUTPUT_TRANSFORMER: child's inputs, own outputs.
-        (GraphNode::with_children("a", OutputTransformer, vec![GraphNode::with_children("b", Transformer, vec![GraphNode::leaf("c", Model)])]), ("b-in", "a-out")),
+        (
+            GraphNode::with_children(
+                "a",
+                OutputTransformer,
+                vec![GraphNode::with_children(
+                    "b",
+                    Transformer,
+                    vec![GraphNode::leaf("c", Model)],
+                )],
+            ),
+            ("b-in", "a-out"),
+        ),
         // COMBINER: first child's inputs, own outputs.
-        (GraphNode::with_children("a", Combiner, vec![GraphNode::leaf("b", Model), GraphNode::leaf("c", Model)]), ("b-in", "a-out")),
+        (
+            GraphNode::with_children(
+                "a",
+                Combiner,
+                vec![GraphNode::leaf("b", Model), GraphNode::leaf("c", Model)],
+            ),
+            ("b-in", "a-out"),
+        ),
         // ROUTER: first child's.
-        (GraphNode::with_children("a", Router, vec![GraphNode::with_children("b", Model, vec![GraphNode::leaf("d", Model)]), GraphNode::leaf("c", Model)]), ("b-in", "d-out")),
+        (
+            GraphNode::with_children(
+                "a",
+                Router,
+                vec![
+                    GraphNode::with_children("b", Model, vec![GraphNode::leaf("d", Model)]),
+                    GraphNode::leaf("c", Model),
+                ],
+            ),
+            ("b-in", "d-out"),
+        ),
         // Other: its own.
-        (GraphNode::with_children("a", Other, vec![GraphNode::leaf("b", Model)]), ("a-in", "a-out")),
+        (
+            GraphNode::with_children("a", Other, vec![GraphNode::leaf("b", Model)]),
+            ("a-in", "a-out"),
+        ),
     ];
     for (tree, (input, output)) in cases {
         let g = graph_metadata("p", &tree, &all).unwrap();
@@ -232,12 +381,19 @@ fn graph_metadata_follows_seldons_edge_rule() {
 #[test]
 fn graph_metadata_matches_the_golden_payload() {
     let golden: GraphMetadata = serde_json::from_slice(&read("v1/graph_metadata.json")).unwrap();
-    let tree = GraphNode::with_children("transformer", NodeKind::Transformer, vec![GraphNode::leaf("classifier", NodeKind::Model)]);
+    let tree = GraphNode::with_children(
+        "transformer",
+        NodeKind::Transformer,
+        vec![GraphNode::leaf("classifier", NodeKind::Model)],
+    );
     let mut per_node = golden.models.clone();
     per_node.insert("unrelated".into(), ModelMetadata::default());
     let built = graph_metadata("example", &tree, &per_node).unwrap();
     assert_eq!(built, golden);
-    assert_eq!(serde_json::from_slice::<GraphMetadata>(&serde_json::to_vec(&built).unwrap()).unwrap(), golden);
+    assert_eq!(
+        serde_json::from_slice::<GraphMetadata>(&serde_json::to_vec(&built).unwrap()).unwrap(),
+        golden
+    );
     let v: serde_json::Value = serde_json::to_value(&built).unwrap();
     for key in ["name", "models", "graphinputs", "graphoutputs"] {
         assert!(v.get(key).is_some(), "{key}");
@@ -246,8 +402,18 @@ fn graph_metadata_matches_the_golden_payload() {
 
 #[test]
 fn graph_metadata_without_a_nodes_metadata_fails() {
-    let tree = GraphNode::with_children("a", NodeKind::Model, vec![GraphNode::leaf("ghost", NodeKind::Model)]);
+    let tree = GraphNode::with_children(
+        "a",
+        NodeKind::Model,
+        vec![GraphNode::leaf("ghost", NodeKind::Model)],
+    );
     let err = graph_metadata("p", &tree, &models(&["a"])).unwrap_err();
-    assert!(matches!(&err, ProtocolError::MissingNodeMetadata { node } if node == "ghost"), "{err}");
-    assert_eq!(err.to_string(), "graph metadata: no model metadata for node `ghost`");
+    assert!(
+        matches!(&err, ProtocolError::MissingNodeMetadata { node } if node == "ghost"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "graph metadata: no model metadata for node `ghost`"
+    );
 }

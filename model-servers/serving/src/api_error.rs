@@ -42,7 +42,11 @@ impl ServeError {
             | ServeError::Protocol(_)
             | ServeError::EmptyBody
             | ServeError::Body(_) => (StatusCode::BAD_REQUEST, BAD_DATA),
-            ServeError::Model(ModelError::Status { http_status, reason, .. }) => (
+            ServeError::Model(ModelError::Status {
+                http_status,
+                reason,
+                ..
+            }) => (
                 StatusCode::from_u16(*http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 reason.as_str(),
             ),
@@ -71,11 +75,17 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn v1(error: impl Into<ServeError>) -> Self {
-        ApiError { api: Api::V1, error: error.into() }
+        ApiError {
+            api: Api::V1,
+            error: error.into(),
+        }
     }
 
     pub fn v2(error: impl Into<ServeError>) -> Self {
-        ApiError { api: Api::V2, error: error.into() }
+        ApiError {
+            api: Api::V2,
+            error: error.into(),
+        }
     }
 }
 
@@ -89,7 +99,9 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %info, %status, "request rejected");
         }
         let body = match self.api {
-            Api::V1 => serde_json::json!({"status": {"status": 1, "info": info, "code": -1, "reason": reason}}),
+            Api::V1 => {
+                serde_json::json!({"status": {"status": 1, "info": info, "code": -1, "reason": reason}})
+            }
             Api::V2 => serde_json::json!({"error": info}),
         };
         (status, axum::Json(body)).into_response()

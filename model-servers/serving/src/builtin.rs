@@ -27,9 +27,11 @@ impl Model for SumModel {
             return Err(ModelError::internal("sum is NaN"));
         }
         let rows = sums.len();
-        Ok(Output::new(Payload::Tensor(Tensor::matrix_f64(rows, 1, sums)?))
-            .tag("model", "sum")
-            .metric(metric("sum_rows", MetricType::Counter, rows as f32)))
+        Ok(
+            Output::new(Payload::Tensor(Tensor::matrix_f64(rows, 1, sums)?))
+                .tag("model", "sum")
+                .metric(metric("sum_rows", MetricType::Counter, rows as f32)),
+        )
     }
 
     fn metadata(&self) -> ModelMetadata {

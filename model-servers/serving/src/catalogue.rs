@@ -49,7 +49,11 @@ impl Catalogue {
         let factory = self.factories.get(key).ok_or_else(|| {
             ModelError::Load(format!(
                 "unknown implementation `{key}` (known: {})",
-                self.factories.keys().cloned().collect::<Vec<_>>().join(", ")
+                self.factories
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         factory(ctx)
@@ -62,11 +66,18 @@ mod tests {
 
     #[test]
     fn unknown_key_lists_known_ones() {
-        let err = Catalogue::builtin().create("NOPE", &LoadContext::default()).err().unwrap();
+        let err = Catalogue::builtin()
+            .create("NOPE", &LoadContext::default())
+            .err()
+            .unwrap();
         assert_eq!(
             err.to_string(),
             "loading the model failed: unknown implementation `NOPE` (known: IDENTITY_MODEL, SUM_MODEL)"
         );
-        assert!(Catalogue::builtin().create("SUM_MODEL", &LoadContext::default()).is_ok());
+        assert!(
+            Catalogue::builtin()
+                .create("SUM_MODEL", &LoadContext::default())
+                .is_ok()
+        );
     }
 }

@@ -9,7 +9,10 @@ use serde_json::Value;
 
 /// Settings of one model-server process.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "seldon-server", about = "Seldon v1 + Open Inference Protocol v2 model server")]
+#[command(
+    name = "seldon-server",
+    about = "Seldon v1 + Open Inference Protocol v2 model server"
+)]
 pub struct Config {
     /// Runtime key from the catalogue (`SKLEARN_SERVER`, `XGBOOST_SERVER`, `SUM_MODEL`, ...).
     #[arg(long, env = "SELDON_IMPLEMENTATION", default_value = "IDENTITY_MODEL")]
@@ -18,16 +21,32 @@ pub struct Config {
     #[arg(long, env = "SELDON_MODEL_URI")]
     pub model_uri: Option<String>,
     /// Seldon v1 + v2 REST port.
-    #[arg(long, env = "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", default_value_t = 9000)]
+    #[arg(
+        long,
+        env = "PREDICTIVE_UNIT_HTTP_SERVICE_PORT",
+        default_value_t = 9000
+    )]
     pub http_port: u16,
     /// Seldon v1 + v2 gRPC port.
-    #[arg(long, env = "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", default_value_t = 9500)]
+    #[arg(
+        long,
+        env = "PREDICTIVE_UNIT_GRPC_SERVICE_PORT",
+        default_value_t = 9500
+    )]
     pub grpc_port: u16,
     /// Prometheus port.
-    #[arg(long, env = "PREDICTIVE_UNIT_METRICS_SERVICE_PORT", default_value_t = 6000)]
+    #[arg(
+        long,
+        env = "PREDICTIVE_UNIT_METRICS_SERVICE_PORT",
+        default_value_t = 6000
+    )]
     pub metrics_port: u16,
     /// Prometheus path.
-    #[arg(long, env = "PREDICTIVE_UNIT_METRICS_ENDPOINT", default_value = "/prometheus")]
+    #[arg(
+        long,
+        env = "PREDICTIVE_UNIT_METRICS_ENDPOINT",
+        default_value = "/prometheus"
+    )]
     pub metrics_path: String,
     /// Address all three ports bind to.
     #[arg(long, env = "SELDON_BIND_ADDRESS", default_value = "0.0.0.0")]
@@ -82,7 +101,13 @@ impl Config {
         self.model_name
             .clone()
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| if self.unit_id.is_empty() { "model".into() } else { self.unit_id.clone() })
+            .unwrap_or_else(|| {
+                if self.unit_id.is_empty() {
+                    "model".into()
+                } else {
+                    self.unit_id.clone()
+                }
+            })
     }
 }
 
@@ -92,7 +117,11 @@ pub enum ConfigError {
     #[error("PREDICTIVE_UNIT_PARAMETERS is not a JSON array of {{name, value, type}}: {0}")]
     ParametersJson(#[source] serde_json::Error),
     #[error("parameter `{name}`: value `{value}` is not a valid {kind}")]
-    ParameterValue { name: String, value: String, kind: String },
+    ParameterValue {
+        name: String,
+        value: String,
+        kind: String,
+    },
     #[error("parameter `{name}`: unknown type `{kind}` (INT, FLOAT, DOUBLE, STRING, BOOL, JSON)")]
     ParameterType { name: String, kind: String },
 }
@@ -128,7 +157,9 @@ pub fn parse_parameters(json: &str) -> Result<BTreeMap<String, Value>, ConfigErr
                 "INT" => Value::from(text.trim().parse::<i64>().map_err(|_| invalid())?),
                 "FLOAT" | "DOUBLE" => {
                     let f = text.trim().parse::<f64>().map_err(|_| invalid())?;
-                    serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(invalid)?
+                    serde_json::Number::from_f64(f)
+                        .map(Value::Number)
+                        .ok_or_else(invalid)?
                 }
                 "BOOL" => Value::Bool(match text.trim().to_ascii_lowercase().as_str() {
                     "true" => true,
@@ -138,7 +169,10 @@ pub fn parse_parameters(json: &str) -> Result<BTreeMap<String, Value>, ConfigErr
                 "STRING" => Value::String(text.clone()),
                 "JSON" => serde_json::from_str(&text).map_err(|_| invalid())?,
                 other => {
-                    return Err(ConfigError::ParameterType { name: p.name.clone(), kind: other.to_string() });
+                    return Err(ConfigError::ParameterType {
+                        name: p.name.clone(),
+                        kind: other.to_string(),
+                    });
                 }
             };
             Ok((p.name, value))
@@ -179,7 +213,10 @@ mod tests {
     fn env_vars_feed_the_config() {
         use clap::Parser;
         let c = Config::try_parse_from(["s", "--http-port", "9100", "--unit-id", "clf"]).unwrap();
-        assert_eq!((c.http_port, c.grpc_port, c.metrics_port), (9100, 9500, 6000));
+        assert_eq!(
+            (c.http_port, c.grpc_port, c.metrics_port),
+            (9100, 9500, 6000)
+        );
         assert_eq!(c.model_name(), "clf");
         assert!(Config::try_parse_from(["s", "--http-port", "x"]).is_err());
     }

@@ -39,8 +39,12 @@ fn value_to_pb(v: Value) -> prost_types::Value {
         Value::Bool(b) => Kind::BoolValue(b),
         Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
         Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => Kind::ListValue(prost_types::ListValue { values: a.into_iter().map(value_to_pb).collect() }),
-        Value::Object(o) => Kind::StructValue(prost_types::Struct { fields: o.into_iter().map(|(k, v)| (k, value_to_pb(v))).collect() }),
+        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(value_to_pb).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.into_iter().map(|(k, v)| (k, value_to_pb(v))).collect(),
+        }),
     };
     prost_types::Value { kind: Some(kind) }
 }
@@ -49,10 +53,17 @@ fn value_from_pb(v: prost_types::Value) -> Value {
     match v.kind {
         None | Some(Kind::NullValue(_)) => Value::Null,
         Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+        Some(Kind::NumberValue(n)) => {
+            serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+        }
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(value_from_pb).collect()),
-        Some(Kind::StructValue(s)) => Value::Object(s.fields.into_iter().map(|(k, v)| (k, value_from_pb(v))).collect()),
+        Some(Kind::StructValue(s)) => Value::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| (k, value_from_pb(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -61,7 +72,11 @@ fn value_from_pb(v: prost_types::Value) -> Value {
 fn meta_from_pb(m: sp::Meta) -> w1::Meta {
     w1::Meta {
         puid: m.puid,
-        tags: m.tags.into_iter().map(|(k, v)| (k, value_from_pb(v))).collect(),
+        tags: m
+            .tags
+            .into_iter()
+            .map(|(k, v)| (k, value_from_pb(v)))
+            .collect(),
         routing: m.routing.into_iter().collect(),
         request_path: m.request_path.into_iter().collect(),
         metrics: m
@@ -80,13 +95,22 @@ fn meta_from_pb(m: sp::Meta) -> w1::Meta {
 fn meta_to_pb(m: w1::Meta) -> sp::Meta {
     sp::Meta {
         puid: m.puid,
-        tags: m.tags.into_iter().map(|(k, v)| (k, value_to_pb(v))).collect(),
+        tags: m
+            .tags
+            .into_iter()
+            .map(|(k, v)| (k, value_to_pb(v)))
+            .collect(),
         routing: m.routing.into_iter().collect(),
         request_path: m.request_path.into_iter().collect(),
         metrics: m
             .metrics
             .into_iter()
-            .map(|x| sp::Metric { key: x.key, r#type: x.metric_type.number(), value: x.value, tags: x.tags.into_iter().collect() })
+            .map(|x| sp::Metric {
+                key: x.key,
+                r#type: x.metric_type.number(),
+                value: x.value,
+                tags: x.tags.into_iter().collect(),
+            })
             .collect(),
     }
 }
@@ -95,7 +119,14 @@ fn tf_from_pb(t: pb::tensorflow::TensorProto) -> w1::TfTensor {
     w1::TfTensor {
         dtype: w1::TfDataType::from_number(i64::from(t.dtype)).unwrap_or_default(),
         tensor_shape: t.tensor_shape.map(|s| w1::TfTensorShape {
-            dim: s.dim.into_iter().map(|d| w1::TfDim { size: d.size, name: d.name }).collect(),
+            dim: s
+                .dim
+                .into_iter()
+                .map(|d| w1::TfDim {
+                    size: d.size,
+                    name: d.name,
+                })
+                .collect(),
             unknown_rank: s.unknown_rank,
         }),
         tensor_content: t.tensor_content,
@@ -116,7 +147,14 @@ fn tf_to_pb(t: w1::TfTensor) -> pb::tensorflow::TensorProto {
     pb::tensorflow::TensorProto {
         dtype: t.dtype.number(),
         tensor_shape: t.tensor_shape.map(|s| pb::tensorflow::TensorShapeProto {
-            dim: s.dim.into_iter().map(|d| pb::tensorflow::tensor_shape_proto::Dim { size: d.size, name: d.name }).collect(),
+            dim: s
+                .dim
+                .into_iter()
+                .map(|d| pb::tensorflow::tensor_shape_proto::Dim {
+                    size: d.size,
+                    name: d.name,
+                })
+                .collect(),
             unknown_rank: s.unknown_rank,
         }),
         tensor_content: t.tensor_content,
@@ -149,10 +187,20 @@ pub fn msg_from_pb(m: sp::SeldonMessage) -> w1::SeldonMessage {
     };
     match m.data_oneof {
         Some(M::Data(d)) => {
-            let mut data = w1::DefaultData { names: d.names, ..w1::DefaultData::default() };
+            let mut data = w1::DefaultData {
+                names: d.names,
+                ..w1::DefaultData::default()
+            };
             match d.data_oneof {
-                Some(D::Tensor(t)) => data.tensor = Some(w1::Tensor { shape: t.shape, values: t.values }),
-                Some(D::Ndarray(l)) => data.ndarray = Some(l.values.into_iter().map(value_from_pb).collect()),
+                Some(D::Tensor(t)) => {
+                    data.tensor = Some(w1::Tensor {
+                        shape: t.shape,
+                        values: t.values,
+                    })
+                }
+                Some(D::Ndarray(l)) => {
+                    data.ndarray = Some(l.values.into_iter().map(value_from_pb).collect())
+                }
                 Some(D::Tftensor(t)) => data.tftensor = Some(tf_from_pb(t)),
                 None => {}
             }
@@ -173,13 +221,21 @@ pub fn msg_to_pb(m: w1::SeldonMessage) -> sp::SeldonMessage {
     use sp::seldon_message::DataOneof as M;
     let data_oneof = if let Some(d) = m.data {
         let inner = if let Some(t) = d.tensor {
-            Some(D::Tensor(sp::Tensor { shape: t.shape, values: t.values }))
+            Some(D::Tensor(sp::Tensor {
+                shape: t.shape,
+                values: t.values,
+            }))
         } else if let Some(nd) = d.ndarray {
-            Some(D::Ndarray(prost_types::ListValue { values: nd.into_iter().map(value_to_pb).collect() }))
+            Some(D::Ndarray(prost_types::ListValue {
+                values: nd.into_iter().map(value_to_pb).collect(),
+            }))
         } else {
             d.tftensor.map(|t| D::Tftensor(tf_to_pb(t)))
         };
-        Some(M::Data(sp::DefaultData { names: d.names, data_oneof: inner }))
+        Some(M::Data(sp::DefaultData {
+            names: d.names,
+            data_oneof: inner,
+        }))
     } else if let Some(b) = m.bin_data {
         Some(M::BinData(b))
     } else if let Some(s) = m.str_data {
@@ -188,7 +244,12 @@ pub fn msg_to_pb(m: w1::SeldonMessage) -> sp::SeldonMessage {
         m.json_data.map(|j| M::JsonData(value_to_pb(j)))
     };
     sp::SeldonMessage {
-        status: m.status.map(|s| sp::Status { code: s.code, info: s.info, reason: s.reason, status: s.status.number() }),
+        status: m.status.map(|s| sp::Status {
+            code: s.code,
+            info: s.info,
+            reason: s.reason,
+            status: s.status.number(),
+        }),
         meta: m.meta.map(meta_to_pb),
         data_oneof,
     }
@@ -230,16 +291,35 @@ fn metadata_to_pb(md: w1::ModelMetadata) -> sp::SeldonModelMetadata {
 pub struct SeldonGrpc(pub Service);
 
 impl SeldonGrpc {
-    async fn call(&self, hook: Hook, r: Request<sp::SeldonMessage>) -> Result<Response<sp::SeldonMessage>, Status> {
+    async fn call(
+        &self,
+        hook: Hook,
+        r: Request<sp::SeldonMessage>,
+    ) -> Result<Response<sp::SeldonMessage>, Status> {
         let out = self.0.call_v1(hook, msg_from_pb(r.into_inner())).await?;
         Ok(Response::new(msg_to_pb(out)))
     }
-    async fn aggregate(&self, r: Request<sp::SeldonMessageList>) -> Result<Response<sp::SeldonMessage>, Status> {
-        let list = w1::SeldonMessageList { seldon_messages: r.into_inner().seldon_messages.into_iter().map(msg_from_pb).collect() };
+    async fn aggregate(
+        &self,
+        r: Request<sp::SeldonMessageList>,
+    ) -> Result<Response<sp::SeldonMessage>, Status> {
+        let list = w1::SeldonMessageList {
+            seldon_messages: r
+                .into_inner()
+                .seldon_messages
+                .into_iter()
+                .map(msg_from_pb)
+                .collect(),
+        };
         Ok(Response::new(msg_to_pb(self.0.aggregate_v1(list).await?)))
     }
-    async fn feedback(&self, r: Request<sp::Feedback>) -> Result<Response<sp::SeldonMessage>, Status> {
-        Ok(Response::new(msg_to_pb(self.0.feedback_v1(feedback_from_pb(r.into_inner())).await?)))
+    async fn feedback(
+        &self,
+        r: Request<sp::Feedback>,
+    ) -> Result<Response<sp::SeldonMessage>, Status> {
+        Ok(Response::new(msg_to_pb(
+            self.0.feedback_v1(feedback_from_pb(r.into_inner())).await?,
+        )))
     }
 }
 
@@ -316,7 +396,10 @@ impl sp::seldon_server::Seldon for SeldonGrpc {
     async fn send_feedback(&self, r: Request<sp::Feedback>) -> R<sp::SeldonMessage> {
         self.feedback(r).await
     }
-    async fn model_metadata(&self, _: Request<sp::SeldonModelMetadataRequest>) -> R<sp::SeldonModelMetadata> {
+    async fn model_metadata(
+        &self,
+        _: Request<sp::SeldonModelMetadataRequest>,
+    ) -> R<sp::SeldonModelMetadata> {
         Ok(Response::new(metadata_to_pb(self.0.metadata_v1())))
     }
     async fn graph_metadata(&self, _: Request<()>) -> R<sp::SeldonGraphMetadata> {
@@ -354,7 +437,9 @@ fn param_to_pb(v: Value) -> inf::InferParameter {
         Value::String(s) => P::StringParam(s),
         other => P::StringParam(other.to_string()),
     };
-    inf::InferParameter { parameter_choice: Some(choice) }
+    inf::InferParameter {
+        parameter_choice: Some(choice),
+    }
 }
 
 fn params_from_pb(p: HashMap<String, inf::InferParameter>) -> Option<BTreeMap<String, Value>> {
@@ -389,7 +474,9 @@ fn data_to_contents(d: TensorData) -> inf::InferTensorContents {
     match d {
         TensorData::Bool(v) => c.bool_contents = v,
         TensorData::Uint8(v) => c.uint_contents = v.into_iter().map(u32::from).collect(),
-        TensorData::Uint16(v) | TensorData::Fp16(v) => c.uint_contents = v.into_iter().map(u32::from).collect(),
+        TensorData::Uint16(v) | TensorData::Fp16(v) => {
+            c.uint_contents = v.into_iter().map(u32::from).collect()
+        }
         TensorData::Uint32(v) => c.uint_contents = v,
         TensorData::Uint64(v) => c.uint64_contents = v,
         TensorData::Int8(v) => c.int_contents = v.into_iter().map(i32::from).collect(),
@@ -407,25 +494,41 @@ fn data_to_contents(d: TensorData) -> inf::InferTensorContents {
 pub fn infer_request_from_pb(r: inf::ModelInferRequest) -> Result<w2::InferenceRequest, Status> {
     let raw = r.raw_input_contents;
     if !raw.is_empty() && raw.len() != r.inputs.len() {
-        return Err(bad(format!("{} raw_input_contents for {} inputs", raw.len(), r.inputs.len())));
+        return Err(bad(format!(
+            "{} raw_input_contents for {} inputs",
+            raw.len(),
+            r.inputs.len()
+        )));
     }
     let mut inputs = Vec::with_capacity(r.inputs.len());
     for (i, t) in r.inputs.into_iter().enumerate() {
-        let dt = crate::v2::datatype(&t.datatype)
-            .ok_or_else(|| bad(format!("input `{}`: unknown datatype `{}`", t.name, t.datatype)))?;
+        let dt = crate::v2::datatype(&t.datatype).ok_or_else(|| {
+            bad(format!(
+                "input `{}`: unknown datatype `{}`",
+                t.name, t.datatype
+            ))
+        })?;
         let data = if let Some(bytes) = raw.get(i) {
-            TensorData::from_le_bytes(dt, bytes).map_err(|e| bad(format!("input `{}`: {e}", t.name)))?
+            TensorData::from_le_bytes(dt, bytes)
+                .map_err(|e| bad(format!("input `{}`: {e}", t.name)))?
         } else if dt == Datatype::Fp16 {
-            return Err(bad(format!("input `{}`: FP16 needs raw_input_contents", t.name)));
+            return Err(bad(format!(
+                "input `{}`: FP16 needs raw_input_contents",
+                t.name
+            )));
         } else {
             contents_to_data(dt, t.contents.unwrap_or_default())
         };
         let shape = t
             .shape
             .iter()
-            .map(|d| u64::try_from(*d).map_err(|_| bad(format!("input `{}`: negative dimension", t.name))))
+            .map(|d| {
+                u64::try_from(*d)
+                    .map_err(|_| bad(format!("input `{}`: negative dimension", t.name)))
+            })
             .collect::<Result<_, _>>()?;
-        let mut tensor = w2::InferTensor::new(t.name, shape, data).map_err(|e| bad(e.to_string()))?;
+        let mut tensor =
+            w2::InferTensor::new(t.name, shape, data).map_err(|e| bad(e.to_string()))?;
         tensor.parameters = params_from_pb(t.parameters);
         inputs.push(tensor);
     }
@@ -443,14 +546,23 @@ pub fn infer_response_to_pb(r: w2::InferenceResponse) -> inf::ModelInferResponse
         model_name: r.model_name,
         model_version: r.model_version.unwrap_or_default(),
         id: r.id.unwrap_or_default(),
-        parameters: r.parameters.unwrap_or_default().into_iter().map(|(k, v)| (k, param_to_pb(v))).collect(),
+        parameters: r
+            .parameters
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, param_to_pb(v)))
+            .collect(),
         outputs: r
             .outputs
             .into_iter()
             .map(|o| inf::model_infer_response::InferOutputTensor {
                 name: o.name,
                 datatype: o.datatype.as_str().into(),
-                shape: o.shape.iter().map(|d| i64::try_from(*d).unwrap_or(i64::MAX)).collect(),
+                shape: o
+                    .shape
+                    .iter()
+                    .map(|d| i64::try_from(*d).unwrap_or(i64::MAX))
+                    .collect(),
                 parameters: HashMap::new(),
                 contents: o.data.map(data_to_contents),
             })
@@ -472,27 +584,42 @@ impl inf::grpc_inference_service_server::GrpcInferenceService for InferenceGrpc 
     async fn server_live(&self, _: Request<inf::ServerLiveRequest>) -> R<inf::ServerLiveResponse> {
         Ok(Response::new(inf::ServerLiveResponse { live: true }))
     }
-    async fn server_ready(&self, _: Request<inf::ServerReadyRequest>) -> R<inf::ServerReadyResponse> {
-        Ok(Response::new(inf::ServerReadyResponse { ready: self.0.model.ready() }))
+    async fn server_ready(
+        &self,
+        _: Request<inf::ServerReadyRequest>,
+    ) -> R<inf::ServerReadyResponse> {
+        Ok(Response::new(inf::ServerReadyResponse {
+            ready: self.0.model.ready(),
+        }))
     }
     async fn model_ready(&self, r: Request<inf::ModelReadyRequest>) -> R<inf::ModelReadyResponse> {
         let r = r.into_inner();
         let ready = self.0.ready_v2(&r.name, version(&r.version))?;
         Ok(Response::new(inf::ModelReadyResponse { ready }))
     }
-    async fn server_metadata(&self, _: Request<inf::ServerMetadataRequest>) -> R<inf::ServerMetadataResponse> {
+    async fn server_metadata(
+        &self,
+        _: Request<inf::ServerMetadataRequest>,
+    ) -> R<inf::ServerMetadataResponse> {
         Ok(Response::new(inf::ServerMetadataResponse {
             name: "seldon-serving".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             extensions: vec![w2::binary::EXTENSION.into()],
         }))
     }
-    async fn model_metadata(&self, r: Request<inf::ModelMetadataRequest>) -> R<inf::ModelMetadataResponse> {
+    async fn model_metadata(
+        &self,
+        r: Request<inf::ModelMetadataRequest>,
+    ) -> R<inf::ModelMetadataResponse> {
         let r = r.into_inner();
         let md = self.0.metadata_v2(&r.name, version(&r.version))?;
         let conv = |l: Vec<w2::MetadataTensor>| {
             l.into_iter()
-                .map(|t| inf::model_metadata_response::TensorMetadata { name: t.name, datatype: t.datatype.as_str().into(), shape: t.shape })
+                .map(|t| inf::model_metadata_response::TensorMetadata {
+                    name: t.name,
+                    datatype: t.datatype.as_str().into(),
+                    shape: t.shape,
+                })
                 .collect()
         };
         Ok(Response::new(inf::ModelMetadataResponse {
@@ -520,11 +647,31 @@ pub fn routes(service: Service, max_message_bytes: usize) -> tonic::service::Rou
         inf::grpc_inference_service_server::GrpcInferenceServiceServer::new(InferenceGrpc(service))
             .max_decoding_message_size(max_message_bytes),
     )
-    .add_service(sp::model_server::ModelServer::new(seldon.clone()).max_decoding_message_size(max_message_bytes))
-    .add_service(sp::generic_server::GenericServer::new(seldon.clone()).max_decoding_message_size(max_message_bytes))
-    .add_service(sp::router_server::RouterServer::new(seldon.clone()).max_decoding_message_size(max_message_bytes))
-    .add_service(sp::transformer_server::TransformerServer::new(seldon.clone()).max_decoding_message_size(max_message_bytes))
-    .add_service(sp::output_transformer_server::OutputTransformerServer::new(seldon.clone()).max_decoding_message_size(max_message_bytes))
-    .add_service(sp::combiner_server::CombinerServer::new(seldon.clone()).max_decoding_message_size(max_message_bytes))
-    .add_service(sp::seldon_server::SeldonServer::new(seldon).max_decoding_message_size(max_message_bytes))
+    .add_service(
+        sp::model_server::ModelServer::new(seldon.clone())
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        sp::generic_server::GenericServer::new(seldon.clone())
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        sp::router_server::RouterServer::new(seldon.clone())
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        sp::transformer_server::TransformerServer::new(seldon.clone())
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        sp::output_transformer_server::OutputTransformerServer::new(seldon.clone())
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        sp::combiner_server::CombinerServer::new(seldon.clone())
+            .max_decoding_message_size(max_message_bytes),
+    )
+    .add_service(
+        sp::seldon_server::SeldonServer::new(seldon).max_decoding_message_size(max_message_bytes),
+    )
 }

@@ -72,7 +72,9 @@ pub struct Metrics {
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Metrics")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +88,9 @@ fn split_image(image: &str) -> (String, String) {
 
 fn valid_name(key: &str) -> bool {
     let mut chars = key.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
@@ -96,7 +100,11 @@ impl Metrics {
         let (image, version) = split_image(&config.unit_image);
         let predictor_version = serde_json::from_str::<serde_json::Value>(&config.predictor_labels)
             .ok()
-            .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("version")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         let base = vec![
             ("deployment_name", config.deployment_id.clone()),
@@ -132,7 +140,9 @@ impl Metrics {
 
     /// Records custom metrics returned by a hook.
     pub fn record(&self, method: Method, metrics: &[Metric]) {
-        let Ok(mut guard) = self.registry.lock() else { return };
+        let Ok(mut guard) = self.registry.lock() else {
+            return;
+        };
         let (registry, families) = &mut *guard;
         for m in metrics {
             if !valid_name(&m.key) {
@@ -146,7 +156,8 @@ impl Metrics {
             let value = f64::from(m.value);
             match m.metric_type {
                 MetricType::Counter => {
-                    if families.gauges.contains_key(&m.key) || families.timers.contains_key(&m.key) {
+                    if families.gauges.contains_key(&m.key) || families.timers.contains_key(&m.key)
+                    {
                         taken("COUNTER");
                         continue;
                     }
@@ -158,7 +169,9 @@ impl Metrics {
                     fam.get_or_create(&labels).inc_by(value);
                 }
                 MetricType::Gauge => {
-                    if families.counters.contains_key(&m.key) || families.timers.contains_key(&m.key) {
+                    if families.counters.contains_key(&m.key)
+                        || families.timers.contains_key(&m.key)
+                    {
                         taken("GAUGE");
                         continue;
                     }
@@ -170,7 +183,9 @@ impl Metrics {
                     fam.get_or_create(&labels).set(value);
                 }
                 MetricType::Timer => {
-                    if families.counters.contains_key(&m.key) || families.gauges.contains_key(&m.key) {
+                    if families.counters.contains_key(&m.key)
+                        || families.gauges.contains_key(&m.key)
+                    {
                         taken("TIMER");
                         continue;
                     }
@@ -224,26 +239,58 @@ mod tests {
     #[test]
     fn counters_add_gauges_set_timers_observe_with_seldon_labels() {
         let m = metrics();
-        m.record(Method::Predict, &[metric("mycounter", MetricType::Counter, 1.0)]);
-        m.record(Method::Predict, &[metric("mycounter", MetricType::Counter, 2.0)]);
-        m.record(Method::Predict, &[metric("mygauge", MetricType::Gauge, 100.0)]);
-        m.record(Method::Predict, &[metric("mytimer", MetricType::Timer, 20.0)]);
+        m.record(
+            Method::Predict,
+            &[metric("mycounter", MetricType::Counter, 1.0)],
+        );
+        m.record(
+            Method::Predict,
+            &[metric("mycounter", MetricType::Counter, 2.0)],
+        );
+        m.record(
+            Method::Predict,
+            &[metric("mygauge", MetricType::Gauge, 100.0)],
+        );
+        m.record(
+            Method::Predict,
+            &[metric("mytimer", MetricType::Timer, 20.0)],
+        );
         let text = m.encode();
-        let counter = text.lines().find(|l| l.starts_with("mycounter_total{")).unwrap();
+        let counter = text
+            .lines()
+            .find(|l| l.starts_with("mycounter_total{"))
+            .unwrap();
         assert!(counter.contains("model_name=\"clf\""), "{counter}");
         assert!(counter.contains("model_image=\"repo/img\""), "{counter}");
         assert!(counter.contains("model_version=\"1.2\""), "{counter}");
         assert!(counter.contains("method=\"predict\""), "{counter}");
         assert!(counter.ends_with(" 3.0"), "{counter}");
-        assert!(text.lines().any(|l| l.starts_with("mygauge{") && l.ends_with(" 100.0")), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("mytimer_sum{") && l.ends_with(" 0.02")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("mygauge{") && l.ends_with(" 100.0")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("mytimer_sum{") && l.ends_with(" 0.02")),
+            "{text}"
+        );
     }
 
     #[test]
     fn bad_names_and_type_clashes_are_dropped() {
         let m = metrics();
-        m.record(Method::Predict, &[metric("bad name", MetricType::Counter, 1.0)]);
-        m.record(Method::Predict, &[metric("k", MetricType::Counter, 1.0), metric("k", MetricType::Gauge, 5.0)]);
+        m.record(
+            Method::Predict,
+            &[metric("bad name", MetricType::Counter, 1.0)],
+        );
+        m.record(
+            Method::Predict,
+            &[
+                metric("k", MetricType::Counter, 1.0),
+                metric("k", MetricType::Gauge, 5.0),
+            ],
+        );
         let text = m.encode();
         assert!(!text.contains("bad name"));
         assert!(!text.lines().any(|l| l.starts_with("k{")), "{text}");
@@ -255,7 +302,16 @@ mod tests {
         m.feedback(1.0);
         m.feedback(0.5);
         let text = m.encode();
-        assert!(text.lines().any(|l| l.starts_with("seldon_api_model_feedback_total{") && l.ends_with(" 2.0")), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("seldon_api_model_feedback_reward_total{") && l.ends_with(" 1.5")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("seldon_api_model_feedback_total{") && l.ends_with(" 2.0")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("seldon_api_model_feedback_reward_total{")
+                    && l.ends_with(" 1.5")),
+            "{text}"
+        );
     }
 }

@@ -24,14 +24,23 @@ pub struct AppState {
 
 /// All REST routes.
 pub fn app(service: Service, max_body_bytes: usize) -> Router {
-    let state = AppState { service, max_body_bytes };
+    let state = AppState {
+        service,
+        max_body_bytes,
+    };
     Router::new()
         // Seldon v1 (the wrapper's routes and aliases)
         .route("/predict", get(predict).post(predict))
         .route("/api/v1.0/predictions", get(predict).post(predict))
         .route("/api/v0.1/predictions", get(predict).post(predict))
-        .route("/transform-input", get(transform_input).post(transform_input))
-        .route("/transform-output", get(transform_output).post(transform_output))
+        .route(
+            "/transform-input",
+            get(transform_input).post(transform_input),
+        )
+        .route(
+            "/transform-output",
+            get(transform_output).post(transform_output),
+        )
         .route("/route", get(route).post(route))
         .route("/aggregate", get(aggregate).post(aggregate))
         .route("/send-feedback", get(feedback).post(feedback))
@@ -43,14 +52,26 @@ pub fn app(service: Service, max_body_bytes: usize) -> Router {
         .route("/api/v1.0/metadata", get(metadata_v1))
         // Open Inference Protocol v2
         .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(|| async { axum::Json(v2::ServerLive { live: true }) }))
+        .route(
+            "/v2/health/live",
+            get(|| async { axum::Json(v2::ServerLive { live: true }) }),
+        )
         .route("/v2/health/ready", get(server_ready))
         .route("/v2/models/{model}", get(model_metadata))
-        .route("/v2/models/{model}/versions/{version}", get(model_metadata_version))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(model_metadata_version),
+        )
         .route("/v2/models/{model}/ready", get(model_ready))
-        .route("/v2/models/{model}/versions/{version}/ready", get(model_ready_version))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(model_ready_version),
+        )
         .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer_version))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer_version),
+        )
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -59,7 +80,9 @@ pub fn app(service: Service, max_body_bytes: usize) -> Router {
 fn body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServeError> {
     let bytes = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ServeError::TooLarge { limit: state.max_body_bytes }
+            ServeError::TooLarge {
+                limit: state.max_body_bytes,
+            }
         } else {
             ServeError::Body(e.body_text())
         }
@@ -83,42 +106,84 @@ fn v1_body(
 }
 
 fn json(bytes: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
 }
 
 fn v1_reply(msg: SeldonMessage) -> Result<Response, ApiError> {
     Ok(json(msg.to_vec().map_err(ApiError::v1)?))
 }
 
-async fn call(state: AppState, hook: Hook, query: HashMap<String, String>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn call(
+    state: AppState,
+    hook: Hook,
+    query: HashMap<String, String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = v1_body(&state, &query, raw).map_err(ApiError::v1)?;
     let msg = SeldonMessage::from_slice(&bytes).map_err(ApiError::v1)?;
-    v1_reply(state.service.call_v1(hook, msg).await.map_err(ApiError::v1)?)
+    v1_reply(
+        state
+            .service
+            .call_v1(hook, msg)
+            .await
+            .map_err(ApiError::v1)?,
+    )
 }
 
-async fn predict(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn predict(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     call(s, Hook::Predict, q, raw).await
 }
 
-async fn transform_input(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn transform_input(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     call(s, Hook::TransformInput, q, raw).await
 }
 
-async fn transform_output(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn transform_output(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     call(s, Hook::TransformOutput, q, raw).await
 }
 
-async fn route(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn route(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     call(s, Hook::Route, q, raw).await
 }
 
-async fn aggregate(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn aggregate(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
     let list = SeldonMessageList::from_slice(&bytes).map_err(ApiError::v1)?;
     v1_reply(s.service.aggregate_v1(list).await.map_err(ApiError::v1)?)
 }
 
-async fn feedback(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn feedback(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
     let fb = Feedback::from_slice(&bytes).map_err(ApiError::v1)?;
     v1_reply(s.service.feedback_v1(fb).await.map_err(ApiError::v1)?)
@@ -143,33 +208,64 @@ async fn server_metadata() -> Response {
 
 async fn server_ready(State(s): State<AppState>) -> Response {
     let ready = s.service.model.ready();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(v2::ServerReady { ready })).into_response()
 }
 
-async fn model_metadata(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+async fn model_metadata(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(axum::Json(s.service.metadata_v2(&model, None).map_err(ApiError::v2)?).into_response())
 }
 
-async fn model_metadata_version(State(s): State<AppState>, Path((model, version)): Path<(String, String)>) -> Result<Response, ApiError> {
-    Ok(axum::Json(s.service.metadata_v2(&model, Some(&version)).map_err(ApiError::v2)?).into_response())
+async fn model_metadata_version(
+    State(s): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(
+        s.service
+            .metadata_v2(&model, Some(&version))
+            .map_err(ApiError::v2)?,
+    )
+    .into_response())
 }
 
 fn ready_reply(s: &AppState, model: String, version: Option<&str>) -> Result<Response, ApiError> {
     let ready = s.service.ready_v2(&model, version).map_err(ApiError::v2)?;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok((status, axum::Json(v2::ModelReady { name: model, ready })).into_response())
 }
 
-async fn model_ready(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+async fn model_ready(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
     ready_reply(&s, model, None)
 }
 
-async fn model_ready_version(State(s): State<AppState>, Path((model, version)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn model_ready_version(
+    State(s): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ready_reply(&s, model, Some(&version))
 }
 
-async fn infer_inner(s: AppState, model: String, version: Option<String>, headers: HeaderMap, raw: Result<Bytes, BytesRejection>) -> Result<Response, ServeError> {
+async fn infer_inner(
+    s: AppState,
+    model: String,
+    version: Option<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ServeError> {
     // The model is checked before the body so an unknown model is a 404 whatever was sent.
     s.service.check_model(&model, version.as_deref())?;
     let bytes = body(&s, raw)?;
@@ -179,12 +275,18 @@ async fn infer_inner(s: AppState, model: String, version: Option<String>, header
         .transpose()?;
     let request = binary::decode_request(&bytes, header_length)?;
     let wants_binary = crate::v2::wants_binary(&request);
-    let response = s.service.infer_v2(&model, version.as_deref(), request).await?;
+    let response = s
+        .service
+        .infer_v2(&model, version.as_deref(), request)
+        .await?;
     if wants_binary {
         let encoded = binary::encode_response(&response)?;
         Ok((
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
                 (
                     header::HeaderName::from_static(binary::HEADER_CONTENT_LENGTH),
                     HeaderValue::from(encoded.header_length),
@@ -198,10 +300,24 @@ async fn infer_inner(s: AppState, model: String, version: Option<String>, header
     }
 }
 
-async fn infer(State(s): State<AppState>, Path(model): Path<String>, headers: HeaderMap, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    infer_inner(s, model, None, headers, raw).await.map_err(ApiError::v2)
+async fn infer(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    infer_inner(s, model, None, headers, raw)
+        .await
+        .map_err(ApiError::v2)
 }
 
-async fn infer_version(State(s): State<AppState>, Path((model, version)): Path<(String, String)>, headers: HeaderMap, raw: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    infer_inner(s, model, Some(version), headers, raw).await.map_err(ApiError::v2)
+async fn infer_version(
+    State(s): State<AppState>,
+    Path((model, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    infer_inner(s, model, Some(version), headers, raw)
+        .await
+        .map_err(ApiError::v2)
 }

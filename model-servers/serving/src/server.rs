@@ -21,20 +21,35 @@ pub enum StartError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("binding {what} port {addr} failed: {source}")]
-    Bind { what: &'static str, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{what} server failed: {reason}")]
     Serve { what: &'static str, reason: String },
 }
 
 /// Builds the model from the catalogue and runs `load`.
-pub async fn load_model(config: &Config, catalogue: &Catalogue) -> Result<Arc<dyn Model>, StartError> {
+pub async fn load_model(
+    config: &Config,
+    catalogue: &Catalogue,
+) -> Result<Arc<dyn Model>, StartError> {
     let parameters = parse_parameters(&config.parameters)?;
     let model_uri = config
         .model_uri
         .clone()
-        .or_else(|| parameters.get("model_uri").and_then(|v| v.as_str()).map(str::to_string))
+        .or_else(|| {
+            parameters
+                .get("model_uri")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "/mnt/models".into());
-    let ctx = LoadContext { model_uri, parameters };
+    let ctx = LoadContext {
+        model_uri,
+        parameters,
+    };
     let mut model = catalogue.create(&config.implementation, &ctx)?;
     tracing::info!(implementation = %config.implementation, model_uri = %ctx.model_uri, "loading model");
     model.load().await?;
@@ -56,7 +71,9 @@ pub struct Bound {
 
 async fn bind(what: &'static str, config: &Config, port: u16) -> Result<TcpListener, StartError> {
     let addr = SocketAddr::new(config.bind, port);
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { what, addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
 }
 
 /// Binds the HTTP, gRPC and metrics ports for `model`.
@@ -65,7 +82,11 @@ pub async fn bind_all(config: Config, model: Arc<dyn Model>) -> Result<Bound, St
     let grpc = bind("grpc", &config, config.grpc_port).await?;
     let metrics = bind("metrics", &config, config.metrics_port).await?;
     let local = |l: &TcpListener, what, port| {
-        l.local_addr().map_err(|source| StartError::Bind { what, addr: SocketAddr::new(config.bind, port), source })
+        l.local_addr().map_err(|source| StartError::Bind {
+            what,
+            addr: SocketAddr::new(config.bind, port),
+            source,
+        })
     };
     Ok(Bound {
         http_addr: local(&http, "http", config.http_port)?,
@@ -81,7 +102,10 @@ pub async fn bind_all(config: Config, model: Arc<dyn Model>) -> Result<Bound, St
 
 impl Bound {
     /// Serves until `shutdown` resolves, then drains in-flight requests on all ports.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let (tx, rx) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -98,7 +122,10 @@ impl Bound {
                 let m = metrics_service.clone();
                 async move {
                     (
-                        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         m.encode(),
                     )
                 }
@@ -108,17 +135,41 @@ impl Bound {
         tracing::info!(http = %self.http_addr, grpc = %self.grpc_addr, metrics = %self.metrics_addr, "serving");
 
         let http = axum::serve(self.http, rest).with_graceful_shutdown(wait(rx.clone()));
-        let metrics = axum::serve(self.metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
+        let metrics =
+            axum::serve(self.metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
         let grpc = tonic::transport::Server::builder()
             .add_routes(grpc_routes)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(self.grpc), wait(rx));
+            .serve_with_incoming_shutdown(grpc_incoming(self.grpc), wait(rx));
         let (h, m, g) = tokio::join!(http, metrics, grpc);
-        h.map_err(|e| StartError::Serve { what: "http", reason: e.to_string() })?;
-        m.map_err(|e| StartError::Serve { what: "metrics", reason: e.to_string() })?;
-        g.map_err(|e| StartError::Serve { what: "grpc", reason: e.to_string() })?;
+        h.map_err(|e| StartError::Serve {
+            what: "http",
+            reason: e.to_string(),
+        })?;
+        m.map_err(|e| StartError::Serve {
+            what: "metrics",
+            reason: e.to_string(),
+        })?;
+        g.map_err(|e| StartError::Serve {
+            what: "grpc",
+            reason: e.to_string(),
+        })?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Accepted gRPC connections with `TCP_NODELAY`: tonic applies its own `tcp_nodelay` only to
+/// listeners it binds itself, and without it small replies wait for delayed ACKs (~40 ms each).
+fn grpc_incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt as _;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -147,8 +198,14 @@ pub async fn shutdown_signal() {
 /// What a server binary's `main` calls: parse config, init logging, load, serve.
 pub async fn run(config: Config, catalogue: &Catalogue) -> Result<(), StartError> {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log_level)
+                .unwrap_or_else(|_| "info".into()),
+        )
         .try_init();
     let model = load_model(&config, catalogue).await?;
-    bind_all(config, model).await?.serve(shutdown_signal()).await
+    bind_all(config, model)
+        .await?
+        .serve(shutdown_signal())
+        .await
 }

@@ -76,19 +76,37 @@ impl Service {
             include_metrics: self.include_metrics,
         };
         let meta = codec1::merge_meta(request_meta, &extras);
-        Ok(codec1::encode(out.value, kind, self.model.class_names(), meta)?)
+        Ok(codec1::encode(
+            out.value,
+            kind,
+            self.model.class_names(),
+            meta,
+        )?)
     }
 
     /// `/predict`, `/transform-input`, `/transform-output`, `/route`.
-    pub async fn call_v1(&self, hook: Hook, msg: SeldonMessage) -> Result<SeldonMessage, ServeError> {
+    pub async fn call_v1(
+        &self,
+        hook: Hook,
+        msg: SeldonMessage,
+    ) -> Result<SeldonMessage, ServeError> {
         msg.check_oneof()?;
         let (request, kind) = codec1::decode(msg)?;
         let meta = request.meta.clone();
         let (method, out) = match hook {
             Hook::Predict => (Method::Predict, self.model.predict(request).await?),
-            Hook::TransformInput => (Method::InputTransform, self.model.transform_input(request).await?),
-            Hook::TransformOutput => (Method::OutputTransform, self.model.transform_output(request).await?),
-            Hook::Route => (Method::Router, codec1::route_output(self.model.route(request).await?)),
+            Hook::TransformInput => (
+                Method::InputTransform,
+                self.model.transform_input(request).await?,
+            ),
+            Hook::TransformOutput => (
+                Method::OutputTransform,
+                self.model.transform_output(request).await?,
+            ),
+            Hook::Route => (
+                Method::Router,
+                codec1::route_output(self.model.route(request).await?),
+            ),
         };
         self.finish_v1(method, out, kind, &[&meta])
     }
@@ -121,7 +139,12 @@ impl Service {
     /// `/health/status`.
     pub async fn health_v1(&self) -> Result<SeldonMessage, ServeError> {
         let payload = self.model.health().await?;
-        self.finish_v1(Method::Health, Output::new(payload), DataKind::default(), &[])
+        self.finish_v1(
+            Method::Health,
+            Output::new(payload),
+            DataKind::default(),
+            &[],
+        )
     }
 
     /// `/metadata` (v1 model metadata; name defaults to the served model name).
@@ -144,7 +167,8 @@ impl Service {
             (Some(_), None) => false,
         };
         if name != self.model_name || !version_ok {
-            let full = version.map_or_else(|| name.to_string(), |v| format!("{name}` version `{v}"));
+            let full =
+                version.map_or_else(|| name.to_string(), |v| format!("{name}` version `{v}"));
             return Err(ServeError::UnknownModel(full));
         }
         Ok(())
@@ -164,12 +188,21 @@ impl Service {
         let mut metrics = self.model.metrics();
         metrics.extend(out.metrics.iter().cloned());
         self.metrics.record(Method::Predict, &metrics);
-        Ok(codec2::encode(out, &self.model_name, self.model_version.as_deref(), id)?)
+        Ok(codec2::encode(
+            out,
+            &self.model_name,
+            self.model_version.as_deref(),
+            id,
+        )?)
     }
 
     /// v2 model metadata, from the model's v1 metadata (entries without a known
     /// `datatype` are left out).
-    pub fn metadata_v2(&self, name: &str, version: Option<&str>) -> Result<v2::ModelMetadata, ServeError> {
+    pub fn metadata_v2(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<v2::ModelMetadata, ServeError> {
         self.check_model(name, version)?;
         let md = self.metadata_v1();
         let tensors = |list: &[v1::MessageMetadata]| {

@@ -165,7 +165,10 @@ mod tests {
         let t = Tensor::matrix_f32(1, 3, vec![0.0; 3]).unwrap();
         assert!(t.expect_cols(3).is_ok());
         let err = t.expect_cols(4).unwrap_err();
-        assert!(err.to_string().contains("expected 4 features per row, got 3"));
+        assert!(
+            err.to_string()
+                .contains("expected 4 features per row, got 3")
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub fn decode(msg: SeldonMessage) -> Result<(Request, DataKind), ModelError> {
     } else if let Some(j) = msg.json_data {
         (Payload::Json(j), DataKind::default())
     } else if msg.custom_data.is_some() {
-        return Err(ModelError::bad_data("customData is not supported by this model server"));
+        return Err(ModelError::bad_data(
+            "customData is not supported by this model server",
+        ));
     } else {
         (Payload::None, DataKind::default())
     };
@@ -65,7 +67,14 @@ pub fn decode_data(data: DefaultData) -> Result<(Tensor, DataKind), ModelError> 
         let shape = t
             .shape
             .iter()
-            .map(|d| usize::try_from(*d).map_err(|_| bad(format!("tensor shape {:?} has a negative dimension", t.shape))))
+            .map(|d| {
+                usize::try_from(*d).map_err(|_| {
+                    bad(format!(
+                        "tensor shape {:?} has a negative dimension",
+                        t.shape
+                    ))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         (Tensor::new(shape, Values::F64(t.values))?, DataKind::Tensor)
     } else if let Some(nd) = data.ndarray {
@@ -156,23 +165,37 @@ fn decode_tftensor(tf: TfTensor) -> Result<Tensor, ModelError> {
         .map(|s| {
             s.dim
                 .iter()
-                .map(|d| usize::try_from(d.size).map_err(|_| bad(format!("tftensor dimension {} is negative", d.size))))
+                .map(|d| {
+                    usize::try_from(d.size)
+                        .map_err(|_| bad(format!("tftensor dimension {} is negative", d.size)))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .transpose()?
         .unwrap_or_default();
     let content = &tf.tensor_content;
     let values = match tf.dtype {
-        TfDataType::Float if !content.is_empty() => Values::F32(le_chunks::<4, _>(content, f32::from_le_bytes)?),
-        TfDataType::Double if !content.is_empty() => Values::F64(le_chunks::<8, _>(content, f64::from_le_bytes)?),
+        TfDataType::Float if !content.is_empty() => {
+            Values::F32(le_chunks::<4, _>(content, f32::from_le_bytes)?)
+        }
+        TfDataType::Double if !content.is_empty() => {
+            Values::F64(le_chunks::<8, _>(content, f64::from_le_bytes)?)
+        }
         TfDataType::Float => Values::F32(tf.float_val),
         TfDataType::Double => Values::F64(tf.double_val),
-        TfDataType::Int32 | TfDataType::Int16 | TfDataType::Int8 | TfDataType::Uint8 | TfDataType::Uint16 => {
-            Values::F64(tf.int_val.iter().map(|v| f64::from(*v)).collect())
-        }
+        TfDataType::Int32
+        | TfDataType::Int16
+        | TfDataType::Int8
+        | TfDataType::Uint8
+        | TfDataType::Uint16 => Values::F64(tf.int_val.iter().map(|v| f64::from(*v)).collect()),
         #[allow(clippy::cast_precision_loss)]
         TfDataType::Int64 => Values::F64(tf.int64_val.iter().map(|v| *v as f64).collect()),
-        TfDataType::Bool => Values::F32(tf.bool_val.iter().map(|b| f32::from(u8::from(*b))).collect()),
+        TfDataType::Bool => Values::F32(
+            tf.bool_val
+                .iter()
+                .map(|b| f32::from(u8::from(*b)))
+                .collect(),
+        ),
         other => {
             return Err(bad(format!(
                 "tftensor dtype {} is not supported (use DT_FLOAT, DT_DOUBLE, integer or DT_BOOL)",
@@ -185,7 +208,10 @@ fn decode_tftensor(tf: TfTensor) -> Result<Tensor, ModelError> {
 
 fn le_chunks<const N: usize, T>(bytes: &[u8], f: fn([u8; N]) -> T) -> Result<Vec<T>, ModelError> {
     if !bytes.len().is_multiple_of(N) {
-        return Err(bad(format!("tftensor tensorContent has {} bytes, not a multiple of {N}", bytes.len())));
+        return Err(bad(format!(
+            "tftensor tensorContent has {} bytes, not a multiple of {N}",
+            bytes.len()
+        )));
     }
     Ok(bytes
         .chunks_exact(N)
@@ -236,20 +262,24 @@ pub fn merge_meta(requests: &[&Meta], extras: &Extras<'_>) -> Meta {
         if meta.puid.is_empty() {
             meta.puid.clone_from(&m.puid);
         }
-        meta.tags.extend(m.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
-        meta.request_path.extend(m.request_path.iter().map(|(k, v)| (k.clone(), v.clone())));
+        meta.tags
+            .extend(m.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        meta.request_path
+            .extend(m.request_path.iter().map(|(k, v)| (k.clone(), v.clone())));
         if extras.include_metrics {
             meta.metrics.extend(m.metrics.iter().cloned());
         }
     }
     for tags in &extras.tags {
-        meta.tags.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        meta.tags
+            .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     if extras.include_metrics {
         meta.metrics.extend(extras.metrics.iter().cloned());
     }
     if !extras.unit.id.is_empty() {
-        meta.request_path.insert(extras.unit.id.clone(), extras.unit.image.clone());
+        meta.request_path
+            .insert(extras.unit.id.clone(), extras.unit.image.clone());
     }
     meta
 }
@@ -308,7 +338,10 @@ pub fn encode_data(
             let shape = t
                 .shape
                 .iter()
-                .map(|d| i32::try_from(*d).map_err(|_| ModelError::internal("output dimension exceeds i32")))
+                .map(|d| {
+                    i32::try_from(*d)
+                        .map_err(|_| ModelError::internal("output dimension exceeds i32"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let values = match &t.values {
                 Values::F64(v) => v.clone(),
@@ -321,7 +354,10 @@ pub fn encode_data(
             let leaves: Vec<Value> = match &t.values {
                 Values::F64(v) => v.iter().map(|x| number(*x)).collect(),
                 Values::F32(v) => v.iter().map(|x| number(f32_to_f64_shortest(*x))).collect(),
-                Values::Bytes(v) => v.iter().map(|b| Value::String(String::from_utf8_lossy(b).into_owned())).collect(),
+                Values::Bytes(v) => v
+                    .iter()
+                    .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
+                    .collect(),
             };
             data.ndarray = Some(nest(leaves, &t.shape));
         }
@@ -421,7 +457,10 @@ mod tests {
 
     #[test]
     fn ndarray_decodes_to_f64_matrix_with_names() {
-        let (req, kind) = decode(msg(json!({"data":{"names":["a","b"],"ndarray":[[1,2],[3,4.5]]}}))).unwrap();
+        let (req, kind) = decode(msg(
+            json!({"data":{"names":["a","b"],"ndarray":[[1,2],[3,4.5]]}}),
+        ))
+        .unwrap();
         assert_eq!(kind, DataKind::Ndarray);
         let t = req.payload.tensor().unwrap();
         assert_eq!(t.shape, vec![2, 2]);
@@ -432,20 +471,32 @@ mod tests {
     #[test]
     fn ragged_ndarray_is_bad_data_naming_the_row() {
         let err = decode(msg(json!({"data":{"ndarray":[[1,2],[3]]}}))).unwrap_err();
-        assert_eq!(err.to_string(), "ndarray is not rectangular: ndarray[1] has 1 elements, expected 2");
+        assert_eq!(
+            err.to_string(),
+            "ndarray is not rectangular: ndarray[1] has 1 elements, expected 2"
+        );
     }
 
     #[test]
     fn string_in_ndarray_is_a_dtype_error() {
         let err = decode(msg(json!({"data":{"ndarray":[[1,"x"]]}}))).unwrap_err();
-        assert_eq!(err.to_string(), "ndarray[0][1] is a string, expected a number");
+        assert_eq!(
+            err.to_string(),
+            "ndarray[0][1] is a string, expected a number"
+        );
     }
 
     #[test]
     fn tensor_shape_must_match_values() {
-        let err = decode(msg(json!({"data":{"tensor":{"shape":[2,2],"values":[1,2,3]}}}))).unwrap_err();
+        let err = decode(msg(
+            json!({"data":{"tensor":{"shape":[2,2],"values":[1,2,3]}}}),
+        ))
+        .unwrap_err();
         assert!(matches!(err, ModelError::BadData(_)), "{err}");
-        let err = decode(msg(json!({"data":{"tensor":{"shape":[-1,2],"values":[1,2]}}}))).unwrap_err();
+        let err = decode(msg(
+            json!({"data":{"tensor":{"shape":[-1,2],"values":[1,2]}}}),
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("negative"));
     }
 
@@ -453,8 +504,14 @@ mod tests {
     fn tftensor_float_val_and_content_decode() {
         let (req, kind) = decode(msg(json!({"data":{"tftensor":{"dtype":"DT_FLOAT","tensorShape":{"dim":[{"size":"1"},{"size":"2"}]},"floatVal":[1.5,2]}}}))).unwrap();
         assert_eq!(kind, DataKind::TfTensor);
-        assert_eq!(req.payload.tensor().unwrap().values, Values::F32(vec![1.5, 2.0]));
-        let err = decode(msg(json!({"data":{"tftensor":{"dtype":"DT_STRING","stringVal":["eA=="]}}}))).unwrap_err();
+        assert_eq!(
+            req.payload.tensor().unwrap().values,
+            Values::F32(vec![1.5, 2.0])
+        );
+        let err = decode(msg(
+            json!({"data":{"tftensor":{"dtype":"DT_STRING","stringVal":["eA=="]}}}),
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("DT_STRING is not supported"));
     }
 
@@ -473,9 +530,21 @@ mod tests {
     fn encode_echoes_each_data_kind() {
         let t = Tensor::matrix_f32(1, 2, vec![0.1, 0.9]).unwrap();
         let nd = encode(t.clone().into(), DataKind::Ndarray, None, Meta::default()).unwrap();
-        assert_eq!(serde_json::to_value(&nd).unwrap(), json!({"data":{"names":["t:0","t:1"],"ndarray":[[0.1,0.9]]}}));
-        let te = encode(t.clone().into(), DataKind::Tensor, Some(vec!["no".into(), "yes".into()]), Meta::default()).unwrap();
-        assert_eq!(serde_json::to_value(&te).unwrap(), json!({"data":{"names":["no","yes"],"tensor":{"shape":[1,2],"values":[0.1,0.9]}}}));
+        assert_eq!(
+            serde_json::to_value(&nd).unwrap(),
+            json!({"data":{"names":["t:0","t:1"],"ndarray":[[0.1,0.9]]}})
+        );
+        let te = encode(
+            t.clone().into(),
+            DataKind::Tensor,
+            Some(vec!["no".into(), "yes".into()]),
+            Meta::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&te).unwrap(),
+            json!({"data":{"names":["no","yes"],"tensor":{"shape":[1,2],"values":[0.1,0.9]}}})
+        );
         let tf = encode(t.into(), DataKind::TfTensor, None, Meta::default()).unwrap();
         let v = serde_json::to_value(&tf).unwrap();
         assert_eq!(v["data"]["tftensor"]["dtype"], "DT_FLOAT");
@@ -485,32 +554,57 @@ mod tests {
     #[test]
     fn encode_rejects_several_tensors_for_v1() {
         let t = Tensor::matrix_f32(1, 1, vec![0.0]).unwrap();
-        let err = encode(Payload::Tensors(vec![t.clone(), t]), DataKind::Tensor, None, Meta::default()).unwrap_err();
+        let err = encode(
+            Payload::Tensors(vec![t.clone(), t]),
+            DataKind::Tensor,
+            None,
+            Meta::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ModelError::Internal(_)));
     }
 
     #[test]
     fn merge_meta_copies_puid_unions_tags_and_adds_request_path() {
         let req: Meta = serde_json::from_value(json!({"puid":"p1","tags":{"a":1},"requestPath":{"up":"img:1"},"metrics":[{"key":"k","type":"COUNTER","value":1}]})).unwrap();
-        let unit = Unit { id: "m".into(), image: "me:2".into() };
-        let model_tags = BTreeMap::from([("a".to_string(), json!(2)), ("b".to_string(), json!("x"))]);
-        let extras = Extras { unit: &unit, tags: vec![&model_tags], metrics: vec![], include_metrics: true };
+        let unit = Unit {
+            id: "m".into(),
+            image: "me:2".into(),
+        };
+        let model_tags =
+            BTreeMap::from([("a".to_string(), json!(2)), ("b".to_string(), json!("x"))]);
+        let extras = Extras {
+            unit: &unit,
+            tags: vec![&model_tags],
+            metrics: vec![],
+            include_metrics: true,
+        };
         let meta = merge_meta(&[&req], &extras);
         assert_eq!(
             serde_json::to_value(&meta).unwrap(),
             json!({"puid":"p1","tags":{"a":2,"b":"x"},"requestPath":{"up":"img:1","m":"me:2"},"metrics":[{"key":"k","type":"COUNTER","value":1.0}]})
         );
-        let extras = Extras { include_metrics: false, ..extras };
+        let extras = Extras {
+            include_metrics: false,
+            ..extras
+        };
         assert!(merge_meta(&[&req], &extras).metrics.is_empty());
     }
 
     #[test]
     fn feedback_picks_this_units_routing() {
         let fb: WireFeedback = serde_json::from_value(json!({"request":{"data":{"ndarray":[[1]]}},"response":{"meta":{"routing":{"r":1,"other":0}}},"reward":0.5})).unwrap();
-        let unit = Unit { id: "r".into(), image: String::new() };
+        let unit = Unit {
+            id: "r".into(),
+            image: String::new(),
+        };
         let (f, kind) = decode_feedback(fb, &unit).unwrap();
-        assert_eq!((f.routing, f.reward, kind), (Some(1), 0.5, DataKind::Ndarray));
-        let fb: WireFeedback = serde_json::from_value(json!({"request":{"data":{"ndarray":[["x"]]}}})).unwrap();
+        assert_eq!(
+            (f.routing, f.reward, kind),
+            (Some(1), 0.5, DataKind::Ndarray)
+        );
+        let fb: WireFeedback =
+            serde_json::from_value(json!({"request":{"data":{"ndarray":[["x"]]}}})).unwrap();
         assert!(decode_feedback(fb, &unit).is_err());
     }
 }

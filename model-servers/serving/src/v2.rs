@@ -43,7 +43,11 @@ pub fn decode_tensor(t: InferTensor) -> Result<Tensor, ModelError> {
     let shape = t
         .shape
         .iter()
-        .map(|d| usize::try_from(*d).map_err(|_| ModelError::bad_data(format!("input `{}`: dimension {d} is too large", t.name))))
+        .map(|d| {
+            usize::try_from(*d).map_err(|_| {
+                ModelError::bad_data(format!("input `{}`: dimension {d} is too large", t.name))
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Tensor::new(shape, values_of(data))?.with_name(t.name))
 }
@@ -62,7 +66,11 @@ fn values_of(data: TensorData) -> Values {
         TensorData::Uint16(v) => f32s(v),
         TensorData::Int8(v) => f32s(v),
         TensorData::Int16(v) => f32s(v),
-        TensorData::Fp16(v) => Values::F32(v.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect()),
+        TensorData::Fp16(v) => Values::F32(
+            v.into_iter()
+                .map(|b| half::f16::from_bits(b).to_f32())
+                .collect(),
+        ),
         TensorData::Fp32(v) => Values::F32(v),
         TensorData::Uint32(v) => f64s(v),
         TensorData::Int32(v) => f64s(v),
@@ -130,7 +138,9 @@ fn bytes_output(b: Vec<u8>) -> Result<InferTensor, ModelError> {
 pub fn wants_binary(request: &InferenceRequest) -> bool {
     use seldon_protocol::v2::binary::{BINARY_DATA, BINARY_DATA_OUTPUT};
     let truthy = |p: Option<&BTreeMap<String, Value>>, key: &str| {
-        p.and_then(|p| p.get(key)).and_then(Value::as_bool).unwrap_or(false)
+        p.and_then(|p| p.get(key))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     };
     truthy(request.parameters.as_ref(), BINARY_DATA_OUTPUT)
         || request
@@ -165,25 +175,40 @@ mod tests {
             ("UINT64", json!([1, 2]), Values::F64(vec![1.0, 2.0])),
             ("INT64", json!([3, -4]), Values::F64(vec![3.0, -4.0])),
             ("FP64", json!([0.25, 1]), Values::F64(vec![0.25, 1.0])),
-            ("BYTES", json!(["a", "bc"]), Values::Bytes(vec![b"a".to_vec(), b"bc".to_vec()])),
+            (
+                "BYTES",
+                json!(["a", "bc"]),
+                Values::Bytes(vec![b"a".to_vec(), b"bc".to_vec()]),
+            ),
         ] {
-            let r = decode(req(json!({"inputs":[{"name":"x","shape":[1,2],"datatype":dt,"data":data}]}))).unwrap();
+            let r = decode(req(
+                json!({"inputs":[{"name":"x","shape":[1,2],"datatype":dt,"data":data}]}),
+            ))
+            .unwrap();
             let t = r.payload.tensor().unwrap();
-            assert_eq!((t.name.as_str(), &t.shape, &t.values), ("x", &vec![1, 2], &expect), "{dt}");
+            assert_eq!(
+                (t.name.as_str(), &t.shape, &t.values),
+                ("x", &vec![1, 2], &expect),
+                "{dt}"
+            );
         }
     }
 
     #[test]
     fn fp16_decodes_from_bits() {
         let t = InferTensor::new("h", vec![2], TensorData::Fp16(vec![0x3c00, 0xc000])).unwrap();
-        assert_eq!(decode_tensor(t).unwrap().values, Values::F32(vec![1.0, -2.0]));
+        assert_eq!(
+            decode_tensor(t).unwrap().values,
+            Values::F32(vec![1.0, -2.0])
+        );
     }
 
     #[test]
     fn several_inputs_and_no_inputs() {
         let r = decode(req(json!({"inputs":[
             {"name":"a","shape":[1],"datatype":"FP32","data":[1]},
-            {"name":"b","shape":[1],"datatype":"FP32","data":[2]}]}))).unwrap();
+            {"name":"b","shape":[1],"datatype":"FP32","data":[2]}]})))
+        .unwrap();
         assert!(matches!(r.payload, Payload::Tensors(ref v) if v.len() == 2));
         let err = decode(req(json!({"inputs":[]}))).unwrap_err();
         assert_eq!(err.to_string(), "the request has no inputs");
@@ -191,14 +216,23 @@ mod tests {
 
     #[test]
     fn missing_data_is_bad_data() {
-        let err = decode(req(json!({"inputs":[{"name":"a","shape":[1],"datatype":"FP32"}]}))).unwrap_err();
+        let err = decode(req(
+            json!({"inputs":[{"name":"a","shape":[1],"datatype":"FP32"}]}),
+        ))
+        .unwrap_err();
         assert_eq!(err.to_string(), "input `a` has no data");
     }
 
     #[test]
     fn encode_names_outputs_and_echoes_id() {
         let t = Tensor::matrix_f32(1, 2, vec![0.25, 0.75]).unwrap();
-        let resp = encode(Output::new(Payload::Tensor(t)).tag("k", "v"), "iris", Some("1"), Some("req-1".into())).unwrap();
+        let resp = encode(
+            Output::new(Payload::Tensor(t)).tag("k", "v"),
+            "iris",
+            Some("1"),
+            Some("req-1".into()),
+        )
+        .unwrap();
         assert_eq!(
             serde_json::to_value(&resp).unwrap(),
             json!({"model_name":"iris","model_version":"1","id":"req-1","parameters":{"k":"v"},
@@ -211,8 +245,12 @@ mod tests {
     #[test]
     fn wants_binary_reads_both_parameters() {
         assert!(!wants_binary(&req(json!({"inputs":[]}))));
-        assert!(wants_binary(&req(json!({"inputs":[],"parameters":{"binary_data_output":true}}))));
-        assert!(wants_binary(&req(json!({"inputs":[],"outputs":[{"name":"predict","parameters":{"binary_data":true}}]}))));
+        assert!(wants_binary(&req(
+            json!({"inputs":[],"parameters":{"binary_data_output":true}})
+        )));
+        assert!(wants_binary(&req(
+            json!({"inputs":[],"outputs":[{"name":"predict","parameters":{"binary_data":true}}]})
+        )));
     }
 
     #[test]

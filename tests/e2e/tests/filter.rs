@@ -611,7 +611,10 @@ async fn metrics_count_requests_per_predictor_and_node() {
         assert!(line.contains(label), "{label} missing in {line}");
     }
     assert!(line.ends_with(" 3"), "{line}");
-    assert!(prom.contains("seldon_api_executor_client_requests_ms_bucket{"), "latency histogram exported");
+    assert!(
+        prom.contains("seldon_api_executor_client_requests_ms_bucket{"),
+        "latency histogram exported"
+    );
 }
 
 #[tokio::test]
@@ -685,20 +688,39 @@ async fn payload_logs_reach_the_logger_as_cloudevents() {
 async fn header_trap_is_closed_by_the_buffer_filter_alone() {
     let mut spec = GraphSpec::new(
         "{name: t, type: TRANSFORMER, children: [{name: m}]}",
-        vec![TestModelSpec::new("t", Mode::Add).adding(1.0), TestModelSpec::new("m", Mode::Add).adding(2.0)],
+        vec![
+            TestModelSpec::new("t", Mode::Add).adding(1.0),
+            TestModelSpec::new("m", Mode::Add).adding(2.0),
+        ],
     );
     spec.allow_on_headers_stop_iteration = false;
     spec.body_limit_bytes = 1000;
     let g = start_spec(spec).await;
     let yaml = std::fs::read_to_string(g.envoy.config_path()).unwrap();
-    assert!(yaml.contains("allow_on_headers_stop_iteration: false"), "the test runs without fix 1");
-    let a = post(&g, "/api/v1.0/predictions", r#"{"data":{"ndarray":[[0.0]]}}"#).await;
+    assert!(
+        yaml.contains("allow_on_headers_stop_iteration: false"),
+        "the test runs without fix 1"
+    );
+    let a = post(
+        &g,
+        "/api/v1.0/predictions",
+        r#"{"data":{"ndarray":[[0.0]]}}"#,
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.json()["data"]["ndarray"], json!([[3.0]]));
     let big = format!(r#"{{"strData":"{}"}}"#, "x".repeat(1500));
     assert_eq!(post(&g, "/api/v1.0/predictions", big).await.status, 413);
-    let empty = client().post(format!("{}/api/v1.0/predictions", g.url)).send().await.unwrap();
-    assert_eq!(empty.status(), 400, "an empty body reaches the node, which rejects it");
+    let empty = client()
+        .post(format!("{}/api/v1.0/predictions", g.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.status(),
+        400,
+        "an empty body reaches the node, which rejects it"
+    );
     assert_eq!(get(&g, "/ready").await.status, 200);
     assert_eq!(get(&g, "/live").await.status, 200);
     assert_router_untouched(&g, 2 + 1 + 2).await;
@@ -706,5 +728,8 @@ async fn header_trap_is_closed_by_the_buffer_filter_alone() {
 
 #[test]
 fn envoy_bootstrap_tags_every_label_the_filter_encodes() {
-    assert_eq!(seldon_envoy::FILTER_METRIC_TAGS, seldon_filter::metrics::TAGS);
+    assert_eq!(
+        seldon_envoy::FILTER_METRIC_TAGS,
+        seldon_filter::metrics::TAGS
+    );
 }

@@ -37,7 +37,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let Some(parsed) = seldon_crd::parse_yaml(&text)?.into_iter().next() else {
         bail!("{} holds no SeldonDeployment", args.file.display());
     };
@@ -49,23 +50,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => bail!("--run {r:?}: expected NODE=COMMAND"),
         })
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    let exe_dir = std::env::current_exe()?.parent().map(Path::to_path_buf).unwrap_or_default();
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let options = LocalOptions {
         gateway_port: args.port,
-        server_bin: args.server.clone().unwrap_or_else(|| beside(&exe_dir, "seldon-server")),
+        server_bin: args
+            .server
+            .clone()
+            .unwrap_or_else(|| beside(&exe_dir, "seldon-server")),
         filter_wasm: args
             .filter
             .clone()
             .unwrap_or_else(|| exe_dir.join("../wasm32-wasip1/release/seldon_filter.wasm")),
         commands,
-        base_dir: args.file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        base_dir: args
+            .file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
     };
     if !options.filter_wasm.is_file() {
-        bail!("the filter module {} does not exist; build it with `make wasm` or pass --filter", options.filter_wasm.display());
+        bail!(
+            "the filter module {} does not exist; build it with `make wasm` or pass --filter",
+            options.filter_wasm.display()
+        );
     }
-    let plan = seldon_local::plan(&parsed.sdep, &options, &mut || Ok(seldon_envoy::free_port()?))?;
-    let v2 = plan.predictors.first().is_some_and(|(_, c, _)| c.protocol == seldon_graph::Protocol::V2);
-    let root = plan.predictors.first().map(|(_, c, _)| c.graph.name.clone()).unwrap_or_default();
+    let plan = seldon_local::plan(&parsed.sdep, &options, &mut || {
+        Ok(seldon_envoy::free_port()?)
+    })?;
+    let v2 = plan
+        .predictors
+        .first()
+        .is_some_and(|(_, c, _)| c.protocol == seldon_graph::Protocol::V2);
+    let root = plan
+        .predictors
+        .first()
+        .map(|(_, c, _)| c.graph.name.clone())
+        .unwrap_or_default();
     let tmp;
     let workdir = match &args.workdir {
         Some(d) => d.clone(),
@@ -77,7 +100,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let nodes: Vec<String> = plan
         .processes
         .iter()
-        .map(|p| format!("node {}/{} on 127.0.0.1:{}", p.predictor, p.node, p.http_port))
+        .map(|p| {
+            format!(
+                "node {}/{} on 127.0.0.1:{}",
+                p.predictor, p.node, p.http_port
+            )
+        })
         .collect();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

@@ -86,12 +86,24 @@ pub struct GraphNode {
 impl GraphNode {
     /// A node without children.
     pub fn leaf(name: impl Into<String>, kind: NodeKind) -> Self {
-        Self { name: name.into(), kind, children: Vec::new() }
+        Self {
+            name: name.into(),
+            kind,
+            children: Vec::new(),
+        }
     }
 
     /// A node with children.
-    pub fn with_children(name: impl Into<String>, kind: NodeKind, children: Vec<GraphNode>) -> Self {
-        Self { name: name.into(), kind, children }
+    pub fn with_children(
+        name: impl Into<String>,
+        kind: NodeKind,
+        children: Vec<GraphNode>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            children,
+        }
     }
 
     fn walk<'a>(&'a self, out: &mut Vec<&'a GraphNode>) {
@@ -128,7 +140,9 @@ pub fn graph_metadata(
     for node in nodes {
         let meta = models
             .get(&node.name)
-            .ok_or_else(|| ProtocolError::MissingNodeMetadata { node: node.name.clone() })?;
+            .ok_or_else(|| ProtocolError::MissingNodeMetadata {
+                node: node.name.clone(),
+            })?;
         tree_models.insert(node.name.clone(), meta.clone());
     }
     let input = tree_models

@@ -100,14 +100,19 @@ pub fn encode_response(response: &InferenceResponse) -> Result<BinaryBody, Proto
 fn finish(mut body: Vec<u8>, binary: Vec<u8>) -> Result<BinaryBody, ProtocolError> {
     let header_length = body.len();
     body.extend_from_slice(&binary);
-    Ok(BinaryBody { body, header_length })
+    Ok(BinaryBody {
+        body,
+        header_length,
+    })
 }
 
 /// Moves each tensor's data into one binary section, announcing sizes in the parameters.
 fn detach(tensors: &mut [InferTensor]) -> Result<Vec<u8>, ProtocolError> {
     let mut binary = Vec::new();
     for tensor in tensors {
-        let Some(data) = tensor.data.take() else { continue };
+        let Some(data) = tensor.data.take() else {
+            continue;
+        };
         tensor.check_data(&data)?;
         let bytes = data.to_le_bytes();
         tensor
@@ -122,15 +127,21 @@ fn detach(tensors: &mut [InferTensor]) -> Result<Vec<u8>, ProtocolError> {
 /// Gives each tensor with `binary_data_size` its slice of `binary`, in order.
 fn attach(tensors: &mut [InferTensor], mut binary: &[u8]) -> Result<(), ProtocolError> {
     for tensor in tensors.iter_mut() {
-        let Some(params) = tensor.parameters.as_mut() else { continue };
-        let Some(size) = params.remove(BINARY_DATA_SIZE) else { continue };
+        let Some(params) = tensor.parameters.as_mut() else {
+            continue;
+        };
+        let Some(size) = params.remove(BINARY_DATA_SIZE) else {
+            continue;
+        };
         if params.is_empty() {
             tensor.parameters = None;
         }
         let size = size
             .as_u64()
             .and_then(|s| usize::try_from(s).ok())
-            .ok_or_else(|| tensor.error(format!("{BINARY_DATA_SIZE} {size} is not a byte count")))?;
+            .ok_or_else(|| {
+                tensor.error(format!("{BINARY_DATA_SIZE} {size} is not a byte count"))
+            })?;
         if tensor.data.is_some() {
             return Err(tensor.error(format!("has both JSON data and {BINARY_DATA_SIZE}")));
         }
@@ -142,7 +153,8 @@ fn attach(tensors: &mut [InferTensor], mut binary: &[u8]) -> Result<(), Protocol
         }
         let (section, rest) = binary.split_at(size);
         binary = rest;
-        let data = TensorData::from_le_bytes(tensor.datatype, section).map_err(|r| tensor.error(r))?;
+        let data =
+            TensorData::from_le_bytes(tensor.datatype, section).map_err(|r| tensor.error(r))?;
         tensor.data = Some(data);
         tensor.check()?;
     }

@@ -88,7 +88,11 @@ impl TensorData {
                     leaves
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| int_value(v).and_then(|n| <$t>::try_from(n).ok()).ok_or_else(|| bad(i, v)))
+                        .map(|(i, v)| {
+                            int_value(v)
+                                .and_then(|n| <$t>::try_from(n).ok())
+                                .ok_or_else(|| bad(i, v))
+                        })
                         .collect::<Result<_, _>>()?,
                 )
             };
@@ -115,7 +119,9 @@ impl TensorData {
             Datatype::Int32 => ints!(Int32, i32),
             Datatype::Int64 => ints!(Int64, i64),
             Datatype::Fp16 => {
-                return Err("FP16 has no JSON representation; use the binary tensor extension".into());
+                return Err(
+                    "FP16 has no JSON representation; use the binary tensor extension".into(),
+                );
             }
             // f64 → f32 rounds to nearest, which is what a JSON reader of FP32 must do.
             Datatype::Fp32 => Self::Fp32(
@@ -136,7 +142,11 @@ impl TensorData {
                 leaves
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| v.as_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| bad(i, v)))
+                    .map(|(i, v)| {
+                        v.as_str()
+                            .map(|s| s.as_bytes().to_vec())
+                            .ok_or_else(|| bad(i, v))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
         })
@@ -254,7 +264,9 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
 /// An integer JSON number as i128 (covers both i64 and u64); floats are rejected.
 fn int_value(v: &Value) -> Option<i128> {
     let n = v.as_number()?;
-    n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
 }
 
 impl Serialize for TensorData {
