@@ -420,6 +420,16 @@ fn model_initializer(
                 .unwrap_or_else(|| opts.initializer_image.clone()),
         ),
         args: Some(vec![uri.to_string(), MODELS_DIR.to_string()]),
+        // Tells the initializer which runtime reads the files, so a SKLEARN_SERVER's
+        // `model.joblib` is converted to ONNX while the model is fetched.
+        env: match &unit.implementation {
+            Some(Implementation::Prepackaged(key)) => Some(vec![EnvVar {
+                name: "SELDON_IMPLEMENTATION".to_string(),
+                value: Some(key.clone()),
+                ..Default::default()
+            }]),
+            _ => None,
+        },
         volume_mounts: Some(vec![VolumeMount {
             name: volume,
             mount_path: MODELS_DIR.to_string(),
