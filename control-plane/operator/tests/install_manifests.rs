@@ -376,6 +376,17 @@ fn mesh_config_enables_tracing_and_exports_the_filter_metrics() {
             && stat.contains(re.trim_matches(|c| c == '.' || c == '*'))),
         "{incl:?}"
     );
+    let tags: Vec<&str> = mesh["defaultConfig"]["extraStatTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        seldon_envoy::FILTER_METRIC_TAGS,
+        "every label the filter encodes"
+    );
 }
 
 // ---------- Ambassador ----------
