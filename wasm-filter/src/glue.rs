@@ -49,15 +49,7 @@ impl Context for GraphRoot {
         _body_size: usize,
         _trailers: usize,
     ) {
-        let status = if num_headers == 0 {
-            None
-        } else {
-            hostcalls::get_map(MapType::HttpCallResponseHeaders)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|(k, _)| k == ":status")
-                .and_then(|(_, v)| v.parse::<u16>().ok())
-        };
+        let (_, status) = call_response_headers(num_headers);
         if !status.is_some_and(|s| (200..300).contains(&s)) {
             self.metrics
                 .borrow_mut()
@@ -253,6 +245,19 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     buf
 }
 
+/// The headers of a call's response and its `:status`; a failed call has no headers.
+fn call_response_headers(num_headers: usize) -> (Vec<(String, String)>, Option<u16>) {
+    if num_headers == 0 {
+        return (Vec::new(), None);
+    }
+    let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let status = headers
+        .iter()
+        .find(|(k, _)| k == ":status")
+        .and_then(|(_, v)| v.parse::<u16>().ok());
+    (headers, status)
+}
+
 fn now() -> SystemTime {
     hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
 }
@@ -326,15 +331,7 @@ impl Context for GraphRequest {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        let headers = if num_headers == 0 {
-            Vec::new()
-        } else {
-            hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default()
-        };
-        let status = headers
-            .iter()
-            .find(|(k, _)| k == ":status")
-            .and_then(|(_, v)| v.parse::<u16>().ok());
+        let (headers, status) = call_response_headers(num_headers);
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
@@ -349,7 +346,7 @@ impl Context for GraphRequest {
                 .record(|k| metrics::client(k, d, p, &node, service, code), elapsed);
         }
         let response = CallResponse {
-            status: if num_headers == 0 { None } else { status },
+            status,
             headers,
             body,
         };

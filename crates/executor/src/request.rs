@@ -358,12 +358,7 @@ impl RequestExecutor {
                                 route,
                                 children,
                             },
-                            Mode::Predict => Failure::BadRoute {
-                                node: node.name.clone(),
-                                detail: format!(
-                                    "route {route} but the node has {children} children"
-                                ),
-                            },
+                            Mode::Predict => route_out_of_range(node, route, children),
                         })?;
                     self.tasks[t].stage = Stage::Children;
                 }
@@ -463,10 +458,8 @@ impl RequestExecutor {
             node: node.name.clone(),
             detail: e.to_string(),
         })?;
-        let selected = select(node, route).map_err(|(route, children)| Failure::BadRoute {
-            node: node.name.clone(),
-            detail: format!("route {route} but the node has {children} children"),
-        })?;
+        let selected = select(node, route)
+            .map_err(|(route, children)| route_out_of_range(node, route, children))?;
         self.routing.insert(node.name.clone(), route);
         let task = &mut self.tasks[t];
         task.selected = selected;
@@ -698,6 +691,14 @@ fn select(node: &PlanNode, route: i32) -> Result<Vec<NodeId>, (i32, usize)> {
             .and_then(|i| node.children.get(i))
             .map(|&c| vec![c])
             .ok_or((n, node.children.len())),
+    }
+}
+
+/// A router (or RANDOM_ABTEST) chose a child the node does not have.
+fn route_out_of_range(node: &PlanNode, route: i32, children: usize) -> Failure {
+    Failure::BadRoute {
+        node: node.name.clone(),
+        detail: format!("route {route} but the node has {children} children"),
     }
 }
 
