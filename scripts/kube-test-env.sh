@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Build a real kube-apiserver and etcd from the Go module proxy, once per machine, into
-# ~/.cache/seldon-mesh/kube/, and print their paths (one per line: etcd, kube-apiserver).
+# ~/.cache/seldon-mesh/kube/, and print their paths (one per line: etcd, kube-apiserver,
+# kube-controller-manager).
 # `--helm`: build (once) and print only helm, for rendering the chart in tests.
 # Used by control-plane/operator's real-apiserver test (envtest-style: no kubelet, no
-# controller-manager). Idempotent: a warm cache only prints the paths.
+# controller-manager) and by the mesh test (tests/mesh), which also runs the
+# controller-manager so Deployments become Pods. Idempotent: a warm cache only prints the paths.
 #
 # Why wrapper modules: k8s.io/kubernetes can't be `go install`ed (its go.mod replaces the
 # staging modules k8s.io/api, k8s.io/apiserver, ... with ./staging paths), and etcd's
@@ -21,6 +23,7 @@ OUT="$CACHE_DIR/kube"
 BIN="$OUT/bin"
 APISERVER="$BIN/kube-apiserver-$KUBE_VERSION"
 ETCD="$BIN/etcd-$ETCD_VERSION"
+CONTROLLER_MANAGER="$BIN/kube-controller-manager-$KUBE_VERSION"
 HELM="$BIN/helm-$HELM_VERSION"
 
 log() { printf 'kube-test-env: %s\n' "$*" >&2; }
@@ -63,12 +66,16 @@ build_apiserver() {
         n=$((n + 1))
     done
     log "replaced $n staging modules with $STAGING_VERSION"
-    printf 'package tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' > tools.go
+    printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n)\n' > tools.go
     go mod tidy >&2
     local v="k8s.io/component-base/version"
     go build -trimpath -ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34" \
         -o "$APISERVER.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
     mv "$APISERVER.tmp" "$APISERVER"
+    # Shares most packages with the apiserver, so it costs a few minutes more.
+    go build -trimpath -ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=34" \
+        -o "$CONTROLLER_MANAGER.tmp" k8s.io/kubernetes/cmd/kube-controller-manager >&2
+    mv "$CONTROLLER_MANAGER.tmp" "$CONTROLLER_MANAGER"
 }
 
 if [[ "${1:-}" == "--helm" ]]; then
@@ -89,8 +96,8 @@ if [[ ! -x "$ETCD" ]]; then
     (build_etcd)
     log "etcd built in $(( $(date +%s) - start ))s, $(du -h "$ETCD" | cut -f1)"
 fi
-if [[ ! -x "$APISERVER" ]]; then
-    log "building kube-apiserver $KUBE_VERSION (cold: 10-20 minutes on 2 cores)"
+if [[ ! -x "$APISERVER" || ! -x "$CONTROLLER_MANAGER" ]]; then
+    log "building kube-apiserver + kube-controller-manager $KUBE_VERSION (cold: 10-25 minutes on 2 cores)"
     start=$(date +%s)
     (build_apiserver)
     log "kube-apiserver built in $(( $(date +%s) - start ))s, $(du -h "$APISERVER" | cut -f1)"
@@ -98,3 +105,4 @@ fi
 
 echo "$ETCD"
 echo "$APISERVER"
+echo "$CONTROLLER_MANAGER"
