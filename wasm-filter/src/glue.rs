@@ -12,10 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use seldon_executor::{
-    Call, CallResponse, Endpoint, Host, PayloadLog, RequestExecutor, Response, Step, cloudevent,
-    uuid_v4,
-};
+use seldon_executor::{Call, CallDone, CallResponse, Host, RequestExecutor, Response, Step};
 use seldon_graph::{FilterConfig, Plan, compile};
 
 use crate::metrics::{self, Kind};
@@ -32,13 +29,13 @@ const LOG_QUEUE_LIMIT: usize = 10_000;
 const LOG_TICK: Duration = Duration::from_millis(100);
 
 /// Holds the compiled plan, the metric ids and the payload-log queue for this VM (one per
-/// worker thread). Payload logs are sent from here, not from the request: Envoy cancels a
-/// request's pending calls when the request ends.
+/// worker thread). Payload logs (CloudEvent calls the executor built) are sent from here, not
+/// from the request: Envoy cancels a request's pending calls when the request ends.
 #[derive(Default)]
 struct GraphRoot {
     plan: Option<Rc<Plan>>,
     metrics: Rc<RefCell<Metrics>>,
-    logs: Rc<RefCell<VecDeque<PayloadLog>>>,
+    logs: Rc<RefCell<VecDeque<Call>>>,
 }
 
 impl Context for GraphRoot {
@@ -90,19 +87,9 @@ impl RootContext for GraphRoot {
     }
 
     fn on_tick(&mut self) {
-        let Some(plan) = &self.plan else { return };
-        let pending: Vec<PayloadLog> = self.logs.borrow_mut().drain(..).collect();
-        for log in pending {
-            let id = uuid_v4(u128::from_le_bytes(random_bytes::<16>()));
-            let Some(call) = cloudevent(plan, &log, id) else {
-                continue;
-            };
-            let mut calls = HashMap::new();
-            let mut host = EnvoyHost {
-                calls: &mut calls,
-                logs: &self.logs,
-            };
-            if host.dispatch(&call).is_err() {
+        let pending: Vec<Call> = self.logs.borrow_mut().drain(..).collect();
+        for call in pending {
+            if dispatch(&call).is_err() {
                 self.metrics
                     .borrow_mut()
                     .count(format!("{}payload_log_failures_total", metrics::PREFIX));
@@ -118,7 +105,6 @@ impl RootContext for GraphRoot {
             metrics: Rc::clone(&self.metrics),
             started: now(),
             method: String::new(),
-            calls: HashMap::new(),
             body_seen: 0,
             responded: false,
         }))
@@ -166,46 +152,57 @@ impl Metrics {
     }
 }
 
-/// A call in flight: node, service, start time.
-type InFlight = (String, &'static str, SystemTime);
-
 struct GraphRequest {
-    logs: Rc<RefCell<VecDeque<PayloadLog>>>,
+    logs: Rc<RefCell<VecDeque<Call>>>,
     exec: Option<RequestExecutor>,
     plan: Option<Rc<Plan>>,
     metrics: Rc<RefCell<Metrics>>,
     started: SystemTime,
     method: String,
-    calls: HashMap<u32, InFlight>,
     body_seen: usize,
     responded: bool,
 }
 
-/// `Host` over proxy-wasm hostcalls; remembers what each token was for.
+/// Starts an HTTP call through Envoy.
+fn dispatch(call: &Call) -> Result<u32, String> {
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 3);
+    headers.push((":method", call.method));
+    headers.push((":path", &call.path));
+    headers.push((":authority", &call.authority));
+    headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let timeout = Duration::from_millis(call.timeout_ms);
+    hostcalls::dispatch_http_call(
+        &call.cluster,
+        headers,
+        call.body.as_deref(),
+        vec![],
+        timeout,
+    )
+    .map_err(|status| format!("dispatch to cluster {} failed: {status:?}", call.cluster))
+}
+
+/// `Host` over proxy-wasm hostcalls. Keeps no state of its own: what a token was for lives in
+/// the executor's one map.
 struct EnvoyHost<'a> {
-    calls: &'a mut HashMap<u32, InFlight>,
-    logs: &'a RefCell<VecDeque<PayloadLog>>,
+    plan: &'a Plan,
+    logs: &'a RefCell<VecDeque<Call>>,
+    metrics: &'a RefCell<Metrics>,
 }
 
 impl Host for EnvoyHost<'_> {
     fn dispatch(&mut self, call: &Call) -> Result<u32, String> {
-        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 3);
-        headers.push((":method", call.method));
-        headers.push((":path", &call.path));
-        headers.push((":authority", &call.authority));
-        headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let timeout = Duration::from_millis(call.timeout_ms);
-        let token = hostcalls::dispatch_http_call(
-            &call.cluster,
-            headers,
-            call.body.as_deref(),
-            vec![],
-            timeout,
-        )
-        .map_err(|status| format!("dispatch to cluster {} failed: {status:?}", call.cluster))?;
-        self.calls
-            .insert(token, (call.node.clone(), call.service, now()));
-        Ok(token)
+        dispatch(call)
+    }
+
+    fn send_later(&mut self, call: Call) {
+        let mut queue = self.logs.borrow_mut();
+        if queue.len() < LOG_QUEUE_LIMIT {
+            queue.push_back(call);
+        } else {
+            self.metrics
+                .borrow_mut()
+                .count(format!("{}payload_log_dropped_total", metrics::PREFIX));
+        }
     }
 
     fn random_f64(&mut self) -> f64 {
@@ -217,16 +214,19 @@ impl Host for EnvoyHost<'_> {
         u128::from_le_bytes(random_bytes::<16>())
     }
 
-    fn log_payload(&mut self, log: PayloadLog) {
-        let mut queue = self.logs.borrow_mut();
-        if queue.len() < LOG_QUEUE_LIMIT {
-            queue.push_back(log);
-        } else if let Ok(id) = hostcalls::define_metric(
-            MetricType::Counter,
-            &format!("{}payload_log_dropped_total", metrics::PREFIX),
-        ) {
-            let _ = hostcalls::increment_metric(id, 1);
-        }
+    fn now_ns(&mut self) -> u64 {
+        now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn call_done(&mut self, done: &CallDone<'_>) {
+        let elapsed = Duration::from_nanos(done.elapsed_ns);
+        let (d, p) = (&self.plan.deployment, &self.plan.predictor);
+        let (node, service, code) = (done.node, done.service.label(), done.status.unwrap_or(0));
+        self.metrics
+            .borrow_mut()
+            .record(|k| metrics::client(k, d, p, node, service, code), elapsed);
     }
 }
 
@@ -295,14 +295,11 @@ impl GraphRequest {
             log::error!("seldon filter: send_http_response failed: {status:?}");
         }
         if let Some(plan) = &self.plan {
-            let service = match self.exec.as_ref().and_then(RequestExecutor::endpoint) {
-                Some(Endpoint::Predictions) | Some(Endpoint::V2Infer) => "predictions",
-                Some(Endpoint::Feedback) => "feedback",
-                Some(Endpoint::Metadata) => "metadata",
-                Some(Endpoint::Ready) | Some(Endpoint::V2ModelReady(_)) => "status",
-                Some(Endpoint::Live) => "live",
-                None => "unknown",
-            };
+            let service = self
+                .exec
+                .as_ref()
+                .and_then(RequestExecutor::endpoint)
+                .map_or("unknown", |e| e.metric_service());
             let elapsed = now().duration_since(self.started).unwrap_or_default();
             let (d, p, m, code) = (
                 &plan.deployment,
@@ -336,29 +333,15 @@ impl Context for GraphRequest {
             .ok()
             .flatten()
             .unwrap_or_default();
-        if let (Some((node, service, start)), Some(plan)) = (self.calls.remove(&token), &self.plan)
-        {
-            let elapsed = now().duration_since(start).unwrap_or_default();
-            let code = status.unwrap_or(0);
-            let (d, p) = (&plan.deployment, &plan.predictor);
-            self.metrics
-                .borrow_mut()
-                .record(|k| metrics::client(k, d, p, &node, service, code), elapsed);
-        }
         let response = CallResponse {
             status,
             headers,
             body,
         };
-        let Some(exec) = self.exec.as_mut() else {
-            return;
-        };
-        let mut host = EnvoyHost {
-            calls: &mut self.calls,
-            logs: &self.logs,
-        };
-        let step = exec.on_call_response(&mut host, token, response);
-        self.apply(step);
+        let step = self.with_executor(|exec, host| exec.on_call_response(host, token, response));
+        if let Some(step) = step {
+            self.apply(step);
+        }
     }
 }
 
@@ -370,15 +353,10 @@ impl HttpContext for GraphRequest {
             .find(|(k, _)| k == ":method")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let Some(exec) = self.exec.as_mut() else {
-            return self.not_configured();
-        };
-        let mut host = EnvoyHost {
-            calls: &mut self.calls,
-            logs: &self.logs,
-        };
-        let step = exec.on_headers(&mut host, headers, end_of_stream);
-        self.apply(step)
+        match self.with_executor(|exec, host| exec.on_headers(host, headers, end_of_stream)) {
+            Some(step) => self.apply(step),
+            None => self.not_configured(),
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -389,9 +367,8 @@ impl HttpContext for GraphRequest {
         let Some(exec) = self.exec.as_mut() else {
             return self.not_configured();
         };
-        if let Some(response) = exec.on_body_size(body_size) {
-            self.send(response);
-            return Action::Pause;
+        if let Some(step) = exec.on_body_size(body_size) {
+            return self.apply(step);
         }
         if !end_of_stream {
             // Pause here means "buffer": Envoy keeps adding chunks until end of stream.
@@ -414,14 +391,24 @@ impl GraphRequest {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let Some(exec) = self.exec.as_mut() else {
-            return self.not_configured();
-        };
+        match self.with_executor(|exec, host| exec.on_body(host, body)) {
+            Some(step) => self.apply(step),
+            None => self.not_configured(),
+        }
+    }
+
+    /// Runs `f` with the executor and a host over this request's plan; `None` when the plugin
+    /// has no valid configuration.
+    fn with_executor(
+        &mut self,
+        f: impl FnOnce(&mut RequestExecutor, &mut dyn Host) -> Step,
+    ) -> Option<Step> {
+        let (exec, plan) = (self.exec.as_mut()?, self.plan.as_deref()?);
         let mut host = EnvoyHost {
-            calls: &mut self.calls,
+            plan,
             logs: &self.logs,
+            metrics: &self.metrics,
         };
-        let step = exec.on_body(&mut host, body);
-        self.apply(step)
+        Some(f(exec, &mut host))
     }
 }

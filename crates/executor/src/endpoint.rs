@@ -21,6 +21,19 @@ pub enum Endpoint {
     Live,
 }
 
+impl Endpoint {
+    /// The `service` label of the server metrics (Seldon's names where it has one).
+    pub fn metric_service(&self) -> &'static str {
+        match self {
+            Endpoint::Predictions | Endpoint::V2Infer => "predictions",
+            Endpoint::Feedback => "feedback",
+            Endpoint::Metadata => "metadata",
+            Endpoint::Ready | Endpoint::V2ModelReady(_) => "status",
+            Endpoint::Live => "live",
+        }
+    }
+}
+
 /// Why a request matches no endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoEndpoint {

@@ -5,6 +5,7 @@ use thiserror::Error;
 use crate::endpoint::NoEndpoint;
 use crate::host::Response;
 use crate::names;
+use crate::service::Service;
 
 /// Why a request failed. Node failures name the node.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -20,19 +21,19 @@ pub enum Failure {
     #[error("node `{node}` is unreachable ({service}): {detail}")]
     Unreachable {
         node: String,
-        service: &'static str,
+        service: Service,
         detail: String,
     },
     #[error("node `{node}` timed out after {timeout_ms} ms ({service})")]
     Timeout {
         node: String,
-        service: &'static str,
+        service: Service,
         timeout_ms: u64,
     },
     #[error("the filter could not call node `{node}` ({service}): {detail}")]
     DispatchFailed {
         node: String,
-        service: &'static str,
+        service: Service,
         detail: String,
     },
     #[error("router `{node}` gave an unusable reply: {detail}")]

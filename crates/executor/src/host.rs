@@ -1,6 +1,8 @@
 //! What the executor asks of its host (Envoy through proxy-wasm, or a fake in tests), and the
 //! plain values that cross that line.
 
+use crate::service::Service;
+
 /// A header as (lower-case name, value).
 pub type Header = (String, String);
 
@@ -8,12 +10,17 @@ pub type Header = (String, String);
 pub trait Host {
     /// Starts an HTTP call; the answer comes back later as `on_call_response(token, ..)`.
     fn dispatch(&mut self, call: &Call) -> Result<u32, String>;
+    /// Sends `call` later, outside the request (payload logs): it never delays or fails the
+    /// request, and nobody waits for its answer.
+    fn send_later(&mut self, call: Call);
     /// A uniform random number in [0, 1) (RANDOM_ABTEST).
     fn random_f64(&mut self) -> f64;
-    /// 128 random bits (generated `Seldon-Puid`s).
+    /// 128 random bits (generated `Seldon-Puid`s, CloudEvent ids).
     fn random_u128(&mut self) -> u128;
-    /// Queues a payload for the payload logger; the host sends it outside the request.
-    fn log_payload(&mut self, log: crate::payload_log::PayloadLog);
+    /// Wall-clock time in nanoseconds; only differences are used (call latency).
+    fn now_ns(&mut self) -> u64;
+    /// A node call finished, answered or not (client metrics).
+    fn call_done(&mut self, done: &CallDone<'_>);
 }
 
 /// One HTTP call to a node (or to the payload logger).
@@ -21,8 +28,6 @@ pub trait Host {
 pub struct Call {
     /// The node called; empty for payload-log calls.
     pub node: String,
-    /// What the call is for (`/predict`, `/route`, …), used for metrics and errors.
-    pub service: &'static str,
     pub cluster: String,
     pub method: &'static str,
     pub path: String,
@@ -38,6 +43,16 @@ impl Call {
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
     }
+}
+
+/// A finished node call, as reported to `Host::call_done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallDone<'a> {
+    pub node: &'a str,
+    pub service: Service,
+    /// `None` when the call failed without a response.
+    pub status: Option<u16>,
+    pub elapsed_ns: u64,
 }
 
 /// A node's answer as the host saw it.
@@ -70,9 +85,14 @@ impl Response {
 
     /// A JSON response.
     pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Self::with_type(status, "application/json", body)
+    }
+
+    /// A response with this content type.
+    pub fn with_type(status: u16, content_type: &str, body: Vec<u8>) -> Self {
         Self {
             status,
-            headers: vec![("content-type".into(), "application/json".into())],
+            headers: vec![("content-type".into(), content_type.into())],
             body,
         }
     }

@@ -6,9 +6,12 @@
 //!  ─────────────────────────────────            ─────────────────────────────────
 //!  on_headers(headers) ───────────────────────► classify endpoint, puid, forwarded headers
 //!  on_body(bytes) ────────────────────────────► root Task: input → route → children → combine → output
-//!                      ◄─── host.dispatch(Call) ── (token kept in `pending`)
-//!  on_call_response(token, CallResponse) ─────► resume the parked Task, fan in children
-//!                      ◄────────── Step::Respond ── final answer or the first Failure
+//!                      ◄─── host.dispatch(Call) ── (token kept in `pending`, the one map)
+//!                      ◄─ host.send_later(Call) ── payload-log CloudEvents, sent after the request
+//!  on_call_response(token, CallResponse) ─────► host.call_done (metrics); resume the parked
+//!                                                Task, fan in children
+//!                      ◄────────── Step::Respond ── respond(): final answer or the first
+//!                                                Failure, with Seldon-Puid
 //! ```
 //!
 //! Pure: no proxy-wasm, no I/O; builds for `wasm32-wasip1`. Every decision is testable with a
@@ -25,9 +28,11 @@ pub mod metadata;
 pub mod names;
 pub mod payload_log;
 pub mod request;
+pub mod service;
 
 pub use endpoint::{Endpoint, NoEndpoint, classify};
 pub use failure::Failure;
-pub use host::{Call, CallResponse, Header, Host, Response};
+pub use host::{Call, CallDone, CallResponse, Header, Host, Response};
 pub use payload_log::{LogKind, PayloadLog, cloudevent};
 pub use request::{RequestExecutor, Step, uuid_v4};
+pub use service::Service;

@@ -23,15 +23,3 @@ pub const NOT_FORWARDED: &[&str] = &[
     "host",
     "expect",
 ];
-
-/// Seldon protocol paths on a node.
-pub mod seldon {
-    pub const PREDICT: &str = "/predict";
-    pub const TRANSFORM_INPUT: &str = "/transform-input";
-    pub const TRANSFORM_OUTPUT: &str = "/transform-output";
-    pub const ROUTE: &str = "/route";
-    pub const AGGREGATE: &str = "/aggregate";
-    pub const SEND_FEEDBACK: &str = "/send-feedback";
-    pub const METADATA: &str = "/metadata";
-    pub const READY: &str = "/health/ping";
-}

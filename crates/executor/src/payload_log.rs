@@ -1,7 +1,7 @@
 //! Payload logging: each logged payload becomes a CloudEvent (HTTP binary mode, v1.0) POSTed
 //! to the predictor's payload logger, as Seldon's executor does.
 //!
-//! The executor only says *what* to log (`Host::log_payload`); the host sends it later and
+//! The executor builds the call itself and hands it to `Host::send_later`: the host sends it
 //! outside the request (the filter queues it to its root context), so logging never delays
 //! or fails a prediction.
 
@@ -78,7 +78,6 @@ pub fn cloudevent(plan: &Plan, log: &PayloadLog, id: String) -> Option<Call> {
     ];
     Some(Call {
         node: String::new(),
-        service: "payload-log",
         cluster: logger.cluster.clone(),
         method: "POST",
         path: logger.path.clone(),

@@ -13,9 +13,10 @@ use seldon_graph::{InputStep, LoggerMode, NodeId, Plan, PlanNode, Protocol, Rout
 
 use crate::endpoint::{Endpoint, classify};
 use crate::failure::Failure;
-use crate::host::{Call, CallResponse, Header, Host, Response, find_header};
-use crate::names::{self, seldon};
-use crate::payload_log::{LogKind, PayloadLog};
+use crate::host::{Call, CallDone, CallResponse, Header, Host, Response, find_header};
+use crate::names;
+use crate::payload_log::{LogKind, PayloadLog, cloudevent};
+use crate::service::Service;
 
 /// What the host should do after an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,7 @@ pub struct RequestExecutor {
     /// Route taken (or to follow, for feedback) per routing node.
     routing: BTreeMap<String, i32>,
     tasks: Vec<Task>,
+    /// The one map of calls in flight, by the host's token.
     pending: BTreeMap<u32, Pending>,
     /// Parallel GET probes (readiness, metadata): node → answer.
     probes: BTreeMap<String, Vec<u8>>,
@@ -88,12 +90,13 @@ struct Task {
     waiting: usize,
 }
 
+/// A call in flight: to which node, what for, since when, and for which task (`None`: a probe).
 #[derive(Debug, Clone)]
-enum Pending {
-    /// A graph step of a task; `service` says which.
-    Step { task: usize, service: &'static str },
-    /// A readiness or metadata probe.
-    Probe { node: String, service: &'static str },
+struct Pending {
+    node: NodeId,
+    service: Service,
+    started_ns: u64,
+    task: Option<usize>,
 }
 
 enum Progress {
@@ -168,31 +171,26 @@ impl RequestExecutor {
                 self.on_body(host, Vec::new())
             }
             Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer => Step::WaitBody,
-            Endpoint::Live => self.respond_json(200, br#"{"live":true}"#.to_vec()),
-            Endpoint::Ready | Endpoint::V2ModelReady(_) => self.start_probes(host, Probe::Ready),
-            Endpoint::Metadata => self.start_probes(host, Probe::Metadata),
+            Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
+            Endpoint::Ready | Endpoint::V2ModelReady(_) => self.start_probes(host, Service::Ready),
+            Endpoint::Metadata => self.start_probes(host, Service::Metadata),
         }
     }
 
     /// The body buffered so far has `size` bytes; answers 413 when over the limit.
-    pub fn on_body_size(&mut self, size: usize) -> Option<Response> {
+    pub fn on_body_size(&mut self, size: usize) -> Option<Step> {
         if size > self.plan.body_limit_bytes && !self.done {
-            self.done = true;
-            let mut r = Failure::BodyTooLarge {
+            return Some(self.fail(Failure::BodyTooLarge {
                 limit: self.plan.body_limit_bytes,
-            }
-            .to_response();
-            r.headers
-                .push((names::PUID_HEADER.into(), self.puid.clone()));
-            return Some(r);
+            }));
         }
         None
     }
 
     /// The whole request body arrived.
     pub fn on_body(&mut self, host: &mut dyn Host, body: Vec<u8>) -> Step {
-        if let Some(r) = self.on_body_size(body.len()) {
-            return Step::Respond(r);
+        if let Some(step) = self.on_body_size(body.len()) {
+            return step;
         }
         let msg = Msg {
             body,
@@ -227,36 +225,33 @@ impl RequestExecutor {
         let Some(pending) = self.pending.remove(&token) else {
             return Step::Wait;
         };
+        let plan = Rc::clone(&self.plan);
+        let node = &plan.nodes[pending.node];
+        let elapsed_ns = host.now_ns().saturating_sub(pending.started_ns);
+        host.call_done(&CallDone {
+            node: &node.name,
+            service: pending.service,
+            status: response.status,
+            elapsed_ns,
+        });
         if self.done {
             return Step::Wait;
         }
-        match pending {
-            Pending::Probe { node, service } => self.on_probe(node, service, response),
-            Pending::Step { task, service } => {
-                let node = self.plan.nodes[self.tasks[task].node].name.clone();
-                let timeout_ms = self
-                    .node(task)
-                    .upstream
-                    .as_ref()
-                    .map_or(0, |u| u.timeout_ms);
-                let msg = match check(&node, service, timeout_ms, response) {
-                    Ok(msg) => msg,
-                    Err(f) => return self.fail(f),
-                };
-                if service == seldon::ROUTE {
-                    if let Err(f) = self.apply_route(task, &msg.body) {
-                        return self.fail(f);
-                    }
-                } else {
-                    self.tasks[task].msg = msg;
-                }
-                self.run(host, task)
+        let Some(task) = pending.task else {
+            return self.on_probe(node, pending.service, response);
+        };
+        let msg = match check(node, pending.service, response) {
+            Ok(msg) => msg,
+            Err(f) => return self.fail(f),
+        };
+        if pending.service == Service::Route {
+            if let Err(f) = self.apply_route(task, &msg.body) {
+                return self.fail(f);
             }
+        } else {
+            self.tasks[task].msg = msg;
         }
-    }
-
-    fn node(&self, task: usize) -> &PlanNode {
-        &self.plan.nodes[self.tasks[task].node]
+        self.run(host, task)
     }
 
     fn new_task(
@@ -326,8 +321,8 @@ impl RequestExecutor {
                         && let Some(input) = node.input
                     {
                         let service = match input {
-                            InputStep::Predict => seldon::PREDICT,
-                            InputStep::TransformInput => seldon::TRANSFORM_INPUT,
+                            InputStep::Predict => Service::Predict,
+                            InputStep::TransformInput => Service::TransformInput,
                         };
                         self.dispatch_step(host, t, service)?;
                         return Ok(Progress::Waiting);
@@ -342,7 +337,7 @@ impl RequestExecutor {
                         (Mode::Feedback, _) => self.routing.get(&node.name).copied().unwrap_or(-1),
                         (Mode::Predict, RouteStep::AllChildren) => -1,
                         (Mode::Predict, RouteStep::Remote) => {
-                            self.dispatch_step(host, t, seldon::ROUTE)?;
+                            self.dispatch_step(host, t, Service::Route)?;
                             return Ok(Progress::Waiting);
                         }
                         (Mode::Predict, RouteStep::RandomAbTest { ratio_a }) => {
@@ -399,7 +394,7 @@ impl RequestExecutor {
                             content_type: Some("application/json".into()),
                             from_node: true,
                         };
-                        self.dispatch_step(host, t, seldon::AGGREGATE)?;
+                        self.dispatch_step(host, t, Service::Aggregate)?;
                         return Ok(Progress::Waiting);
                     }
                     if let Some(first) = outputs.into_iter().next() {
@@ -409,8 +404,8 @@ impl RequestExecutor {
                 Stage::Output => {
                     self.tasks[t].stage = Stage::Done;
                     let service = match mode {
-                        Mode::Predict if node.transform_output => Some(seldon::TRANSFORM_OUTPUT),
-                        Mode::Feedback if node.send_feedback => Some(seldon::SEND_FEEDBACK),
+                        Mode::Predict if node.transform_output => Some(Service::TransformOutput),
+                        Mode::Feedback if node.send_feedback => Some(Service::SendFeedback),
                         _ => None,
                     };
                     if let Some(service) = service {
@@ -428,7 +423,8 @@ impl RequestExecutor {
         }
     }
 
-    /// Queues task `t`'s current message for the payload logger if the node's mode asks for it.
+    /// Sends task `t`'s current message to the payload logger (as a CloudEvent, after the
+    /// request) if the node's mode asks for it.
     fn log(
         &self,
         host: &mut dyn Host,
@@ -442,13 +438,16 @@ impl RequestExecutor {
             return;
         }
         let msg = &self.tasks[t].msg;
-        host.log_payload(PayloadLog {
+        let log = PayloadLog {
             node: node.name.clone(),
             kind,
             body: msg.body.clone(),
             content_type: msg.content_type.clone(),
             puid: self.puid.clone(),
-        });
+        };
+        if let Some(call) = cloudevent(&self.plan, &log, uuid_v4(host.random_u128())) {
+            host.send_later(call);
+        }
     }
 
     /// A router answered: record and apply its choice.
@@ -472,11 +471,12 @@ impl RequestExecutor {
         &mut self,
         host: &mut dyn Host,
         t: usize,
-        service: &'static str,
+        service: Service,
     ) -> Result<(), Failure> {
-        let node = &self.plan.nodes[self.tasks[t].node];
+        let id = self.tasks[t].node;
+        let node = &self.plan.nodes[id];
         let msg = &self.tasks[t].msg;
-        let body = if service == seldon::SEND_FEEDBACK {
+        let body = if service == Service::SendFeedback {
             self.feedback.clone()
         } else if node.protocol == Protocol::V2 && msg.from_node {
             seldon_protocol::v2_chain(&msg.body).map_err(|e| Failure::BadChain {
@@ -486,34 +486,49 @@ impl RequestExecutor {
         } else {
             msg.body.clone()
         };
-        let path = match node.protocol {
-            Protocol::V2 => format!("/v2/models/{}/infer", node.name),
-            _ => service.to_string(),
-        };
-        let content_type = if service == seldon::SEND_FEEDBACK {
+        let content_type = if service == Service::SendFeedback {
             self.content_type.clone()
         } else {
             msg.content_type.clone()
         };
-        let call = self.call(node, service, "POST", path, Some(body), content_type)?;
+        let call = self.call(node, service, Some(body), content_type)?;
+        self.dispatch(host, &call, id, service, Some(t))
+    }
+
+    /// Dispatches `call` and remembers what it is for under the host's token.
+    fn dispatch(
+        &mut self,
+        host: &mut dyn Host,
+        call: &Call,
+        node: NodeId,
+        service: Service,
+        task: Option<usize>,
+    ) -> Result<(), Failure> {
+        let started_ns = host.now_ns();
         let token = host
-            .dispatch(&call)
+            .dispatch(call)
             .map_err(|detail| Failure::DispatchFailed {
-                node: node.name.clone(),
+                node: call.node.clone(),
                 service,
                 detail,
             })?;
-        self.pending
-            .insert(token, Pending::Step { task: t, service });
+        self.pending.insert(
+            token,
+            Pending {
+                node,
+                service,
+                started_ns,
+                task,
+            },
+        );
         Ok(())
     }
 
+    /// The call for `service` on `node`, with the forwarded headers and the puid.
     fn call(
         &self,
         node: &PlanNode,
-        service: &'static str,
-        method: &'static str,
-        path: String,
+        service: Service,
         body: Option<Vec<u8>>,
         content_type: Option<String>,
     ) -> Result<Call, Failure> {
@@ -535,10 +550,9 @@ impl RequestExecutor {
         headers.push((names::PUID_HEADER.into(), self.puid.clone()));
         Ok(Call {
             node: node.name.clone(),
-            service,
             cluster: upstream.cluster.clone(),
-            method,
-            path,
+            method: service.method(),
+            path: service.path(&node.name, node.protocol),
             authority: upstream.authority.clone(),
             headers,
             body,
@@ -547,40 +561,14 @@ impl RequestExecutor {
     }
 
     /// Sends one GET to every node the filter calls; answers when all have replied.
-    fn start_probes(&mut self, host: &mut dyn Host, probe: Probe) -> Step {
+    fn start_probes(&mut self, host: &mut dyn Host, service: Service) -> Step {
         let plan = Rc::clone(&self.plan);
-        for node in plan.nodes.iter().filter(|n| n.is_remote()) {
-            let (service, path) = match (probe, node.protocol) {
-                (Probe::Ready, Protocol::V2) => {
-                    ("ready", format!("/v2/models/{}/ready", node.name))
-                }
-                (Probe::Ready, _) => ("ready", seldon::READY.to_string()),
-                (Probe::Metadata, Protocol::V2) => {
-                    ("metadata", format!("/v2/models/{}", node.name))
-                }
-                (Probe::Metadata, _) => ("metadata", seldon::METADATA.to_string()),
-            };
-            let call = match self.call(node, service, "GET", path, None, None) {
-                Ok(c) => c,
-                Err(f) => return self.fail(f),
-            };
-            match host.dispatch(&call) {
-                Ok(token) => {
-                    self.pending.insert(
-                        token,
-                        Pending::Probe {
-                            node: node.name.clone(),
-                            service,
-                        },
-                    );
-                }
-                Err(detail) => {
-                    return self.fail(Failure::DispatchFailed {
-                        node: node.name.clone(),
-                        service,
-                        detail,
-                    });
-                }
+        for (id, node) in plan.nodes.iter().enumerate().filter(|(_, n)| n.is_remote()) {
+            let sent = self
+                .call(node, service, None, None)
+                .and_then(|call| self.dispatch(host, &call, id, service, None));
+            if let Err(f) = sent {
+                return self.fail(f);
             }
         }
         if self.pending.is_empty() {
@@ -590,21 +578,19 @@ impl RequestExecutor {
         }
     }
 
-    fn on_probe(&mut self, node: String, service: &'static str, response: CallResponse) -> Step {
-        if service == "ready" && !response.status.is_some_and(|s| (200..300).contains(&s)) {
+    fn on_probe(&mut self, node: &PlanNode, service: Service, response: CallResponse) -> Step {
+        if service == Service::Ready && !response.status.is_some_and(|s| (200..300).contains(&s)) {
             let status = response
                 .status
                 .map_or_else(|| "no response".to_string(), |s| s.to_string());
-            return self.fail(Failure::NotReady { node, status });
+            return self.fail(Failure::NotReady {
+                node: node.name.clone(),
+                status,
+            });
         }
-        let timeout_ms = self
-            .plan
-            .find(&node)
-            .and_then(|id| self.plan.nodes[id].upstream.as_ref())
-            .map_or(0, |u| u.timeout_ms);
-        match check(&node, service, timeout_ms, response) {
+        match check(node, service, response) {
             Ok(msg) => {
-                self.probes.insert(node, msg.body);
+                self.probes.insert(node.name.clone(), msg.body);
             }
             Err(f) => return self.fail(f),
         }
@@ -619,15 +605,15 @@ impl RequestExecutor {
         match &self.endpoint {
             Some(Endpoint::Metadata) => {
                 let body = crate::metadata::graph_metadata(&self.plan, &self.probes);
-                self.respond_json(200, body)
+                self.respond(Response::json(200, body))
             }
             Some(Endpoint::V2ModelReady(model)) => {
                 let body = serde_json::json!({"name": model, "ready": true})
                     .to_string()
                     .into_bytes();
-                self.respond_json(200, body)
+                self.respond(Response::json(200, body))
             }
-            _ => self.respond_json(200, br#"{"ready":true}"#.to_vec()),
+            _ => self.respond(Response::json(200, br#"{"ready":true}"#.to_vec())),
         }
     }
 
@@ -644,41 +630,23 @@ impl RequestExecutor {
             }
             _ => msg.body,
         };
-        let content_type = msg
-            .content_type
-            .unwrap_or_else(|| "application/json".into());
-        self.done = true;
-        Step::Respond(Response {
-            status: 200,
-            headers: vec![
-                ("content-type".into(), content_type),
-                (names::PUID_HEADER.into(), self.puid.clone()),
-            ],
-            body,
-        })
+        let content_type = msg.content_type.as_deref().unwrap_or("application/json");
+        self.respond(Response::with_type(200, content_type, body))
     }
 
-    fn respond_json(&mut self, status: u16, body: Vec<u8>) -> Step {
+    /// The one way out: every answer, success or failure, ends the request here and carries
+    /// `Seldon-Puid`.
+    fn respond(&mut self, mut response: Response) -> Step {
         self.done = true;
-        let mut r = Response::json(status, body);
-        r.headers
+        response
+            .headers
             .push((names::PUID_HEADER.into(), self.puid.clone()));
-        Step::Respond(r)
+        Step::Respond(response)
     }
 
     fn fail(&mut self, failure: Failure) -> Step {
-        self.done = true;
-        let mut r = failure.to_response();
-        r.headers
-            .push((names::PUID_HEADER.into(), self.puid.clone()));
-        Step::Respond(r)
+        self.respond(failure.to_response())
     }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Probe {
-    Ready,
-    Metadata,
 }
 
 /// Children picked by `route`: -1 all, -2 none, N the Nth. Err((route, child count)).
@@ -707,13 +675,9 @@ fn route_out_of_range(node: &PlanNode, route: i32, children: usize) -> Failure {
 /// Envoy answers for an upstream it could not use with a local reply (503 "upstream connect
 /// error…", 504 "upstream request timeout"); those carry no `x-envoy-upstream-service-time`,
 /// which Envoy adds to every answer that came from the upstream.
-fn check(
-    node: &str,
-    service: &'static str,
-    timeout_ms: u64,
-    response: CallResponse,
-) -> Result<Msg, Failure> {
-    let node = node.to_string();
+fn check(node: &PlanNode, service: Service, response: CallResponse) -> Result<Msg, Failure> {
+    let timeout_ms = node.upstream.as_ref().map_or(0, |u| u.timeout_ms);
+    let node = node.name.clone();
     let Some(status) = response.status else {
         return Err(Failure::Unreachable {
             node,

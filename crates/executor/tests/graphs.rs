@@ -5,19 +5,24 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use seldon_executor::{
-    Call, CallResponse, Host, LogKind, PayloadLog, RequestExecutor, Response, Step, cloudevent,
+    Call, CallDone, CallResponse, Host, LogKind, PayloadLog, RequestExecutor, Response, Service,
+    Step, cloudevent,
 };
 use seldon_graph::{FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport, compile};
 use serde_json::{Value, json};
 
-/// Records dispatched calls; tests answer them by token.
+/// Records dispatched calls; tests answer them by token. The clock advances 1 ms per reading.
 #[derive(Default)]
 struct FakeHost {
     calls: Vec<(u32, Call)>,
     next_token: u32,
     random: f64,
     fail_dispatch: bool,
-    logs: Vec<PayloadLog>,
+    /// Calls handed to `send_later` (payload logs).
+    later: Vec<Call>,
+    clock_ns: u64,
+    /// (node, service, status, elapsed ns) per finished call.
+    done: Vec<(String, Service, Option<u16>, u64)>,
 }
 
 impl Host for FakeHost {
@@ -29,14 +34,38 @@ impl Host for FakeHost {
         self.calls.push((self.next_token, call.clone()));
         Ok(self.next_token)
     }
+    fn send_later(&mut self, call: Call) {
+        self.later.push(call);
+    }
     fn random_f64(&mut self) -> f64 {
         self.random
     }
     fn random_u128(&mut self) -> u128 {
         0x1234_5678_9abc_def0_1234_5678_9abc_def0
     }
-    fn log_payload(&mut self, log: PayloadLog) {
-        self.logs.push(log);
+    fn now_ns(&mut self) -> u64 {
+        self.clock_ns += 1_000_000;
+        self.clock_ns
+    }
+    fn call_done(&mut self, d: &CallDone<'_>) {
+        self.done
+            .push((d.node.to_string(), d.service, d.status, d.elapsed_ns));
+    }
+}
+
+impl FakeHost {
+    /// The payload logs sent, as (node, CloudEvent type, body).
+    fn logs(&self) -> Vec<(String, String, String)> {
+        self.later
+            .iter()
+            .map(|c| {
+                (
+                    c.header("ce-modelid").unwrap_or_default().to_string(),
+                    c.header("ce-type").unwrap_or_default().to_string(),
+                    String::from_utf8_lossy(c.body.as_deref().unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -518,8 +547,13 @@ fn body_limit_is_enforced_on_both_sides() {
         None,
         "exactly the limit is accepted"
     );
-    let r = h.exec.on_body_size(11).unwrap();
+    let r = respond(h.exec.on_body_size(11).unwrap());
     assert_eq!(r.status, 413);
+    assert_eq!(
+        r.header("seldon-puid"),
+        Some("12345678-9abc-4ef0-9234-56789abcdef0"),
+        "every answer carries the puid"
+    );
     assert!(
         json_body(&r)["status"]["info"]
             .as_str()
@@ -651,32 +685,33 @@ fn payload_logs_follow_each_nodes_mode() {
     h.expect("t", "/transform-input", "mid");
     let (_, step) = h.expect("m", "/predict", "out");
     respond(step);
-    let logs: Vec<(String, LogKind, String)> = h
-        .host
-        .logs
-        .iter()
-        .map(|l| {
-            (
-                l.node.clone(),
-                l.kind,
-                String::from_utf8_lossy(&l.body).into_owned(),
-            )
-        })
-        .collect();
+    let (req, resp) = (LogKind::Request.ce_type(), LogKind::Response.ce_type());
+    let expected = [("t", req, "in"), ("m", req, "mid"), ("m", resp, "out")]
+        .map(|(n, t, b)| (n.to_string(), t.to_string(), b.to_string()));
     assert_eq!(
-        logs,
-        [
-            ("t".to_string(), LogKind::Request, "in".to_string()),
-            ("m".to_string(), LogKind::Request, "mid".to_string()),
-            ("m".to_string(), LogKind::Response, "out".to_string()),
-        ],
+        h.host.logs(),
+        expected,
         "t logs only its request (the subtree's input); m logs both"
     );
+    for call in &h.host.later {
+        assert_eq!(
+            call.header("ce-requestid"),
+            Some("12345678-9abc-4ef0-9234-56789abcdef0")
+        );
+        assert_eq!(
+            (call.cluster.as_str(), call.path.as_str(), call.method),
+            ("logger", "/log", "POST"),
+            "the executor builds the CloudEvent call itself"
+        );
+        assert_eq!(
+            call.header("ce-id").map(str::len),
+            Some(36),
+            "a UUID per event"
+        );
+    }
     assert!(
-        h.host
-            .logs
-            .iter()
-            .all(|l| l.puid == "12345678-9abc-4ef0-9234-56789abcdef0")
+        h.host.calls.iter().all(|(_, c)| c.cluster != "logger"),
+        "payload logs are never dispatched inside the request"
     );
 }
 
@@ -688,7 +723,7 @@ fn skip_logging_header_turns_logging_off() {
     h.exec.on_headers(&mut h.host, headers, false);
     h.exec.on_body(&mut h.host, b"{}".to_vec());
     respond(h.expect("m", "/predict", "{}").1);
-    assert!(h.host.logs.is_empty());
+    assert!(h.host.later.is_empty());
 }
 
 #[test]
@@ -696,8 +731,9 @@ fn feedback_is_logged_for_response_loggers() {
     let mut h = Harness::new("{name: m, logger: {mode: response}}");
     h.post("/api/v1.0/feedback", r#"{"reward":1}"#);
     respond(h.expect("m", "/send-feedback", "{}").1);
-    assert_eq!(h.host.logs.len(), 1);
-    assert_eq!(h.host.logs[0].kind, LogKind::Feedback);
+    let logs = h.host.logs();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].1, "io.seldon.serving.feedback");
 }
 
 #[test]
@@ -736,4 +772,32 @@ fn cloudevent_carries_seldon_headers() {
     let mut no_logger = (*plan).clone();
     no_logger.payload_logger = None;
     assert_eq!(cloudevent(&no_logger, &log, "id".into()), None);
+}
+
+#[test]
+fn finished_calls_are_reported_once_with_node_service_and_latency() {
+    let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}, {name: b}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    h.expect("r", "/route", "[1]");
+    let (_, step) = h.expect("b", "/predict", "{}");
+    respond(step);
+    assert_eq!(
+        h.host.done,
+        [
+            ("r".to_string(), Service::Route, Some(200), 1_000_000),
+            ("b".to_string(), Service::Predict, Some(200), 1_000_000),
+        ]
+    );
+}
+
+#[test]
+fn late_answers_are_still_reported_but_change_nothing() {
+    let mut h = Harness::new("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let calls = h.new_calls();
+    respond(h.answer(calls[0].0, 500, "boom"));
+    assert_eq!(h.answer(calls[1].0, 200, "{}"), Step::Wait);
+    assert_eq!(h.answer(calls[1].0, 200, "{}"), Step::Wait, "unknown token");
+    let statuses: Vec<_> = h.host.done.iter().map(|d| (d.0.as_str(), d.2)).collect();
+    assert_eq!(statuses, [("a", Some(500)), ("b", Some(200))]);
 }
