@@ -1,0 +1,343 @@
+//! Child processes that never outlive the test: each runs in its own process group, gets
+//! `SIGKILL` when the thread that spawned it dies (`PR_SET_PDEATHSIG`), logs stdout and stderr
+//! to one file, and on drop gets `SIGTERM` (whole group), a grace period, then `SIGKILL`.
+//!
+//! `PR_SET_PDEATHSIG` must be set between `fork` and `exec`. The std way is
+//! `CommandExt::pre_exec`, which is `unsafe`, and the workspace forbids unsafe code (a
+//! `forbid` cannot be relaxed by an inner `allow`). So the child is started through util-linux
+//! `setpriv --pdeathsig KILL -- <program> <args>`, which makes the same `prctl` call and then
+//! execs the program in place (same pid, same process group). util-linux is part of every
+//! Debian/Ubuntu base system.
+//!
+//! Linux delivers the death signal when the *thread* that forked the child exits, not the
+//! process. Spawn from a thread that lives as long as the child should: the test thread or a
+//! tokio worker of a runtime that outlives it, never from `spawn_blocking` (its threads exit
+//! when idle).
+
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::HarnessError;
+
+/// The program that sets `PR_SET_PDEATHSIG` and execs the real command (see module docs).
+pub const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// How long a child gets between `SIGTERM` and `SIGKILL` when it is dropped.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// A running child process, leader of its own process group. Dropping it stops the group.
+#[derive(Debug)]
+pub struct Child {
+    name: String,
+    inner: std::process::Child,
+    log_path: PathBuf,
+    grace: Duration,
+    terminated: bool,
+}
+
+/// Starts `cmd` as `name` in a new process group, with its stdout and stderr appended to
+/// `<log_dir>/<name>.log` and stdin closed. The program, arguments, environment changes and
+/// working directory of `cmd` are kept; `env_clear` on `cmd` is not (std cannot read it back).
+pub fn spawn(name: &str, cmd: Command, log_dir: &Path) -> Result<Child, HarnessError> {
+    std::fs::create_dir_all(log_dir).map_err(|source| HarnessError::Io {
+        context: format!("creating log dir {}", log_dir.display()),
+        source,
+    })?;
+    let log_path = log_dir.join(format!("{name}.log"));
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| HarnessError::Io {
+            context: format!("opening {}", log_path.display()),
+            source,
+        })?;
+    let log_err = log.try_clone().map_err(|source| HarnessError::Io {
+        context: format!("duplicating {}", log_path.display()),
+        source,
+    })?;
+
+    let mut wrapped = wrap_with_pdeathsig(&cmd);
+    wrapped
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .process_group(0);
+    let inner = wrapped.spawn().map_err(|source| HarnessError::Spawn {
+        name: name.to_string(),
+        program: cmd.get_program().to_string_lossy().into_owned(),
+        source,
+    })?;
+    tracing::debug!(name, pid = inner.id(), log = %log_path.display(), "spawned");
+    Ok(Child {
+        name: name.to_string(),
+        inner,
+        log_path,
+        grace: DEFAULT_GRACE,
+        terminated: false,
+    })
+}
+
+/// `setpriv --pdeathsig KILL -- <program> <args>` with `cmd`'s env changes and cwd.
+fn wrap_with_pdeathsig(cmd: &Command) -> Command {
+    let mut wrapped = Command::new(SETPRIV);
+    wrapped
+        .arg("--pdeathsig")
+        .arg("KILL")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+impl Child {
+    /// The name given to [`spawn`] (also the log file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The process id, which is also the process group id.
+    pub fn pid(&self) -> u32 {
+        self.inner.id()
+    }
+
+    /// Where stdout and stderr go.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Sets how long [`Drop`] waits between `SIGTERM` and `SIGKILL`.
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// The last `n` lines of the log (fewer if the log is shorter; empty if unreadable).
+    pub fn log_tail(&self, n: usize) -> String {
+        tail_lines(&self.log_path, n)
+    }
+
+    /// `Ok(None)` while running, `Ok(Some(status))` once the process has exited.
+    pub fn try_status(&mut self) -> Result<Option<ExitStatus>, HarnessError> {
+        self.inner.try_wait().map_err(|source| HarnessError::Io {
+            context: format!("waiting for {}", self.name),
+            source,
+        })
+    }
+
+    /// An error naming the process and quoting its log if it has exited; `Ok(())` if running.
+    pub fn ensure_running(&mut self) -> Result<(), HarnessError> {
+        match self.try_status()? {
+            None => Ok(()),
+            Some(status) => Err(HarnessError::Exited {
+                name: self.name.clone(),
+                status: status.to_string(),
+                log: self.log_path.clone(),
+                tail: self.log_tail(30),
+            }),
+        }
+    }
+
+    /// Sends `SIGTERM` to the whole group without waiting. [`Drop`] still waits and kills.
+    /// Use it to stop many children in parallel: terminate all, then drop them.
+    pub fn terminate(&mut self) {
+        if !self.terminated {
+            self.terminated = true;
+            signal_group(self.inner.id(), Signal::SIGTERM);
+        }
+    }
+
+    /// Stops the group (`SIGTERM`, up to `grace`, `SIGKILL`) and returns the leader's status.
+    pub fn stop(mut self) -> Result<ExitStatus, HarnessError> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Result<ExitStatus, HarnessError> {
+        if let Some(status) = self.try_status()? {
+            // The leader is gone; members it left in the group may not be.
+            signal_group(self.inner.id(), Signal::SIGKILL);
+            return Ok(status);
+        }
+        self.terminate();
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if let Some(status) = self.try_status()? {
+                signal_group(self.inner.id(), Signal::SIGKILL);
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::warn!(name = %self.name, pid = self.inner.id(), grace = ?self.grace, "no exit after SIGTERM, sending SIGKILL");
+        signal_group(self.inner.id(), Signal::SIGKILL);
+        self.inner.wait().map_err(|source| HarnessError::Io {
+            context: format!("waiting for {} after SIGKILL", self.name),
+            source,
+        })
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_inner() {
+            tracing::warn!(name = %self.name, error = %e, "stopping child");
+        }
+    }
+}
+
+/// `killpg(pgid, sig)`, ignoring "no such process" (the group is already gone).
+fn signal_group(pgid: u32, sig: Signal) {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
+    if let Err(e) = killpg(Pid::from_raw(pgid), sig)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(pgid, signal = ?sig, error = %e, "killpg");
+    }
+}
+
+/// The last `n` lines of a file, joined with newlines; empty if it cannot be read.
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    let Ok(file) = File::open(path) else {
+        return String::new();
+    };
+    let mut last: VecDeque<String> = VecDeque::with_capacity(n + 1);
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        last.push_back(line);
+        if last.len() > n {
+            last.pop_front();
+        }
+    }
+    Vec::from(last).join("\n")
+}
+
+/// A program on `PATH` or an absolute path, as an error if it is missing (for clear messages
+/// before spawning).
+pub fn require_program(program: impl AsRef<OsStr>) -> Result<PathBuf, HarnessError> {
+    let program = PathBuf::from(program.as_ref());
+    if program.is_absolute() {
+        return if program.is_file() {
+            Ok(program)
+        } else {
+            Err(HarnessError::MissingProgram(program.display().to_string()))
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(&program))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| HarnessError::MissingProgram(program.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(script);
+        cmd
+    }
+
+    #[test]
+    fn logs_output_and_reports_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = sh("echo out-$FOO; echo err >&2; exit 3");
+        cmd.env("FOO", "bar");
+        let mut child = spawn("echo", cmd, dir.path()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_status().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "child did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let err = child.ensure_running().unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("echo") && text.contains("exit status: 3"),
+            "{text}"
+        );
+        assert_eq!(child.log_tail(10), "out-bar\nerr");
+        assert_eq!(child.log_tail(1), "err");
+    }
+
+    #[test]
+    fn own_process_group_and_pdeathsig() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = spawn("sleeper", sh("exec sleep 30"), dir.path()).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap();
+        // setpriv has exec'd sleep in place, with the death signal set (9 = SIGKILL).
+        assert!(stat.starts_with("Name:\tsleep"), "{stat}");
+        let pgid = nix::unistd::getpgid(Some(Pid::from_raw(child.pid() as i32))).unwrap();
+        assert_eq!(pgid.as_raw() as u32, child.pid());
+    }
+
+    #[test]
+    fn drop_kills_the_whole_group_even_when_term_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        // The leader ignores TERM and starts a grandchild that does too.
+        let mut child = spawn(
+            "stubborn",
+            sh("trap '' TERM; sh -c \"trap '' TERM; sleep 60\" & echo started; wait"),
+            dir.path(),
+        )
+        .unwrap();
+        child.set_grace(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.log_tail(1) != "started" {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let pgid = child.pid() as i32;
+        let started = Instant::now();
+        drop(child);
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(100));
+        // No process is left in the group.
+        assert_eq!(
+            killpg(Pid::from_raw(pgid), None::<Signal>),
+            Err(nix::errno::Errno::ESRCH)
+        );
+    }
+
+    #[test]
+    fn spawn_fails_for_a_missing_program() {
+        let dir = tempfile::tempdir().unwrap();
+        // setpriv starts, then fails to exec: the child exits non-zero with setpriv's message.
+        let mut child = spawn("missing", Command::new("/nonexistent/program"), dir.path()).unwrap();
+        let status = loop {
+            if let Some(s) = child.try_status().unwrap() {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(!status.success());
+        assert!(child.log_tail(5).contains("/nonexistent/program"));
+        assert!(require_program("/nonexistent/program").is_err());
+        assert!(require_program("sh").is_ok());
+    }
+
+    #[test]
+    fn spawn_fails_when_the_log_dir_cannot_be_made() {
+        let err = spawn("x", sh("true"), Path::new("/proc/no-such-dir")).unwrap_err();
+        assert!(matches!(err, HarnessError::Io { .. }), "{err}");
+    }
+}
