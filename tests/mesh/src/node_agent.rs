@@ -1682,11 +1682,11 @@ async fn on_pod(
     let deleting = pod.metadata.deletion_timestamp.is_some();
     match node.as_deref() {
         None if !deleting => {
-            if bound.insert(uid.clone()) {
-                if let Err(e) = bind(ctx, &ns, &name, &uid).await {
-                    tracing::warn!(pod = %key, error = %e, "binding");
-                    bound.remove(&uid);
-                }
+            if bound.insert(uid.clone())
+                && let Err(e) = bind(ctx, &ns, &name, &uid).await
+            {
+                tracing::warn!(pod = %key, error = %e, "binding");
+                bound.remove(&uid);
             }
             return;
         }
