@@ -1,18 +1,19 @@
 //! Ambassador/Emissary `Mapping`s (`getambassador.io/v3alpha1`) per predictor when the ingress
 //! is Ambassador (Seldon §2.7, its v2 mappings moved to v3alpha1): a REST mapping on
-//! `/seldon/<ns>/<sdep>/` rewritten to `/` and a gRPC mapping matched on the `seldon` and
-//! `namespace` headers; `weight` = traffic for predictors after the first, `shadow: true` for
-//! the shadow; timeouts and retries from `seldon.io/*` annotations.
+//! `/seldon/<ns>/<sdep>/` rewritten to `/`; `weight` = traffic for predictors after the first,
+//! `shadow: true` for the shadow; timeouts and retries from `seldon.io/*` annotations. Seldon's
+//! gRPC mapping (matched on the `seldon` and `namespace` headers, to port 5001) only with
+//! `RenderOptions::grpc_entry`: nothing serves gRPC at the entry yet.
 
 use seldon_crd::names;
 use serde_json::{Value, json};
 
-use crate::{Context, CustomObject, Predictor};
+use crate::{Context, CustomObject, Predictor, RenderOptions};
 
 /// Seldon's gRPC prefix regex.
 pub const GRPC_PREFIX: &str = "/(seldon.protos.*|tensorflow.serving.*|inference.*)/.*";
 
-pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<CustomObject> {
+pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> Vec<CustomObject> {
     let external = cx
         .annotation(names::ANNOTATION_AMBASSADOR_SERVICE_NAME)
         .unwrap_or(&cx.name)
@@ -56,10 +57,11 @@ pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<CustomObject> {
             cx.namespace, cx.name, p.spec.name
         ))
     };
-    vec![
-        mapping(cx, &name("rest"), rest),
-        mapping(cx, &name("grpc"), grpc),
-    ]
+    let mut out = vec![mapping(cx, &name("rest"), rest)];
+    if opts.grpc_entry {
+        out.push(mapping(cx, &name("grpc"), grpc));
+    }
+    out
 }
 
 fn common(cx: &Context, p: &Predictor<'_>, first_live: bool, m: &mut Value) {

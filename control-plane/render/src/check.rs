@@ -4,10 +4,15 @@
 //! the webhook and `render` all call it.
 
 use seldon_crd::Violation;
-use seldon_graph::{Implementation, Rule, compile};
+use seldon_graph::{Implementation, Rule, Transport, compile};
 
 use crate::filter_config::filter_config;
 use crate::{Context, Predictor, RenderOptions};
+
+/// Why `spec.transport: grpc` is refused (see `RenderOptions::grpc_entry`).
+pub const GRPC_NOT_SERVED: &str = "grpc is not served yet: the ingress routes REST only \
+(/seldon/<namespace>/<name>/ on port 8000) and the graph filter calls nodes over REST; gRPC \
+at the entry comes with the filter's gRPC support. Use transport: rest (or leave it unset)";
 
 /// Every problem, CRD rules first, then per predictor. Empty when `sdep` renders.
 pub fn check(sdep: &seldon_crd::SeldonDeployment, opts: &RenderOptions) -> Vec<Violation> {
@@ -15,6 +20,14 @@ pub fn check(sdep: &seldon_crd::SeldonDeployment, opts: &RenderOptions) -> Vec<V
     let crd_paths: Vec<String> = out.iter().map(|v| v.path.clone()).collect();
     let cx = Context::new(sdep);
     let protocol = cx.sdep.spec.protocol();
+    // gRPC-only entry: refused while the entry serves REST only (one message, not one per node)
+    let grpc_refused = cx.sdep.spec.transport() == Transport::Grpc && !opts.grpc_entry;
+    if grpc_refused {
+        out.push(Violation {
+            path: "spec.transport".to_string(),
+            message: GRPC_NOT_SERVED.to_string(),
+        });
+    }
     for (i, spec) in cx.sdep.spec.predictors.iter().enumerate() {
         let p = Predictor::new(&cx, i, spec);
         let prefix = format!("spec.predictors[{i}]");
@@ -46,6 +59,10 @@ pub fn check(sdep: &seldon_crd::SeldonDeployment, opts: &RenderOptions) -> Vec<V
                 let graph_path = format!("{prefix}.{}", problem.path);
                 // "no container" was already said by the CRD rules, in Seldon's words
                 if problem.rule == Rule::MissingUpstream && crd_paths.contains(&graph_path) {
+                    continue;
+                }
+                // said once at spec.transport
+                if problem.rule == Rule::GrpcUnsupported && grpc_refused {
                     continue;
                 }
                 let path = if problem.path == "protocol" {

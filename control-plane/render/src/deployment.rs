@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{
     Container, DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvFromSource,
     EnvVar, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SecretEnvSource, TCPSocketAction, Volume,
-    VolumeMount, VolumeProjection,
+    ProjectedVolumeSource, ResourceRequirements, SecretEnvSource, SecurityContext, TCPSocketAction,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -360,6 +360,14 @@ fn node_container_defaults(
 /// Model initializer (Seldon's `model_initializer_injector.go`): an init container copying
 /// `modelUri` into an emptyDir at `/mnt/models`, mounted read-only in the model container.
 /// `pvc://<claim>/<path>` is mounted directly (read-only, `subPath`), with no init container.
+///
+/// Egress before the sidecar (Seldon #4450): in an Istio pod whose iptables rules exist before
+/// the init containers run (the Istio CNI plugin; OpenShift, GKE ASM), the download is
+/// redirected to a proxy that is not running yet and fails. The initializer runs as
+/// `RenderOptions::initializer_user_id` (default 1337, the proxy's UID), the fix Istio
+/// documents: its rules let that UID out unredirected. Its traffic bypasses the mesh (no mTLS,
+/// no egress policy), as with istio-init, which runs after app init containers. See
+/// README "Model downloads before the sidecar".
 fn model_initializer(
     unit: &PredictiveUnit,
     uri: &str,
@@ -456,6 +464,10 @@ fn model_initializer(
             ..Default::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        security_context: opts.initializer_user_id.map(|uid| SecurityContext {
+            run_as_user: Some(uid),
+            ..Default::default()
+        }),
         ..Default::default()
     });
 }

@@ -10,6 +10,13 @@
 //! passed, which never happens for a request the graph filter answers itself, so the router
 //! never opens an upstream request for an orchestrated call. `max_request_bytes` is the graph's
 //! body limit (larger bodies get 413, as the filter would answer).
+//!
+//! `priority` ([`PRIORITY`]): `INSERT_BEFORE` is a relative patch, and istiod applies
+//! EnvoyFilters in priority order (then by creation time). Without one, `istioctl analyze`
+//! warns IST0151 (the patch may not be applied as intended when other filters patch the same
+//! chain). A positive priority applies this patch after every default-priority (0)
+//! EnvoyFilter, so whatever they insert before the router, the buffer ends up directly in
+//! front of it.
 
 use serde_json::json;
 
@@ -19,6 +26,9 @@ use seldon_crd::names;
 
 /// Name of the inserted filter in the Envoy chain.
 pub const BUFFER_FILTER_NAME: &str = "seldon-mesh.graph-buffer";
+
+/// The EnvoyFilter's `priority`: after default-priority (0) patches.
+pub const PRIORITY: i32 = 10;
 
 pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomObject {
     let limit = filter_config(cx, p, opts).body_limit_bytes;
@@ -31,6 +41,7 @@ pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomOb
         ),
         spec: json!({
             "workloadSelector": {"labels": {names::LABEL_SELDON_APP: p.service}},
+            "priority": PRIORITY,
             "configPatches": [{
                 "applyTo": "HTTP_FILTER",
                 "match": {

@@ -34,7 +34,10 @@ pub use catalogue::{Catalogue, CatalogueError, Server};
 pub use check::check;
 pub use filter_config::filter_config;
 pub use manifest::{CustomObject, Manifest, to_yaml};
-pub use options::{GpuPool, Ingress, RenderOptions};
+pub use options::{
+    DEFAULT_FILTER_URL, FilterUrlError, GpuPool, ISTIO_PROXY_UID, Ingress, RenderOptions,
+    check_filter_url,
+};
 
 /// Why nothing was rendered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -67,7 +70,7 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
                 .map(|d| Manifest::Deployment(Box::new(d))),
         );
         out.extend(
-            service::render(&cx, &p)
+            service::render(&cx, &p, opts)
                 .into_iter()
                 .map(|s| Manifest::Service(Box::new(s))),
         );
@@ -86,7 +89,7 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
         out.push(Manifest::Custom(envoy_filter::render(&cx, &p, opts)));
         if opts.ingress == Ingress::Ambassador {
             out.extend(
-                ambassador::render(&cx, &p)
+                ambassador::render(&cx, &p, opts)
                     .into_iter()
                     .map(Manifest::Custom),
             );

@@ -59,12 +59,19 @@ impl Default for GpuPool {
 pub struct RenderOptions {
     pub ingress: Ingress,
     pub catalogue: Catalogue,
-    /// The graph filter module (WasmPlugin `url`).
+    /// The graph filter module (WasmPlugin `url`): `oci://`, `https://` or `file://`.
+    /// Default [`DEFAULT_FILTER_URL`]; the operator config (`filterUrl`), Helm
+    /// (`filter.url`) and `seldon-mesh render --filter-url` (`SELDON_FILTER_URL`) set it.
     pub filter_url: String,
     /// Optional sha256 of the module.
     pub filter_sha256: Option<String>,
     /// Default model-initializer image (a node's `storageInitializerImage` wins).
     pub initializer_image: String,
+    /// `runAsUser` of the model-initializer init container. Default
+    /// [`ISTIO_PROXY_UID`]: Istio's iptables rules (istio-init or the CNI plugin) let the
+    /// proxy's UID out unredirected, so the download works before the sidecar runs
+    /// (Seldon #4450). `None`: no container securityContext (the pod's applies).
+    pub initializer_user_id: Option<i64>,
     /// Default `envSecretRefName` for initializers (Seldon's `PREDICTIVE_UNIT_DEFAULT_ENV_SECRET_REF_NAME`).
     pub default_env_secret_ref_name: Option<String>,
     /// VirtualService gateway unless `seldon.io/istio-gateway` says otherwise.
@@ -76,25 +83,134 @@ pub struct RenderOptions {
     /// Where payload logs go when a node's logger has no url (Seldon's `http://default-broker`).
     pub default_logger_url: String,
     pub gpu_pool: GpuPool,
+    /// Serve gRPC at the entry: the predictor Service's `grpc` port 5001, the VirtualService
+    /// gRPC route and the Ambassador gRPC Mapping. Off until the graph filter speaks gRPC
+    /// (nothing listens on 5001, and the mesh must not advertise a dead endpoint); `check`
+    /// refuses `spec.transport: grpc` while it is off. This is the one switch.
+    pub grpc_entry: bool,
 }
 
 /// This build's version, used in default image tags.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The filter module `make images` builds (a Wasm OCI artifact in Istio's `compat` layout),
+/// fully qualified: an unqualified `seldon-mesh/graph-filter` would resolve to Docker Hub.
+pub const DEFAULT_FILTER_URL: &str = concat!(
+    "oci://ghcr.io/seldon-mesh/graph-filter:",
+    env!("CARGO_PKG_VERSION")
+);
+
+/// A filter URL the sidecar could not pull as meant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterUrlError {
+    #[error(
+        "filter URL {0:?} has no scheme: use oci://<registry>/<repository>:<tag>, https://… or file://…"
+    )]
+    NoScheme(String),
+    #[error(
+        "filter URL {0:?}: scheme not supported by Istio's WasmPlugin (oci, http, https, file)"
+    )]
+    Scheme(String),
+    #[error(
+        "filter URL {0:?} names no registry host, so it would be pulled from Docker Hub; write the registry (oci://ghcr.io/…, oci://docker.io/… for Docker Hub)"
+    )]
+    NoRegistry(String),
+    #[error("filter URL {0:?} has nothing after the scheme")]
+    Empty(String),
+}
+
+/// Checks a WasmPlugin `url` the way the sidecar reads it: an explicit scheme Istio supports,
+/// and for `oci://` an explicit registry host (a first path part with `.` or `:`, or
+/// `localhost`), since Istio, like Docker, sends a bare `org/name` to Docker Hub.
+pub fn check_filter_url(url: &str) -> Result<(), FilterUrlError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(FilterUrlError::NoScheme(url.to_string()));
+    };
+    if rest.is_empty() {
+        return Err(FilterUrlError::Empty(url.to_string()));
+    }
+    match scheme {
+        "http" | "https" | "file" => Ok(()),
+        "oci" => {
+            let host = rest.split('/').next().unwrap_or_default();
+            let qualified = rest.contains('/')
+                && (host.contains('.') || host.contains(':') || host == "localhost");
+            if qualified {
+                Ok(())
+            } else {
+                Err(FilterUrlError::NoRegistry(url.to_string()))
+            }
+        }
+        _ => Err(FilterUrlError::Scheme(url.to_string())),
+    }
+}
+
+/// The UID Istio's sidecar runs as (`istio-proxy`); istio-iptables and the Istio CNI plugin
+/// exempt it from redirection (`-m owner --uid-owner 1337 -j RETURN`).
+pub const ISTIO_PROXY_UID: i64 = 1337;
 
 impl Default for RenderOptions {
     fn default() -> Self {
         Self {
             ingress: Ingress::Istio,
             catalogue: Catalogue::builtin(),
-            filter_url: format!("oci://seldon-mesh/graph-filter:{VERSION}"),
+            filter_url: DEFAULT_FILTER_URL.to_string(),
             filter_sha256: None,
             initializer_image: format!("seldon-mesh/initializer:{VERSION}"),
+            initializer_user_id: Some(ISTIO_PROXY_UID),
             default_env_secret_ref_name: None,
             istio_gateway: "istio-system/seldon-gateway".to_string(),
             istio_tls_mode: None,
             default_user_id: Some(8888),
             default_logger_url: "http://default-broker".to_string(),
             gpu_pool: GpuPool::default(),
+            grpc_entry: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_urls_need_a_scheme_and_a_registry() {
+        for ok in [
+            DEFAULT_FILTER_URL,
+            "oci://127.0.0.1:5000/seldon-mesh/graph-filter:0.1.0",
+            "oci://localhost/graph-filter:0.1.0",
+            "oci://docker.io/seldonio/graph-filter@sha256:abc",
+            "https://example.com/f.wasm",
+            "file:///var/lib/f.wasm",
+        ] {
+            assert_eq!(check_filter_url(ok), Ok(()), "{ok}");
+        }
+        let no_reg = check_filter_url("oci://seldon-mesh/graph-filter:0.1.0").unwrap_err();
+        assert!(matches!(no_reg, FilterUrlError::NoRegistry(_)));
+        assert!(no_reg.to_string().contains("Docker Hub"), "{no_reg}");
+        assert!(matches!(
+            check_filter_url("oci://graph-filter:0.1.0"),
+            Err(FilterUrlError::NoRegistry(_))
+        ));
+        assert!(matches!(
+            check_filter_url("seldon-mesh/graph-filter:0.1.0"),
+            Err(FilterUrlError::NoScheme(_))
+        ));
+        assert!(matches!(
+            check_filter_url("ftp://h/f.wasm"),
+            Err(FilterUrlError::Scheme(_))
+        ));
+        assert!(matches!(
+            check_filter_url("oci://"),
+            Err(FilterUrlError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn defaults_are_what_the_mesh_needs() {
+        let o = RenderOptions::default();
+        assert_eq!(o.filter_url, DEFAULT_FILTER_URL);
+        assert_eq!(o.initializer_user_id, Some(ISTIO_PROXY_UID));
+        assert!(!o.grpc_entry);
     }
 }

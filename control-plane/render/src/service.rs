@@ -1,7 +1,9 @@
 //! Services (Seldon §2.5): one per graph-node container (`<sdep>-<pred>-<container>`, its
 //! http/grpc ports, selecting `seldon-app-svc-<container>`), and the predictor's entry Service
-//! `<sdep>-<pred>` (http 8000, grpc 5001, selecting `seldon-app`), whose port 8000 the graph
-//! filter serves in the sidecar.
+//! `<sdep>-<pred>` (http 8000, selecting `seldon-app`), whose port 8000 the graph filter serves
+//! in the sidecar. Its `grpc` port 5001 is added only with `RenderOptions::grpc_entry`: nothing
+//! serves gRPC at the entry yet, and a Service port is an advertised endpoint (the operator
+//! writes it into `status.serviceStatus[].grpcEndpoint`).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use seldon_crd::defaults::find_unit;
 use seldon_crd::names;
 
-use crate::{Context, Predictor};
+use crate::{Context, Predictor, RenderOptions};
 
 fn port(name: &str, number: i32) -> ServicePort {
     ServicePort {
@@ -23,7 +25,7 @@ fn port(name: &str, number: i32) -> ServicePort {
 }
 
 /// Node Services (componentSpec and container order), then the predictor Service.
-pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<Service> {
+pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> Vec<Service> {
     let mut out = Vec::new();
     for component in &p.spec.component_specs {
         for container in &component.spec.containers {
@@ -60,16 +62,20 @@ pub fn render(cx: &Context, p: &Predictor<'_>) -> Vec<Service> {
             });
         }
     }
-    out.push(predictor_service(cx, p));
+    out.push(predictor_service(cx, p, opts));
     out
 }
 
-fn predictor_service(cx: &Context, p: &Predictor<'_>) -> Service {
+fn predictor_service(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> Service {
     let mut labels = cx.base_labels();
     labels.insert(names::LABEL_SELDON_APP.to_string(), p.service.clone());
     let mut meta = cx.meta(&p.service, labels);
     meta.annotations = (!p.spec.annotations.is_empty()).then(|| p.spec.annotations.clone());
     let headless = p.annotation(cx, names::ANNOTATION_HEADLESS_SVC) == Some("true");
+    let mut ports = vec![port(names::PORT_NAME_HTTP, names::PREDICTOR_HTTP_PORT)];
+    if opts.grpc_entry {
+        ports.push(port(names::PORT_NAME_GRPC, names::PREDICTOR_GRPC_PORT));
+    }
     Service {
         metadata: meta,
         spec: Some(ServiceSpec {
@@ -79,10 +85,7 @@ fn predictor_service(cx: &Context, p: &Predictor<'_>) -> Service {
                 names::LABEL_SELDON_APP.to_string(),
                 p.service.clone(),
             )])),
-            ports: Some(vec![
-                port(names::PORT_NAME_HTTP, names::PREDICTOR_HTTP_PORT),
-                port(names::PORT_NAME_GRPC, names::PREDICTOR_GRPC_PORT),
-            ]),
+            ports: Some(ports),
             ..Default::default()
         }),
         status: None,

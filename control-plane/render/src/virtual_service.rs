@@ -2,7 +2,9 @@
 //! `/seldon/<ns>/<sdep>/` rewritten to `/`, weights from `traffic`, the shadow predictor as
 //! `mirror` (+ `mirrorPercentage` when its traffic is > 0), retries from
 //! `seldon.io/istio-retries*`, a route timeout from `seldon.io/rest-timeout` (the whole-request
-//! timeout Seldon gave Ambassador), and a gRPC route matched on the `seldon`/`namespace` headers.
+//! timeout Seldon gave Ambassador). A gRPC route matched on the `seldon`/`namespace` headers
+//! (Seldon's) is rendered only with `RenderOptions::grpc_entry`: nothing serves gRPC at the
+//! entry until the graph filter speaks it, so by default the ingress routes REST only.
 
 use seldon_crd::names;
 use serde_json::{Value, json};
@@ -47,52 +49,30 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
         "rewrite": {"uri": "/"},
         "route": routes(names::PREDICTOR_HTTP_PORT),
     });
-    let mut grpc = json!({
-        "name": "grpc",
-        "match": [{
-            "uri": {"regex": GRPC_URI_REGEX},
-            "headers": {"seldon": {"exact": cx.name}, "namespace": {"exact": cx.namespace}},
-        }],
-        "route": routes(names::PREDICTOR_GRPC_PORT),
-    });
-    for (route, port) in [
-        (&mut rest, names::PREDICTOR_HTTP_PORT),
-        (&mut grpc, names::PREDICTOR_GRPC_PORT),
-    ] {
+    retries_and_timeout(cx, &mut rest, names::ANNOTATION_REST_TIMEOUT);
+    let mut http = vec![rest];
+    if opts.grpc_entry {
+        let mut grpc = json!({
+            "name": "grpc",
+            "match": [{
+                "uri": {"regex": GRPC_URI_REGEX},
+                "headers": {"seldon": {"exact": cx.name}, "namespace": {"exact": cx.namespace}},
+            }],
+            "route": routes(names::PREDICTOR_GRPC_PORT),
+        });
+        retries_and_timeout(cx, &mut grpc, names::ANNOTATION_GRPC_TIMEOUT);
+        http.push(grpc);
+    }
+    for (route, port) in http
+        .iter_mut()
+        .zip([names::PREDICTOR_HTTP_PORT, names::PREDICTOR_GRPC_PORT])
+    {
         if let Some(s) = shadow {
             route["mirror"] = destination(s, port);
             if let Some(t) = s.spec.traffic.filter(|t| *t > 0) {
                 route["mirrorPercentage"] = json!({"value": f64::from(t)});
             }
         }
-        if let Some(attempts) = cx
-            .annotation(names::ANNOTATION_ISTIO_RETRIES)
-            .and_then(|v| v.trim().parse::<i32>().ok())
-        {
-            let per_try = cx
-                .annotation(names::ANNOTATION_ISTIO_RETRIES_TIMEOUT)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1);
-            route["retries"] = json!({
-                "attempts": attempts,
-                "perTryTimeout": format!("{per_try}s"),
-                "retryOn": "gateway-error,connect-failure,refused-stream",
-            });
-        }
-    }
-    if let Some(ms) = cx
-        .annotation(names::ANNOTATION_REST_TIMEOUT)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|m| *m > 0)
-    {
-        rest["timeout"] = json!(duration(ms));
-    }
-    if let Some(ms) = cx
-        .annotation(names::ANNOTATION_GRPC_TIMEOUT)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|m| *m > 0)
-    {
-        grpc["timeout"] = json!(duration(ms));
     }
 
     let hosts: Vec<String> = cx
@@ -111,7 +91,32 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
         api_version: "networking.istio.io/v1".to_string(),
         kind: "VirtualService".to_string(),
         metadata: cx.meta(&names::k8s_name(&cx.name), cx.base_labels()),
-        spec: json!({"hosts": hosts, "gateways": [gateway], "http": [rest, grpc]}),
+        spec: json!({"hosts": hosts, "gateways": [gateway], "http": http}),
+    }
+}
+
+/// Retries (`seldon.io/istio-retries*`) and the route timeout (`timeout_key`, milliseconds).
+fn retries_and_timeout(cx: &Context, route: &mut Value, timeout_key: &str) {
+    if let Some(attempts) = cx
+        .annotation(names::ANNOTATION_ISTIO_RETRIES)
+        .and_then(|v| v.trim().parse::<i32>().ok())
+    {
+        let per_try = cx
+            .annotation(names::ANNOTATION_ISTIO_RETRIES_TIMEOUT)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1);
+        route["retries"] = json!({
+            "attempts": attempts,
+            "perTryTimeout": format!("{per_try}s"),
+            "retryOn": "gateway-error,connect-failure,refused-stream",
+        });
+    }
+    if let Some(ms) = cx
+        .annotation(timeout_key)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|m| *m > 0)
+    {
+        route["timeout"] = json!(duration(ms));
     }
 }
 

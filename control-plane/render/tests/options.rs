@@ -1,0 +1,353 @@
+//! What the mesh showed (issue 7), one test per decision, each through the public `render` /
+//! `check` with the options that change it:
+//!
+//! - the filter URL (default fully qualified; a custom one lands in every WasmPlugin, golden
+//!   `tests/golden/options/sklearn-iris-filter-url.yaml`);
+//! - gRPC at the entry: not rendered (no 5001 port, route or Mapping) and `transport: grpc`
+//!   refused, unless `grpc_entry` is on;
+//! - the model initializer runs as Istio's proxy UID (Seldon #4450);
+//! - the EnvoyFilter has a priority (IST0151).
+
+use std::path::PathBuf;
+
+use seldon_crd::SeldonDeployment;
+use seldon_render::{
+    DEFAULT_FILTER_URL, ISTIO_PROXY_UID, Ingress, Manifest, RenderOptions, check, render, to_yaml,
+};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sample(name: &str) -> SeldonDeployment {
+    let text = std::fs::read_to_string(root().join(format!("../../manifests/samples/{name}.yaml")))
+        .unwrap();
+    seldon_crd::parse_yaml(&text).unwrap().remove(0).sdep
+}
+
+fn objects(sdep: &SeldonDeployment, opts: &RenderOptions) -> Vec<Value> {
+    render(sdep, opts)
+        .unwrap()
+        .iter()
+        .map(Manifest::to_value)
+        .collect()
+}
+
+fn of_kind<'a>(objs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objs.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+// ---------- filter URL ----------
+
+#[test]
+fn default_filter_url_is_fully_qualified() {
+    // an unqualified `seldon-mesh/graph-filter` would be pulled from Docker Hub
+    assert_eq!(
+        DEFAULT_FILTER_URL,
+        format!(
+            "oci://ghcr.io/seldon-mesh/graph-filter:{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    let host = DEFAULT_FILTER_URL
+        .strip_prefix("oci://")
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(host.contains('.'), "{host} is not a registry host");
+    let objs = objects(&sample("sklearn-iris"), &RenderOptions::default());
+    assert_eq!(
+        of_kind(&objs, "WasmPlugin")[0]["spec"]["url"],
+        DEFAULT_FILTER_URL
+    );
+    assert!(
+        of_kind(&objs, "WasmPlugin")[0]["spec"]
+            .get("sha256")
+            .is_none()
+    );
+}
+
+/// The options `tests/golden/options/sklearn-iris-filter-url.yaml` is rendered with (the CLI
+/// test renders the same with `--filter-url`/`--filter-sha256`).
+pub const CUSTOM_URL: &str = "oci://registry.example.com:5000/ml/graph-filter:0.1.0-rc1";
+pub const CUSTOM_SHA: &str = "7f83b1657ff1fc53b92dc18148a1d65dfc2d4b1fa3d677284addd200126d9069";
+
+#[test]
+fn custom_filter_url_matches_its_golden_file() {
+    let opts = RenderOptions {
+        filter_url: CUSTOM_URL.to_string(),
+        filter_sha256: Some(CUSTOM_SHA.to_string()),
+        ..RenderOptions::default()
+    };
+    let manifests = render(&sample("sklearn-iris"), &opts).unwrap();
+    let yaml = format!(
+        "# manifests/samples/sklearn-iris.yaml rendered with filter_url {CUSTOM_URL} and its sha256 (tests/options.rs). Do not edit: `UPDATE_GOLDENS=1 cargo test -p seldon-render`.\n{}",
+        to_yaml(&manifests)
+    );
+    let golden = root().join("tests/golden/options/sklearn-iris-filter-url.yaml");
+    if std::env::var_os("UPDATE_GOLDENS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &yaml).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&golden).unwrap(),
+        yaml,
+        "golden drifted; run `UPDATE_GOLDENS=1 cargo test -p seldon-render` and review the diff"
+    );
+    let plugin = manifests.iter().find(|m| m.kind() == "WasmPlugin").unwrap();
+    assert_eq!(plugin.to_value()["spec"]["url"], CUSTOM_URL);
+    assert_eq!(plugin.to_value()["spec"]["sha256"], CUSTOM_SHA);
+    // nothing else differs from the default render
+    let default = to_yaml(&render(&sample("sklearn-iris"), &RenderOptions::default()).unwrap());
+    let custom = to_yaml(&manifests).replace(&format!("  sha256: {CUSTOM_SHA}\n"), "");
+    assert_eq!(custom, default.replace(DEFAULT_FILTER_URL, CUSTOM_URL));
+}
+
+// ---------- gRPC at the entry ----------
+
+fn with_grpc_entry() -> RenderOptions {
+    RenderOptions {
+        grpc_entry: true,
+        ..RenderOptions::default()
+    }
+}
+
+fn ambassador(opts: RenderOptions) -> RenderOptions {
+    RenderOptions {
+        ingress: Ingress::Ambassador,
+        ..opts
+    }
+}
+
+/// Every predictor Service's `(name, port)`s.
+fn predictor_ports(objs: &[Value]) -> Vec<Vec<(String, i64)>> {
+    of_kind(objs, "Service")
+        .into_iter()
+        .filter(|s| s["metadata"]["labels"].get("seldon-app").is_some())
+        .map(|s| {
+            s["spec"]["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["name"].as_str().unwrap().to_string(),
+                        p["port"].as_i64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn no_grpc_is_advertised_at_the_entry_by_default() {
+    for name in ["sklearn-iris", "ab-test", "shadow"] {
+        let objs = objects(&sample(name), &RenderOptions::default());
+        let ports = predictor_ports(&objs);
+        assert!(!ports.is_empty(), "{name}");
+        for p in ports {
+            assert_eq!(p, [("http".to_string(), 8000)], "{name}");
+        }
+        let vs = of_kind(&objs, "VirtualService");
+        let routes: Vec<&str> = vs[0]["spec"]["http"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(routes, ["rest"], "{name}");
+        assert!(
+            !serde_json::to_string(&objs).unwrap().contains("5001"),
+            "{name}"
+        );
+    }
+    let objs = objects(&sample("ambassador"), &ambassador(RenderOptions::default()));
+    let mappings = of_kind(&objs, "Mapping");
+    assert!(!mappings.is_empty());
+    for m in mappings {
+        assert!(
+            m["metadata"]["name"].as_str().unwrap().ends_with("-rest"),
+            "{m}"
+        );
+        assert!(m["spec"].get("grpc").is_none(), "{m}");
+        assert!(
+            m["spec"]["service"].as_str().unwrap().ends_with(":8000"),
+            "{m}"
+        );
+    }
+}
+
+#[test]
+fn grpc_entry_turns_port_route_and_mapping_back_on() {
+    let objs = objects(&sample("shadow"), &with_grpc_entry());
+    for p in predictor_ports(&objs) {
+        assert_eq!(p, [("http".to_string(), 8000), ("grpc".to_string(), 5001)]);
+    }
+    let vs = of_kind(&objs, "VirtualService")[0];
+    let grpc = &vs["spec"]["http"][1];
+    assert_eq!(grpc["name"], "grpc");
+    assert_eq!(
+        grpc["match"][0]["headers"]["seldon"]["exact"],
+        vs["metadata"]["name"]
+    );
+    assert_eq!(grpc["route"][0]["destination"]["port"]["number"], 5001);
+    assert_eq!(
+        grpc["mirror"]["port"]["number"], 5001,
+        "the shadow gets gRPC too"
+    );
+    assert_eq!(vs["spec"]["http"][0]["mirror"]["port"]["number"], 8000);
+
+    let objs = objects(&sample("ambassador"), &ambassador(with_grpc_entry()));
+    let grpc: Vec<&Value> = of_kind(&objs, "Mapping")
+        .into_iter()
+        .filter(|m| m["spec"]["grpc"] == true)
+        .collect();
+    assert!(!grpc.is_empty());
+    for m in grpc {
+        assert!(
+            m["spec"]["service"].as_str().unwrap().ends_with(":5001"),
+            "{m}"
+        );
+    }
+}
+
+fn grpc_transport() -> SeldonDeployment {
+    let mut sdep = sample("sklearn-iris");
+    sdep.spec.transport = Some(seldon_graph::Transport::Grpc);
+    sdep
+}
+
+#[test]
+fn grpc_transport_is_refused_once_with_the_reason() {
+    let problems = check(&grpc_transport(), &RenderOptions::default());
+    assert_eq!(
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!(
+            "spec.transport: {}",
+            seldon_render::check::GRPC_NOT_SERVED
+        )]
+    );
+    assert!(
+        seldon_render::check::GRPC_NOT_SERVED.contains("Use transport: rest"),
+        "the message says what to do"
+    );
+    let err = render(&grpc_transport(), &RenderOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("grpc is not served yet"), "{err}");
+    // REST (the default) is fine
+    assert!(check(&sample("sklearn-iris"), &RenderOptions::default()).is_empty());
+}
+
+#[test]
+fn with_grpc_entry_on_grpc_node_calls_are_still_refused_by_the_filter_rules() {
+    // the entry switch does not make the filter call nodes over gRPC
+    let problems = check(&grpc_transport(), &with_grpc_entry());
+    assert!(
+        !problems.iter().any(|p| p.path == "spec.transport"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("gRPC node calls are not supported")),
+        "{problems:?}"
+    );
+}
+
+// ---------- model initializer egress (Seldon #4450) ----------
+
+fn initializers(objs: &[Value]) -> Vec<&Value> {
+    of_kind(objs, "Deployment")
+        .into_iter()
+        .flat_map(|d| {
+            d["spec"]["template"]["spec"]["initContainers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|c| c["name"].as_str().unwrap().ends_with("-model-initializer"))
+        .collect()
+}
+
+#[test]
+fn model_initializer_runs_as_the_istio_proxy_uid() {
+    assert_eq!(ISTIO_PROXY_UID, 1337);
+    let objs = objects(&sample("sklearn-iris"), &RenderOptions::default());
+    let init = initializers(&objs);
+    assert_eq!(init.len(), 1);
+    assert_eq!(
+        init[0]["securityContext"],
+        serde_json::json!({"runAsUser": 1337})
+    );
+    // only the initializer: the model container keeps the pod's user (8888), which Istio
+    // redirects through the sidecar as usual
+    let pod = &of_kind(&objs, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 8888);
+    for c in pod["containers"].as_array().unwrap() {
+        assert!(c.get("securityContext").is_none(), "{c}");
+    }
+}
+
+#[test]
+fn initializer_uid_can_be_changed_or_left_to_the_pod() {
+    let openshift = RenderOptions {
+        initializer_user_id: Some(1_000_680_001),
+        ..RenderOptions::default()
+    };
+    let objs = objects(&sample("sklearn-iris"), &openshift);
+    assert_eq!(
+        initializers(&objs)[0]["securityContext"]["runAsUser"],
+        1_000_680_001_i64
+    );
+    let none = RenderOptions {
+        initializer_user_id: None,
+        ..RenderOptions::default()
+    };
+    let objs = objects(&sample("sklearn-iris"), &none);
+    assert!(initializers(&objs)[0].get("securityContext").is_none());
+}
+
+#[test]
+fn every_sample_initializer_runs_as_the_proxy_uid_and_pvc_models_have_none() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(root().join("../../manifests/samples")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let opts = if name.contains("ambassador") {
+            ambassador(RenderOptions::default())
+        } else {
+            RenderOptions::default()
+        };
+        for c in initializers(&objects(&sample(&name), &opts)) {
+            assert_eq!(c["securityContext"]["runAsUser"], 1337, "{name}: {c}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "{seen}");
+    // pvc:// is mounted: no init container, nothing to download
+    let mut sdep = sample("sklearn-iris");
+    sdep.spec.predictors[0].graph.model_uri = Some("pvc://models/iris".to_string());
+    assert!(initializers(&objects(&sdep, &RenderOptions::default())).is_empty());
+}
+
+// ---------- EnvoyFilter priority (IST0151) ----------
+
+#[test]
+fn envoy_filter_has_a_positive_priority() {
+    let objs = objects(&sample("ab-test"), &RenderOptions::default());
+    let filters = of_kind(&objs, "EnvoyFilter");
+    assert_eq!(filters.len(), 2);
+    for f in filters {
+        assert_eq!(f["spec"]["priority"], seldon_render::envoy_filter::PRIORITY);
+        const { assert!(seldon_render::envoy_filter::PRIORITY > 0) };
+        assert_eq!(
+            f["spec"]["configPatches"][0]["patch"]["operation"],
+            "INSERT_BEFORE"
+        );
+    }
+}
