@@ -1,6 +1,25 @@
 //! Which predictor endpoint a request is for, from its method and path.
+//!
+//! As in Seldon's executor (`executor/api/rest/server.go`), the prediction API depends on the
+//! graph's protocol: `/api/v1.0/...` for `seldon` graphs, `/v2/models/...` for `v2` graphs. The
+//! health paths answer for both.
+//!
+//! | path | protocol | endpoint |
+//! |---|---|---|
+//! | `POST /api/v1.0/predictions` (and `v0.1`) | seldon | run the graph |
+//! | `POST /api/v1.0/feedback` (and `v0.1`) | seldon | reward down the recorded route |
+//! | `GET /api/v1.0/metadata` | seldon | graph metadata from every node |
+//! | `GET /api/v1.0/metadata/<node>` | seldon | that node's `/metadata`, passed through |
+//! | `GET /api/v1.0/status/<node>` | seldon | that node's `/health/status`, passed through |
+//! | `POST /v2/models/<m>/infer`, `POST /v2/models/infer` | v2 | run the graph |
+//! | `GET /v2/models/<node>`, `GET /v2/models/<node>/ready` | v2 | that node's answer |
+//! | `GET /v2/models/<deployment>` (or a root the filter runs) | v2 | the graph as one model |
+//! | `GET /v2/models/<deployment>/ready` (idem) | v2 | every node ready |
+//! | `GET /ready`, `/api/v1.0/status`, `/api/v1.0/health/status`, `/health/status`, `/v2/health/ready` | any | every node ready |
+//! | `GET /live`, `/v2/health/live` | any | the filter is up |
+//! | `GET /health/ping` | any | `pong` |
 
-use seldon_graph::{Plan, Protocol};
+use seldon_graph::{NodeId, Plan, Protocol};
 
 /// A predictor endpoint the filter serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,15 +29,26 @@ pub enum Endpoint {
     /// `POST /api/v1.0/feedback`: send a reward down the recorded route.
     Feedback,
     /// `GET /api/v1.0/metadata`: graph metadata built from every node's.
-    Metadata,
-    /// `POST /v2/models/<m>/infer` or `/v2/models/infer`: run a v2 model chain.
+    GraphMetadata,
+    /// `GET /api/v1.0/metadata/<node>`, `GET /v2/models/<node>`: the node's metadata.
+    NodeMetadata(NodeId),
+    /// `GET /api/v1.0/status/<node>` (the node's `/health/status`), `GET /v2/models/<node>/ready`.
+    NodeStatus(NodeId),
+    /// `POST /v2/models/<m>/infer` or `/v2/models/infer`: run a v2 graph.
     V2Infer,
-    /// `GET /v2/models/<m>/ready`: every node of the chain is ready.
+    /// `GET /v2/models/<m>/ready` for the deployment (or a root the filter runs itself): every
+    /// node is ready.
     V2ModelReady(String),
-    /// `GET /ready`, `/api/v1.0/health/status`, `/v2/health/ready`: every node is ready.
+    /// `GET /v2/models/<m>` for the deployment (or a root the filter runs itself): the graph as
+    /// one model, inputs of the node that reads the request, outputs of the one that answers.
+    V2ModelMetadata(String),
+    /// `GET /ready`, `/api/v1.0/status`, `/api/v1.0/health/status`, `/health/status`,
+    /// `/v2/health/ready`: every node is ready.
     Ready,
     /// `GET /live`, `/v2/health/live`: the filter is up.
     Live,
+    /// `GET /health/ping`: `pong`, as Seldon's Python wrapper answers.
+    Ping,
 }
 
 impl Endpoint {
@@ -27,9 +57,11 @@ impl Endpoint {
         match self {
             Endpoint::Predictions | Endpoint::V2Infer => "predictions",
             Endpoint::Feedback => "feedback",
-            Endpoint::Metadata => "metadata",
-            Endpoint::Ready | Endpoint::V2ModelReady(_) => "status",
-            Endpoint::Live => "live",
+            Endpoint::GraphMetadata | Endpoint::NodeMetadata(_) | Endpoint::V2ModelMetadata(_) => {
+                "metadata"
+            }
+            Endpoint::Ready | Endpoint::V2ModelReady(_) | Endpoint::NodeStatus(_) => "status",
+            Endpoint::Live | Endpoint::Ping => "live",
         }
     }
 }
@@ -37,49 +69,143 @@ impl Endpoint {
 /// Why a request matches no endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoEndpoint {
-    NotFound(String),
-    MethodNotAllowed { path: String, allowed: &'static str },
+    NotFound {
+        path: String,
+        protocol: Protocol,
+    },
+    MethodNotAllowed {
+        path: String,
+        allowed: &'static str,
+    },
     UnknownModel(String),
+    /// A node the filter runs itself (RANDOM_ABTEST): there is no process to ask.
+    NotCallable(String),
+    /// A path of the other protocol's API.
+    WrongProtocol {
+        path: String,
+        protocol: Protocol,
+    },
+    /// Feedback on a v2 graph: not part of the Open Inference Protocol.
+    NoFeedbackInV2,
 }
 
-/// Classifies a request. v2 paths accept the model name of the graph's root node or the
-/// deployment name (Seldon's `address.url` uses the root's name).
+/// Classifies a request.
 pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEndpoint> {
     let path = path.split('?').next().unwrap_or_default();
     let path = path
         .strip_suffix('/')
         .filter(|p| !p.is_empty())
         .unwrap_or(path);
-    let post = |e: Endpoint| expect_method(method, "POST", path, e);
     let get = |e: Endpoint| expect_method(method, "GET", path, e);
     match path {
-        "/api/v1.0/predictions" | "/api/v0.1/predictions" => post(Endpoint::Predictions),
-        "/api/v1.0/feedback" | "/api/v0.1/feedback" => post(Endpoint::Feedback),
-        "/api/v1.0/metadata" => get(Endpoint::Metadata),
-        "/ready" | "/api/v1.0/health/status" | "/v2/health/ready" => get(Endpoint::Ready),
-        "/live" | "/v2/health/live" => get(Endpoint::Live),
-        "/v2/models/infer" if plan.protocol == Protocol::V2 => post(Endpoint::V2Infer),
-        _ => match path
-            .strip_prefix("/v2/models/")
-            .map(|rest| rest.split('/').collect::<Vec<_>>())
-        {
-            Some(parts) if plan.protocol == Protocol::V2 => {
-                let model = parts.first().copied().unwrap_or_default();
-                let action = match parts.as_slice() {
-                    [_, "infer"] | [_, "versions", _, "infer"] => "infer",
-                    [_, "ready"] | [_, "versions", _, "ready"] => "ready",
-                    _ => return Err(NoEndpoint::NotFound(path.to_string())),
-                };
-                if model != plan.root().name && model != plan.deployment {
-                    return Err(NoEndpoint::UnknownModel(model.to_string()));
-                }
-                match action {
-                    "infer" => post(Endpoint::V2Infer),
-                    _ => get(Endpoint::V2ModelReady(model.to_string())),
-                }
+        "/ready"
+        | "/api/v1.0/status"
+        | "/api/v1.0/health/status"
+        | "/health/status"
+        | "/v2/health/ready" => return get(Endpoint::Ready),
+        "/live" | "/v2/health/live" => return get(Endpoint::Live),
+        "/health/ping" => return get(Endpoint::Ping),
+        _ => {}
+    }
+    let wrong_protocol = || NoEndpoint::WrongProtocol {
+        path: path.to_string(),
+        protocol: plan.protocol,
+    };
+    if let Some(rest) = path.strip_prefix("/v2/") {
+        if plan.protocol != Protocol::V2 {
+            return Err(wrong_protocol());
+        }
+        return classify_v2(plan, method, path, rest);
+    }
+    let Some(rest) = path
+        .strip_prefix("/api/v1.0/")
+        .or_else(|| path.strip_prefix("/api/v0.1/"))
+    else {
+        return Err(not_found(plan, path));
+    };
+    if plan.protocol == Protocol::V2 {
+        return Err(if rest == "feedback" {
+            NoEndpoint::NoFeedbackInV2
+        } else {
+            wrong_protocol()
+        });
+    }
+    let post = |e: Endpoint| expect_method(method, "POST", path, e);
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["predictions"] => post(Endpoint::Predictions),
+        ["feedback"] => post(Endpoint::Feedback),
+        ["metadata"] => get(Endpoint::GraphMetadata),
+        ["metadata", node] => {
+            let id = callable_node(plan, node)?;
+            get(Endpoint::NodeMetadata(id))
+        }
+        ["status", node] => {
+            let id = callable_node(plan, node)?;
+            get(Endpoint::NodeStatus(id))
+        }
+        _ => Err(not_found(plan, path)),
+    }
+}
+
+/// `/v2/...` on a v2 graph (`rest` is the path after `/v2/`).
+fn classify_v2(plan: &Plan, method: &str, path: &str, rest: &str) -> Result<Endpoint, NoEndpoint> {
+    let get = |e: Endpoint| expect_method(method, "GET", path, e);
+    let post = |e: Endpoint| expect_method(method, "POST", path, e);
+    let Some(model_path) = rest.strip_prefix("models/") else {
+        return Err(not_found(plan, path));
+    };
+    let parts: Vec<&str> = model_path.split('/').collect();
+    let (model, action) = match parts.as_slice() {
+        // Seldon's extension: the graph without naming a model.
+        ["infer"] => return post(Endpoint::V2Infer),
+        [m] | [m, "versions", _] => (*m, None),
+        [m, a] | [m, "versions", _, a] => (*m, Some(*a)),
+        _ => return Err(not_found(plan, path)),
+    };
+    match action {
+        Some("infer") => {
+            if model != plan.root().name && model != plan.deployment {
+                return Err(NoEndpoint::UnknownModel(model.to_string()));
             }
-            _ => Err(NoEndpoint::NotFound(path.to_string())),
+            post(Endpoint::V2Infer)
+        }
+        Some("ready") => match v2_target(plan, model)? {
+            Some(id) => get(Endpoint::NodeStatus(id)),
+            None => get(Endpoint::V2ModelReady(model.to_string())),
         },
+        None => match v2_target(plan, model)? {
+            Some(id) => get(Endpoint::NodeMetadata(id)),
+            None => get(Endpoint::V2ModelMetadata(model.to_string())),
+        },
+        Some(_) => Err(not_found(plan, path)),
+    }
+}
+
+/// What `/v2/models/<model>` names: a node the filter calls (`Some`), or the whole graph
+/// (`None`: the deployment's name, or a root the filter runs itself).
+fn v2_target(plan: &Plan, model: &str) -> Result<Option<NodeId>, NoEndpoint> {
+    match plan.find(model) {
+        Some(id) if plan.nodes[id].is_remote() => Ok(Some(id)),
+        Some(0) => Ok(None),
+        Some(_) => Err(NoEndpoint::NotCallable(model.to_string())),
+        None if model == plan.deployment => Ok(None),
+        None => Err(NoEndpoint::UnknownModel(model.to_string())),
+    }
+}
+
+/// The node called `name`, if the filter calls it.
+fn callable_node(plan: &Plan, name: &str) -> Result<NodeId, NoEndpoint> {
+    match plan.find(name) {
+        Some(id) if plan.nodes[id].is_remote() => Ok(id),
+        Some(_) => Err(NoEndpoint::NotCallable(name.to_string())),
+        None => Err(NoEndpoint::UnknownModel(name.to_string())),
+    }
+}
+
+fn not_found(plan: &Plan, path: &str) -> NoEndpoint {
+    NoEndpoint::NotFound {
+        path: path.to_string(),
+        protocol: plan.protocol,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Everything that can fail a request, and the one function that turns it into a response.
 
+use seldon_graph::Protocol;
 use thiserror::Error;
 
 use crate::endpoint::NoEndpoint;
@@ -69,15 +70,48 @@ pub struct NoEndpointText {
 impl From<NoEndpoint> for Failure {
     fn from(kind: NoEndpoint) -> Self {
         let text = match &kind {
-            NoEndpoint::NotFound(p) => format!(
-                "no endpoint {p}; this predictor serves /api/v1.0/predictions, /api/v1.0/feedback, /api/v1.0/metadata, /ready, /live and, for v2 graphs, /v2/models/<model>/infer|ready"
-            ),
+            NoEndpoint::NotFound { path, protocol } => {
+                format!("no endpoint {path}; {}", served(*protocol))
+            }
             NoEndpoint::MethodNotAllowed { path, allowed } => {
                 format!("{path} only accepts {allowed}")
             }
             NoEndpoint::UnknownModel(m) => format!("unknown model {m:?}"),
+            NoEndpoint::NotCallable(m) => format!(
+                "node {m:?} is run by the filter itself (RANDOM_ABTEST): it has no process to ask"
+            ),
+            NoEndpoint::WrongProtocol { path, protocol } => format!(
+                "{path} is not served for a {} graph; {}",
+                protocol_name(*protocol),
+                served(*protocol)
+            ),
+            NoEndpoint::NoFeedbackInV2 => {
+                "feedback is a Seldon protocol call: v2 graphs take none \
+                 (Seldon's executor serves /api/v1.0/feedback only for protocol seldon)"
+                    .to_string()
+            }
         };
         Failure::NoEndpoint(NoEndpointText { kind, text })
+    }
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Seldon => "seldon protocol",
+        Protocol::V2 => "v2 protocol",
+        Protocol::Tensorflow => "tensorflow protocol",
+    }
+}
+
+/// The endpoints a graph of `protocol` serves, for 404 messages.
+fn served(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::V2 => {
+            "this predictor serves /v2/models/<model>/infer, /v2/models/infer, /v2/models/<model>[/ready], /v2/health/live|ready, /ready, /live, /health/ping, /health/status"
+        }
+        _ => {
+            "this predictor serves /api/v1.0/predictions, /api/v1.0/feedback, /api/v1.0/metadata[/<node>], /api/v1.0/status/<node>, /api/v1.0/health/status, /ready, /live, /health/ping, /health/status"
+        }
     }
 }
 
@@ -113,8 +147,12 @@ impl Failure {
             Failure::BodyTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
             Failure::NotReady { .. } => (503, "NOT_READY"),
             Failure::NoEndpoint(t) => match t.kind {
-                NoEndpoint::NotFound(_) | NoEndpoint::UnknownModel(_) => (404, "NOT_FOUND"),
                 NoEndpoint::MethodNotAllowed { .. } => (405, "METHOD_NOT_ALLOWED"),
+                NoEndpoint::NotFound { .. }
+                | NoEndpoint::UnknownModel(_)
+                | NoEndpoint::NotCallable(_)
+                | NoEndpoint::WrongProtocol { .. }
+                | NoEndpoint::NoFeedbackInV2 => (404, "NOT_FOUND"),
             },
         }
     }

@@ -45,8 +45,8 @@ pub struct RequestExecutor {
     tasks: Vec<Task>,
     /// The one map of calls in flight, by the host's token.
     pending: BTreeMap<u32, Pending>,
-    /// Parallel GET probes (readiness, metadata): node → answer.
-    probes: BTreeMap<String, Vec<u8>>,
+    /// Parallel GET probes (readiness, metadata, status): node → answer.
+    probes: BTreeMap<NodeId, Msg>,
     /// `Seldon-Skip-Logging` was set.
     skip_logging: bool,
     done: bool,
@@ -172,8 +172,28 @@ impl RequestExecutor {
             }
             Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer => Step::WaitBody,
             Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
-            Endpoint::Ready | Endpoint::V2ModelReady(_) => self.start_probes(host, Service::Ready),
-            Endpoint::Metadata => self.start_probes(host, Service::Metadata),
+            Endpoint::Ping => self.respond(Response::with_type(
+                200,
+                "text/plain; charset=utf-8",
+                b"pong".to_vec(),
+            )),
+            Endpoint::Ready | Endpoint::V2ModelReady(_) => {
+                let all = self.remote_nodes();
+                self.start_probes(host, Service::Ready, all)
+            }
+            Endpoint::GraphMetadata => {
+                let all = self.remote_nodes();
+                self.start_probes(host, Service::Metadata, all)
+            }
+            Endpoint::V2ModelMetadata(_) => {
+                let (reader, writer) = crate::metadata::edges(&self.plan);
+                let mut ends = vec![reader, writer];
+                ends.dedup();
+                ends.retain(|&id| self.plan.nodes[id].is_remote());
+                self.start_probes(host, Service::Metadata, ends)
+            }
+            Endpoint::NodeMetadata(id) => self.start_probes(host, Service::Metadata, vec![id]),
+            Endpoint::NodeStatus(id) => self.start_probes(host, Service::Status, vec![id]),
         }
     }
 
@@ -238,7 +258,7 @@ impl RequestExecutor {
             return Step::Wait;
         }
         let Some(task) = pending.task else {
-            return self.on_probe(node, pending.service, response);
+            return self.on_probe(pending.node, node, pending.service, response);
         };
         let msg = match check(node, pending.service, response) {
             Ok(msg) => msg,
@@ -560,12 +580,19 @@ impl RequestExecutor {
         })
     }
 
-    /// Sends one GET to every node the filter calls; answers when all have replied.
-    fn start_probes(&mut self, host: &mut dyn Host, service: Service) -> Step {
+    /// Every node the filter calls.
+    fn remote_nodes(&self) -> Vec<NodeId> {
+        (0..self.plan.nodes.len())
+            .filter(|&id| self.plan.nodes[id].is_remote())
+            .collect()
+    }
+
+    /// Sends one GET for `service` to each of `nodes`; answers when all have replied.
+    fn start_probes(&mut self, host: &mut dyn Host, service: Service, nodes: Vec<NodeId>) -> Step {
         let plan = Rc::clone(&self.plan);
-        for (id, node) in plan.nodes.iter().enumerate().filter(|(_, n)| n.is_remote()) {
+        for id in nodes {
             let sent = self
-                .call(node, service, None, None)
+                .call(&plan.nodes[id], service, None, None)
                 .and_then(|call| self.dispatch(host, &call, id, service, None));
             if let Err(f) = sent {
                 return self.fail(f);
@@ -578,7 +605,13 @@ impl RequestExecutor {
         }
     }
 
-    fn on_probe(&mut self, node: &PlanNode, service: Service, response: CallResponse) -> Step {
+    fn on_probe(
+        &mut self,
+        id: NodeId,
+        node: &PlanNode,
+        service: Service,
+        response: CallResponse,
+    ) -> Step {
         if service == Service::Ready && !response.status.is_some_and(|s| (200..300).contains(&s)) {
             let status = response
                 .status
@@ -590,7 +623,7 @@ impl RequestExecutor {
         }
         match check(node, service, response) {
             Ok(msg) => {
-                self.probes.insert(node.name.clone(), msg.body);
+                self.probes.insert(id, msg);
             }
             Err(f) => return self.fail(f),
         }
@@ -602,10 +635,29 @@ impl RequestExecutor {
     }
 
     fn probes_done(&mut self) -> Step {
-        match &self.endpoint {
-            Some(Endpoint::Metadata) => {
-                let body = crate::metadata::graph_metadata(&self.plan, &self.probes);
+        let answers: BTreeMap<String, Vec<u8>> = self
+            .probes
+            .iter()
+            .map(|(&id, msg)| (self.plan.nodes[id].name.clone(), msg.body.clone()))
+            .collect();
+        match self.endpoint.clone() {
+            Some(Endpoint::GraphMetadata) => {
+                let body = crate::metadata::graph_metadata(&self.plan, &answers);
                 self.respond(Response::json(200, body))
+            }
+            Some(Endpoint::V2ModelMetadata(model)) => {
+                let body = crate::metadata::v2_graph_metadata(&self.plan, &model, &answers);
+                self.respond(Response::json(200, body))
+            }
+            Some(Endpoint::NodeMetadata(id)) | Some(Endpoint::NodeStatus(id)) => {
+                // The node's own answer, passed through as Seldon's executor does.
+                let msg = self.probes.remove(&id).unwrap_or(Msg {
+                    body: Vec::new(),
+                    content_type: None,
+                    from_node: true,
+                });
+                let content_type = msg.content_type.as_deref().unwrap_or("application/json");
+                self.respond(Response::with_type(200, content_type, msg.body))
             }
             Some(Endpoint::V2ModelReady(model)) => {
                 let body = serde_json::json!({"name": model, "ready": true})

@@ -77,6 +77,16 @@ struct Harness {
 }
 
 fn plan(protocol: Protocol, graph: &str, limit: u64) -> Rc<seldon_graph::Plan> {
+    plan_with(protocol, graph, limit, |_| {})
+}
+
+/// `plan`, with `edit` applied to the config before compiling.
+fn plan_with(
+    protocol: Protocol,
+    graph: &str,
+    limit: u64,
+    edit: impl FnOnce(&mut FilterConfig),
+) -> Rc<seldon_graph::Plan> {
     let graph: PredictiveUnit = serde_yaml::from_str(graph).unwrap();
     let nodes: BTreeMap<String, NodeUpstream> = graph
         .walk()
@@ -93,7 +103,7 @@ fn plan(protocol: Protocol, graph: &str, limit: u64) -> Rc<seldon_graph::Plan> {
             (n.name.clone(), up)
         })
         .collect();
-    let cfg = FilterConfig {
+    let mut cfg = FilterConfig {
         deployment: "sdep".into(),
         namespace: "ns".into(),
         predictor: "default".into(),
@@ -108,6 +118,7 @@ fn plan(protocol: Protocol, graph: &str, limit: u64) -> Rc<seldon_graph::Plan> {
             timeout_ms: 1000,
         }),
     };
+    edit(&mut cfg);
     Rc::new(compile(&cfg).unwrap())
 }
 
@@ -800,4 +811,333 @@ fn late_answers_are_still_reported_but_change_nothing() {
     assert_eq!(h.answer(calls[1].0, 200, "{}"), Step::Wait, "unknown token");
     let statuses: Vec<_> = h.host.done.iter().map(|d| (d.0.as_str(), d.2)).collect();
     assert_eq!(statuses, [("a", Some(500)), ("b", Some(200))]);
+}
+
+// --- the whole external API (issue 12, item 4) ---
+
+/// A node's answer with a content type of its own.
+fn answer_typed(h: &mut Harness, token: u32, status: u16, content_type: &str, body: &str) -> Step {
+    let response = CallResponse {
+        status: Some(status),
+        headers: vec![
+            ("content-type".into(), content_type.into()),
+            ("x-envoy-upstream-service-time".into(), "1".into()),
+        ],
+        body: body.as_bytes().to_vec(),
+    };
+    h.exec.on_call_response(&mut h.host, token, response)
+}
+
+#[test]
+fn node_metadata_is_the_nodes_answer_passed_through() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    assert_eq!(h.get("/api/v1.0/metadata/m"), Step::Wait);
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["m/metadata"]);
+    assert_eq!(calls[0].1.method, "GET");
+    let meta = r#"{"name":"m","versions":["v7"],"inputs":[]}"#;
+    let r = respond(answer_typed(
+        &mut h,
+        calls[0].0,
+        200,
+        "application/json",
+        meta,
+    ));
+    assert_eq!((r.status, r.body.as_slice()), (200, meta.as_bytes()));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("seldon-puid").is_some());
+    // v0.1 path too, as Seldon's executor serves it
+    let mut h = Harness::new("name: m");
+    h.get("/api/v0.1/metadata/m");
+    assert_eq!(summary(&h.new_calls()), ["m/metadata"]);
+}
+
+#[test]
+fn node_metadata_and_status_failures() {
+    let mut h = Harness::new("name: m");
+    let r = respond(h.get("/api/v1.0/metadata/nope"));
+    assert_eq!(r.status, 404);
+    assert_eq!(json_body(&r)["status"]["info"], "unknown model \"nope\"");
+    let mut h =
+        Harness::new("{name: ab, implementation: RANDOM_ABTEST, children: [{name: a}, {name: b}]}");
+    let r = respond(h.get("/api/v1.0/status/ab"));
+    assert_eq!(r.status, 404);
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("run by the filter itself (RANDOM_ABTEST)"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let mut h = Harness::new("name: m");
+    assert_eq!(
+        respond(h.exec.on_headers(
+            &mut h.host,
+            Harness::headers("POST", "/api/v1.0/status/m"),
+            false
+        ))
+        .status,
+        405
+    );
+    // The node's own error passes through, naming it.
+    let mut h = Harness::new("name: m");
+    h.get("/api/v1.0/status/m");
+    let token = h.new_calls()[0].0;
+    let r = respond(h.answer(token, 500, r#"{"status":{"info":"sick"}}"#));
+    assert_eq!((r.status, r.header("seldon-node")), (500, Some("m")));
+    assert_eq!(r.body, br#"{"status":{"info":"sick"}}"#);
+}
+
+#[test]
+fn node_status_asks_the_nodes_health_status() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.get("/api/v1.0/status/t");
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["t/health/status"]);
+    let body = r#"{"strData":"healthy"}"#;
+    let r = respond(h.answer(calls[0].0, 200, body));
+    assert_eq!((r.status, r.body.as_slice()), (200, body.as_bytes()));
+}
+
+#[test]
+fn health_paths_answer_without_or_with_probes() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    let r = respond(h.get("/health/ping"));
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"pong"[..]));
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert!(h.new_calls().is_empty(), "ping is the filter's own");
+    for path in [
+        "/health/status",
+        "/api/v1.0/status",
+        "/api/v1.0/health/status",
+    ] {
+        let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+        assert_eq!(h.get(path), Step::Wait);
+        let calls = h.new_calls();
+        assert_eq!(
+            summary(&calls),
+            ["t/health/ping", "m/health/ping"],
+            "{path}"
+        );
+        h.answer(calls[0].0, 200, "pong");
+        let r = respond(h.answer(calls[1].0, 200, "pong"));
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &br#"{"ready":true}"#[..])
+        );
+    }
+    let mut h = Harness::new("name: m");
+    h.get("/health/status");
+    let token = h.new_calls()[0].0;
+    let r = respond(h.answer(token, 503, "loading"));
+    assert_eq!((r.status, r.header("seldon-node")), (503, Some("m")));
+    assert_eq!(json_body(&r)["status"]["reason"], "NOT_READY");
+}
+
+fn v2_chain() -> Harness {
+    Harness::with(plan(
+        Protocol::V2,
+        "{name: first, children: [{name: second}]}",
+        1024,
+    ))
+}
+
+#[test]
+fn v2_model_metadata_and_ready_of_a_node_pass_through() {
+    let mut h = v2_chain();
+    h.get("/v2/models/second");
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["second/v2/models/second"]);
+    let meta = r#"{"name":"second","platform":"p","inputs":[],"outputs":[]}"#;
+    let r = respond(h.answer(calls[0].0, 200, meta));
+    assert_eq!(r.body, meta.as_bytes());
+
+    let mut h = v2_chain();
+    h.get("/v2/models/first/versions/1");
+    assert_eq!(summary(&h.new_calls()), ["first/v2/models/first"]);
+
+    let mut h = v2_chain();
+    h.get("/v2/models/second/ready");
+    let calls = h.new_calls();
+    assert_eq!(summary(&calls), ["second/v2/models/second/ready"]);
+    let r = respond(h.answer(calls[0].0, 200, r#"{"name":"second","ready":true}"#));
+    assert_eq!(json_body(&r), json!({"name": "second", "ready": true}));
+}
+
+#[test]
+fn v2_deployment_is_the_graph_as_one_model() {
+    let mut h = v2_chain();
+    h.get("/v2/models/sdep");
+    let calls = h.new_calls();
+    assert_eq!(
+        summary(&calls),
+        ["first/v2/models/first", "second/v2/models/second"],
+        "the reading node and the answering node"
+    );
+    h.answer(
+        calls[0].0,
+        200,
+        r#"{"name":"first","inputs":[{"name":"in1"}],"outputs":[{"name":"out1"}]}"#,
+    );
+    let r = respond(h.answer(
+        calls[1].0,
+        200,
+        r#"{"name":"second","inputs":[{"name":"in2"}],"outputs":[{"name":"out2"}]}"#,
+    ));
+    assert_eq!(
+        json_body(&r),
+        json!({"name": "sdep", "versions": [], "platform": "seldon-mesh",
+               "inputs": [{"name": "in1"}], "outputs": [{"name": "out2"}]})
+    );
+
+    let mut h = v2_chain();
+    h.get("/v2/models/sdep/ready");
+    let calls = h.new_calls();
+    assert_eq!(
+        summary(&calls),
+        [
+            "first/v2/models/first/ready",
+            "second/v2/models/second/ready"
+        ]
+    );
+    h.answer(calls[0].0, 200, "{}");
+    let r = respond(h.answer(calls[1].0, 200, "{}"));
+    assert_eq!(json_body(&r), json!({"name": "sdep", "ready": true}));
+}
+
+#[test]
+fn v2_infer_without_a_model_name_runs_the_graph() {
+    let mut h = v2_chain();
+    let req = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
+    assert_eq!(h.post("/v2/models/infer", req), Step::Wait);
+    let (c1, _) = h.expect(
+        "first",
+        "/v2/models/first/infer",
+        r#"{"outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[2.0]}]}"#,
+    );
+    assert_eq!(c1.body.as_deref(), Some(req.as_bytes()));
+    let (_, step) = h.expect("second", "/v2/models/second/infer", r#"{"outputs":[]}"#);
+    assert_eq!(respond(step).body, br#"{"outputs":[]}"#);
+    let mut h = v2_chain();
+    assert_eq!(respond(h.get("/v2/models/infer")).status, 405);
+}
+
+#[test]
+fn each_protocol_serves_its_own_api() {
+    let mut h = v2_chain();
+    let r = respond(h.exec.on_headers(
+        &mut h.host,
+        Harness::headers("POST", "/api/v1.0/predictions"),
+        false,
+    ));
+    assert_eq!(r.status, 404);
+    let info = json_body(&r)["status"]["info"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        info.starts_with("/api/v1.0/predictions is not served for a v2 protocol graph")
+            && info.contains("/v2/models/<model>/infer"),
+        "{info}"
+    );
+    let mut h = v2_chain();
+    let r = respond(h.get("/api/v1.0/metadata"));
+    assert_eq!(r.status, 404);
+    let mut h = Harness::new("name: m");
+    let r = respond(h.exec.on_headers(
+        &mut h.host,
+        Harness::headers("POST", "/v2/models/m/infer"),
+        false,
+    ));
+    assert_eq!(r.status, 404);
+    assert!(
+        json_body(&r)["status"]["info"]
+            .as_str()
+            .unwrap()
+            .contains("is not served for a seldon protocol graph"),
+    );
+    assert!(h.new_calls().is_empty());
+}
+
+#[test]
+fn feedback_on_a_v2_graph_is_refused_clearly() {
+    let mut h = v2_chain();
+    let r = respond(h.exec.on_headers(
+        &mut h.host,
+        Harness::headers("POST", "/api/v1.0/feedback"),
+        false,
+    ));
+    assert_eq!(r.status, 404);
+    let body = json_body(&r);
+    assert_eq!(body["status"]["reason"], "NOT_FOUND");
+    assert_eq!(
+        body["status"]["info"],
+        "feedback is a Seldon protocol call: v2 graphs take none (Seldon's executor serves /api/v1.0/feedback only for protocol seldon)"
+    );
+    assert!(h.new_calls().is_empty(), "nothing is posted to /infer");
+}
+
+#[test]
+fn feedback_skips_v2_nodes_of_a_seldon_graph() {
+    let plan = plan_with(
+        Protocol::Seldon,
+        "{name: t, type: TRANSFORMER, children: [{name: m}]}",
+        1024,
+        |cfg| cfg.nodes.get_mut("m").unwrap().protocol = Some(Protocol::V2),
+    );
+    let mut h = Harness::with(plan);
+    h.post("/api/v1.0/feedback", r#"{"reward":1}"#);
+    let calls = h.new_calls();
+    assert!(
+        calls.is_empty(),
+        "neither the transformer nor the v2 model take feedback: {:?}",
+        summary(&calls)
+    );
+}
+
+fn v2_abtest(random: f64) -> Harness {
+    let plan = plan_with(
+        Protocol::V2,
+        "{name: ab, implementation: RANDOM_ABTEST, parameters: [{name: ratioA, value: '0.3', type: FLOAT}], children: [{name: a}, {name: b}]}",
+        1024,
+        |cfg| {
+            cfg.nodes.remove("ab");
+        },
+    );
+    let mut h = Harness::with(plan);
+    h.host.random = random;
+    h
+}
+
+#[test]
+fn v2_random_abtest_splits_in_the_filter() {
+    let req = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
+    for (random, child) in [(0.29, "a"), (0.3, "b"), (0.9, "b")] {
+        let mut h = v2_abtest(random);
+        assert_eq!(h.post("/v2/models/ab/infer", req), Step::Wait);
+        let answer = format!(r#"{{"model_name":"{child}","outputs":[]}}"#);
+        let (call, step) = h.expect(child, &format!("/v2/models/{child}/infer"), &answer);
+        assert_eq!(
+            call.body.as_deref(),
+            Some(req.as_bytes()),
+            "the request reaches the child unchanged"
+        );
+        assert_eq!(
+            respond(step).body,
+            answer.as_bytes(),
+            "v2 answers pass through untouched (no meta to put routing in)"
+        );
+    }
+    let mut h = v2_abtest(0.1);
+    assert_eq!(h.post("/v2/models/infer", req), Step::Wait);
+    assert_eq!(summary(&h.new_calls()), ["a/v2/models/a/infer"]);
+    // the root runs in the filter: its name and the deployment's name mean the graph
+    let mut h = v2_abtest(0.1);
+    h.get("/v2/models/ab");
+    assert_eq!(
+        summary(&h.new_calls()),
+        ["a/v2/models/a"],
+        "the first child reads and answers"
+    );
 }

@@ -74,7 +74,9 @@ pub enum Rule {
     GrpcUnsupported,
     #[error("the {0} protocol is not supported by the filter; use seldon or v2")]
     ProtocolUnsupported(&'static str),
-    #[error("v2 graphs are model chains: {0} is not supported with protocol v2")]
+    #[error(
+        "{0} is not supported with protocol v2: v2 graphs are model chains, optionally split by RANDOM_ABTEST"
+    )]
     NotInV2(&'static str),
     #[error("graph deeper than {0} levels")]
     TooDeep(usize),

@@ -10,7 +10,12 @@
 //! | route           | ROUTER or ROUTE → remote; RANDOM_ABTEST → in the filter; else all children | `/route` |
 //! | aggregate       | COMBINER or AGGREGATE                                       | `/aggregate`         |
 //! | output          | OUTPUT_TRANSFORMER or TRANSFORM_OUTPUT                      | `/transform-output`  |
-//! | feedback        | MODEL, ROUTER (not RANDOM_ABTEST) or SEND_FEEDBACK          | `/send-feedback`     |
+//! | feedback        | MODEL, ROUTER (not RANDOM_ABTEST) or SEND_FEEDBACK; never v2 nodes | `/send-feedback` |
+//!
+//! v2 nodes are called on `/v2/models/<node>/infer` for every step. v2 graphs are model chains
+//! that RANDOM_ABTEST may split (decided in the filter, as Seldon's executor decides it); a
+//! ROUTER's `/route` and a COMBINER's `/aggregate` have no v2 form and are refused. Feedback is
+//! a Seldon protocol call: v2 nodes take none (Seldon's REST client skips it for them).
 
 use std::collections::BTreeMap;
 
@@ -248,7 +253,7 @@ impl Compiler<'_> {
             is(PredictiveUnitType::Combiner) || unit.has_method(PredictiveUnitMethod::Aggregate);
         let transform_output = is(PredictiveUnitType::OutputTransformer)
             || unit.has_method(PredictiveUnitMethod::TransformOutput);
-        let send_feedback = (is(PredictiveUnitType::Model)
+        let mut send_feedback = (is(PredictiveUnitType::Model)
             || is(PredictiveUnitType::Router)
             || unit.has_method(PredictiveUnitMethod::SendFeedback))
             && !abtest;
@@ -290,12 +295,13 @@ impl Compiler<'_> {
             .and_then(|u| u.protocol)
             .unwrap_or(self.config.protocol);
         if protocol == Protocol::V2 {
-            if route != RouteStep::AllChildren {
-                self.problem(name, &path, Rule::NotInV2("routing"));
+            if route == RouteStep::Remote {
+                self.problem(name, &path, Rule::NotInV2("a ROUTER's /route"));
             }
             if aggregate {
-                self.problem(name, &path, Rule::NotInV2("a combiner"));
+                self.problem(name, &path, Rule::NotInV2("a COMBINER's /aggregate"));
             }
+            send_feedback = false;
         }
 
         let id = self.nodes.len();
@@ -637,11 +643,41 @@ children:
     fn v2_graphs_are_chains() {
         let mut cfg = config("{name: r, type: ROUTER, children: [{name: a}]}");
         cfg.protocol = Protocol::V2;
-        assert_eq!(rules(&cfg), [Rule::NotInV2("routing")]);
+        assert_eq!(rules(&cfg), [Rule::NotInV2("a ROUTER's /route")]);
+        let mut comb = config("{name: c, type: COMBINER, children: [{name: a}]}");
+        comb.protocol = Protocol::V2;
+        assert_eq!(rules(&comb), [Rule::NotInV2("a COMBINER's /aggregate")]);
         let mut chain = config("{name: a, children: [{name: b}]}");
         chain.protocol = Protocol::V2;
         let plan = compile(&chain).unwrap();
         assert_eq!(plan.nodes[1].protocol, Protocol::V2);
+    }
+
+    #[test]
+    fn v2_graphs_may_split_with_random_abtest() {
+        let mut cfg = config(
+            "{name: ab, implementation: RANDOM_ABTEST, parameters: [{name: ratioA, value: '0.3', type: FLOAT}], children: [{name: a}, {name: b}]}",
+        );
+        cfg.protocol = Protocol::V2;
+        cfg.nodes.remove("ab");
+        let plan = compile(&cfg).unwrap();
+        assert_eq!(plan.root().route, RouteStep::RandomAbTest { ratio_a: 0.3 });
+        assert!(plan.routes);
+        assert!(!plan.root().is_remote());
+    }
+
+    #[test]
+    fn v2_nodes_take_no_feedback() {
+        let mut cfg = config("{name: a, children: [{name: b}]}");
+        cfg.protocol = Protocol::V2;
+        let plan = compile(&cfg).unwrap();
+        assert!(plan.nodes.iter().all(|n| !n.send_feedback));
+        // A v2 node inside a Seldon graph is skipped by feedback too.
+        let mut mixed = config("{name: a, children: [{name: b}]}");
+        mixed.nodes.get_mut("b").unwrap().protocol = Some(Protocol::V2);
+        let plan = compile(&mixed).unwrap();
+        assert!(plan.nodes[0].send_feedback);
+        assert!(!plan.nodes[1].send_feedback);
     }
 
     #[test]

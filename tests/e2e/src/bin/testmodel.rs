@@ -187,6 +187,27 @@ async fn metadata(State(s): State<Shared>) -> Response {
     }))
 }
 
+/// `/health/status`: what Seldon's Python wrapper answers for a model without its own
+/// `health_status` (`{"strData": "healthy"}`), tagged with the node's name.
+async fn health_status(State(s): State<Shared>) -> Response {
+    let mut out = json!({ "strData": "healthy" });
+    payload::tag(&mut out, &s.args.name);
+    json_response(out)
+}
+
+/// `GET /v2/models/{model}`: Open Inference Protocol model metadata; the tensor names say which
+/// node answered (`<node>-in`, `<node>-out`).
+async fn v2_metadata(State(s): State<Shared>, Path(model): Path<String>) -> Response {
+    let name = &s.args.name;
+    json_response(json!({
+        "name": model,
+        "versions": ["1"],
+        "platform": "seldon-mesh-testmodel",
+        "inputs": [{"name": format!("{name}-in"), "datatype": "FP32", "shape": [-1, -1]}],
+        "outputs": [{"name": format!("{name}-out"), "datatype": "FP32", "shape": [-1, -1]}],
+    }))
+}
+
 async fn calls(State(s): State<Shared>) -> Response {
     let calls = s.calls.lock().map(|c| c.clone()).unwrap_or_default();
     json_response(serde_json::to_value(calls).unwrap_or_default())
@@ -254,8 +275,9 @@ fn app(state: Shared) -> Router {
         .route("/aggregate", post(aggregate))
         .route("/send-feedback", post(send_feedback))
         .route("/health/ping", get(|| async { "pong" }))
-        .route("/health/status", get(|| async { "pong" }))
+        .route("/health/status", get(health_status))
         .route("/metadata", get(metadata))
+        .route("/v2/models/{model}", get(v2_metadata))
         .route("/v2/models/{model}/infer", post(v2_infer))
         .route(
             "/v2/models/{model}/ready",
