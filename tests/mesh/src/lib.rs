@@ -57,6 +57,16 @@ pub enum HarnessError {
     Http(#[from] reqwest::Error),
     #[error("manifest {file}: {message}")]
     Manifest { file: String, message: String },
+    #[error("kubectl {args} failed ({status}): {stderr}")]
+    Kubectl {
+        args: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("network namespace: {0}")]
+    Netns(#[from] netns::NetnsError),
+    #[error("node agent: {0}")]
+    NodeAgent(#[from] node_agent::NodeAgentError),
     #[error("{0}")]
     Check(String),
 }
