@@ -3610,4 +3610,433 @@ mod tests {
         .unwrap();
         assert_eq!(volume_kind(&v), "persistentVolumeClaim");
     }
+
+    // -----------------------------------------------------------------------------------
+    // Against a real kube-apiserver (scripts/kube-test-env.sh), as root: the agent binds,
+    // runs init containers and containers in a pod netns, resolves env and volumes, probes,
+    // restarts, reports unknown images, deletes, and leaves nothing behind. No sidecar here
+    // (the namespace is not labelled); the cluster tests run pods with real sidecars.
+    // -----------------------------------------------------------------------------------
+
+    mod real_apiserver {
+        use super::*;
+        use base64::Engine;
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+        fn repo() -> PathBuf {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+        }
+
+        fn kube_binaries() -> (PathBuf, PathBuf) {
+            let out = Command::new("bash")
+                .arg(repo().join("scripts/kube-test-env.sh"))
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("running scripts/kube-test-env.sh");
+            assert!(out.status.success(), "scripts/kube-test-env.sh failed");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let mut lines = text.lines();
+            (
+                PathBuf::from(lines.next().unwrap()),
+                PathBuf::from(lines.next().unwrap()),
+            )
+        }
+
+        struct Pki {
+            ca: String,
+            serving: (String, String),
+            admin: (String, String),
+            sa: (String, String),
+        }
+
+        fn pki() -> Pki {
+            let ca_key = KeyPair::generate().unwrap();
+            let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca.distinguished_name.push(DnType::CommonName, "smesh-ca");
+            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca_cert = ca.self_signed(&ca_key).unwrap();
+            let issuer = Issuer::new(ca, ca_key);
+            let serving_key = KeyPair::generate().unwrap();
+            let serving = CertificateParams::new(vec!["10.77.0.1".to_string(), "127.0.0.1".into()])
+                .unwrap()
+                .signed_by(&serving_key, &issuer)
+                .unwrap();
+            let admin_key = KeyPair::generate().unwrap();
+            let mut admin = CertificateParams::new(Vec::<String>::new()).unwrap();
+            admin.distinguished_name.push(DnType::CommonName, "admin");
+            admin
+                .distinguished_name
+                .push(DnType::OrganizationName, "system:masters");
+            let admin_cert = admin.signed_by(&admin_key, &issuer).unwrap();
+            let sa = KeyPair::generate().unwrap();
+            Pki {
+                ca: ca_cert.pem(),
+                serving: (serving.pem(), serving_key.serialize_pem()),
+                admin: (admin_cert.pem(), admin_key.serialize_pem()),
+                sa: (sa.serialize_pem(), sa.public_key_pem()),
+            }
+        }
+
+        async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+        where
+            F: FnMut() -> Fut,
+            Fut: std::future::Future<Output = Option<T>>,
+        {
+            let start = Instant::now();
+            loop {
+                if let Some(v) = f().await {
+                    return v;
+                }
+                assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+
+        async fn get_pod(api: &Api<Pod>, name: &str) -> Option<Pod> {
+            api.get_opt(name).await.ok().flatten()
+        }
+
+        fn ready(pod: &Pod) -> bool {
+            pod.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        }
+
+        fn container_status_of<'a>(pod: &'a Pod, name: &str) -> Option<&'a ContainerStatus> {
+            pod.status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find(|c| c.name == name)
+        }
+
+        async fn http_get(url: &str) -> Option<String> {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .ok()?
+                .get(url)
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())?;
+            r.text().await.ok()
+        }
+
+        fn our_namespaces() -> Vec<String> {
+            let prefix = format!("smesh-{}-", std::process::id());
+            std::fs::read_dir("/run/netns")
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.starts_with(&prefix))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn node_agent_runs_pods_against_a_real_apiserver() {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("skipped: needs root (network namespaces, mounts)");
+                return;
+            }
+            let (etcd, apiserver) = kube_binaries();
+            // This test thread (the current-thread runtime's) becomes the node.
+            let node = netns::enter_new_node_namespace().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path().to_path_buf();
+            let pki = pki();
+            for (f, c) in [
+                ("ca.crt", &pki.ca),
+                ("apiserver.crt", &pki.serving.0),
+                ("apiserver.key", &pki.serving.1),
+                ("sa.key", &pki.sa.0),
+                ("sa.pub", &pki.sa.1),
+            ] {
+                std::fs::write(d.join(f), c).unwrap();
+            }
+            let p = |f: &str| d.join(f).to_string_lossy().into_owned();
+            let logs = d.join("logs");
+            let mut etcd_cmd = Command::new(&etcd);
+            etcd_cmd
+                .args(["--data-dir", &p("etcd")])
+                .args(["--listen-client-urls", "http://127.0.0.1:2379"])
+                .args(["--advertise-client-urls", "http://127.0.0.1:2379"])
+                .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
+                .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
+                .args(["--initial-cluster", "default=http://127.0.0.1:2380"])
+                .arg("--unsafe-no-fsync");
+            let _etcd = procs::spawn("etcd", etcd_cmd, &logs).unwrap();
+            let mut api_cmd = Command::new(&apiserver);
+            api_cmd
+                .arg("--etcd-servers=http://127.0.0.1:2379")
+                .arg("--bind-address=10.77.0.1")
+                .arg("--advertise-address=10.77.0.1")
+                .arg("--secure-port=6443")
+                .arg(format!("--tls-cert-file={}", p("apiserver.crt")))
+                .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
+                .arg(format!("--client-ca-file={}", p("ca.crt")))
+                .arg(format!("--service-account-key-file={}", p("sa.pub")))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    p("sa.key")
+                ))
+                .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
+                .arg("--api-audiences=https://kubernetes.default.svc.cluster.local,istio-ca")
+                .arg("--authorization-mode=RBAC")
+                .arg("--service-cluster-ip-range=10.96.0.0/24")
+                .arg(format!("--cert-dir={}", p("certs")));
+            let _apiserver = procs::spawn("kube-apiserver", api_cmd, &logs).unwrap();
+            let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+            let kubeconfig = json!({
+                "apiVersion": "v1", "kind": "Config", "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://10.77.0.1:6443", "certificate-authority-data": b64(&pki.ca)}}],
+                "users": [{"name": "u", "user": {"client-certificate-data": b64(&pki.admin.0), "client-key-data": b64(&pki.admin.1)}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]
+            });
+            let kubeconfig_path = d.join("kubeconfig");
+            std::fs::write(
+                &kubeconfig_path,
+                serde_json::to_string(&kubeconfig).unwrap(),
+            )
+            .unwrap();
+            let client = agent_client(&kubeconfig_path).await.unwrap();
+            eventually("apiserver ready", Duration::from_secs(120), || {
+                let client = client.clone();
+                async move {
+                    let req = http::Request::get("/readyz").body(Vec::new()).unwrap();
+                    (client.request_text(req).await.ok()? == "ok").then_some(())
+                }
+            })
+            .await;
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            eventually("namespace created", Duration::from_secs(60), || {
+                let namespaces = namespaces.clone();
+                async move {
+                    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}});
+                    namespaces
+                        .patch("apps", &PatchParams::apply("test").force(), &Patch::Apply(&ns))
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            })
+            .await;
+            // What the controller-manager would create (none runs here).
+            let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "apps");
+            eventually("service account", Duration::from_secs(30), || {
+                let sas = sas.clone();
+                async move {
+                    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
+                    sas.patch("default", &PatchParams::apply("test").force(), &Patch::Apply(&sa))
+                        .await
+                        .ok()
+                        .map(|_| ())
+                }
+            })
+            .await;
+            let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "apps");
+            let root_ca = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": pki.ca}});
+            cms.patch(
+                "kube-root-ca.crt",
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&root_ca),
+            )
+            .await
+            .unwrap();
+            let greeting = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "greeting"}, "data": {"word": "hello"}});
+            cms.patch(
+                "greeting",
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&greeting),
+            )
+            .await
+            .unwrap();
+
+            let images = BTreeMap::from([
+                ("test/sh".to_string(), image("/bin/sh", &[], &[])),
+                (
+                    "test/http".to_string(),
+                    image(
+                        "/usr/bin/python3",
+                        &["-m", "http.server"],
+                        &[("PYTHONUNBUFFERED", "1")],
+                    ),
+                ),
+            ]);
+            // No pod here gets a sidecar; these files only have to exist.
+            let exists = PathBuf::from("/bin/sh");
+            let agent = NodeAgent::start(NodeAgentConfig {
+                client: client.clone(),
+                node_name: "smesh-node".into(),
+                workdir: d.join("work"),
+                pilot_agent: exists.clone(),
+                envoy: exists.clone(),
+                bootstrap_template: exists.clone(),
+                istiod_host: "10.77.0.1".into(),
+                images,
+                kubeconfig_path: kubeconfig_path.clone(),
+            })
+            .await
+            .unwrap();
+            let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+            let n = nodes.get("smesh-node").await.unwrap();
+            assert_eq!(n.spec.unwrap().pod_cidr.as_deref(), Some("10.77.0.0/24"));
+            let node_ready = n.status.unwrap().conditions.unwrap();
+            assert!(
+                node_ready
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            );
+
+            // 1. A pod with an init container writing into an emptyDir that the server
+            //    serves: env from fieldRef and configMapKeyRef, the real mount path, an
+            //    httpGet readiness probe on a named port.
+            let data = d.join("mnt/data").to_string_lossy().into_owned();
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "apps");
+            let web = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "labels": {"app": "web"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "volumes": [{"name": "data", "emptyDir": {}}],
+                    "initContainers": [{
+                        "name": "init", "image": "test/sh:1",
+                        "command": ["/bin/sh", "-c", "echo \"$WORD $POD $IP $(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace)\" > $DATA/hello.txt"],
+                        "env": [
+                            {"name": "DATA", "value": data},
+                            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                            {"name": "WORD", "valueFrom": {"configMapKeyRef": {"name": "greeting", "key": "word"}}}
+                        ],
+                        "volumeMounts": [{"name": "data", "mountPath": data}]
+                    }],
+                    "containers": [{
+                        "name": "server", "image": "test/http:latest",
+                        "args": ["8080", "--directory", "$(DATA)"],
+                        "env": [{"name": "DATA", "value": data}],
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/hello.txt", "port": "http"}, "periodSeconds": 1},
+                        "volumeMounts": [{"name": "data", "mountPath": data, "readOnly": true}]
+                    }]
+                }
+            });
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(web).unwrap(),
+            )
+            .await
+            .unwrap();
+            let pod = eventually("pod web Ready", Duration::from_secs(60), || {
+                let pods = pods.clone();
+                async move { get_pod(&pods, "web").await.filter(ready) }
+            })
+            .await;
+            let spec = pod.spec.as_ref().unwrap();
+            assert_eq!(
+                spec.node_name.as_deref(),
+                Some("smesh-node"),
+                "bound by the agent"
+            );
+            let status = pod.status.as_ref().unwrap();
+            assert_eq!(status.phase.as_deref(), Some("Running"));
+            assert_eq!(status.host_ip.as_deref(), Some("10.77.0.1"));
+            let ip = status.pod_ip.clone().unwrap();
+            assert!(ip.starts_with("10.77.0."), "{ip}");
+            let init = &status.init_container_statuses.as_ref().unwrap()[0];
+            let init_done = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
+            assert_eq!(
+                (init_done.exit_code, init_done.reason.as_deref()),
+                (0, Some("Completed"))
+            );
+            // The init container's output, served by the container from the node namespace.
+            let body = http_get(&format!("http://{ip}:8080/hello.txt"))
+                .await
+                .unwrap();
+            assert_eq!(body, format!("hello web {ip} apps\n"));
+            assert!(agent.pod_log("apps", "web", "server").is_some());
+            assert!(agent.pod_log("apps", "web", "nope").is_none());
+
+            // 2. A crashing container is restarted with backoff, its exit code recorded.
+            let crash = json!({
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "crash"},
+                "spec": {"nodeName": "smesh-node", "automountServiceAccountToken": false,
+                         "containers": [{"name": "c", "image": "test/sh", "command": ["sh", "-c", "echo dying; exit 3"]}]}
+            });
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(crash).unwrap(),
+            )
+            .await
+            .unwrap();
+            let crashed = eventually("crash restarted", Duration::from_secs(60), || {
+                let pods = pods.clone();
+                async move {
+                    let pod = get_pod(&pods, "crash").await?;
+                    let cs = container_status_of(&pod, "c")?.clone();
+                    (cs.restart_count >= 1 && cs.last_state.is_some()).then_some(cs)
+                }
+            })
+            .await;
+            let last = crashed.last_state.unwrap().terminated.unwrap();
+            assert_eq!(last.exit_code, 3);
+            assert_eq!(last.message.as_deref(), Some("dying"));
+            assert!(!crashed.ready);
+
+            // 3. An unknown image is reported, not crashed on.
+            let unknown = json!({
+                "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unknown"},
+                "spec": {"automountServiceAccountToken": false,
+                         "containers": [{"name": "c", "image": "nope/nothing:1"}]}
+            });
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(unknown).unwrap(),
+            )
+            .await
+            .unwrap();
+            let waiting = eventually("unknown image reported", Duration::from_secs(30), || {
+                let pods = pods.clone();
+                async move {
+                    let pod = get_pod(&pods, "unknown").await?;
+                    container_status_of(&pod, "c")?.state.clone()?.waiting
+                }
+            })
+            .await;
+            assert_eq!(waiting.reason.as_deref(), Some("ErrImagePull"));
+            assert!(
+                waiting.message.as_deref().unwrap().contains("\"nope/nothing:1\" (name \"nope/nothing\") is not in the node agent's image map (known: test/http, test/sh)"),
+                "{waiting:?}"
+            );
+
+            // 4. Deleting a pod stops its processes, removes its netns, then the object.
+            let server_pid: i32 = container_status_of(&pod, "server")
+                .unwrap()
+                .container_id
+                .as_deref()
+                .unwrap()
+                .trim_start_matches("smesh://")
+                .parse()
+                .unwrap();
+            assert!(Path::new(&format!("/proc/{server_pid}")).exists());
+            let before = our_namespaces().len();
+            assert_eq!(before, 3, "{:?}", our_namespaces());
+            pods.delete("web", &DeleteParams::default()).await.unwrap();
+            eventually("web removed", Duration::from_secs(30), || {
+                let pods = pods.clone();
+                async move { get_pod(&pods, "web").await.is_none().then_some(()) }
+            })
+            .await;
+            assert!(!Path::new(&format!("/proc/{server_pid}")).exists());
+            assert_eq!(our_namespaces().len(), 2, "{:?}", our_namespaces());
+
+            // 5. Dropping the agent stops everything and leaves no namespace.
+            drop(agent);
+            assert!(our_namespaces().is_empty(), "{:?}", our_namespaces());
+            drop(node);
+        }
+    }
 }
