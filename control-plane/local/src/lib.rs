@@ -11,11 +11,12 @@
 
 pub mod plan;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use seldon_envoy::{Envoy, EnvoyError, EnvoyOptions};
+use seldon_supervise::{SuperviseError, Supervised};
 use thiserror::Error;
 
 pub use plan::{LocalOptions, LocalPlan, NodeProcess, plan};
@@ -33,27 +34,30 @@ pub enum LocalError {
         "node `{node}` loads {uri:?}; local mode serves models from local paths or file:// URIs (copy it first, e.g. with seldon-mesh-initializer)"
     )]
     RemoteModel { node: String, uri: String },
-    #[error("starting node `{node}` ({program}) failed")]
+    #[error("starting node `{node}` failed")]
     Spawn {
         node: String,
-        program: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: SuperviseError,
     },
-    #[error("node `{node}` exited before it was ready ({status}); its output is in {log}")]
+    #[error(
+        "node `{node}` exited before it was ready ({status}); its output is in {log}, ending with:\n{tail}"
+    )]
     NodeExited {
         node: String,
         status: String,
         log: PathBuf,
+        tail: String,
     },
     #[error(
-        "node `{node}` did not answer /health/ping on port {port} within {secs} s; its output is in {log}"
+        "node `{node}` did not answer /health/ping on port {port} within {secs} s; its output is in {log}, ending with:\n{tail}"
     )]
     NodeNotReady {
         node: String,
         port: u16,
         secs: u64,
         log: PathBuf,
+        tail: String,
     },
     #[error("predictor `{predictor}` is not ready: {detail}")]
     PredictorNotReady { predictor: String, detail: String },
@@ -68,31 +72,56 @@ pub enum LocalError {
     },
 }
 
-/// Node processes and Envoy, running; everything stops on drop.
+/// Node processes and Envoy, running; everything stops on drop: Envoy first (no new calls
+/// reach the nodes), then every node's process group at once (SIGTERM, a grace period,
+/// SIGKILL; see seldon-supervise).
 #[derive(Debug)]
 pub struct Running {
     pub envoy: Envoy,
-    nodes: Vec<(String, Child)>,
+    nodes: Nodes,
     /// `http://127.0.0.1:<gateway>` + the deployment prefix.
     pub base_url: String,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.nodes {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+impl Running {
+    /// Each node's name (`<predictor>.<node>`) and process id.
+    pub fn node_pids(&self) -> Vec<(String, u32)> {
+        self.nodes
+            .0
+            .iter()
+            .map(|c| (c.name().to_string(), c.pid()))
+            .collect()
+    }
+
+    /// Stops Envoy, then every node; the same as dropping it, spelled out at call sites.
+    pub fn stop(self) {
+        drop(self);
     }
 }
+
+/// Started node processes; stopped together on drop (also when a start fails half way).
+#[derive(Debug, Default)]
+struct Nodes(Vec<Supervised>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        let _ = seldon_supervise::stop_all(&mut self.0);
+    }
+}
+
+/// How long a node gets between SIGTERM and SIGKILL when local mode stops.
+pub const NODE_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a node may take to answer `/health/ping` (model loading included).
 pub const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts every node, then Envoy; returns once each predictor answers `/ready` through its
 /// graph listener. Node output goes to `<workdir>/<predictor>.<node>.log`.
-pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, LocalError> {
-    let io = |action, path: &std::path::Path| {
+///
+/// A failed start stops everything it started before it returns the error; so does dropping
+/// the future (e.g. on a signal while starting).
+pub async fn up(plan: LocalPlan, workdir: &Path) -> Result<Running, LocalError> {
+    let io = |action, path: &Path| {
         let path = path.to_path_buf();
         move |source| LocalError::Io {
             action,
@@ -110,29 +139,28 @@ pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, L
             detail: e.to_string(),
         })?;
 
-    let mut nodes = Vec::new();
+    // Dropped on every early return below: a failed start leaves nothing running.
+    let mut nodes = Nodes::default();
     for p in &plan.processes {
-        let log_path = workdir.join(format!("{}.{}.log", p.predictor, p.node));
+        let log_path = node_log(workdir, p);
         let log = std::fs::File::create(&log_path).map_err(io("creating", &log_path))?;
         let log_err = log.try_clone().map_err(io("cloning", &log_path))?;
-        let child = Command::new(&p.program)
-            .args(&p.args)
+        let mut cmd = seldon_supervise::command(&p.program);
+        cmd.args(&p.args)
             .envs(p.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .spawn()
+            .stderr(log_err);
+        let child = Supervised::spawn(format!("{}.{}", p.predictor, p.node), cmd)
             .map_err(|source| LocalError::Spawn {
                 node: p.node.clone(),
-                program: p.program.clone(),
                 source,
-            })?;
-        nodes.push((p.node.clone(), child));
+            })?
+            .with_grace(NODE_STOP_GRACE);
+        nodes.0.push(child);
     }
-    let mut running_nodes = nodes;
-    for (p, (_, child)) in plan.processes.iter().zip(running_nodes.iter_mut()) {
-        let log = workdir.join(format!("{}.{}.log", p.predictor, p.node));
-        wait_ping(&http, p, child, &log).await?;
+    for (p, child) in plan.processes.iter().zip(nodes.0.iter_mut()) {
+        wait_ping(&http, p, child, &node_log(workdir, p)).await?;
     }
     let options = EnvoyOptions {
         concurrency: 2,
@@ -166,7 +194,7 @@ pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, L
         .unwrap_or_default();
     Ok(Running {
         envoy,
-        nodes: running_nodes,
+        nodes,
         base_url: format!(
             "http://127.0.0.1:{gateway}{}",
             plan.prefix.trim_end_matches('/')
@@ -174,11 +202,36 @@ pub async fn up(plan: LocalPlan, workdir: &std::path::Path) -> Result<Running, L
     })
 }
 
+/// `<workdir>/<predictor>.<node>.log`.
+pub fn node_log(workdir: &Path, p: &NodeProcess) -> PathBuf {
+    workdir.join(format!("{}.{}.log", p.predictor, p.node))
+}
+
+/// The last `lines` lines of a log, for error messages ("(empty)" or why it can't be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            let tail = all[all.len().saturating_sub(lines)..].join("\n");
+            if tail.trim().is_empty() {
+                "(empty)".to_string()
+            } else {
+                tail
+            }
+        }
+        Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+/// Lines of a failing node's log quoted in errors.
+const TAIL_LINES: usize = 15;
+
 async fn wait_ping(
     http: &reqwest::Client,
     p: &NodeProcess,
-    child: &mut Child,
-    log: &std::path::Path,
+    child: &mut Supervised,
+    log: &Path,
 ) -> Result<(), LocalError> {
     let url = format!("http://127.0.0.1:{}/health/ping", p.http_port);
     let deadline = Instant::now() + NODE_READY_TIMEOUT;
@@ -188,6 +241,7 @@ async fn wait_ping(
                 node: p.node.clone(),
                 status: status.to_string(),
                 log: log.to_path_buf(),
+                tail: log_tail(log, TAIL_LINES),
             });
         }
         if let Ok(r) = http.get(&url).send().await
@@ -201,8 +255,30 @@ async fn wait_ping(
                 port: p.http_port,
                 secs: NODE_READY_TIMEOUT.as_secs(),
                 log: log.to_path_buf(),
+                tail: log_tail(log, TAIL_LINES),
             });
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tail_keeps_the_last_lines_and_says_when_it_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("n.log");
+        std::fs::write(&log, "a\nb\nc\nd\n").unwrap();
+        assert_eq!(log_tail(&log, 2), "c\nd");
+        assert_eq!(log_tail(&log, 10), "a\nb\nc\nd");
+        std::fs::write(&log, "").unwrap();
+        assert_eq!(log_tail(&log, 3), "(empty)");
+        let missing = log_tail(&dir.path().join("none.log"), 3);
+        assert!(
+            missing.starts_with("(cannot read") && missing.contains("none.log"),
+            "{missing}"
+        );
     }
 }

@@ -26,7 +26,8 @@ pub struct LocalOptions {
     pub server_bin: PathBuf,
     /// The filter module.
     pub filter_wasm: PathBuf,
-    /// Commands for custom nodes, by node name (`--run node=command`); run with `sh -c`.
+    /// Commands for custom nodes, by node name (`--run node=command`); run with `sh -c`
+    /// (a single simple command is `exec`'d, see [`shell_line`]).
     pub commands: BTreeMap<String, String>,
     /// Directory relative `modelUri`s are resolved against (the manifest's folder).
     pub base_dir: PathBuf,
@@ -211,7 +212,10 @@ fn node_process(
         ("SELDON_DEPLOYMENT_ID".to_string(), cx.name.clone()),
     ];
     let (program, args) = if let Some(command) = opts.commands.get(&unit.name) {
-        (PathBuf::from("sh"), vec!["-c".to_string(), command.clone()])
+        (
+            PathBuf::from("sh"),
+            vec!["-c".to_string(), shell_line(command)],
+        )
     } else if let Some(Implementation::Prepackaged(key)) = &unit.implementation {
         let uri = unit.model_uri.as_deref().unwrap_or_default();
         let dir = local_model_dir(uri, &opts.base_dir).ok_or_else(|| LocalError::RemoteModel {
@@ -249,6 +253,23 @@ fn local_model_dir(uri: &str, base: &Path) -> Option<PathBuf> {
     } else {
         base.join(path)
     })
+}
+
+/// The `sh -c` line for a user's command: a single simple command is prefixed with `exec`,
+/// so the shell is replaced by it and the parent-death signal (seldon-supervise) reaches the
+/// node itself; a compound line (`;`, `&&`, pipes, subshells, redirections, or an explicit
+/// `exec`) runs as written, and its processes are stopped with the process group.
+pub fn shell_line(command: &str) -> String {
+    let line = command.trim();
+    let compound = line
+        .chars()
+        .any(|c| matches!(c, ';' | '&' | '|' | '(' | ')' | '<' | '>' | '`' | '\n'))
+        || line.contains("$(");
+    if compound || line.is_empty() || line.starts_with("exec ") {
+        line.to_string()
+    } else {
+        format!("exec {line}")
+    }
 }
 
 #[cfg(test)]
@@ -326,12 +347,32 @@ spec:
     }
 
     #[test]
+    fn a_simple_command_is_execd_and_a_compound_one_runs_as_written() {
+        assert_eq!(shell_line(" python tin.py "), "exec python tin.py");
+        assert_eq!(shell_line("exec ./srv --port 1"), "exec ./srv --port 1");
+        for compound in [
+            "cd m && python tin.py",
+            "a; b",
+            "a | b",
+            "srv > out.log",
+            "(srv)",
+            "echo $(date)",
+        ] {
+            assert_eq!(shell_line(compound), compound);
+        }
+        assert_eq!(shell_line(""), "");
+    }
+
+    #[test]
     fn nodes_run_the_users_command_or_seldon_server() {
         let plan = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
         let tin = plan.processes.iter().find(|p| p.node == "tin").unwrap();
         assert_eq!(
             (tin.program.to_str().unwrap(), tin.args.as_slice()),
-            ("sh", &["-c".to_string(), "python tin.py".to_string()][..])
+            (
+                "sh",
+                &["-c".to_string(), "exec python tin.py".to_string()][..]
+            )
         );
         let clf = plan.processes.iter().find(|p| p.node == "clf").unwrap();
         assert_eq!(clf.program, PathBuf::from("/bin/seldon-server"));

@@ -4,8 +4,10 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use seldon_supervise::{SuperviseError, Supervised};
 
 use crate::EnvoyError;
 use crate::config::EnvoyConfig;
@@ -148,10 +150,10 @@ impl Default for EnvoyOptions {
     }
 }
 
-/// A running Envoy; killed (and reaped) on drop.
+/// A running Envoy; stopped (SIGTERM, then SIGKILL after a grace period) and reaped on drop.
 #[derive(Debug)]
 pub struct Envoy {
-    child: Child,
+    child: Supervised,
     config: EnvoyConfig,
     config_path: PathBuf,
     log_path: PathBuf,
@@ -191,8 +193,9 @@ impl Envoy {
             .try_clone()
             .map_err(io("cloning handle of", &log_path))?;
 
-        let child = Command::new(&bin)
-            .arg("-c")
+        // Own process group + parent-death signal: Envoy never outlives its owner.
+        let mut cmd = seldon_supervise::command(&bin);
+        cmd.arg("-c")
             .arg(&config_path)
             .args(["--concurrency", &options.concurrency.to_string()])
             .args(["--base-id", &config.admin_port.to_string()])
@@ -202,9 +205,10 @@ impl Envoy {
             .args(["-l", &options.log_level])
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(io("spawning", &bin))?;
+            .stderr(log_err);
+        let child = Supervised::spawn("envoy", cmd).map_err(|e| match e {
+            SuperviseError::Spawn { source, .. } => io("spawning", &bin)(source),
+        })?;
 
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -258,6 +262,11 @@ impl Envoy {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Envoy's process id (tests check that a config change did not restart it).
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
     }
 
     /// `http://127.0.0.1:<admin_port>`.
@@ -327,14 +336,6 @@ impl Envoy {
         let resp = self.http.get(&url).send().await.map_err(err)?;
         let resp = resp.error_for_status().map_err(err)?;
         resp.text().await.map_err(err)
-    }
-}
-
-impl Drop for Envoy {
-    fn drop(&mut self) {
-        // Ignore errors: it may have exited already.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,6 +1,9 @@
 //! `seldon-mesh up -f sdep.yaml`: local mode. Starts every node as a local process and a real
-//! Envoy with the graph filter, prints how to call it, and runs until Ctrl-C (or, with
-//! `--request`, sends that one prediction, prints the answer and stops).
+//! Envoy with the graph filter, prints how to call it, and runs until SIGINT (Ctrl-C),
+//! SIGTERM or SIGHUP (or, with `--request`, sends that one prediction, prints the answer and
+//! stops). Whichever way it ends, while starting or running, every process it started is
+//! stopped before it exits; if `up` itself is killed, its children get SIGKILL from the kernel
+//! (parent-death signal, see seldon-supervise). Exit status after a signal: 128 + its number.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use seldon_local::{LocalOptions, up};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -109,14 +113,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let running = up(plan, &workdir).await?;
+        let mut stop = StopSignals::new()?;
+        // A signal while starting drops the `up` future, which stops what it started.
+        let running = tokio::select! {
+            running = up(plan, &workdir) => running?,
+            signal = stop.recv() => {
+                eprintln!("{signal} while starting: stopped everything started so far");
+                return Ok(signal.exit_code());
+            }
+        };
         let path = if v2 { format!("/v2/models/{root}/infer") } else { "/api/v1.0/predictions".to_string() };
         let url = format!("{}{path}", running.base_url);
         match args.request {
             Some(body) => {
                 println!("$ curl -s -X POST {url} -H 'content-type: application/json' -d '{body}'");
                 let client = reqwest::Client::builder().no_proxy().build()?;
-                let r = client.post(&url).header("content-type", "application/json").body(body).send().await?;
+                let send = client.post(&url).header("content-type", "application/json").body(body).send();
+                let r = tokio::select! {
+                    r = send => r?,
+                    signal = stop.recv() => {
+                        running.stop();
+                        eprintln!("{signal}: stopped");
+                        return Ok(signal.exit_code());
+                    }
+                };
                 let status = r.status();
                 let puid = r.headers().get("seldon-puid").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
                 let text = r.text().await?;
@@ -130,15 +150,70 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("logs and Envoy config: {}", workdir.display());
                 println!("ready: {url}");
                 println!("try: curl -s -X POST {url} -H 'content-type: application/json' -d '{{\"data\":{{\"ndarray\":[[1,2,3,4]]}}}}'");
-                println!("Ctrl-C stops everything.");
+                println!("Ctrl-C (or SIGTERM, SIGHUP) stops everything.");
                 use std::io::Write as _;
                 std::io::stdout().flush()?;
-                tokio::signal::ctrl_c().await?;
-                drop(running);
-                Ok(ExitCode::SUCCESS)
+                let signal = stop.recv().await;
+                running.stop();
+                eprintln!("{signal}: stopped every node and Envoy");
+                Ok(signal.exit_code())
             }
         }
     })
+}
+
+/// The signals that stop local mode: SIGINT (Ctrl-C), SIGTERM (kill, systemd, timeout, CI,
+/// a container stop) and SIGHUP (the terminal went away).
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StopSignal {
+    Int,
+    Term,
+    Hup,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) -> StopSignal {
+        tokio::select! {
+            _ = self.int.recv() => StopSignal::Int,
+            _ = self.term.recv() => StopSignal::Term,
+            _ = self.hup.recv() => StopSignal::Hup,
+        }
+    }
+}
+
+impl StopSignal {
+    /// 128 + the signal's number, as shells report a process ended by it.
+    fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            StopSignal::Hup => 129,
+            StopSignal::Int => 130,
+            StopSignal::Term => 143,
+        })
+    }
+}
+
+impl std::fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopSignal::Int => "SIGINT",
+            StopSignal::Term => "SIGTERM",
+            StopSignal::Hup => "SIGHUP",
+        })
+    }
 }
 
 /// `dir/name` if it exists there, else `name` (found on PATH).

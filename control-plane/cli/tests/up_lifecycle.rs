@@ -1,0 +1,262 @@
+//! `seldon-mesh up` never leaves a process behind: after SIGTERM, SIGINT or SIGHUP to `up`
+//! alone (not its process group, as `kill <pid>`, systemd or `timeout` send them), after
+//! `up` is SIGKILLed, and after a start that fails half way. Real processes: `up`, Envoy with
+//! the filter, `testmodel` nodes.
+//!
+//! Every process `up` starts inherits a marker variable from `up`'s environment; a process
+//! is "left behind" if /proc shows a live process (not a zombie) carrying the marker.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MARK: &str = "SELDON_LIFECYCLE_TEST_MARK";
+
+fn sibling(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
+    assert!(
+        p.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+fn filter() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
+    let p = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|t| t.join("wasm32-wasip1/release/seldon_filter.wasm"))
+        .unwrap_or_default();
+    assert!(p.is_file(), "{} is not built; run `make wasm`", p.display());
+    p
+}
+
+fn envoy_ready() {
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/setup.sh"
+        ))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/setup.sh failed");
+}
+
+/// Live processes whose environment holds `MARK=<mark>`, except `except`.
+fn marked(mark: &str, except: u32) -> Vec<(u32, String)> {
+    let needle = format!("{MARK}={mark}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == except || pid == std::process::id() {
+            continue;
+        }
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            == Some("Z");
+        if !zombie {
+            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+fn assert_none_left(mark: &str, up_pid: u32, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = marked(mark, up_pid);
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            // Clean up before failing so the suite doesn't leak either.
+            for (pid, _) in &left {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+            panic!("{what}: processes left behind: {left:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const TWO_NODES: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: life, namespace: test}
+spec:
+  predictors:
+  - name: main
+    graph:
+      name: t
+      type: TRANSFORMER
+      children: [{name: m, type: MODEL}]
+    componentSpecs: [{spec: {containers: [{name: t, image: me/t:1}, {name: m, image: me/m:1}]}}]
+"#;
+
+fn testmodel(name: &str) -> String {
+    format!(
+        "{} --port $PREDICTIVE_UNIT_HTTP_SERVICE_PORT --name {name} --mode add --add 1",
+        sibling("testmodel").display()
+    )
+}
+
+/// Starts `up` with the marker; returns it once it printed `ready:` (or panics with its
+/// output if it exited first).
+fn start_up(mark: &str, runs: &[(&str, String)]) -> Child {
+    envoy_ready();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let file = dir.join("sdep.yaml");
+    std::fs::write(&file, TWO_NODES).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.env(MARK, mark)
+        .args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &free_port().to_string()])
+        .arg("--filter")
+        .arg(filter())
+        .arg("--workdir")
+        .arg(dir.join("run"));
+    for (node, command) in runs {
+        cmd.arg("--run").arg(format!("{node}={command}"));
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines() {
+        if line.unwrap().starts_with("ready: ") {
+            return child;
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!("seldon-mesh up exited ({status}) before it was ready");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} {pid}");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seldon-mesh up did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One node is a simple command (exec'd by the shell), the other a compound line (the shell
+/// stays, the node is its child): both kinds must go.
+fn runs() -> Vec<(&'static str, String)> {
+    vec![
+        ("t", testmodel("t")),
+        ("m", format!("cd / && {}", testmodel("m"))),
+    ]
+}
+
+#[test]
+fn sigterm_sigint_and_sighup_to_up_alone_stop_every_process() {
+    for (sig, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let mark = format!("{sig}-{}", std::process::id());
+        let mut up = start_up(&mark, &runs());
+        let started = marked(&mark, up.id());
+        // Envoy, node t, node m's shell and node m itself.
+        assert!(
+            started.len() >= 4,
+            "expected Envoy and the nodes to carry the marker: {started:#?}"
+        );
+        assert!(
+            started.iter().any(|(_, c)| c.contains("envoy")),
+            "{started:#?}"
+        );
+        signal(up.id(), sig);
+        let status = wait_exit(&mut up, Duration::from_secs(20));
+        assert_eq!(status.code(), Some(code), "exit status after SIG{sig}");
+        assert_none_left(&mark, up.id(), Duration::from_secs(2), &format!("SIG{sig}"));
+    }
+}
+
+#[test]
+fn a_killed_up_leaves_no_process_behind() {
+    let mark = format!("KILL-{}", std::process::id());
+    // Simple commands only: they are exec'd, so the parent-death signal reaches the node.
+    let runs = vec![("t", testmodel("t")), ("m", testmodel("m"))];
+    let mut up = start_up(&mark, &runs);
+    assert!(marked(&mark, up.id()).len() >= 3);
+    up.kill().unwrap(); // SIGKILL: nothing in `up` runs any more
+    up.wait().unwrap();
+    assert_none_left(&mark, up.id(), Duration::from_secs(5), "SIGKILL of up");
+}
+
+#[test]
+fn a_failed_start_stops_what_it_started_and_names_the_node() {
+    envoy_ready();
+    let mark = format!("FAIL-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sdep.yaml");
+    std::fs::write(&file, TWO_NODES).unwrap();
+    // t starts fine (and must be stopped again); m writes a line and exits 3.
+    let out = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
+        .env(MARK, &mark)
+        .args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &free_port().to_string()])
+        .arg("--filter")
+        .arg(filter())
+        .arg("--workdir")
+        .arg(dir.path().join("run"))
+        .arg("--run")
+        .arg(format!("t={}", testmodel("t")))
+        .arg("--run")
+        .arg("m=echo 'model file missing: /models/m.onnx' >&2; exit 3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("node `m` exited before it was ready"), "{err}");
+    assert!(
+        err.contains("model file missing: /models/m.onnx"),
+        "the log's last lines: {err}"
+    );
+    assert!(err.contains("main.m.log"), "the log's path: {err}");
+    assert_none_left(&mark, 0, Duration::from_secs(2), "failed start");
+}
