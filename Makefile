@@ -5,12 +5,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM := target/wasm32-wasip1/release/seldon_filter.wasm
 
-.PHONY: help setup wasm demo demo-filter test test-rust test-python lint fmt ci bench
+.PHONY: help setup wasm images demo demo-filter test test-rust test-python lint fmt ci bench
 
 help:
 	@echo "make demo   - local mode: seldon-mesh up on a sample graph, one prediction through it"
 	@echo "make ci     - everything CI checks: setup, lints, wasm build, all tests"
 	@echo "make wasm   - build the release filter module ($(WASM))"
+	@echo "make images - build every container image with podman (images/README.md)"
 	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
 
 setup:
@@ -20,6 +21,11 @@ setup:
 wasm: setup
 	$(CARGO) build --locked -p seldon-filter --target wasm32-wasip1 --release
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
+
+# The container images (images/README.md): ghcr.io/seldon-mesh/{seldon-mesh,server,initializer,
+# python-wrapper,graph-filter}:<version>, built offline with podman; installs what it needs.
+images: wasm
+	SELDON_IMAGE_WASM=$(WASM) images/build.sh
 
 # Local mode on a sample graph: an A/B test between two scikit-learn models, each served by
 # seldon-server (ONNX Runtime from the pinned wheel), behind the filter in a real Envoy.
