@@ -76,12 +76,18 @@ pub struct OperatorConfig {
     pub istio_gateway: Option<String>,
     /// DestinationRule TLS mode.
     pub istio_tls_mode: Option<String>,
-    /// Graph filter module URL (WasmPlugin `url`).
+    /// Graph filter module URL (WasmPlugin `url`), checked by
+    /// `seldon_render::check_filter_url`; default `seldon_render::DEFAULT_FILTER_URL`.
     pub filter_url: Option<String>,
     /// sha256 of the module.
     pub filter_sha256: Option<String>,
     /// Model initializer image.
     pub initializer_image: Option<String>,
+    /// `runAsUser` of the model initializer: absent = 1337 (Istio's proxy UID, so its
+    /// download passes the sidecar's iptables rules before the sidecar runs); a number = that
+    /// UID (OpenShift: the proxy's UID in the namespace range); `null` = none (the pod's).
+    #[serde(default, deserialize_with = "present")]
+    pub initializer_user_id: Option<Option<i64>>,
     /// Default `envSecretRefName`.
     pub default_env_secret_ref_name: Option<String>,
     /// Pod `runAsUser` default.
@@ -92,6 +98,15 @@ pub struct OperatorConfig {
     pub gpu: Option<GpuPool>,
     /// Prepackaged server catalogue file (manifests/catalogue.yaml layout); built-in when unset.
     pub catalogue: Option<PathBuf>,
+}
+
+/// A field that is present (even as `null`) is `Some`: tells `null` from absent.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Reading the configuration failed.
@@ -115,6 +130,9 @@ pub enum ConfigError {
         #[source]
         source: serde_yaml::Error,
     },
+    /// `filterUrl` would not be pulled as meant.
+    #[error("filterUrl: {0}")]
+    FilterUrl(#[from] seldon_render::FilterUrlError),
     /// Catalogue invalid.
     #[error("catalogue {path}: {source}")]
     Catalogue {
@@ -148,6 +166,7 @@ impl OperatorConfig {
             o.istio_tls_mode.clone_from(&self.istio_tls_mode);
         }
         if let Some(v) = &self.filter_url {
+            seldon_render::check_filter_url(v)?;
             o.filter_url.clone_from(v);
         }
         if self.filter_sha256.is_some() {
@@ -155,6 +174,9 @@ impl OperatorConfig {
         }
         if let Some(v) = &self.initializer_image {
             o.initializer_image.clone_from(v);
+        }
+        if let Some(v) = self.initializer_user_id {
+            o.initializer_user_id = v;
         }
         if self.default_env_secret_ref_name.is_some() {
             o.default_env_secret_ref_name
@@ -193,4 +215,67 @@ pub fn load_render_options(path: Option<&Path>) -> Result<RenderOptions, ConfigE
         source,
     })?;
     OperatorConfig::from_yaml(path, &text)?.render_options()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(yaml: &str) -> Result<RenderOptions, ConfigError> {
+        OperatorConfig::from_yaml(Path::new("c.yaml"), yaml)?.render_options()
+    }
+
+    #[test]
+    fn filter_url_and_sha_reach_the_render_options() {
+        let o = opts(
+            "filterUrl: oci://127.0.0.1:5000/seldon-mesh/graph-filter:0.1.0\nfilterSha256: abc\n",
+        )
+        .unwrap();
+        assert_eq!(
+            o.filter_url,
+            "oci://127.0.0.1:5000/seldon-mesh/graph-filter:0.1.0"
+        );
+        assert_eq!(o.filter_sha256.as_deref(), Some("abc"));
+        let o = opts("ingress: istio\n").unwrap();
+        assert_eq!(o.filter_url, seldon_render::DEFAULT_FILTER_URL);
+        assert_eq!(o.filter_sha256, None);
+    }
+
+    #[test]
+    fn a_filter_url_docker_hub_would_serve_is_refused() {
+        let e = opts("filterUrl: oci://seldon-mesh/graph-filter:0.1.0\n").unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::FilterUrl(seldon_render::FilterUrlError::NoRegistry(_))
+        ));
+        assert!(e.to_string().starts_with("filterUrl: "), "{e}");
+        assert!(e.to_string().contains("Docker Hub"), "{e}");
+        let e = opts("filterUrl: graph-filter.wasm\n").unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::FilterUrl(seldon_render::FilterUrlError::NoScheme(_))
+        ));
+    }
+
+    #[test]
+    fn initializer_user_id_absent_number_or_null() {
+        assert_eq!(
+            opts("{}").unwrap().initializer_user_id,
+            Some(seldon_render::ISTIO_PROXY_UID)
+        );
+        assert_eq!(
+            opts("initializerUserId: 1000680001\n")
+                .unwrap()
+                .initializer_user_id,
+            Some(1_000_680_001)
+        );
+        assert_eq!(
+            opts("initializerUserId: null\n")
+                .unwrap()
+                .initializer_user_id,
+            None
+        );
+        let e = opts("initializerUserId: istio\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+    }
 }

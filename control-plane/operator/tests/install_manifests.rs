@@ -241,6 +241,12 @@ fn operator_config_map_parses_into_render_options() {
         "true"
     );
     assert!(opts.catalogue.get("SKLEARN_SERVER").is_some());
+    // written out so users see where to change them; equal to the built-in defaults
+    assert_eq!(opts.filter_url, seldon_render::DEFAULT_FILTER_URL);
+    assert_eq!(
+        opts.initializer_user_id,
+        Some(seldon_render::ISTIO_PROXY_UID)
+    );
 }
 
 #[test]
@@ -492,7 +498,13 @@ fn helm_template_renders_the_same_objects_as_the_plain_manifests() {
                 .unwrap()
             };
             let (pc, rc) = (parse(p), parse(r));
-            for field in ["ingress", "istioGateway", "catalogue"] {
+            for field in [
+                "ingress",
+                "istioGateway",
+                "catalogue",
+                "filterUrl",
+                "initializerUserId",
+            ] {
                 assert_eq!(pc[field], rc[field], "{field}");
             }
             continue;
@@ -563,6 +575,78 @@ fn helm_ambassador_values_switch_the_ingress_and_drop_the_gateway() {
     assert_eq!(
         dep["spec"]["template"]["spec"]["containers"][0]["image"],
         "seldon-mesh/seldon-mesh:9.9.9"
+    );
+}
+
+/// The operator config a `helm template` with `args` writes, parsed as the operator does.
+fn helm_operator_config(args: &[&str]) -> seldon_render::RenderOptions {
+    let helm = helm().expect("helm: scripts/kube-test-env.sh --helm failed");
+    let out = std::process::Command::new(helm)
+        .args(["template", "seldon-mesh", "--namespace", "seldon-system"])
+        .args(args)
+        .arg(repo().join("manifests/helm/seldon-mesh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = docs_of(&String::from_utf8(out.stdout).unwrap());
+    let cm = rendered
+        .iter()
+        .find(|r| r["metadata"]["name"] == "seldon-mesh-operator-config")
+        .unwrap();
+    let cfg = OperatorConfig::from_yaml(
+        Path::new("values"),
+        cm["data"]["config.yaml"].as_str().unwrap(),
+    )
+    .unwrap();
+    OperatorConfig {
+        catalogue: None,
+        ..cfg
+    }
+    .render_options()
+    .unwrap()
+}
+
+#[test]
+fn helm_filter_url_and_initializer_uid_reach_the_render_options() {
+    let o = helm_operator_config(&[]);
+    assert_eq!(o.filter_url, seldon_render::DEFAULT_FILTER_URL);
+    assert_eq!(o.filter_sha256, None);
+    assert_eq!(o.initializer_user_id, Some(1337));
+    let o = helm_operator_config(&[
+        "--set",
+        "filter.url=oci://127.0.0.1:5000/seldon-mesh/graph-filter:0.1.0",
+        "--set",
+        "filter.sha256=7f83b165",
+    ]);
+    assert_eq!(
+        o.filter_url,
+        "oci://127.0.0.1:5000/seldon-mesh/graph-filter:0.1.0"
+    );
+    assert_eq!(o.filter_sha256.as_deref(), Some("7f83b165"));
+    // a large UID from a values file stays an integer (Helm reads YAML numbers as floats,
+    // which print as 1.000680001e+09 without the template's `int64`)
+    let values = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(values.path(), "initializer:\n  userId: 1000680001\n").unwrap();
+    let o = helm_operator_config(&["-f", values.path().to_str().unwrap()]);
+    assert_eq!(o.initializer_user_id, Some(1_000_680_001));
+    let o = helm_operator_config(&["--set", "initializer.userId=null"]);
+    assert_eq!(o.initializer_user_id, None);
+    // and the URL a user sets reaches every WasmPlugin
+    let text = std::fs::read_to_string(repo().join("manifests/samples/sklearn-iris.yaml")).unwrap();
+    let sdep = seldon_crd::parse_yaml(&text).unwrap().remove(0).sdep;
+    let o = helm_operator_config(&["--set", "filter.url=file:///var/lib/graph-filter.wasm"]);
+    let plugin = seldon_render::render(&sdep, &o)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.kind() == "WasmPlugin")
+        .unwrap();
+    assert_eq!(
+        plugin.to_value()["spec"]["url"],
+        "file:///var/lib/graph-filter.wasm"
     );
 }
 
