@@ -25,6 +25,13 @@ pub struct Shared {
     /// Prepackaged-server catalogue (default: the built-in manifests/catalogue.yaml).
     #[arg(long, env = "SELDON_CATALOGUE")]
     pub catalogue: Option<PathBuf>,
+    /// Graph filter module, the WasmPlugin `url` (`oci://`, `https://` or `file://`; default
+    /// `oci://ghcr.io/seldon-mesh/graph-filter:<version>`, what `make images` builds).
+    #[arg(long, env = "SELDON_FILTER_URL")]
+    pub filter_url: Option<String>,
+    /// sha256 of the filter module (WasmPlugin `sha256`), checked by the sidecar after pulling.
+    #[arg(long, env = "SELDON_FILTER_SHA256")]
+    pub filter_sha256: Option<String>,
 }
 
 impl Shared {
@@ -48,6 +55,13 @@ impl Shared {
             ingress,
             ..RenderOptions::default()
         };
+        if let Some(url) = &self.filter_url {
+            seldon_render::check_filter_url(url)?;
+            opts.filter_url.clone_from(url);
+        }
+        if self.filter_sha256.is_some() {
+            opts.filter_sha256.clone_from(&self.filter_sha256);
+        }
         if let Some(path) = &self.catalogue {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;

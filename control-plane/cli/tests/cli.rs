@@ -227,3 +227,77 @@ fn catalogue_flag_adds_user_servers() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("reading /nope.yaml"));
 }
+
+/// `tests/golden/options/sklearn-iris-filter-url.yaml` is rendered with these (render's
+/// `tests/options.rs`).
+const CUSTOM_URL: &str = "oci://registry.example.com:5000/ml/graph-filter:0.1.0-rc1";
+const CUSTOM_SHA: &str = "7f83b1657ff1fc53b92dc18148a1d65dfc2d4b1fa3d677284addd200126d9069";
+
+#[test]
+fn filter_url_flag_and_env_reach_the_wasm_plugin() {
+    let golden = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../render/tests/golden/options/sklearn-iris-filter-url.yaml"),
+    )
+    .unwrap();
+    let body = golden.split_once('\n').unwrap().1;
+    let sample = samples_dir().join("sklearn-iris.yaml");
+    let by_flag = bin()
+        .args(["render", "-f"])
+        .arg(&sample)
+        .args(["--filter-url", CUSTOM_URL, "--filter-sha256", CUSTOM_SHA])
+        .output()
+        .unwrap();
+    let by_env = bin()
+        .env("SELDON_FILTER_URL", CUSTOM_URL)
+        .env("SELDON_FILTER_SHA256", CUSTOM_SHA)
+        .args(["render", "-f"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    for out in [by_flag, by_env] {
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stdout, body);
+    }
+}
+
+#[test]
+fn filter_url_docker_hub_would_resolve_is_refused() {
+    let out = bin()
+        .args(["render", "-f"])
+        .arg(samples_dir().join("sklearn-iris.yaml"))
+        .args(["--filter-url", "oci://seldon-mesh/graph-filter:0.1.0"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(
+            "error: filter URL \"oci://seldon-mesh/graph-filter:0.1.0\" names no registry host"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_refuses_grpc_transport_with_the_reason() {
+    let text_in = std::fs::read_to_string(samples_dir().join("sklearn-iris.yaml"))
+        .unwrap()
+        .replace("spec:\n", "spec:\n  transport: grpc\n");
+    let f = write(&text_in);
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout.contains("has 1 problem(s)"), "{stdout}");
+    assert!(
+        stdout.contains("spec.transport: grpc is not served yet: the ingress routes REST only"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Use transport: rest"), "{stdout}");
+}
