@@ -33,6 +33,10 @@ enum Command {
     Webhook(seldon_operator::WebhookArgs),
     /// Run a SeldonDeployment locally: node processes and the graph filter in a real Envoy.
     Up(commands::up::Args),
+    /// Show what a local `up` runs: nodes, addresses, pids, health, logs.
+    Status(commands::up::status::Args),
+    /// Print a node's log from a local `up` (`envoy` for Envoy's).
+    Logs(commands::up::logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
         Command::Render(args) => commands::render::run(args),
         Command::Validate(args) => commands::validate::run(args),
         Command::Up(args) => commands::up::run(args),
+        Command::Status(args) => commands::up::status::run(args),
+        Command::Logs(args) => commands::up::logs::run(args),
         Command::Operator(args) => seldon_operator::main_operator(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),

@@ -91,10 +91,15 @@ fn up(manifest: &str, runs: &[(&str, String)]) -> Up {
     let mut nodes = Vec::new();
     for line in out.lines() {
         let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("node ") {
-            let (name, addr) = rest.split_once(" on ").unwrap();
+        // The summary table: PREDICTOR NODE ADDRESS PID STATE LOG; Envoy's row has no predictor.
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if let [predictor, node, addr, _pid, state, _log] = cells[..]
+            && predictor != "PREDICTOR"
+            && predictor != "-"
+        {
+            assert_eq!(state, "running", "{line}");
             nodes.push((
-                name.to_string(),
+                format!("{predictor}/{node}"),
                 addr.rsplit(':').next().unwrap().parse().unwrap(),
             ));
         }

@@ -260,3 +260,112 @@ fn a_failed_start_stops_what_it_started_and_names_the_node() {
     assert!(err.contains("main.m.log"), "the log's path: {err}");
     assert_none_left(&mark, 0, Duration::from_secs(2), "failed start");
 }
+
+/// `status` and `logs` find a running `up` through its default work directory (here under a
+/// private XDG_STATE_HOME), report it healthy, then name a stopped node; after `up` stops,
+/// the logs are still there.
+#[test]
+fn status_and_logs_find_a_running_up_by_its_manifest() {
+    envoy_ready();
+    let state_home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sdep.yaml");
+    std::fs::write(&file, TWO_NODES).unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
+            .env("XDG_STATE_HOME", state_home.path())
+            .args(args)
+            .arg("-f")
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = cli(&["status"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("nothing has run in") && err.contains("seldon-mesh up"),
+        "{err}"
+    );
+
+    let mut up = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
+        .env("XDG_STATE_HOME", state_home.path())
+        .args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &free_port().to_string()])
+        .arg("--filter")
+        .arg(filter())
+        .args(["--run", &format!("t={}", testmodel("t"))])
+        .args(["--run", &format!("m={}", testmodel("m"))])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(up.stdout.take().unwrap());
+    let mut printed = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "up exited: {printed}"
+        );
+        printed.push_str(&line);
+        if line.starts_with("ready: ") {
+            break;
+        }
+    }
+    let workdir = state_home.path().join("seldon-mesh/up/test/life");
+    assert!(
+        printed.contains(&workdir.join("main.t.log").display().to_string()),
+        "{printed}"
+    );
+    assert!(printed.contains("envoy"), "{printed}");
+
+    let (code, stdout, _) = cli(&["status"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("healthy: http://127.0.0.1:"), "{stdout}");
+
+    let (code, _, err) = cli(&["logs", "nope"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no node `nope`; the nodes are: ")
+            && err.contains("main.t")
+            && err.contains("main.m"),
+        "{err}"
+    );
+
+    // Stop one node behind up's back: status names it.
+    let state = std::fs::read_to_string(workdir.join("up.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let m_pid = state["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "m")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    signal(m_pid as u32, "KILL");
+    let (code, stdout, _) = cli(&["status"]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("not healthy: main.m"), "{stdout}");
+
+    signal(up.id(), "TERM");
+    wait_exit(&mut up, Duration::from_secs(20));
+    let (code, stdout, _) = cli(&["status"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("is not running; logs are kept in"),
+        "{stdout}"
+    );
+    let (code, log, _) = cli(&["logs", "t"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        !log.trim().is_empty(),
+        "node t's log is kept after up stopped"
+    );
+}

@@ -10,6 +10,7 @@
 //! `plan` decides everything (pure); `up` starts it and waits until every predictor is ready.
 
 pub mod plan;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,6 +21,7 @@ use seldon_supervise::{SuperviseError, Supervised};
 use thiserror::Error;
 
 pub use plan::{LocalOptions, LocalPlan, NodeProcess, plan};
+pub use state::{EnvoyState, NodeState, RunState};
 
 /// What can stop local mode.
 #[derive(Debug, Error)]
@@ -63,6 +65,18 @@ pub enum LocalError {
     PredictorNotReady { predictor: String, detail: String },
     #[error(transparent)]
     Envoy(#[from] EnvoyError),
+    #[error("neither XDG_STATE_HOME nor HOME is set; give a work directory with --workdir")]
+    NoStateHome,
+    #[error(
+        "nothing has run in {workdir}: start it with `seldon-mesh up -f <sdep.yaml>` (or pass the same --workdir)"
+    )]
+    NotStarted { workdir: PathBuf },
+    #[error("{path} is not a state file written by seldon-mesh up: {detail}")]
+    State { path: PathBuf, detail: String },
+    #[error("no node `{node}`; the nodes are: {known}")]
+    UnknownNode { node: String, known: String },
+    #[error("`{node}` is in several predictors; say which: {candidates}")]
+    AmbiguousNode { node: String, candidates: String },
     #[error("{action} {path}")]
     Io {
         action: &'static str,
@@ -79,23 +93,22 @@ pub enum LocalError {
 pub struct Running {
     pub envoy: Envoy,
     nodes: Nodes,
+    node_states: Vec<NodeState>,
     /// `http://127.0.0.1:<gateway>` + the deployment prefix.
     pub base_url: String,
 }
 
 impl Running {
-    /// Each node's name (`<predictor>.<node>`) and process id.
-    pub fn node_pids(&self) -> Vec<(String, u32)> {
-        self.nodes
-            .0
-            .iter()
-            .map(|c| (c.name().to_string(), c.pid()))
-            .collect()
+    /// Each node: predictor, name, port, pid and log.
+    pub fn nodes(&self) -> &[NodeState] {
+        &self.node_states
     }
 
     /// Stops Envoy, then every node; the same as dropping it, spelled out at call sites.
     pub fn stop(self) {
-        drop(self);
+        let Running { envoy, nodes, .. } = self;
+        drop(envoy);
+        drop(nodes);
     }
 }
 
@@ -112,6 +125,19 @@ impl Drop for Nodes {
 /// How long a node gets between SIGTERM and SIGKILL when local mode stops.
 pub const NODE_STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// What `up` reports while it starts, in order, for the CLI's progress lines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A node process was spawned (`<predictor>.<node>`).
+    NodeStarted { node: String, pid: u32 },
+    /// It answered `/health/ping`, this long after `up` began.
+    NodeReady { node: String, after: Duration },
+    /// Envoy answered admin `/ready` with the filter loaded in every worker.
+    EnvoyReady { pid: u32, after: Duration },
+    /// Every predictor answered `/ready` through its graph listener.
+    Ready { after: Duration },
+}
+
 /// How long a node may take to answer `/health/ping` (model loading included).
 pub const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -120,7 +146,12 @@ pub const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
 ///
 /// A failed start stops everything it started before it returns the error; so does dropping
 /// the future (e.g. on a signal while starting).
-pub async fn up(plan: LocalPlan, workdir: &Path) -> Result<Running, LocalError> {
+pub async fn up(
+    plan: LocalPlan,
+    workdir: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Running, LocalError> {
+    let began = Instant::now();
     let io = |action, path: &Path| {
         let path = path.to_path_buf();
         move |source| LocalError::Io {
@@ -157,16 +188,28 @@ pub async fn up(plan: LocalPlan, workdir: &Path) -> Result<Running, LocalError> 
                 source,
             })?
             .with_grace(NODE_STOP_GRACE);
+        progress(Progress::NodeStarted {
+            node: child.name().to_string(),
+            pid: child.pid(),
+        });
         nodes.0.push(child);
     }
     for (p, child) in plan.processes.iter().zip(nodes.0.iter_mut()) {
         wait_ping(&http, p, child, &node_log(workdir, p)).await?;
+        progress(Progress::NodeReady {
+            node: child.name().to_string(),
+            after: began.elapsed(),
+        });
     }
     let options = EnvoyOptions {
         concurrency: 2,
         ..EnvoyOptions::default()
     };
     let envoy = Envoy::start_with(plan.envoy.clone(), &workdir.join("envoy"), &options).await?;
+    progress(Progress::EnvoyReady {
+        pid: envoy.pid(),
+        after: began.elapsed(),
+    });
     for (name, _, port) in &plan.predictors {
         let url = format!("http://127.0.0.1:{port}/ready");
         let answer = http.get(&url).send().await;
@@ -187,14 +230,30 @@ pub async fn up(plan: LocalPlan, workdir: &Path) -> Result<Running, LocalError> 
             }
         }
     }
+    progress(Progress::Ready {
+        after: began.elapsed(),
+    });
     let gateway = plan
         .envoy
         .listener("gateway")
         .map(|l| l.port)
         .unwrap_or_default();
+    let node_states = plan
+        .processes
+        .iter()
+        .zip(&nodes.0)
+        .map(|(p, child)| NodeState {
+            predictor: p.predictor.clone(),
+            node: p.node.clone(),
+            port: p.http_port,
+            pid: child.pid(),
+            log: node_log(workdir, p),
+        })
+        .collect();
     Ok(Running {
         envoy,
         nodes,
+        node_states,
         base_url: format!(
             "http://127.0.0.1:{gateway}{}",
             plan.prefix.trim_end_matches('/')

@@ -5,12 +5,15 @@
 //! stopped before it exits; if `up` itself is killed, its children get SIGKILL from the kernel
 //! (parent-death signal, see seldon-supervise). Exit status after a signal: 128 + its number.
 
+pub mod logs;
+pub mod status;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
-use seldon_local::{LocalOptions, up};
+use seldon_local::{EnvoyState, LocalOptions, Progress, RunState, up};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -31,7 +34,9 @@ pub struct Args {
     /// The filter module.
     #[arg(long, env = "SELDON_FILTER_WASM")]
     pub filter: Option<PathBuf>,
-    /// Where logs and the Envoy bootstrap go (default: a fresh temporary directory).
+    /// Where logs, the Envoy bootstrap and the state for `status`/`logs` go. Default:
+    /// `$XDG_STATE_HOME/seldon-mesh/up/<namespace>/<name>` (else `~/.local/state/…`), emptied
+    /// at start and kept after `up` stops.
     #[arg(long, env = "SELDON_LOCAL_DIR")]
     pub workdir: Option<PathBuf>,
     /// Send this JSON to `/api/v1.0/predictions` (or `/v2/models/<root>/infer` for v2), print
@@ -93,42 +98,66 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .first()
         .map(|(_, c, _)| c.graph.name.clone())
         .unwrap_or_default();
-    let tmp;
-    let workdir = match &args.workdir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_path_buf()
-        }
+    let workdir = prepare_workdir(args.workdir.as_deref(), &parsed.sdep)?;
+    let predict_path = if v2 {
+        format!("/v2/models/{root}/infer")
+    } else {
+        "/api/v1.0/predictions".to_string()
     };
-    let nodes: Vec<String> = plan
-        .processes
-        .iter()
-        .map(|p| {
-            format!(
-                "node {}/{} on 127.0.0.1:{}",
-                p.predictor, p.node, p.http_port
-            )
-        })
-        .collect();
+    let sample = if v2 {
+        r#"{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[5.1,3.5,1.4,0.2]}]}"#
+            .to_string()
+    } else {
+        r#"{"data":{"ndarray":[[5.1,3.5,1.4,0.2]]}}"#.to_string()
+    };
+    let namespace = parsed
+        .sdep
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let deployment = parsed.sdep.metadata.name.clone().unwrap_or_default();
+    eprintln!(
+        "starting {namespace}/{deployment}: {} node(s), logs in {}",
+        plan.processes.len(),
+        workdir.display()
+    );
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut stop = StopSignals::new()?;
+        let mut report = |p: Progress| eprintln!("{}", progress_line(&p));
         // A signal while starting drops the `up` future, which stops what it started.
         let running = tokio::select! {
-            running = up(plan, &workdir) => running?,
+            running = up(plan, &workdir, &mut report) => running?,
             signal = stop.recv() => {
                 eprintln!("{signal} while starting: stopped everything started so far");
                 return Ok(signal.exit_code());
             }
         };
-        let path = if v2 { format!("/v2/models/{root}/infer") } else { "/api/v1.0/predictions".to_string() };
-        let url = format!("{}{path}", running.base_url);
+        let url = format!("{}{predict_path}", running.base_url);
+        let state = RunState {
+            namespace,
+            deployment,
+            up_pid: std::process::id(),
+            base_url: running.base_url.clone(),
+            predict_path,
+            envoy: EnvoyState {
+                pid: running.envoy.pid(),
+                admin_url: running.envoy.admin_url(),
+                log: running.envoy.log_path().to_path_buf(),
+            },
+            nodes: running.nodes().to_vec(),
+        };
+        state.write(&workdir)?;
         match args.request {
             Some(body) => {
                 println!("$ curl -s -X POST {url} -H 'content-type: application/json' -d '{body}'");
                 let client = reqwest::Client::builder().no_proxy().build()?;
-                let send = client.post(&url).header("content-type", "application/json").body(body).send();
+                let send = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send();
                 let r = tokio::select! {
                     r = send => r?,
                     signal = stop.recv() => {
@@ -138,28 +167,169 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 };
                 let status = r.status();
-                let puid = r.headers().get("seldon-puid").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+                let puid = r
+                    .headers()
+                    .get("seldon-puid")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string();
                 let text = r.text().await?;
                 println!("{status} (seldon-puid {puid})\n{text}");
-                Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                Ok(if status.is_success() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             }
             None => {
-                for node in &nodes {
-                    println!("{node}");
-                }
-                println!("logs and Envoy config: {}", workdir.display());
-                println!("ready: {url}");
-                println!("try: curl -s -X POST {url} -H 'content-type: application/json' -d '{{\"data\":{{\"ndarray\":[[1,2,3,4]]}}}}'");
-                println!("Ctrl-C (or SIGTERM, SIGHUP) stops everything.");
+                // Best effort: a closed stdout (`up | head`, a test that stopped reading) must
+                // not stop local mode.
+                let mut out = std::io::stdout().lock();
                 use std::io::Write as _;
-                std::io::stdout().flush()?;
+                let _ = write!(out, "{}", summary(&state, true));
+                let _ = writeln!(out, "ready: {url}");
+                let _ = writeln!(
+                    out,
+                    "try: curl -s -X POST {url} -H 'content-type: application/json' -d '{sample}'"
+                );
+                let _ = writeln!(
+                    out,
+                    "status: seldon-mesh status -f {0}   logs: seldon-mesh logs -f {0} <node>",
+                    args.file.display()
+                );
+                let _ = writeln!(out, "Ctrl-C (or SIGTERM, SIGHUP) stops everything.");
+                let _ = out.flush();
+                drop(out);
                 let signal = stop.recv().await;
                 running.stop();
-                eprintln!("{signal}: stopped every node and Envoy");
+                eprintln!(
+                    "{signal}: stopped every node and Envoy; logs kept in {}",
+                    workdir.display()
+                );
                 Ok(signal.exit_code())
             }
         }
     })
+}
+
+/// The work directory: `--workdir` as given (created if missing), or the predictable default
+/// (see `seldon_local::state`), emptied first so it holds only this run. Refuses to start if
+/// the `up` recorded there still runs.
+fn prepare_workdir(
+    given: Option<&Path>,
+    sdep: &seldon_crd::SeldonDeployment,
+) -> anyhow::Result<PathBuf> {
+    let dir = match given {
+        Some(d) => d.to_path_buf(),
+        None => default_workdir_of(sdep)?,
+    };
+    if let Ok(previous) = RunState::read(&dir)
+        && previous.up_pid != std::process::id()
+        && seldon_local::state::alive(previous.up_pid)
+    {
+        bail!(
+            "{}/{} already runs from {} (seldon-mesh up, pid {}); stop it first, or pass another --workdir",
+            previous.namespace,
+            previous.deployment,
+            dir.display(),
+            previous.up_pid
+        );
+    }
+    if given.is_none() && dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("emptying {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `seldon_local::state::default_workdir` for this deployment and this user's environment.
+pub fn default_workdir_of(sdep: &seldon_crd::SeldonDeployment) -> anyhow::Result<PathBuf> {
+    let namespace = sdep.metadata.namespace.as_deref().unwrap_or("default");
+    let name = sdep.metadata.name.as_deref().unwrap_or_default();
+    Ok(seldon_local::state::default_workdir(
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        std::env::var_os("HOME").map(PathBuf::from),
+        namespace,
+        name,
+    )?)
+}
+
+/// One line per start-up step, on stderr.
+fn progress_line(p: &Progress) -> String {
+    match p {
+        Progress::NodeStarted { node, pid } => format!("  started {node} (pid {pid})"),
+        Progress::NodeReady { node, after } => {
+            format!("  ready   {node} after {:.2} s", after.as_secs_f64())
+        }
+        Progress::EnvoyReady { pid, after } => {
+            format!(
+                "  ready   Envoy with the graph filter (pid {pid}) after {:.2} s",
+                after.as_secs_f64()
+            )
+        }
+        Progress::Ready { after } => {
+            format!(
+                "  ready   every predictor after {:.2} s",
+                after.as_secs_f64()
+            )
+        }
+    }
+}
+
+/// The table of what runs: one row per node and one for Envoy. `fresh`: just started, every
+/// row is up; otherwise each row's health is checked (`status`).
+pub fn summary(state: &RunState, fresh: bool) -> String {
+    let health = |pid: u32| {
+        if fresh || seldon_local::state::alive(pid) {
+            "running"
+        } else {
+            "stopped"
+        }
+    };
+    let mut rows = vec![[
+        "PREDICTOR".to_string(),
+        "NODE".into(),
+        "ADDRESS".into(),
+        "PID".into(),
+        "STATE".into(),
+        "LOG".into(),
+    ]];
+    for n in &state.nodes {
+        rows.push([
+            n.predictor.clone(),
+            n.node.clone(),
+            format!("127.0.0.1:{}", n.port),
+            n.pid.to_string(),
+            health(n.pid).into(),
+            n.log.display().to_string(),
+        ]);
+    }
+    rows.push([
+        "-".into(),
+        "envoy".into(),
+        state
+            .envoy
+            .admin_url
+            .trim_start_matches("http://")
+            .to_string(),
+        state.envoy.pid.to_string(),
+        health(state.envoy.pid).into(),
+        state.envoy.log.display().to_string(),
+    ]);
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The signals that stop local mode: SIGINT (Ctrl-C), SIGTERM (kill, systemd, timeout, CI,
