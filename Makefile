@@ -56,7 +56,9 @@ fmt:
 
 test: test-rust test-python
 
-ci: lint test
+# lint + test, with the cached Go builds started in the background first (scripts/ci.sh).
+ci:
+	scripts/ci.sh
 
 bench: setup
 	scripts/bench.sh
