@@ -122,6 +122,12 @@ fn deployment(
         ("prometheus.io/scrape".to_string(), "true".to_string()),
         ("prometheus.io/path".to_string(), "/prometheus".to_string()),
     ]);
+    // Istio's metrics merge (on by default) moves these annotations to the sidecar and scrapes
+    // the app at `prometheus.io/port`, port 80 when unset, where nothing listens; name the
+    // first graph container's metrics port (one port: the legacy annotation holds one).
+    if let Some(port) = metrics_port(p, component) {
+        pod_annotations.insert("prometheus.io/port".to_string(), port.to_string());
+    }
     pod_annotations.extend(annotations.clone());
     pod_annotations.extend(component.metadata.annotations.clone().unwrap_or_default());
 
@@ -166,6 +172,22 @@ fn deployment(
         }),
         status: None,
     }
+}
+
+/// The `metrics` container port of the component's first graph-node container.
+fn metrics_port(p: &Predictor<'_>, component: &SeldonPodSpec) -> Option<i32> {
+    component
+        .spec
+        .containers
+        .iter()
+        .filter(|c| find_unit(&p.spec.graph, &c.name).is_some_and(|u| u.endpoint.is_some()))
+        .find_map(|c| {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|port| port.name.as_deref() == Some(names::PORT_NAME_METRICS))
+                .map(|port| port.container_port)
+        })
 }
 
 fn type_label(unit: &PredictiveUnit) -> Option<&'static str> {

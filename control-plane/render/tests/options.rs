@@ -351,3 +351,37 @@ fn envoy_filter_has_a_positive_priority() {
         );
     }
 }
+
+// ---------- metrics port for Istio's metrics merge ----------
+
+fn pod_annotations(objs: &[Value]) -> Vec<&Value> {
+    of_kind(objs, "Deployment")
+        .into_iter()
+        .map(|d| &d["spec"]["template"]["metadata"]["annotations"])
+        .collect()
+}
+
+#[test]
+fn pods_name_their_metrics_port_for_istio_metrics_merge() {
+    // without prometheus.io/port, the merged scrape goes to the app's port 80
+    let objs = objects(&sample("combiner-ensemble"), &RenderOptions::default());
+    let anns = pod_annotations(&objs);
+    assert_eq!(anns.len(), 1);
+    assert_eq!(anns[0]["prometheus.io/port"], "6000");
+    assert_eq!(anns[0]["prometheus.io/path"], "/prometheus");
+    let pod = &of_kind(&objs, "Deployment")[0]["spec"]["template"]["spec"];
+    let first_metrics = pod["containers"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .unwrap();
+    assert_eq!(first_metrics["containerPort"], 6000);
+    // the user's annotation wins
+    let mut sdep = sample("sklearn-iris");
+    sdep.spec
+        .annotations
+        .insert("prometheus.io/port".to_string(), "9102".to_string());
+    let objs = objects(&sdep, &RenderOptions::default());
+    assert_eq!(pod_annotations(&objs)[0]["prometheus.io/port"], "9102");
+}
