@@ -24,7 +24,10 @@ struct Root;
 impl Context for Root {}
 impl RootContext for Root {
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Probe { mode: String::new(), seen: 0 }))
+        Some(Box::new(Probe {
+            mode: String::new(),
+            seen: 0,
+        }))
     }
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
@@ -50,7 +53,10 @@ impl Probe {
             "local" | "local-trl" => {
                 let _ = hostcalls::send_http_response(
                     200,
-                    vec![("content-type", "application/grpc"), ("x-probe-answer", "local")],
+                    vec![
+                        ("content-type", "application/grpc"),
+                        ("x-probe-answer", "local"),
+                    ],
                     Some(&frame(b"hello from the filter")),
                 );
             }
@@ -81,8 +87,13 @@ impl HttpContext for Probe {
             return Action::Pause;
         }
         if self.mode == "router" {
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some("/predict"));
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-type", Some("application/json"));
+            let _ =
+                hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some("/predict"));
+            let _ = hostcalls::set_map_value(
+                MapType::HttpRequestHeaders,
+                "content-type",
+                Some("application/json"),
+            );
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "te", None);
             return Action::Continue;
@@ -100,11 +111,20 @@ impl HttpContext for Probe {
         }
         if self.mode.starts_with("tail") {
             // Decided only now, in the body callback: which node answers, on which path.
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some("/predict"));
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-type", Some("application/json"));
+            let _ =
+                hostcalls::set_map_value(MapType::HttpRequestHeaders, ":path", Some("/predict"));
+            let _ = hostcalls::set_map_value(
+                MapType::HttpRequestHeaders,
+                "content-type",
+                Some("application/json"),
+            );
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "te", None);
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "x-seldon-upstream", Some("node2"));
+            let _ = hostcalls::set_map_value(
+                MapType::HttpRequestHeaders,
+                "x-seldon-upstream",
+                Some("node2"),
+            );
             let json = br#"{"data":{"ndarray":[[3.0]]}}"#;
             let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, json);
             return Action::Continue;
@@ -120,16 +140,26 @@ impl HttpContext for Probe {
 
     fn on_http_response_headers(&mut self, n: usize, end_of_stream: bool) -> Action {
         let headers = hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default();
-        log::info!("probe {}: response headers ({n}, eos={end_of_stream}): {headers:?}", self.mode);
+        log::info!(
+            "probe {}: response headers ({n}, eos={end_of_stream}): {headers:?}",
+            self.mode
+        );
         if self.mode == "router" || self.mode.starts_with("tail") {
-            let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-type", Some("application/grpc"));
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "content-type",
+                Some("application/grpc"),
+            );
             let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "content-length", None);
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
-        log::info!("probe {}: response body {size} eos={end_of_stream}", self.mode);
+        log::info!(
+            "probe {}: response body {size} eos={end_of_stream}",
+            self.mode
+        );
         if !end_of_stream {
             return Action::Pause;
         }
