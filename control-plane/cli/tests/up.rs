@@ -296,3 +296,45 @@ fn sample_iris_abtest_answers_one_prediction() {
         "{body}"
     );
 }
+
+const SLOW_CHAIN: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata:
+  name: slow
+  namespace: team
+  annotations: {seldon.io/rest-timeout: "10000"}
+spec:
+  predictors:
+  - name: main
+    graph:
+      name: t
+      type: TRANSFORMER
+      children: [{name: m, type: MODEL}]
+    componentSpecs: [{spec: {containers: [{name: t, image: me/t:1}, {name: m, image: me/m:1}]}}]
+"#;
+
+/// Two nodes of 8 s each, each within its 10 s timeout: the graph takes 16 s and must answer,
+/// not be cut by a gateway deadline (Envoy's default route timeout is 15 s). Issue 11.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graph_longer_than_15_s_is_not_cut_by_the_gateway() {
+    let slow = |name: &str, add: f64| format!("{} --delay-ms 8000", testmodel(name, add));
+    let u = up(SLOW_CHAIN, &[("t", slow("t", 1.0)), ("m", slow("m", 10.0))]);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let started = std::time::Instant::now();
+    let r = client
+        .post(&u.url)
+        .json(&json!({"data": {"ndarray": [[1.0, 2.0]]}}))
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        took > Duration::from_secs(15),
+        "the graph really took longer than 15 s: {took:?}"
+    );
+    assert_eq!(body["data"]["ndarray"], json!([[12.0, 13.0]]), "{body}");
+}

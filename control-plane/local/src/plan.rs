@@ -163,7 +163,11 @@ pub fn plan(
                 rewrite: Some("/".into()),
                 clusters: weighted,
                 mirror,
-                timeout: None,
+                // No gateway deadline (Envoy's default would cut every graph at 15 s): each
+                // node call has its own timeout in the filter (`seldon.io/rest-timeout`), and
+                // the filter always answers, naming the node that timed out. Istio's
+                // VirtualService default is the same (no route timeout).
+                timeout: Some(std::time::Duration::ZERO),
             }],
         },
     });

@@ -63,7 +63,7 @@ pub enum ListenerKind {
         cluster: String,
         /// Replaces the matched prefix `/`; `None` keeps the path.
         prefix_rewrite: Option<String>,
-        /// Route timeout; `None` is Envoy's default (15 s).
+        /// Route timeout; `None` is Envoy's default (15 s), zero disables it.
         timeout: Option<Duration>,
     },
     /// The ingress role of local mode, like an Istio VirtualService: prefixes, traffic
@@ -82,7 +82,7 @@ pub struct GatewayRoute {
     pub clusters: Vec<WeightedCluster>,
     /// Shadow traffic: a copy of the request whose response is discarded.
     pub mirror: Option<Mirror>,
-    /// Route timeout; `None` is Envoy's default (15 s).
+    /// Route timeout; `None` is Envoy's default (15 s), zero disables it.
     pub timeout: Option<Duration>,
 }
 
