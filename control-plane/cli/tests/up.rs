@@ -338,3 +338,68 @@ async fn a_graph_longer_than_15_s_is_not_cut_by_the_gateway() {
     );
     assert_eq!(body["data"]["ndarray"], json!([[12.0, 13.0]]), "{body}");
 }
+
+const ONE_NODE: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: one, namespace: team}
+spec:
+  predictors:
+  - name: main
+    graph: {name: m, type: MODEL}
+    componentSpecs: [{spec: {containers: [{name: m, image: me/m:1}]}}]
+"#;
+
+/// The gateway normalizes paths before matching (`..`, `//`) and answers a path no deployment
+/// serves with Seldon's JSON status, not Envoy's empty 404. Issue 11.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_normalizes_paths_and_answers_unknown_ones_in_json() {
+    let u = up(ONE_NODE, &[("m", testmodel("m", 1.0))]);
+    let base = u
+        .url
+        .trim_end_matches("/seldon/team/one/api/v1.0/predictions");
+    let addr = base.trim_start_matches("http://").to_string();
+
+    for path in [
+        "/seldon/team/nope/api/v1.0/predictions",
+        // Escapes `one`'s prefix after normalization: must not reach it.
+        "/seldon/team/one/../nope/api/v1.0/predictions",
+    ] {
+        let (status, headers, body) = raw_post(&addr, path, r#"{"data":{"ndarray":[[1.0]]}}"#);
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            headers.contains("content-type: application/json"),
+            "{path}: {headers}"
+        );
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["status"]["reason"], "NOT_FOUND", "{path}: {body}");
+        assert_eq!(body["status"]["status"], "FAILURE", "{path}: {body}");
+    }
+    for path in [
+        "/seldon/team/nope/../one/api/v1.0/predictions",
+        "/seldon//team/one//api/v1.0/predictions",
+    ] {
+        let (status, _, body) = raw_post(&addr, path, r#"{"data":{"ndarray":[[1.0]]}}"#);
+        assert_eq!(status, 200, "{path}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["data"]["ndarray"], json!([[2.0]]), "{path}: {body}");
+    }
+}
+
+/// POST with the path exactly as given (HTTP clients resolve `..` before sending); returns
+/// status, lower-cased headers and body.
+fn raw_post(addr: &str, path: &str, body: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, rest) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_lowercase(), rest.to_string())
+}

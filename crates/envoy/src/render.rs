@@ -137,7 +137,9 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
             )
         }
         ListenerKind::Gateway { routes } => {
-            (routes.iter().map(gateway_route).collect(), vec![router()])
+            let mut all: Vec<Value> = routes.iter().map(gateway_route).collect();
+            all.push(gateway_not_found());
+            (all, vec![router()])
         }
     };
     json!({
@@ -151,6 +153,10 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
                     "@type": HCM_TYPE,
                     "stat_prefix": l.name,
                     "codec_type": "AUTO",
+                    // `/seldon/ns/a/../b/` must match b's prefix, not a's; `//` counts as `/`
+                    // (Istio's MERGE_SLASHES normalization).
+                    "normalize_path": true,
+                    "merge_slashes": true,
                     "route_config": {
                         "name": l.name,
                         "virtual_hosts": [{ "name": l.name, "domains": ["*"], "routes": routes }],
@@ -200,6 +206,25 @@ fn gateway_route(r: &GatewayRoute) -> Value {
     }
     json!({ "match": { "prefix": r.prefix }, "route": action })
 }
+
+/// The gateway's last route: a path no deployment serves gets a JSON 404 in Seldon's status
+/// format, not Envoy's empty one.
+fn gateway_not_found() -> Value {
+    json!({
+        "match": { "prefix": "/" },
+        "direct_response": {
+            "status": 404,
+            "body": { "inline_string": GATEWAY_NOT_FOUND_BODY },
+        },
+        "response_headers_to_add": [{
+            "header": { "key": "content-type", "value": "application/json" },
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }],
+    })
+}
+
+/// Body of [`gateway_not_found`].
+pub const GATEWAY_NOT_FOUND_BODY: &str = r#"{"status":{"code":404,"info":"no SeldonDeployment is served at this path; call /seldon/<namespace>/<name>/api/v1.0/predictions (or /v2/models/<model>/infer)","reason":"NOT_FOUND","status":"FAILURE"}}"#;
 
 fn set_opt(obj: &mut Value, key: &str, value: Option<Value>) {
     if let Some(v) = value {
