@@ -18,6 +18,7 @@
 //! | `GET /ready`, `/api/v1.0/status`, `/api/v1.0/health/status`, `/health/status`, `/v2/health/ready` | any | every node ready |
 //! | `GET /live`, `/v2/health/live` | any | the filter is up |
 //! | `GET /health/ping` | any | `pong` |
+//! | `POST /seldon.protos.*`, `/inference.*`, `/tensorflow.serving.*` (gRPC) | any | 404 `GRPC_NOT_SERVED` (gRPC clients see `grpc-status: 12`) |
 
 use seldon_graph::{NodeId, Plan, Protocol};
 
@@ -87,6 +88,13 @@ pub enum NoEndpoint {
     },
     /// Feedback on a v2 graph: not part of the Open Inference Protocol.
     NoFeedbackInV2,
+    /// A gRPC method (`/seldon.protos.*`, `/inference.*`, `/tensorflow.serving.*`, the paths
+    /// Seldon's gRPC ingress routes): the filter serves REST only so far. Envoy turns the 404
+    /// of a gRPC request into `grpc-status: 12` (UNIMPLEMENTED) with the message.
+    GrpcNotServed {
+        path: String,
+        protocol: Protocol,
+    },
 }
 
 /// Classifies a request.
@@ -106,6 +114,12 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
         "/live" | "/v2/health/live" => return get(Endpoint::Live),
         "/health/ping" => return get(Endpoint::Ping),
         _ => {}
+    }
+    if is_grpc_method(path) {
+        return Err(NoEndpoint::GrpcNotServed {
+            path: path.to_string(),
+            protocol: plan.protocol,
+        });
     }
     let wrong_protocol = || NoEndpoint::WrongProtocol {
         path: path.to_string(),
@@ -179,6 +193,13 @@ fn classify_v2(plan: &Plan, method: &str, path: &str, rest: &str) -> Result<Endp
         },
         Some(_) => Err(not_found(plan, path)),
     }
+}
+
+/// A gRPC method of Seldon's, KServe's or TensorFlow Serving's services.
+fn is_grpc_method(path: &str) -> bool {
+    ["/seldon.protos.", "/inference.", "/tensorflow.serving."]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }
 
 /// What `/v2/models/<model>` names: a node the filter calls (`Some`), or the whole graph

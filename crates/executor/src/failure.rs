@@ -85,6 +85,13 @@ impl From<NoEndpoint> for Failure {
                 protocol_name(*protocol),
                 served(*protocol)
             ),
+            NoEndpoint::GrpcNotServed { path, protocol } => format!(
+                "gRPC at the graph entry is not served yet ({path}); use REST: {}",
+                match protocol {
+                    Protocol::V2 => "POST /v2/models/<model>/infer",
+                    _ => "POST /api/v1.0/predictions",
+                }
+            ),
             NoEndpoint::NoFeedbackInV2 => {
                 "feedback is a Seldon protocol call: v2 graphs take none \
                  (Seldon's executor serves /api/v1.0/feedback only for protocol seldon)"
@@ -153,6 +160,7 @@ impl Failure {
                 | NoEndpoint::NotCallable(_)
                 | NoEndpoint::WrongProtocol { .. }
                 | NoEndpoint::NoFeedbackInV2 => (404, "NOT_FOUND"),
+                NoEndpoint::GrpcNotServed { .. } => (404, "GRPC_NOT_SERVED"),
             },
         }
     }

@@ -1141,3 +1141,36 @@ fn v2_random_abtest_splits_in_the_filter() {
         "the first child reads and answers"
     );
 }
+
+#[test]
+fn grpc_methods_are_refused_clearly() {
+    for (protocol, method, hint) in [
+        (
+            Protocol::Seldon,
+            "/seldon.protos.Seldon/Predict",
+            "POST /api/v1.0/predictions",
+        ),
+        (
+            Protocol::V2,
+            "/inference.GRPCInferenceService/ModelInfer",
+            "POST /v2/models/<model>/infer",
+        ),
+    ] {
+        let mut h = Harness::with(plan(protocol, "name: m", 1024));
+        let mut headers = Harness::headers("POST", method);
+        headers.retain(|(k, _)| k != "content-type");
+        headers.push(("content-type".into(), "application/grpc".into()));
+        let r = respond(h.exec.on_headers(&mut h.host, headers, false));
+        assert_eq!(
+            r.status, 404,
+            "Envoy maps it to grpc-status 12, UNIMPLEMENTED"
+        );
+        let body = json_body(&r);
+        assert_eq!(body["status"]["reason"], "GRPC_NOT_SERVED");
+        assert_eq!(
+            body["status"]["info"],
+            format!("gRPC at the graph entry is not served yet ({method}); use REST: {hint}")
+        );
+        assert!(h.new_calls().is_empty());
+    }
+}

@@ -398,3 +398,95 @@ async fn v2_random_abtest_split_over_1000_requests() {
     );
     assert_router_untouched(&g).await;
 }
+
+/// Percent-decodes a `grpc-message` (gRPC's encoding of the message header).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], s.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One gRPC unary call over h2c: returns (HTTP status, response headers, DATA bytes, trailers).
+async fn grpc_call(
+    url: &str,
+    method: &str,
+    message: &[u8],
+) -> (
+    u16,
+    hyper::HeaderMap,
+    bytes::Bytes,
+    Option<hyper::HeaderMap>,
+) {
+    use http_body_util::BodyExt;
+    let authority = url.trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(message);
+    let req = hyper::Request::post(format!("http://{authority}{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(http_body_util::Full::new(bytes::Bytes::from(framed)))
+        .unwrap();
+    let res = send.send_request(req).await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned();
+    (status, headers, collected.to_bytes(), trailers)
+}
+
+/// gRPC at the graph entry is not served yet (issue 12, item 1): a gRPC client gets a proper
+/// gRPC error, UNIMPLEMENTED with a message that says so, not a hang or an HTTP error page.
+/// (Why answers need a tail call first: wasm-filter/README.md, "Answering gRPC".)
+#[tokio::test]
+async fn grpc_predict_is_refused_with_unimplemented() {
+    let g = start(GraphSpec::new(
+        "name: m",
+        vec![TestModelSpec::new("m", Mode::Echo)],
+    ))
+    .await;
+    let (status, headers, data, trailers) =
+        grpc_call(&g.url, "/seldon.protos.Seldon/Predict", b"\x1a\x00").await;
+    assert_eq!(status, 200, "gRPC errors travel in grpc-status");
+    assert!(
+        data.is_empty() && trailers.is_none(),
+        "a trailers-only answer"
+    );
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("content-type"), "application/grpc");
+    assert_eq!(header("grpc-status"), "12", "UNIMPLEMENTED");
+    let message: Value = serde_json::from_str(&percent_decode(header("grpc-message"))).unwrap();
+    assert_eq!(
+        message["status"]["info"],
+        "gRPC at the graph entry is not served yet (/seldon.protos.Seldon/Predict); use REST: POST /api/v1.0/predictions"
+    );
+    assert_eq!(message["status"]["reason"], "GRPC_NOT_SERVED");
+    assert!(calls(&g, "m").await.is_empty());
+    assert_router_untouched(&g).await;
+}
