@@ -537,7 +537,7 @@ pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
         })?;
     let shipped_default = &shipped["spec"]["meshConfig"]["defaultConfig"];
     let mut default_config = json!({
-        "discoveryAddress": format!("{NODE_IP}:{ISTIOD_XDS_PORT}"),
+        "discoveryAddress": format!("{NODE_IP}:{ISTIOD_TLS_PORT}"),
         "binaryPath": envoy.display().to_string(),
         "drainDuration": "1s",
         "terminationDrainDuration": "1s",
@@ -556,7 +556,8 @@ pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
         "defaultProviders": {},
         "defaultConfig": default_config,
     });
-    serde_yaml::to_string(&mesh).map_err(|e| HarnessError::Check(e.to_string()))
+    // JSON (a subset of YAML): a YAML emitter leaves `OFF` unquoted, which Go reads as a bool.
+    serde_json::to_string_pretty(&mesh).map_err(|e| HarnessError::Check(e.to_string()))
 }
 
 /// istiod's environment: the Istio-proxy-only filters off (upstream Envoy rejects every LDS
@@ -656,7 +657,7 @@ pub struct Cluster {
     keep: bool,
     // Dropped first (fields drop in declaration order after Drop::drop runs).
     node_agent: Option<NodeAgent>,
-    procs: Vec<Child>,
+    procs: procs::Group,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -713,7 +714,7 @@ impl Cluster {
         }
         let p = |f: &str| pki_dir.join(f).display().to_string();
 
-        let mut procs: Vec<Child> = Vec::new();
+        let mut procs = procs::Group::default();
 
         // etcd
         let etcd_url = format!("http://127.0.0.1:{ETCD_PORT}");
@@ -1154,8 +1155,10 @@ impl Cluster {
                 source,
             }
         })?;
+        // xDS over TLS on 15012, as a production gateway does (istiod's certificate carries
+        // 10.77.0.1 through ISTIOD_CUSTOM_HOST).
         let proxy_config = json!({
-            "discoveryAddress": format!("{NODE_IP}:{ISTIOD_XDS_PORT}"),
+            "discoveryAddress": format!("{NODE_IP}:{ISTIOD_TLS_PORT}"),
             "binaryPath": bins.envoy.display().to_string(),
             "configPath": gateway_dir.join("etc/istio/proxy").display().to_string(),
             "proxyAdminPort": GATEWAY_ADMIN_PORT,
@@ -1325,15 +1328,12 @@ impl Cluster {
 
     /// The pid of a process of the cluster by name (`gateway`, `istiod`, …).
     pub fn pid(&self, name: &str) -> Option<u32> {
-        self.procs.iter().find(|c| c.name() == name).map(Child::pid)
+        self.procs.find(name).map(Child::pid)
     }
 
     /// Fails with the log of the first cluster process that has exited.
     pub fn ensure_running(&mut self) -> Result<(), HarnessError> {
-        for c in &mut self.procs {
-            c.ensure_running()?;
-        }
-        Ok(())
+        self.procs.ensure_running()
     }
 
     /// Runs `kubectl --kubeconfig <admin> <args>` (stdin from `input` when given) and returns
@@ -1478,12 +1478,7 @@ impl Drop for Cluster {
         // Pods first (the agent stops their processes and deletes their namespaces), then
         // every cluster process: SIGTERM to all at once, then each waited for (newest first).
         drop(self.node_agent.take());
-        for c in &mut self.procs {
-            c.terminate();
-        }
-        while let Some(c) = self.procs.pop() {
-            drop(c);
-        }
+        self.procs.stop_all();
         let keep = std::env::var_os("SELDON_MESH_KEEP").is_some_and(|v| v != "0");
         if failed || keep {
             eprintln!(
@@ -1516,22 +1511,24 @@ where
             context: "building the tokio runtime".into(),
             source,
         })?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let mut cluster = Cluster::start(opts).await?;
         let result = body(&mut cluster).await;
-        if let Err(e) = &result {
-            eprintln!("mesh: test failed: {e}");
-            cluster.keep = true;
-        }
+        cluster.keep = result.is_err();
         drop(cluster);
         result
-    })
+    });
+    if let Err(e) = &result {
+        eprintln!("mesh: test failed: {e}");
+    }
+    result
 }
 
 /// `RUST_LOG`-filtered tracing to the test's output (once per process).
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,seldon_mesh_e2e=info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,kube_client=off,seldon_mesh_e2e=info")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_test_writer()
@@ -1588,7 +1585,7 @@ mod tests {
             json!({}),
             "no prometheus provider: istio.stats is istio-proxy only"
         );
-        assert_eq!(v["defaultConfig"]["discoveryAddress"], "10.77.0.1:15010");
+        assert_eq!(v["defaultConfig"]["discoveryAddress"], "10.77.0.1:15012");
         assert_eq!(v["defaultConfig"]["binaryPath"], "/opt/envoy");
         assert!(
             v["defaultConfig"]["extraStatTags"]

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -61,6 +62,15 @@ pub fn spawn(name: &str, cmd: Command, log_dir: &Path) -> Result<Child, HarnessE
             context: format!("opening {}", log_path.display()),
             source,
         })?;
+    // Writable by everyone: a child that drops privileges (the sidecar's Envoy runs as uid
+    // 1337) may reopen its stdout by path (`/dev/stdout`, Istio's default access log), which
+    // checks the file's mode. In a pod stdout is a pipe, where this question does not arise.
+    std::fs::set_permissions(&log_path, std::fs::Permissions::from_mode(0o666)).map_err(
+        |source| HarnessError::Io {
+            context: format!("chmod {}", log_path.display()),
+            source,
+        },
+    )?;
     let log_err = log.try_clone().map_err(|source| HarnessError::Io {
         context: format!("duplicating {}", log_path.display()),
         source,
@@ -198,6 +208,51 @@ impl Drop for Child {
         if let Err(e) = self.stop_inner() {
             tracing::warn!(name = %self.name, error = %e, "stopping child");
         }
+    }
+}
+
+/// Processes started in order and stopped together: `SIGTERM` to every group at once, then
+/// each is waited for (newest first, so a server outlives its clients' shutdown). Dropping
+/// the group does the same, also on an error path or during a panic's unwind.
+#[derive(Debug, Default)]
+pub struct Group {
+    children: Vec<Child>,
+}
+
+impl Group {
+    pub fn push(&mut self, child: Child) {
+        self.children.push(child);
+    }
+
+    /// The most recently started child.
+    pub fn last_mut(&mut self) -> Option<&mut Child> {
+        self.children.last_mut()
+    }
+
+    /// A child by name.
+    pub fn find(&self, name: &str) -> Option<&Child> {
+        self.children.iter().find(|c| c.name() == name)
+    }
+
+    /// The first child that has exited, as an error with its log.
+    pub fn ensure_running(&mut self) -> Result<(), HarnessError> {
+        self.children.iter_mut().try_for_each(Child::ensure_running)
+    }
+
+    /// Stops every child (see the type's docs). Idempotent.
+    pub fn stop_all(&mut self) {
+        for c in &mut self.children {
+            c.terminate();
+        }
+        while let Some(c) = self.children.pop() {
+            drop(c);
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.stop_all();
     }
 }
 
