@@ -5,12 +5,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 WASM := target/wasm32-wasip1/release/seldon_filter.wasm
 
-.PHONY: help setup wasm images demo demo-filter test test-rust test-python lint fmt ci bench
+.PHONY: help setup wasm images demo demo-filter test test-rust test-python test-mesh lint fmt ci bench
 
 help:
 	@echo "make demo   - local mode: seldon-mesh up on a sample graph, one prediction through it"
 	@echo "make ci     - everything CI checks: setup, lints, wasm build, all tests"
 	@echo "make wasm   - build the release filter module ($(WASM))"
+	@echo "make test-mesh - the walkthrough on a real apiserver, istiod, gateway and sidecars (root)"
 	@echo "make images - build every container image with podman (images/README.md)"
 	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
 
@@ -40,8 +41,9 @@ demo-filter: wasm
 	$(CARGO) build --locked -q -p seldon-e2e --bins
 	$(CARGO) run --locked -q -p seldon-e2e --bin demo
 
+# The mesh tests need root and the cluster binaries; `make test-mesh` runs them.
 test-rust: wasm
-	$(CARGO) test --locked --workspace
+	$(CARGO) test --locked --workspace --exclude seldon-mesh-e2e
 
 test-python:
 	model-servers/python/scripts/test.sh -q
@@ -54,7 +56,18 @@ lint: setup
 fmt:
 	$(CARGO) fmt --all
 
-test: test-rust test-python
+# The walkthrough on a real mesh (tests/mesh/README.md): etcd, kube-apiserver,
+# kube-controller-manager, istiod, our operator and webhook, an ingress gateway and sidecars,
+# pods run by the test's node agent in network namespaces. Needs root. The Go binaries are
+# built once from the module proxy and cached in ~/.cache/seldon-mesh (cold: ~30 min).
+test-mesh: wasm
+	scripts/kube-test-env.sh >/dev/null
+	scripts/istio-test-env.sh >/dev/null
+	model-servers/onnx/scripts/setup.sh >/dev/null
+	$(CARGO) build --locked -p seldon-mesh -p seldon-server -p seldon-mesh-initializer -p seldon-e2e --bins
+	$(CARGO) test --locked -p seldon-mesh-e2e -- --test-threads=1
+
+test: test-rust test-python test-mesh
 
 # lint + test, with the cached Go builds started in the background first (scripts/ci.sh).
 ci:
