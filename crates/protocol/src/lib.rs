@@ -25,6 +25,7 @@
 )]
 
 mod error;
+pub mod grpc;
 mod ops;
 mod proto_json;
 mod raw;
