@@ -54,6 +54,9 @@ pub const ANNOTATION_AMBASSADOR_ID: &str = "seldon.io/ambassador-id";
 pub const ANNOTATION_AMBASSADOR_RETRIES: &str = "seldon.io/ambassador-retries";
 /// seldon-mesh's own: the graph's request body limit in bytes (default 1 MiB).
 pub const ANNOTATION_BODY_LIMIT: &str = "mesh.seldon.io/body-limit-bytes";
+/// seldon-mesh's own: where the graph filter calls nodes of its own pod, `service` (Istio's
+/// outbound cluster of the node's Service) or `localhost` (a static 127.0.0.1 cluster).
+pub const ANNOTATION_NODE_CALLS: &str = "mesh.seldon.io/node-calls";
 
 /// Seldon's default REST timeout for Ambassador mappings (ms).
 pub const DEFAULT_REST_TIMEOUT_MS: u64 = 3000;
