@@ -2017,6 +2017,21 @@ impl PodRun<'_> {
         if self.wants_sidecar().await {
             self.view.sidecar_ready = Some(false);
             self.publish().await;
+            loop {
+                match self.prepare_sidecar_files().await {
+                    Ok(()) => {
+                        self.view.message = None;
+                        break;
+                    }
+                    Err(e) => {
+                        self.view.message = Some(format!("sidecar: {e}"));
+                        self.publish().await;
+                        if !self.pause(stop, Duration::from_secs(2)).await {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
             if let Err(e) = self.start_sidecar().await {
                 self.view.message = Some(format!("sidecar: {e}"));
                 self.publish().await;
@@ -2404,7 +2419,10 @@ impl PodRun<'_> {
         }
     }
 
-    async fn start_sidecar(&mut self) -> Result<(), String> {
+    /// The sidecar's files: bootstrap template, istio-ca token, root cert (retried by the
+    /// caller until istiod has published `istio-ca-root-cert`, as a kubelet waits for a
+    /// configMap volume).
+    async fn prepare_sidecar_files(&mut self) -> Result<(), String> {
         let proxy_dir = self.dir.join("proxy");
         for sub in [
             "var/lib/istio/envoy",
@@ -2442,7 +2460,11 @@ impl PodRun<'_> {
             })?;
         std::fs::write(proxy_dir.join("var/run/secrets/istio/root-cert.pem"), root)
             .map_err(|e| e.to_string())?;
-        chown_tree(&proxy_dir, PROXY_UID).map_err(|e| e.to_string())?;
+        chown_tree(&proxy_dir, PROXY_UID).map_err(|e| e.to_string())
+    }
+
+    /// istio-init (iptables) once, then pilot-agent.
+    async fn start_sidecar(&mut self) -> Result<(), String> {
         let net = self.net.as_ref().ok_or("pod has no network")?;
         let resolv = self.dir.join("resolv.conf");
         // istio-init: iptables REDIRECT in the pod netns, as root, once.
@@ -2528,6 +2550,15 @@ impl PodRun<'_> {
             "--proxyComponentLogLevel=misc:error",
             "--log_output_level=default:info",
         ]);
+        // Envoy (uid 1337) reopens /dev/stdout for the access log, which is this file: it
+        // must be the proxy's to open, as a container runtime's pipe would be.
+        let log = self.dir.join(format!("{SIDECAR_NAME}.log"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|_| std::os::unix::fs::chown(&log, Some(PROXY_UID), Some(PROXY_UID)))
+            .map_err(|e| format!("{}: {e}", log.display()))?;
         procs::spawn(SIDECAR_NAME, cmd, &self.dir).map_err(|e| e.to_string())
     }
 
@@ -3737,12 +3768,27 @@ mod tests {
                 .unwrap_or_default()
         }
 
-        #[tokio::test(flavor = "current_thread")]
-        async fn node_agent_runs_pods_against_a_real_apiserver() {
-            if !nix::unistd::geteuid().is_root() {
-                eprintln!("skipped: needs root (network namespaces, mounts)");
-                return;
+        /// etcd + kube-apiserver inside a fresh node namespace entered by this thread,
+        /// namespace `apps` (labelled as given) with what the controller-manager would add
+        /// (ServiceAccount `default`, ConfigMap `kube-root-ca.crt`) and a ConfigMap
+        /// `greeting`.
+        struct Kube {
+            procs: Vec<procs::Child>,
+            client: kube::Client,
+            kubeconfig_path: PathBuf,
+            d: PathBuf,
+            _dir: tempfile::TempDir,
+            node: Option<netns::NodeNamespace>,
+        }
+
+        impl Drop for Kube {
+            fn drop(&mut self) {
+                self.procs.clear();
+                self.node.take();
             }
+        }
+
+        async fn start_kube(namespace_labels: serde_json::Value) -> Kube {
             let (etcd, apiserver) = kube_binaries();
             // This test thread (the current-thread runtime's) becomes the node.
             let node = netns::enter_new_node_namespace().unwrap();
@@ -3769,7 +3815,7 @@ mod tests {
                 .args(["--initial-advertise-peer-urls", "http://127.0.0.1:2380"])
                 .args(["--initial-cluster", "default=http://127.0.0.1:2380"])
                 .arg("--unsafe-no-fsync");
-            let _etcd = procs::spawn("etcd", etcd_cmd, &logs).unwrap();
+            let etcd = procs::spawn("etcd", etcd_cmd, &logs).unwrap();
             let mut api_cmd = Command::new(&apiserver);
             api_cmd
                 .arg("--etcd-servers=http://127.0.0.1:2379")
@@ -3789,7 +3835,7 @@ mod tests {
                 .arg("--authorization-mode=RBAC")
                 .arg("--service-cluster-ip-range=10.96.0.0/24")
                 .arg(format!("--cert-dir={}", p("certs")));
-            let _apiserver = procs::spawn("kube-apiserver", api_cmd, &logs).unwrap();
+            let apiserver = procs::spawn("kube-apiserver", api_cmd, &logs).unwrap();
             let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
             let kubeconfig = json!({
                 "apiVersion": "v1", "kind": "Config", "current-context": "c",
@@ -3815,8 +3861,9 @@ mod tests {
             let namespaces: Api<Namespace> = Api::all(client.clone());
             eventually("namespace created", Duration::from_secs(60), || {
                 let namespaces = namespaces.clone();
+                let namespace_labels = namespace_labels.clone();
                 async move {
-                    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}});
+                    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps", "labels": namespace_labels.clone()}});
                     namespaces
                         .patch("apps", &PatchParams::apply("test").force(), &Patch::Apply(&ns))
                         .await
@@ -3856,6 +3903,28 @@ mod tests {
             .await
             .unwrap();
 
+            Kube {
+                procs: vec![apiserver, etcd],
+                client,
+                kubeconfig_path,
+                d,
+                _dir: dir,
+                node: Some(node),
+            }
+        }
+
+        #[tokio::test(flavor = "current_thread")]
+        async fn node_agent_runs_pods_against_a_real_apiserver() {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("skipped: needs root (network namespaces, mounts)");
+                return;
+            }
+            let kube = start_kube(json!({})).await;
+            let (client, kubeconfig_path, d) = (
+                kube.client.clone(),
+                kube.kubeconfig_path.clone(),
+                kube.d.clone(),
+            );
             let images = BTreeMap::from([
                 ("test/sh".to_string(), image("/bin/sh", &[], &[])),
                 (
@@ -4036,7 +4105,309 @@ mod tests {
             // 5. Dropping the agent stops everything and leaves no namespace.
             drop(agent);
             assert!(our_namespaces().is_empty(), "{:?}", our_namespaces());
-            drop(node);
+            drop(kube);
+        }
+
+        /// On failure: the pods' status and the tail of every log under the test dir.
+        async fn dump(d: &Path, pods: &Api<Pod>) {
+            for pod in pods
+                .list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+            {
+                eprintln!(
+                    "--- pod {}: {}",
+                    pod.metadata.name.clone().unwrap_or_default(),
+                    serde_json::to_string_pretty(&pod.status).unwrap_or_default()
+                );
+            }
+            let mut stack = vec![d.to_path_buf()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|e| e == "log") {
+                        let text = std::fs::read_to_string(&path).unwrap_or_default();
+                        let errors: Vec<&str> = text
+                            .lines()
+                            .filter(|l| l.contains("error") || l.contains("rejected"))
+                            .take(15)
+                            .collect();
+                        eprintln!(
+                            "--- {} (first error lines):\n{}\n--- (last lines):\n{}",
+                            path.display(),
+                            errors.join("\n"),
+                            procs::tail_lines(&path, 15)
+                        );
+                    }
+                }
+            }
+        }
+
+        fn istio_paths() -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+            let out = Command::new("bash")
+                .arg(repo().join("scripts/istio-test-env.sh"))
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("running scripts/istio-test-env.sh");
+            assert!(out.status.success(), "scripts/istio-test-env.sh failed");
+            let text = String::from_utf8(out.stdout).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            let envoy = Command::new("bash")
+                .arg(repo().join("scripts/setup.sh"))
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("running scripts/setup.sh");
+            assert!(envoy.status.success(), "scripts/setup.sh failed");
+            let envoy = String::from_utf8(envoy.stdout).unwrap();
+            (
+                PathBuf::from(lines[0]),
+                PathBuf::from(lines[1]),
+                PathBuf::from(lines[3]),
+                PathBuf::from(envoy.lines().last().unwrap()),
+            )
+        }
+
+        /// A pod in an `istio-injection=enabled` namespace gets a real pilot-agent + Envoy
+        /// (uid 1337) with iptables REDIRECT in its netns: traffic from the node to the app
+        /// port is answered through Envoy's inbound listener, the app's outbound goes
+        /// through Envoy, readiness goes through the rewritten probe, the workload gets a
+        /// certificate from istiod's CA.
+        #[tokio::test(flavor = "current_thread")]
+        async fn sidecar_with_iptables_interception() {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("skipped: needs root (network namespaces, mounts, iptables)");
+                return;
+            }
+            let (pilot_discovery, pilot_agent, bootstrap, envoy) = istio_paths();
+            let kube = start_kube(json!({"istio-injection": "enabled"})).await;
+            let (client, d) = (kube.client.clone(), kube.d.clone());
+            let nss: Api<Namespace> = Api::all(client.clone());
+            let sys = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}});
+            nss.patch(
+                "istio-system",
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&sys),
+            )
+            .await
+            .unwrap();
+            let mesh = "rootNamespace: istio-system\ntrustDomain: cluster.local\nenableAutoMtls: true\ningressControllerMode: \"OFF\"\naccessLogFile: /dev/stdout\ndefaultProviders: {}\ndefaultConfig:\n  discoveryAddress: 10.77.0.1:15010\n  controlPlaneAuthPolicy: NONE\n";
+            let istiod_dir = d.join("istiod");
+            std::fs::create_dir_all(&istiod_dir).unwrap();
+            std::fs::write(istiod_dir.join("mesh.yaml"), mesh).unwrap();
+            let mut istiod = Command::new(&pilot_discovery);
+            istiod
+                .current_dir(&istiod_dir)
+                .args(["discovery", "--kubeconfig"])
+                .arg(&kube.kubeconfig_path)
+                .args(["--meshConfig", "mesh.yaml", "--networksConfig", "none"])
+                .args([
+                    "--httpAddr",
+                    "10.77.0.1:18080",
+                    "--grpcAddr",
+                    "10.77.0.1:15010",
+                ])
+                .args([
+                    "--secureGRPCAddr",
+                    "10.77.0.1:15012",
+                    "--monitoringAddr",
+                    "10.77.0.1:15014",
+                ])
+                .args([
+                    "--httpsAddr",
+                    "10.77.0.1:15017",
+                    "--domain",
+                    "cluster.local",
+                ])
+                .envs([
+                    ("POD_NAMESPACE", "istio-system"),
+                    ("POD_NAME", "istiod-local"),
+                    ("REVISION", "default"),
+                    ("CLUSTER_ID", "Kubernetes"),
+                    ("PILOT_ENABLE_METADATA_EXCHANGE", "false"),
+                    ("PILOT_ENABLE_ALPN_FILTER", "false"),
+                    ("PILOT_ENABLE_GATEWAY_API", "false"),
+                    ("PILOT_ENABLE_GATEWAY_API_STATUS", "false"),
+                    ("PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER", "false"),
+                    ("PILOT_ENABLE_ALPHA_GATEWAY_API", "false"),
+                    ("ENABLE_LEADER_ELECTION", "false"),
+                ]);
+            let _istiod = procs::spawn("istiod", istiod, &d.join("logs")).unwrap();
+            eventually("istiod ready", Duration::from_secs(120), || async {
+                http_get("http://10.77.0.1:18080/ready").await.map(|_| ())
+            })
+            .await;
+            let services: Api<k8s_openapi::api::core::v1::Service> =
+                Api::namespaced(client.clone(), "apps");
+            let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 8080, "targetPort": 8080}]}});
+            services
+                .patch(
+                    "web",
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&svc),
+                )
+                .await
+                .unwrap();
+
+            let images = BTreeMap::from([(
+                "test/http".to_string(),
+                image("/usr/bin/python3", &["-m", "http.server"], &[]),
+            )]);
+            let agent = NodeAgent::start(NodeAgentConfig {
+                client: client.clone(),
+                node_name: "smesh-node".into(),
+                workdir: d.join("work"),
+                pilot_agent,
+                envoy,
+                bootstrap_template: bootstrap,
+                istiod_host: "10.77.0.1".into(),
+                images,
+                kubeconfig_path: kube.kubeconfig_path.clone(),
+            })
+            .await
+            .unwrap();
+            let pods: Api<Pod> = Api::namespaced(client.clone(), "apps");
+            let web = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "web", "labels": {"app": "web"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [{
+                        "name": "server", "image": "test/http",
+                        "args": ["8080", "--directory", "/etc"],
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/hostname", "port": "http"}, "periodSeconds": 1}
+                    }]
+                }
+            });
+            pods.create(
+                &PostParams::default(),
+                &serde_json::from_value(web).unwrap(),
+            )
+            .await
+            .unwrap();
+            let started = Instant::now();
+            let pod = loop {
+                if let Some(pod) = get_pod(&pods, "web").await.filter(ready) {
+                    break pod;
+                }
+                if started.elapsed() > Duration::from_secs(90) {
+                    dump(&d, &pods).await;
+                    panic!("timed out waiting for pod web Ready with its sidecar");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            };
+            eprintln!(
+                "pod Ready (sidecar included) {:?} after creation",
+                started.elapsed()
+            );
+            let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
+            let proxy_log = agent.pod_log("apps", "web", "istio-proxy").unwrap();
+
+            // Inbound: the node's request is answered through Envoy (its server header).
+            let response = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(format!("http://{ip}:8080/hostname"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            assert_eq!(
+                response
+                    .headers()
+                    .get("server")
+                    .map(|v| v.to_str().unwrap().to_string()),
+                Some("istio-envoy".to_string()),
+                "not through Envoy: {:?}",
+                response.headers()
+            );
+            let body = response.text().await.unwrap();
+            assert_eq!(body, std::fs::read_to_string("/etc/hostname").unwrap());
+
+            // The rules istio-iptables installed, and Envoy running as 1337.
+            let ns_name = our_namespaces().pop().unwrap();
+            let rules = Command::new("ip")
+                .args(["netns", "exec", &ns_name, "iptables-save"])
+                .output()
+                .unwrap();
+            let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+            assert!(
+                rules.contains("-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006"),
+                "{rules}"
+            );
+            assert!(rules.contains("--uid-owner 1337"), "{rules}");
+            let envoy_uids: Vec<String> = netns::namespace_pids(&ns_name)
+                .unwrap()
+                .into_iter()
+                .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+                .filter(|st| st.starts_with("Name:\tenvoy"))
+                .filter_map(|st| {
+                    st.lines()
+                        .find(|l| l.starts_with("Uid:"))
+                        .map(str::to_string)
+                })
+                .collect();
+            assert_eq!(envoy_uids.len(), 1, "{envoy_uids:?}");
+            assert!(envoy_uids[0].starts_with("Uid:\t1337\t"), "{envoy_uids:?}");
+
+            // Outbound from the app is captured too: a request from inside the pod to
+            // istiod's HTTP port (no Service: TCP passthrough) shows in the sidecar's access
+            // log as PassthroughCluster.
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns_name,
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "http://10.77.0.1:18080/ready",
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+            let outbound_line = |log: &str| {
+                log.lines()
+                    .find(|l| l.contains("PassthroughCluster") && l.contains("10.77.0.1:18080"))
+                    .map(str::to_string)
+            };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let log = loop {
+                let log = std::fs::read_to_string(&proxy_log).unwrap_or_default();
+                if outbound_line(&log).is_some() {
+                    break log;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no outbound access log line for the app's request:\n{}",
+                    procs::tail_lines(&proxy_log, 30)
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            // The workload got its certificate from istiod's CA (mTLS ready).
+            assert!(
+                log.contains("generated new workload certificate"),
+                "no workload certificate in the sidecar log:\n{}",
+                procs::tail_lines(&proxy_log, 30)
+            );
+
+            pods.delete("web", &DeleteParams::default()).await.unwrap();
+            eventually("web removed", Duration::from_secs(30), || {
+                let pods = pods.clone();
+                async move { get_pod(&pods, "web").await.is_none().then_some(()) }
+            })
+            .await;
+            assert!(our_namespaces().is_empty(), "{:?}", our_namespaces());
+            drop(agent);
+            drop(kube);
         }
     }
 }
