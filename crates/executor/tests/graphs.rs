@@ -1174,3 +1174,23 @@ fn grpc_methods_are_refused_clearly() {
         assert!(h.new_calls().is_empty());
     }
 }
+
+#[test]
+fn v2_graph_metadata_shows_null_for_a_node_answer_that_is_not_json() {
+    let mut h = v2_chain();
+    h.get("/v2/models/sdep");
+    let calls = h.new_calls();
+    h.answer(calls[0].0, 200, "not json");
+    let r = respond(h.answer(calls[1].0, 200, r#"{"outputs":[{"name":"o"}]}"#));
+    assert_eq!(
+        json_body(&r),
+        json!({"name": "sdep", "versions": [], "platform": "seldon-mesh",
+               "inputs": null, "outputs": [{"name": "o"}]})
+    );
+    // A node that fails its metadata call fails the request, naming it.
+    let mut h = v2_chain();
+    h.get("/v2/models/sdep");
+    let calls = h.new_calls();
+    let r = respond(h.answer(calls[1].0, 500, "boom"));
+    assert_eq!((r.status, r.header("seldon-node")), (500, Some("second")));
+}
