@@ -2,7 +2,9 @@
 //!
 //! Host calls go through `proxy_wasm::hostcalls` (which return `Result`) rather than the SDK's
 //! trait helpers, several of which unwrap internally; a panic would abort the VM for every
-//! request on this worker.
+//! request on this worker. `hostcalls` still panics on a status it does not map to `Err`
+//! (e.g. `set_map_value` on request headers that already continued): each call here is made
+//! only where Envoy answers with the statuses it maps (wasm-filter/README.md).
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
