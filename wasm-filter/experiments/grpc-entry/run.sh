@@ -12,7 +12,7 @@ envoy="${ENVOY:-$HOME/.cache/seldon-mesh/venv/bin/envoy}"
 testmodel="${TESTMODEL:-$root/target/debug/testmodel}"
 [ -x "$testmodel" ] || { echo "no testmodel at $testmodel: cargo build -p seldon-e2e --bin testmodel" >&2; exit 1; }
 [ -x "$envoy" ] || { echo "no Envoy at $envoy: scripts/setup.sh" >&2; exit 1; }
-port="${PORT:-19900}" admin="$((port + 1))" node="$((port + 2))" node2="$((port + 3))" mesh="$((port + 10))"
+port="${PORT:-19900}" admin="$((port + 1))" node="$((port + 2))" node2="$((port + 3))" node3="$((port + 4))" node4="$((port + 5))" mesh="$((port + 10))"
 work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || true; done; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"; }
@@ -21,15 +21,19 @@ trap cleanup EXIT
 (cd "$here" && CARGO_TARGET_DIR="$target" cargo build -q --offline --release --target wasm32-wasip1)
 wasm="$target/wasm32-wasip1/release/grpc_entry_probe.wasm"
 sed -e "s|@WASM@|$wasm|g" -e "s|@ADMIN@|$admin|" -e "s|@PORT@|$port|" -e "s|@MESH_PORT@|$mesh|" \
-    -e "s|@NODE@|$node|" -e "s|@NODE2@|$node2|" "$here/envoy.yaml.in" > "$work/envoy.yaml"
+    -e "s|@NODE@|$node|" -e "s|@NODE2@|$node2|" -e "s|@NODE3@|$node3|" -e "s|@NODE4@|$node4|" \
+    "$here/envoy.yaml.in" > "$work/envoy.yaml"
 
 setsid "$testmodel" --port "$node" --name m > "$work/m.log" 2>&1 & pids+=($!)
 setsid "$testmodel" --port "$node2" --name m2 --mode add --add 10 > "$work/m2.log" 2>&1 & pids+=($!)
+setsid "$testmodel" --port "$node3" --name m3 --mode fail > "$work/m3.log" 2>&1 & pids+=($!)
+# nothing listens on $node4
 setsid "$envoy" -c "$work/envoy.yaml" --concurrency 1 -l info > "$work/envoy.log" 2>&1 & pids+=($!)
 ready() {
   curl -s "127.0.0.1:$admin/ready" 2>/dev/null | grep -q LIVE \
     && curl -sf "127.0.0.1:$node/health/ping" > /dev/null 2>&1 \
-    && curl -sf "127.0.0.1:$node2/health/ping" > /dev/null 2>&1
+    && curl -sf "127.0.0.1:$node2/health/ping" > /dev/null 2>&1 \
+    && curl -sf "127.0.0.1:$node3/health/ping" > /dev/null 2>&1
 }
 for _ in $(seq 1 120); do ready && break; sleep 0.5; done
 ready || { echo "Envoy or the nodes did not come up; logs in $work" >&2; KEEP=1; exit 1; }
@@ -44,7 +48,7 @@ probe() { # listener-port mode
   echo "DATA bytes: $(wc -c < "$work/body")"
   od -c "$work/body" | head -6
 }
-for mode in local grpc-error router tail; do probe "$port" "$mode"; done
+for mode in local grpc-error router tail tail-err tail-down; do probe "$port" "$mode"; done
 probe "$mesh" tail-mesh
 echo "=== Envoy log (the probe's own lines and VM failures)"
 grep -E "wasm log probe|panicked at|failed: Uncaught" "$work/envoy.log" | sed -E 's/^\[[^]]*\]\[[0-9]+\]//' || true

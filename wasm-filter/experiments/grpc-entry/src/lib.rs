@@ -9,6 +9,10 @@
 //!   trailer at end of stream.
 //! - `tail`: like `router`, but the node (cluster header `x-seldon-upstream`), path and body are
 //!   chosen in the *body* callback, headers held by `allow_on_headers_stop_iteration`.
+//! - `tail-err`: `tail` to a node answering 500; the filter answers `send_grpc_response`
+//!   from its response-headers callback.
+//! - `tail-down`: `tail` to a port where nothing listens; the filter renames Envoy's own gRPC
+//!   error (`grpc-message`) to name the node and adds `seldon-node`.
 //! - `tail-mesh`: the same on a listener without `allow_on_headers_stop_iteration` (headers
 //!   continue to the buffer filter at once: the Istio WasmPlugin case).
 use proxy_wasm::hostcalls;
@@ -120,10 +124,15 @@ impl HttpContext for Probe {
             );
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "te", None);
+            let upstream = match self.mode.as_str() {
+                "tail-err" => "node3",
+                "tail-down" => "node4",
+                _ => "node2",
+            };
             let _ = hostcalls::set_map_value(
                 MapType::HttpRequestHeaders,
                 "x-seldon-upstream",
-                Some("node2"),
+                Some(upstream),
             );
             let json = br#"{"data":{"ndarray":[[3.0]]}}"#;
             let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, size, json);
@@ -144,6 +153,39 @@ impl HttpContext for Probe {
             "probe {}: response headers ({n}, eos={end_of_stream}): {headers:?}",
             self.mode
         );
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        if self.mode == "tail-down" && end_of_stream {
+            // Envoy's own trailers-only gRPC answer for an unreachable upstream: name the node.
+            let message = headers
+                .iter()
+                .find(|(k, _)| k == "grpc-message")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let named = format!("node `m4` is unreachable (/predict): {message}");
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "grpc-message",
+                Some(&named),
+            );
+            let _ =
+                hostcalls::set_map_value(MapType::HttpResponseHeaders, "seldon-node", Some("m4"));
+            return Action::Continue;
+        }
+        if self.mode == "tail-err" && status != "200" {
+            // A node's error answer, turned into a gRPC error by a local reply sent while the
+            // response headers are being encoded.
+            let message = format!("node `m3` answered {status}");
+            let _ = hostcalls::send_grpc_response(
+                GrpcStatusCode::Internal,
+                Some(&message),
+                vec![("seldon-node", b"m3".as_slice())],
+            );
+            return Action::Pause;
+        }
         if self.mode == "router" || self.mode.starts_with("tail") {
             let _ = hostcalls::set_map_value(
                 MapType::HttpResponseHeaders,
