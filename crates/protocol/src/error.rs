@@ -21,6 +21,12 @@ pub enum ProtocolError {
         #[source]
         source: serde_json::Error,
     },
+    /// The JSON is well formed but does not have the protocol's shape (serde's data errors).
+    #[error("{context} is invalid: {reason}")]
+    Invalid {
+        context: &'static str,
+        reason: String,
+    },
     /// A value that must be a JSON object is something else.
     #[error("{context} must be a JSON object, found {found}")]
     NotAnObject {

@@ -5,7 +5,7 @@
 //!  executor  ───▶ │ byte-level ops (crate root): decode only what a step needs,     │
 //!  (filter)       │ splice, copy the rest verbatim                                  │
 //!                 │   route_from_reply · aggregate_request · feedback_routing       │
-//!                 │   inject_routing · v2_chain · status_body                       │
+//!                 │   inject_routing · v2_chain · status_body · check_* (hop checks)  │
 //!                 ├─────────────────────────────────────────────────────────────────┤
 //!  model     ───▶ │ typed models (decode fully)                                     │
 //!  servers,       │   v1: SeldonMessage, Feedback, SeldonMessageList, metadata,     │
@@ -34,5 +34,6 @@ pub mod v2;
 
 pub use error::ProtocolError;
 pub use ops::{
-    aggregate_request, feedback_routing, inject_routing, route_from_reply, status_body, v2_chain,
+    aggregate_request, check_json_object, check_v2_request, check_v2_response, feedback_routing,
+    inject_routing, route_from_reply, status_body, v2_chain,
 };

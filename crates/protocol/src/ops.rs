@@ -301,3 +301,68 @@ pub fn status_body(code: u16, info: &str, reason: &str) -> Vec<u8> {
     out.extend_from_slice(b",\"status\":\"FAILURE\"}}");
     out
 }
+
+/// Checks that `body` is exactly one JSON object (a SeldonMessage, a TensorFlow Serving
+/// answer, a feedback reply) without decoding its values. `context` names the payload in the
+/// error.
+pub fn check_json_object(body: &[u8], context: &'static str) -> Result<(), ProtocolError> {
+    let raw = parse_raw(body, context)?;
+    if !raw.get().starts_with('{') {
+        return Err(ProtocolError::NotAnObject {
+            context,
+            found: raw::kind(raw),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a v2 inference response as far as the next step of a graph needs it: a JSON object
+/// whose `outputs` is an array of tensors, each an object with non-null `name`, `shape` and
+/// `datatype` (what [`v2_chain`] copies). Tensor values are not decoded.
+pub fn check_v2_response(body: &[u8]) -> Result<(), ProtocolError> {
+    const CONTEXT: &str = "v2 inference response";
+    let response = RawObject::parse(parse_raw(body, CONTEXT)?, CONTEXT)?;
+    let Some(outputs) = response.get_non_null("outputs") else {
+        return Err(ProtocolError::MissingField {
+            context: CONTEXT,
+            field: "outputs",
+        });
+    };
+    let tensors: Vec<&RawValue> =
+        serde_json::from_str(outputs.get()).map_err(|e| ProtocolError::Field {
+            context: CONTEXT,
+            field: "outputs",
+            reason: format!("must be an array of tensors: {e}"),
+        })?;
+    for tensor in tensors {
+        let tensor = RawObject::parse(tensor, "v2 output tensor")?;
+        for field in ["name", "shape", "datatype"] {
+            if tensor.get_non_null(field).is_none() {
+                return Err(ProtocolError::MissingField {
+                    context: "v2 output tensor",
+                    field,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a client's v2 inference request (JSON form) fully: every input has a `name`, a
+/// `shape`, one of the 13 `datatype`s, and `data` (when present) of that type with as many
+/// elements as the shape calls for.
+pub fn check_v2_request(body: &[u8]) -> Result<(), ProtocolError> {
+    const CONTEXT: &str = "v2 inference request";
+    serde_json::from_slice::<crate::v2::InferenceRequest>(body)
+        .map(|_| ())
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ProtocolError::Invalid {
+                context: CONTEXT,
+                reason: e.to_string(),
+            },
+            _ => ProtocolError::Json {
+                context: CONTEXT,
+                source: e,
+            },
+        })
+}

@@ -334,3 +334,79 @@ fn status_body_escapes_hostile_text() {
     let msg = seldon_protocol::v1::SeldonMessage::from_slice(&out).unwrap();
     assert_eq!(msg.status.unwrap().info, info);
 }
+
+#[test]
+fn check_json_object_accepts_objects_only() {
+    use seldon_protocol::check_json_object;
+    check_json_object(br#" {"data":{"ndarray":[1]}} "#, "node answer").unwrap();
+    let e = check_json_object(b"garbage", "node answer").unwrap_err();
+    assert!(
+        e.to_string().starts_with("node answer is not valid JSON"),
+        "{e}"
+    );
+    let e = check_json_object(b"[1,2]", "node answer").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "node answer must be a JSON object, found an array"
+    );
+    assert!(check_json_object(b"", "node answer").is_err());
+    assert!(check_json_object(b"{\"a\":1} trailing", "node answer").is_err());
+}
+
+#[test]
+fn check_v2_response_needs_what_chaining_needs() {
+    use seldon_protocol::check_v2_response;
+    check_v2_response(
+        br#"{"model_name":"m","outputs":[{"name":"y","shape":[1],"datatype":"FP32","data":[1]}]}"#,
+    )
+    .unwrap();
+    check_v2_response(br#"{"outputs":[]}"#).unwrap();
+    for (body, want) in [
+        (&b"garbage"[..], "v2 inference response is not valid JSON"),
+        (b"{}", "v2 inference response: missing field `outputs`"),
+        (
+            br#"{"outputs":{}}"#,
+            "v2 inference response: field `outputs` must be an array",
+        ),
+        (
+            br#"{"outputs":[{"name":"y","shape":[1]}]}"#,
+            "v2 output tensor: missing field `datatype`",
+        ),
+        (
+            br#"{"outputs":[3]}"#,
+            "v2 output tensor must be a JSON object",
+        ),
+    ] {
+        let e = check_v2_response(body).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{e}");
+    }
+}
+
+#[test]
+fn check_v2_request_validates_every_input() {
+    use seldon_protocol::check_v2_request;
+    check_v2_request(br#"{"inputs":[{"name":"x","shape":[2],"datatype":"INT32","data":[1,2]}]}"#)
+        .unwrap();
+    for (body, want) in [
+        (&b"{nope"[..], "v2 inference request is not valid JSON"),
+        (
+            br#"{"inputs":[{"name":"x","shape":[1],"data":[1]}]}"#,
+            "v2 inference request is invalid: missing field `datatype`",
+        ),
+        (
+            br#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1]}]}"#,
+            "v2 inference request is invalid: tensor `x`: shape [3] needs 3 elements",
+        ),
+        (
+            br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP33","data":[1]}]}"#,
+            "v2 inference request is invalid: unknown variant `FP33`",
+        ),
+        (
+            b"{}",
+            "v2 inference request is invalid: missing field `inputs`",
+        ),
+    ] {
+        let e = check_v2_request(body).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{e}");
+    }
+}
