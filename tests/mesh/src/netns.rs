@@ -80,11 +80,16 @@ struct Registry {
     nodes: BTreeSet<u64>,
     /// pod index → inode of the node namespace it was made from.
     pods: BTreeMap<u8, u64>,
+    /// Where the next search for a free index starts: indexes are handed out round-robin
+    /// so a deleted pod's address is not reused at once (stale endpoints would reach the
+    /// new pod).
+    next: u8,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     nodes: BTreeSet::new(),
     pods: BTreeMap::new(),
+    next: 0,
 });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -170,7 +175,7 @@ pub struct PodNetwork {
 /// Creates a pod namespace from the calling thread, which must be in a node namespace made by
 /// [`enter_new_node_namespace`] in this process: `smesh-<pid>-<n>` with `lo` up, `eth0` =
 /// 10.77.0.<n+10>/24 (veth peer `smv<n>` on [`BRIDGE`]) and a default route via [`NODE_IP`].
-/// `n` is the lowest free index in this process.
+/// `n` is the next free index in this process, round-robin.
 pub fn create_pod_network() -> Result<PodNetwork, NetnsError> {
     let node = current_netns_inode()?;
     let index = {
@@ -178,9 +183,10 @@ pub fn create_pod_network() -> Result<PodNetwork, NetnsError> {
         if !reg.nodes.contains(&node) {
             return Err(NetnsError::NotInNodeNamespace { inode: node });
         }
-        let index =
-            lowest_free_index(reg.pods.keys().copied()).ok_or(NetnsError::AddressesExhausted)?;
+        let index = next_free_index(reg.pods.keys().copied(), reg.next)
+            .ok_or(NetnsError::AddressesExhausted)?;
         reg.pods.insert(index, node);
+        reg.next = (index + 1) % MAX_PODS;
         index
     };
     let mut pod = PodNetwork {
@@ -292,9 +298,12 @@ pub fn owner_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-fn lowest_free_index(used: impl Iterator<Item = u8>) -> Option<u8> {
+/// The first index not in `used`, searching from `start` and wrapping around.
+fn next_free_index(used: impl Iterator<Item = u8>, start: u8) -> Option<u8> {
     let used: BTreeSet<u8> = used.collect();
-    (0..MAX_PODS).find(|n| !used.contains(n))
+    (start..MAX_PODS)
+        .chain(0..start.min(MAX_PODS))
+        .find(|n| !used.contains(n))
 }
 
 /// The inode of the calling thread's namespace if it is a node namespace of this process,
@@ -423,10 +432,14 @@ mod tests {
     }
 
     #[test]
-    fn lowest_free_index_fills_gaps_and_runs_out() {
-        assert_eq!(lowest_free_index([].into_iter()), Some(0));
-        assert_eq!(lowest_free_index([0, 1, 3].into_iter()), Some(2));
-        assert_eq!(lowest_free_index(0..MAX_PODS), None);
+    fn next_free_index_goes_round_robin_and_runs_out() {
+        assert_eq!(next_free_index([].into_iter(), 0), Some(0));
+        assert_eq!(next_free_index([0, 1, 3].into_iter(), 0), Some(2));
+        // Freed 0 is not reused while later indexes are free.
+        assert_eq!(next_free_index([1].into_iter(), 2), Some(2));
+        // Wraps around at the end of the range.
+        assert_eq!(next_free_index([244].into_iter(), 244), Some(0));
+        assert_eq!(next_free_index(0..MAX_PODS, 7), None);
     }
 
     #[test]

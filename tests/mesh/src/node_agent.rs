@@ -1359,6 +1359,7 @@ pub struct NodeAgent {
 /// Shared, read-only settings of the agent's tasks.
 struct Ctx {
     client: kube::Client,
+    registered_at: Timestamp,
     node_name: String,
     pods_dir: PathBuf,
     pilot_agent: PathBuf,
@@ -1393,7 +1394,8 @@ impl NodeAgent {
             context: format!("creating {}", pods_dir.display()),
             source,
         })?;
-        register_node(&cfg.client, &cfg.node_name).await?;
+        let registered_at = Timestamp::now();
+        register_node(&cfg.client, &cfg.node_name, registered_at).await?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = oneshot::channel::<Result<(), NodeAgentError>>();
@@ -1443,6 +1445,7 @@ impl NodeAgent {
                     ) = settings;
                     let ctx = Arc::new(Ctx {
                         client,
+                        registered_at,
                         node_name,
                         pods_dir,
                         pilot_agent,
@@ -1521,11 +1524,11 @@ async fn agent_client(path: &Path) -> Result<kube::Client, NodeAgentError> {
     kube::Client::try_from(config).map_err(|e| err(e.to_string()))
 }
 
-fn node_status(now: Timestamp) -> serde_json::Value {
-    let now = now.to_string();
+fn node_status(now: Timestamp, since: Timestamp) -> serde_json::Value {
+    let (now, since) = (now.to_string(), since.to_string());
     let cond = |type_: &str, status: &str, reason: &str, message: &str| {
         json!({"type": type_, "status": status, "reason": reason, "message": message,
-               "lastHeartbeatTime": now, "lastTransitionTime": now})
+               "lastHeartbeatTime": now, "lastTransitionTime": since})
     };
     json!({
         "conditions": [
@@ -1547,7 +1550,11 @@ fn node_status(now: Timestamp) -> serde_json::Value {
 }
 
 /// Creates or updates the Node (`podCIDR`, labels) and posts a Ready status.
-async fn register_node(client: &kube::Client, name: &str) -> Result<(), NodeAgentError> {
+async fn register_node(
+    client: &kube::Client,
+    name: &str,
+    since: Timestamp,
+) -> Result<(), NodeAgentError> {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     let node = json!({
         "apiVersion": "v1", "kind": "Node",
@@ -1560,18 +1567,23 @@ async fn register_node(client: &kube::Client, name: &str) -> Result<(), NodeAgen
         .patch(name, &pp, &Patch::Apply(&node))
         .await
         .map_err(kube_err(format!("applying Node {name}")))?;
-    heartbeat(client, name).await
+    heartbeat(client, name, since).await
 }
 
 /// Posts the Node's Ready status and renews its Lease in `kube-node-lease`.
-async fn heartbeat(client: &kube::Client, name: &str) -> Result<(), NodeAgentError> {
+/// `since` is when the node became Ready (the conditions' transition time).
+async fn heartbeat(
+    client: &kube::Client,
+    name: &str,
+    since: Timestamp,
+) -> Result<(), NodeAgentError> {
     let now = Timestamp::now();
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     nodes
         .patch_status(
             name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": node_status(now)})),
+            &Patch::Merge(json!({"status": node_status(now, since)})),
         )
         .await
         .map_err(kube_err(format!("Node {name} status")))?;
@@ -1618,7 +1630,13 @@ async fn run_agent(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
     let heartbeat_task = tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
-            if let Err(e) = heartbeat(&heartbeat_ctx.client, &heartbeat_ctx.node_name).await {
+            if let Err(e) = heartbeat(
+                &heartbeat_ctx.client,
+                &heartbeat_ctx.node_name,
+                heartbeat_ctx.registered_at,
+            )
+            .await
+            {
                 tracing::warn!(error = %e, "node heartbeat");
             }
         }
@@ -2624,6 +2642,7 @@ impl PodRun<'_> {
     /// The steady state: restart exited containers with backoff, run probes, keep the
     /// status current, until asked to stop.
     async fn supervise(&mut self, stop: &mut watch::Receiver<Stop>) {
+        let mut last_sidecar_check = Instant::now() - Duration::from_secs(1);
         loop {
             let now = Instant::now();
             for i in 0..self.containers.len() {
@@ -2636,7 +2655,8 @@ impl PodRun<'_> {
                 self.probe(i).await;
             }
             self.check_sidecar_process();
-            if self.sidecar.is_some() {
+            if self.sidecar.is_some() && last_sidecar_check.elapsed() >= Duration::from_secs(1) {
+                last_sidecar_check = Instant::now();
                 self.check_sidecar().await;
             }
             self.view.containers = self.containers.iter().map(|s| s.view.clone()).collect();
@@ -2763,82 +2783,90 @@ impl PodRun<'_> {
         slot.view.ready = state.ready;
     }
 
-    /// Stops everything: preStop hooks (graceful only), SIGTERM to every process group,
-    /// up to the grace period, SIGKILL.
+    /// Stops everything the way the kubelet does (graceful only): each container with a
+    /// preStop hook runs it and gets SIGTERM when it finishes; every other container,
+    /// the sidecar included, gets SIGTERM at once. Whatever still runs at the end of the
+    /// grace period gets SIGKILL. On agent shutdown or a vanished object: SIGTERM to all,
+    /// a short grace, SIGKILL.
     async fn terminate(&mut self, how: Stop) {
         let grace = match how {
             Stop::Graceful { grace } => grace,
             _ => SHUTDOWN_GRACE,
         };
         let deadline = Instant::now() + grace;
-        if let Stop::Graceful { .. } = how {
-            self.run_pre_stop_hooks(deadline).await;
-        }
-        let mut children = Vec::new();
-        for slot in self.containers.iter_mut().chain(self.sidecar.iter_mut()) {
-            if let Some(child) = slot.child.take() {
-                children.push(child);
-            }
-        }
-        terminate_children(children, deadline.saturating_duration_since(Instant::now())).await;
-    }
-
-    async fn run_pre_stop_hooks(&mut self, deadline: Instant) {
-        let mut hooks = Vec::new();
-        for slot in &self.containers {
-            let (Some(spec), Some(_)) = (&slot.spec, &slot.child) else {
+        // (process, its preStop hook if any)
+        let mut stopping: Vec<(procs::Child, Option<Hook>)> = Vec::new();
+        let graceful = matches!(how, Stop::Graceful { .. });
+        for i in 0..self.containers.len() {
+            let Some(child) = self.containers[i].child.take() else {
                 continue;
             };
-            let Some(handler) = spec.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) else {
-                continue;
+            let hook = if graceful {
+                self.containers[i]
+                    .spec
+                    .clone()
+                    .and_then(|spec| self.start_pre_stop(&spec))
+            } else {
+                None
             };
-            if let Some(sleep) = &handler.sleep {
-                hooks.push(Hook::Sleep(
-                    Duration::from_secs(sleep.seconds.max(0) as u64),
-                ));
-            } else if let Some(exec) = &handler.exec {
-                let argv = exec.command.clone().unwrap_or_default();
-                let Some((program, args)) = argv.split_first() else {
-                    continue;
-                };
-                let Some(net) = self.net.as_ref() else {
-                    continue;
-                };
-                // Run in the pod's network namespace with the host's filesystem: preStop
-                // commands are shell one-liners (`/bin/sleep 10` in the operator's render).
-                let mut cmd = net.command(program);
-                cmd.args(args);
-                match procs::spawn(&format!("{}-prestop", spec.name), cmd, &self.dir) {
-                    Ok(child) => hooks.push(Hook::Process(child)),
-                    Err(e) => tracing::warn!(pod = %self.name, error = %e, "preStop hook"),
-                }
-            }
+            stopping.push((child, hook));
         }
-        if hooks.is_empty() {
-            return;
+        if let Some(child) = self.sidecar.as_mut().and_then(|s| s.child.take()) {
+            stopping.push((child, None));
         }
         let started = Instant::now();
         loop {
-            let mut pending = false;
-            for hook in &mut hooks {
-                match hook {
-                    Hook::Sleep(d) => pending |= started.elapsed() < *d,
-                    Hook::Process(child) => pending |= matches!(child.try_status(), Ok(None)),
+            let mut running = false;
+            for (child, hook) in &mut stopping {
+                let hook_done = match hook {
+                    None => true,
+                    Some(Hook::Sleep(d)) => started.elapsed() >= *d,
+                    Some(Hook::Process(p)) => !matches!(p.try_status(), Ok(None)),
+                };
+                if hook_done {
+                    if let Some(Hook::Process(p)) = hook.take() {
+                        terminate_children(vec![p], Duration::ZERO).await;
+                    }
+                    child.terminate();
                 }
+                running |= matches!(child.try_status(), Ok(None));
             }
-            if !pending || Instant::now() >= deadline {
+            if !running || Instant::now() >= deadline {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let children = hooks
-            .into_iter()
-            .filter_map(|h| match h {
-                Hook::Process(c) => Some(c),
-                Hook::Sleep(_) => None,
-            })
-            .collect();
-        terminate_children(children, Duration::ZERO).await;
+        let mut rest = Vec::new();
+        for (child, hook) in stopping {
+            rest.push(child);
+            if let Some(Hook::Process(p)) = hook {
+                rest.push(p);
+            }
+        }
+        terminate_children(rest, Duration::ZERO).await;
+    }
+
+    /// Starts a container's preStop hook: `sleep`, or `exec` run in the pod's network
+    /// namespace with the host's filesystem (the operator's hook is `/bin/sh -c
+    /// "/bin/sleep 10"`). httpGet/tcpSocket hooks are not run.
+    fn start_pre_stop(&self, spec: &Container) -> Option<Hook> {
+        let handler = spec.lifecycle.as_ref()?.pre_stop.as_ref()?;
+        if let Some(sleep) = &handler.sleep {
+            return Some(Hook::Sleep(
+                Duration::from_secs(sleep.seconds.max(0) as u64),
+            ));
+        }
+        let argv = handler.exec.as_ref()?.command.clone().unwrap_or_default();
+        let (program, args) = argv.split_first()?;
+        let mut cmd = self.net.as_ref()?.command(program);
+        cmd.args(args);
+        match procs::spawn(&format!("{}-prestop", spec.name), cmd, &self.dir) {
+            Ok(child) => Some(Hook::Process(child)),
+            Err(e) => {
+                tracing::warn!(pod = %self.name, error = %e, "preStop hook");
+                None
+            }
+        }
     }
 }
 
@@ -3756,16 +3784,24 @@ mod tests {
             r.text().await.ok()
         }
 
-        fn our_namespaces() -> Vec<String> {
-            let prefix = format!("smesh-{}-", std::process::id());
-            std::fs::read_dir("/run/netns")
-                .map(|d| {
-                    d.flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| n.starts_with(&prefix))
-                        .collect()
-                })
-                .unwrap_or_default()
+        /// The pod namespaces of the pods `api` lists (from their IPs), by pod name.
+        async fn pod_namespaces(api: &Api<Pod>) -> BTreeMap<String, String> {
+            let mut out = BTreeMap::new();
+            for pod in api.list(&Default::default()).await.unwrap().items {
+                let ip = pod.status.and_then(|s| s.pod_ip);
+                if let Some(ip) = ip.and_then(|ip| ip.parse::<Ipv4Addr>().ok()) {
+                    let index = ip.octets()[3] - 10;
+                    out.insert(
+                        pod.metadata.name.unwrap_or_default(),
+                        netns::pod_namespace_name(std::process::id(), index),
+                    );
+                }
+            }
+            out
+        }
+
+        fn netns_exists(name: &str) -> bool {
+            Path::new("/run/netns").join(name).exists()
         }
 
         /// etcd + kube-apiserver inside a fresh node namespace entered by this thread,
@@ -3989,6 +4025,7 @@ mod tests {
                         "env": [{"name": "DATA", "value": data}],
                         "ports": [{"name": "http", "containerPort": 8080}],
                         "readinessProbe": {"httpGet": {"path": "/hello.txt", "port": "http"}, "periodSeconds": 1},
+                        "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c", "echo stopping; sleep 2"]}}},
                         "volumeMounts": [{"name": "data", "mountPath": data, "readOnly": true}]
                     }]
                 }
@@ -4091,20 +4128,52 @@ mod tests {
                 .parse()
                 .unwrap();
             assert!(Path::new(&format!("/proc/{server_pid}")).exists());
-            let before = our_namespaces().len();
-            assert_eq!(before, 3, "{:?}", our_namespaces());
+            let namespaces = pod_namespaces(&pods).await;
+            assert_eq!(namespaces.len(), 3, "{namespaces:?}");
+            assert!(
+                namespaces.values().all(|n| netns_exists(n)),
+                "{namespaces:?}"
+            );
+            //    The preStop hook runs first and the server keeps serving meanwhile.
+            let deleting = Instant::now();
             pods.delete("web", &DeleteParams::default()).await.unwrap();
+            let prestop_log = eventually("preStop hook ran", Duration::from_secs(10), || async {
+                let path = agent.pod_log("apps", "web", "server-prestop")?;
+                let text = std::fs::read_to_string(&path).ok()?;
+                text.contains("stopping").then_some(text)
+            })
+            .await;
+            assert_eq!(prestop_log, "stopping\n");
+            let during = http_get(&format!("http://{ip}:8080/hello.txt")).await;
+            assert_eq!(
+                during.as_deref(),
+                Some(body.as_str()),
+                "served during preStop"
+            );
             eventually("web removed", Duration::from_secs(30), || {
                 let pods = pods.clone();
                 async move { get_pod(&pods, "web").await.is_none().then_some(()) }
             })
             .await;
+            let took = deleting.elapsed();
+            assert!(
+                took >= Duration::from_secs(2),
+                "removed before its preStop hook ended: {took:?}"
+            );
+            assert!(
+                took < Duration::from_secs(5),
+                "grace period (5 s) not needed: {took:?}"
+            );
             assert!(!Path::new(&format!("/proc/{server_pid}")).exists());
-            assert_eq!(our_namespaces().len(), 2, "{:?}", our_namespaces());
+            assert!(!netns_exists(&namespaces["web"]));
+            assert!(netns_exists(&namespaces["crash"]));
 
             // 5. Dropping the agent stops everything and leaves no namespace.
             drop(agent);
-            assert!(our_namespaces().is_empty(), "{:?}", our_namespaces());
+            assert!(
+                namespaces.values().all(|n| !netns_exists(n)),
+                "{namespaces:?}"
+            );
             drop(kube);
         }
 
@@ -4330,7 +4399,7 @@ mod tests {
             assert_eq!(body, std::fs::read_to_string("/etc/hostname").unwrap());
 
             // The rules istio-iptables installed, and Envoy running as 1337.
-            let ns_name = our_namespaces().pop().unwrap();
+            let ns_name = pod_namespaces(&pods).await["web"].clone();
             let rules = Command::new("ip")
                 .args(["netns", "exec", &ns_name, "iptables-save"])
                 .output()
@@ -4405,7 +4474,7 @@ mod tests {
                 async move { get_pod(&pods, "web").await.is_none().then_some(()) }
             })
             .await;
-            assert!(our_namespaces().is_empty(), "{:?}", our_namespaces());
+            assert!(!netns_exists(&ns_name), "{ns_name} left behind");
             drop(agent);
             drop(kube);
         }
