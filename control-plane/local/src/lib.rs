@@ -8,6 +8,8 @@
 //! ```
 //!
 //! `plan` decides everything (pure); `up` starts it and waits until every predictor is ready.
+//! `up` is Envoy's control plane (ADS, see `seldon_envoy::xds`): [`Running::reload`] applies
+//! a changed plan without restarting Envoy.
 
 pub mod plan;
 pub mod state;
@@ -16,11 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use seldon_envoy::xds::{XdsError, XdsServer};
 use seldon_envoy::{Envoy, EnvoyError, EnvoyOptions};
 use seldon_supervise::{SuperviseError, Supervised};
 use thiserror::Error;
 
-pub use plan::{LocalOptions, LocalPlan, NodeProcess, plan};
+pub use plan::{LocalOptions, LocalPlan, NodeProcess, plan, plan_next};
 pub use state::{EnvoyState, NodeState, RunState};
 
 /// What can stop local mode.
@@ -65,6 +68,8 @@ pub enum LocalError {
     PredictorNotReady { predictor: String, detail: String },
     #[error(transparent)]
     Envoy(#[from] EnvoyError),
+    #[error(transparent)]
+    Xds(#[from] XdsError),
     #[error("neither XDG_STATE_HOME nor HOME is set; give a work directory with --workdir")]
     NoStateHome,
     #[error(
@@ -92,8 +97,13 @@ pub enum LocalError {
 #[derive(Debug)]
 pub struct Running {
     pub envoy: Envoy,
+    xds: XdsServer,
+    /// In the order of `plan.processes`.
     nodes: Nodes,
+    plan: LocalPlan,
     node_states: Vec<NodeState>,
+    workdir: PathBuf,
+    http: reqwest::Client,
     /// `http://127.0.0.1:<gateway>` + the deployment prefix.
     pub base_url: String,
 }
@@ -104,13 +114,115 @@ impl Running {
         &self.node_states
     }
 
+    /// The plan that runs (after the last successful reload).
+    pub fn plan(&self) -> &LocalPlan {
+        &self.plan
+    }
+
     /// Stops Envoy, then every node; the same as dropping it, spelled out at call sites.
     pub fn stop(self) {
-        let Running { envoy, nodes, .. } = self;
+        let Running {
+            envoy, xds, nodes, ..
+        } = self;
         drop(envoy);
+        drop(xds);
         drop(nodes);
     }
+
+    /// Applies a changed plan (from [`plan_next`] with the running plan) without restarting
+    /// Envoy:
+    ///
+    /// 1. starts the processes of new or changed nodes and waits for their `/health/ping`;
+    /// 2. pushes the new clusters (keeping the old ones) and then the new listeners over
+    ///    ADS, each waiting for Envoy's ACK; Envoy drains a replaced listener (its requests
+    ///    in flight finish) while new connections get the new graph;
+    /// 3. waits until every predictor answers `/ready` ([`Progress::Reloaded`]);
+    /// 4. after [`DRAIN_TIME`], drops the clusters nothing routes to any more and stops the
+    ///    processes of removed or changed nodes ([`Progress::NodeStopped`]).
+    ///
+    /// If a new node does not start, or Envoy rejects the update (a NACK, quoted in the
+    /// error), the new processes are stopped and the running graph stays as it was.
+    pub async fn reload(
+        &mut self,
+        next: LocalPlan,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), LocalError> {
+        let began = Instant::now();
+        let mut started = Nodes::default();
+        let mut started_specs = Vec::new();
+        for p in &next.processes {
+            if !self.plan.processes.contains(p) {
+                let child = spawn_node(p, &self.workdir, true)?;
+                progress(Progress::NodeStarted {
+                    node: child.name().to_string(),
+                    pid: child.pid(),
+                });
+                started.0.push(child);
+                started_specs.push(p.clone());
+            }
+        }
+        for (p, child) in started_specs.iter().zip(started.0.iter_mut()) {
+            wait_ping(&self.http, p, child, &node_log(&self.workdir, p)).await?;
+            progress(Progress::NodeReady {
+                node: child.name().to_string(),
+                after: began.elapsed(),
+            });
+        }
+        self.xds
+            .push_clusters(&next.envoy, &self.plan.envoy)
+            .await?;
+        if let Err(e) = self.xds.push_listeners(&next.envoy).await {
+            // Envoy kept its listeners; serve the clusters they use, and nothing else.
+            let _ = self
+                .xds
+                .push_clusters(&self.plan.envoy, &self.plan.envoy)
+                .await;
+            return Err(e.into());
+        }
+
+        // Envoy runs `next` now: keep the unchanged nodes, add the new ones, retire the rest.
+        let old_specs = std::mem::take(&mut self.plan.processes);
+        let old_nodes = std::mem::take(&mut self.nodes.0);
+        let mut pool: Vec<(NodeProcess, Supervised)> = old_specs
+            .into_iter()
+            .zip(old_nodes)
+            .chain(
+                started_specs
+                    .into_iter()
+                    .zip(std::mem::take(&mut started.0)),
+            )
+            .collect();
+        for p in &next.processes {
+            if let Some(i) = pool.iter().position(|(spec, _)| spec == p) {
+                self.nodes.0.push(pool.remove(i).1);
+            }
+        }
+        let mut retiring = Nodes(pool.into_iter().map(|(_, child)| child).collect());
+        self.envoy.set_config(next.envoy.clone());
+        self.node_states = node_states(&next.processes, &self.nodes, &self.workdir);
+        self.plan = next;
+        let ready = wait_predictors(&self.http, &self.plan, Duration::from_secs(10)).await;
+        progress(Progress::Reloaded {
+            after: began.elapsed(),
+        });
+        ready?;
+
+        tokio::time::sleep(DRAIN_TIME).await;
+        let nothing = seldon_envoy::EnvoyConfig::new(self.plan.envoy.admin_port);
+        self.xds.push_clusters(&self.plan.envoy, &nothing).await?;
+        let names: Vec<String> = retiring.0.iter().map(|c| c.name().to_string()).collect();
+        let _ = seldon_supervise::stop_all(&mut retiring.0);
+        retiring.0.clear();
+        for node in names {
+            progress(Progress::NodeStopped { node });
+        }
+        Ok(())
+    }
 }
+
+/// How long a listener replaced by a reload keeps serving the requests it has (Envoy's
+/// `--drain-time-s`), and how long the processes of removed nodes keep running after it.
+pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 
 /// Started node processes; stopped together on drop (also when a start fails half way).
 #[derive(Debug, Default)]
@@ -136,6 +248,11 @@ pub enum Progress {
     EnvoyReady { pid: u32, after: Duration },
     /// Every predictor answered `/ready` through its graph listener.
     Ready { after: Duration },
+    /// A reload is live: Envoy took the new listeners and every predictor answers `/ready`,
+    /// this long after the reload began.
+    Reloaded { after: Duration },
+    /// A removed or replaced node's process was stopped after the drain.
+    NodeStopped { node: String },
 }
 
 /// How long a node may take to answer `/health/ping` (model loading included).
@@ -173,21 +290,7 @@ pub async fn up(
     // Dropped on every early return below: a failed start leaves nothing running.
     let mut nodes = Nodes::default();
     for p in &plan.processes {
-        let log_path = node_log(workdir, p);
-        let log = std::fs::File::create(&log_path).map_err(io("creating", &log_path))?;
-        let log_err = log.try_clone().map_err(io("cloning", &log_path))?;
-        let mut cmd = seldon_supervise::command(&p.program);
-        cmd.args(&p.args)
-            .envs(p.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        let child = Supervised::spawn(format!("{}.{}", p.predictor, p.node), cmd)
-            .map_err(|source| LocalError::Spawn {
-                node: p.node.clone(),
-                source,
-            })?
-            .with_grace(NODE_STOP_GRACE);
+        let child = spawn_node(p, workdir, false)?;
         progress(Progress::NodeStarted {
             node: child.name().to_string(),
             pid: child.pid(),
@@ -205,31 +308,20 @@ pub async fn up(
         concurrency: 2,
         ..EnvoyOptions::default()
     };
-    let envoy = Envoy::start_with(plan.envoy.clone(), &workdir.join("envoy"), &options).await?;
+    let xds = XdsServer::start(&plan.envoy).await?;
+    let envoy = Envoy::start_xds(
+        plan.envoy.clone(),
+        xds.port(),
+        DRAIN_TIME,
+        &workdir.join("envoy"),
+        &options,
+    )
+    .await?;
     progress(Progress::EnvoyReady {
         pid: envoy.pid(),
         after: began.elapsed(),
     });
-    for (name, _, port) in &plan.predictors {
-        let url = format!("http://127.0.0.1:{port}/ready");
-        let answer = http.get(&url).send().await;
-        match answer {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => {
-                let detail = format!("{} {}", r.status(), r.text().await.unwrap_or_default());
-                return Err(LocalError::PredictorNotReady {
-                    predictor: name.clone(),
-                    detail,
-                });
-            }
-            Err(e) => {
-                return Err(LocalError::PredictorNotReady {
-                    predictor: name.clone(),
-                    detail: e.to_string(),
-                });
-            }
-        }
-    }
+    wait_predictors(&http, &plan, Duration::ZERO).await?;
     progress(Progress::Ready {
         after: began.elapsed(),
     });
@@ -238,8 +330,58 @@ pub async fn up(
         .listener("gateway")
         .map(|l| l.port)
         .unwrap_or_default();
-    let node_states = plan
-        .processes
+    let node_states = node_states(&plan.processes, &nodes, workdir);
+    let base_url = format!(
+        "http://127.0.0.1:{gateway}{}",
+        plan.prefix.trim_end_matches('/')
+    );
+    Ok(Running {
+        envoy,
+        xds,
+        nodes,
+        plan,
+        node_states,
+        workdir: workdir.to_path_buf(),
+        http,
+        base_url,
+    })
+}
+
+/// Spawns one node process, its output to [`node_log`] (appended to when `append`: a
+/// reload may start a node while its predecessor still writes there).
+fn spawn_node(p: &NodeProcess, workdir: &Path, append: bool) -> Result<Supervised, LocalError> {
+    let log_path = node_log(workdir, p);
+    let io = |action, source| LocalError::Io {
+        action,
+        path: log_path.clone(),
+        source,
+    };
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(&log_path)
+        .map_err(|e| io("creating", e))?;
+    let log_err = log.try_clone().map_err(|e| io("cloning", e))?;
+    let mut cmd = seldon_supervise::command(&p.program);
+    cmd.args(&p.args)
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    Ok(
+        Supervised::spawn(format!("{}.{}", p.predictor, p.node), cmd)
+            .map_err(|source| LocalError::Spawn {
+                node: p.node.clone(),
+                source,
+            })?
+            .with_grace(NODE_STOP_GRACE),
+    )
+}
+
+fn node_states(processes: &[NodeProcess], nodes: &Nodes, workdir: &Path) -> Vec<NodeState> {
+    processes
         .iter()
         .zip(&nodes.0)
         .map(|(p, child)| NodeState {
@@ -249,16 +391,35 @@ pub async fn up(
             pid: child.pid(),
             log: node_log(workdir, p),
         })
-        .collect();
-    Ok(Running {
-        envoy,
-        nodes,
-        node_states,
-        base_url: format!(
-            "http://127.0.0.1:{gateway}{}",
-            plan.prefix.trim_end_matches('/')
-        ),
-    })
+        .collect()
+}
+
+/// Every predictor answers `/ready` through its graph listener; retried for `patience`
+/// (a listener Envoy just took may still be warming).
+async fn wait_predictors(
+    http: &reqwest::Client,
+    plan: &LocalPlan,
+    patience: Duration,
+) -> Result<(), LocalError> {
+    let deadline = Instant::now() + patience;
+    for (name, _, port) in &plan.predictors {
+        let url = format!("http://127.0.0.1:{port}/ready");
+        loop {
+            let detail = match http.get(&url).send().await {
+                Ok(r) if r.status().is_success() => break,
+                Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(LocalError::PredictorNotReady {
+                    predictor: name.clone(),
+                    detail,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
 }
 
 /// `<workdir>/<predictor>.<node>.log`.

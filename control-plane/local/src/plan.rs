@@ -62,6 +62,19 @@ pub fn plan(
     opts: &LocalOptions,
     port: &mut dyn FnMut() -> Result<u16, LocalError>,
 ) -> Result<LocalPlan, LocalError> {
+    plan_next(sdep, opts, port, None)
+}
+
+/// [`plan`] for a manifest that changed while `previous` runs: a node whose process is the
+/// same apart from its ports keeps the previous process and ports (so it is not restarted),
+/// and so do the admin port and each predictor's graph listener (Envoy updates a listener
+/// in place only on the same address).
+pub fn plan_next(
+    sdep: &SeldonDeployment,
+    opts: &LocalOptions,
+    port: &mut dyn FnMut() -> Result<u16, LocalError>,
+    previous: Option<&LocalPlan>,
+) -> Result<LocalPlan, LocalError> {
     let problems = seldon_render::check(sdep, &RenderOptions::default());
     if !problems.is_empty() {
         let text: Vec<String> = problems
@@ -71,7 +84,11 @@ pub fn plan(
         return Err(LocalError::Invalid(text.join("\n")));
     }
     let cx = Context::new(sdep);
-    let mut envoy = EnvoyConfig::new(port()?);
+    let admin_port = match previous {
+        Some(p) => p.envoy.admin_port,
+        None => port()?,
+    };
+    let mut envoy = EnvoyConfig::new(admin_port);
     let mut processes = Vec::new();
     let mut predictors = Vec::new();
     let mut weighted = Vec::new();
@@ -94,8 +111,15 @@ pub fn plan(
             }
             let unit = find(&spec.graph, name)
                 .ok_or_else(|| LocalError::Invalid(format!("no node {name}")))?;
-            let http_port = port()?;
-            let process = node_process(&cx, &spec.name, unit, http_port, opts, port)?;
+            let mut process = node_process(&cx, &spec.name, unit, port()?, opts, port)?;
+            if let Some(same) = previous
+                .into_iter()
+                .flat_map(|p| &p.processes)
+                .find(|p| same_but_ports(p, &process))
+            {
+                process = same.clone();
+            }
+            let http_port = process.http_port;
             let cluster = format!("{}.{}", spec.name, name);
             envoy
                 .clusters
@@ -115,7 +139,14 @@ pub fn plan(
         seldon_graph::compile(&config)
             .map_err(|e| LocalError::Invalid(format!("predictor {}: {e}", spec.name)))?;
 
-        let graph_port = port()?;
+        let graph_port = match previous
+            .into_iter()
+            .flat_map(|p| &p.predictors)
+            .find(|(name, _, _)| *name == spec.name)
+        {
+            Some((_, _, port)) => *port,
+            None => port()?,
+        };
         envoy.listeners.push(Listener {
             name: format!("predictor-{}", spec.name),
             port: graph_port,
@@ -177,6 +208,29 @@ pub fn plan(
         predictors,
         prefix,
     })
+}
+
+/// The ports a node process is given (`PREDICTIVE_UNIT_*_PORT`).
+const PORT_VARS: [&str; 3] = [
+    "PREDICTIVE_UNIT_HTTP_SERVICE_PORT",
+    "PREDICTIVE_UNIT_GRPC_SERVICE_PORT",
+    "PREDICTIVE_UNIT_METRICS_SERVICE_PORT",
+];
+
+/// Same predictor, node, command and environment, ports aside.
+fn same_but_ports(a: &NodeProcess, b: &NodeProcess) -> bool {
+    let env = |p: &NodeProcess| -> Vec<(String, String)> {
+        p.env
+            .iter()
+            .filter(|(k, _)| !PORT_VARS.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    };
+    a.predictor == b.predictor
+        && a.node == b.node
+        && a.program == b.program
+        && a.args == b.args
+        && env(a) == env(b)
 }
 
 fn find<'a>(graph: &'a PredictiveUnit, name: &str) -> Option<&'a PredictiveUnit> {
@@ -418,6 +472,39 @@ spec:
         let yaml = TWO_PREDICTORS.replace("models/xgb", "gs://bucket/xgb");
         let err = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap_err();
         assert!(err.to_string().contains("gs://bucket/xgb"), "{err}");
+    }
+
+    #[test]
+    fn a_next_plan_keeps_the_ports_of_unchanged_nodes_and_listeners() {
+        let first = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
+        // clf's parameters change; tin and the canary stay as they were.
+        let yaml = TWO_PREDICTORS.replace(
+            "modelUri: models/xgb}",
+            "modelUri: models/xgb, parameters: [{name: a, value: '1', type: STRING}]}",
+        );
+        let mut fresh = ports();
+        for _ in 0..100 {
+            fresh().unwrap(); // the next plan's new ports differ from the first's
+        }
+        let next = plan_next(&sdep(&yaml), &opts(), &mut fresh, Some(&first)).unwrap();
+        let by_node = |p: &LocalPlan, n: &str| p.processes.iter().find(|x| x.node == n).cloned();
+        assert_eq!(by_node(&next, "tin"), by_node(&first, "tin"));
+        assert_eq!(by_node(&next, "clf2"), by_node(&first, "clf2"));
+        let (old_clf, new_clf) = (
+            by_node(&first, "clf").unwrap(),
+            by_node(&next, "clf").unwrap(),
+        );
+        assert_ne!(
+            old_clf.http_port, new_clf.http_port,
+            "a changed node is a new process"
+        );
+        assert_eq!(next.predictors[0].1.nodes["clf"].port, new_clf.http_port);
+        assert_eq!(next.envoy.admin_port, first.envoy.admin_port);
+        let graph_ports = |p: &LocalPlan| p.predictors.iter().map(|x| x.2).collect::<Vec<_>>();
+        assert_eq!(graph_ports(&next), graph_ports(&first));
+        // Without a previous plan every port is new.
+        let other = plan_next(&sdep(&yaml), &opts(), &mut fresh, None).unwrap();
+        assert_ne!(by_node(&other, "tin"), by_node(&first, "tin"));
     }
 
     #[test]

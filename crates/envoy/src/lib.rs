@@ -4,12 +4,17 @@
 //!  EnvoyConfig ──check──► render() ──► envoy.yaml ──► validate()   (envoy --mode validate)
 //!   (plain data)          (pure)                 └──► Envoy::start (child process, waits
 //!                                                                   for admin /ready = LIVE)
+//!
+//!  EnvoyConfig ──resources()──► xds::XdsServer (feature `xds`: ADS over gRPC, JSON → protobuf
+//!                                through the vendored protos) ◄── Envoy::start_xds
 //! ```
 
 mod config;
 mod error;
 mod process;
 mod render;
+#[cfg(feature = "xds")]
+pub mod xds;
 
 pub use config::{
     Cluster, DEFAULT_BUFFER_LIMIT_BYTES, EnvoyConfig, GRAPH_FALLBACK_BODY, GRAPH_FALLBACK_STATUS,
@@ -19,4 +24,7 @@ pub use error::{ConfigError, EnvoyError};
 pub use process::{
     CACHE_DIR_ENV, ENVOY_BIN_ENV, Envoy, EnvoyOptions, envoy_binary, free_port, validate,
 };
-pub use render::{FILTER_METRIC_TAGS, WASM_RUNTIME, bootstrap, render};
+pub use render::{
+    FILTER_METRIC_TAGS, Resources, WASM_RUNTIME, XDS_CLUSTER, bootstrap, render, resources,
+    xds_bootstrap,
+};

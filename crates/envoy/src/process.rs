@@ -175,6 +175,45 @@ impl Envoy {
         options: &EnvoyOptions,
     ) -> Result<Self, EnvoyError> {
         let yaml = render(&config)?;
+        Self::spawn(config, yaml, workdir, options, &[]).await
+    }
+
+    /// Like [`Envoy::start_with`], but Envoy gets its listeners and clusters from the ADS
+    /// server on 127.0.0.1:`xds_port` (see [`crate::xds`]), which must already serve
+    /// `config`; the bootstrap holds only admin and the `xds` cluster. Returns once admin
+    /// `/ready` says `LIVE`, i.e. once Envoy took the first clusters and listeners.
+    ///
+    /// `drain_time`: how long a listener replaced by an update keeps its connections; they
+    /// are told to close (HTTP/1 `connection: close`, HTTP/2 GOAWAY) right away
+    /// (`--drain-strategy immediate`), and requests still running after it are cut.
+    #[cfg(feature = "xds")]
+    pub async fn start_xds(
+        config: EnvoyConfig,
+        xds_port: u16,
+        drain_time: Duration,
+        workdir: &Path,
+        options: &EnvoyOptions,
+    ) -> Result<Self, EnvoyError> {
+        config.check()?;
+        let yaml =
+            serde_yaml::to_string(&crate::render::xds_bootstrap(config.admin_port, xds_port))?;
+        let drain = drain_time.as_secs().max(1).to_string();
+        let args = [
+            "--drain-time-s",
+            drain.as_str(),
+            "--drain-strategy",
+            "immediate",
+        ];
+        Self::spawn(config, yaml, workdir, options, &args).await
+    }
+
+    async fn spawn(
+        config: EnvoyConfig,
+        yaml: String,
+        workdir: &Path,
+        options: &EnvoyOptions,
+        extra_args: &[&str],
+    ) -> Result<Self, EnvoyError> {
         let bin = envoy_binary()?;
         let io = |action, path: &Path| {
             let path = path.to_owned();
@@ -203,6 +242,7 @@ impl Envoy {
             // /dev/shm/envoy_shared_memory_<base-id>0 behind.
             .arg("--disable-hot-restart")
             .args(["-l", &options.log_level])
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
@@ -285,6 +325,11 @@ impl Envoy {
     /// The config this Envoy runs.
     pub fn config(&self) -> &EnvoyConfig {
         &self.config
+    }
+
+    /// Records the config Envoy runs after an xDS update (its listener URLs come from it).
+    pub fn set_config(&mut self, config: EnvoyConfig) {
+        self.config = config;
     }
 
     /// The rendered bootstrap it was started with.

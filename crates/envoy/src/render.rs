@@ -43,23 +43,78 @@ pub fn render(config: &EnvoyConfig) -> Result<String, EnvoyError> {
 
 /// Checks `config` and renders it as an Envoy bootstrap (JSON value).
 pub fn bootstrap(config: &EnvoyConfig) -> Result<Value, EnvoyError> {
-    config.check()?;
-    let limit = config.buffer_limit_bytes;
+    let Resources {
+        listeners,
+        clusters,
+    } = resources(config)?;
     Ok(json!({
         "admin": { "address": socket_address("127.0.0.1", config.admin_port) },
-        // The graph filter encodes metric labels as Istio does (`key=.=value;.;`); these
-        // turn them into tags, so /stats/prometheus shows real labels.
-        "stats_config": {
-            "stats_tags": FILTER_METRIC_TAGS.iter().map(|tag| json!({
-                "tag_name": tag,
-                "regex": format!("({tag}=\\.=(.*?);\\.;)"),
-            })).collect::<Vec<_>>(),
-        },
-        "static_resources": {
-            "listeners": config.listeners.iter().map(|l| listener(config, l, limit)).collect::<Vec<_>>(),
-            "clusters": config.clusters.iter().map(|c| cluster(c, limit)).collect::<Vec<_>>(),
-        },
+        "stats_config": stats_config(),
+        "static_resources": { "listeners": listeners, "clusters": clusters },
     }))
+}
+
+/// The listeners and clusters of a config as Envoy v3 JSON (`envoy.config.listener.v3.Listener`,
+/// `envoy.config.cluster.v3.Cluster`): the one definition of each, which the static
+/// bootstrap holds and local mode's xDS server sends as protobuf.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resources {
+    pub listeners: Vec<Value>,
+    pub clusters: Vec<Value>,
+}
+
+/// Checks `config` and renders its listeners and clusters.
+pub fn resources(config: &EnvoyConfig) -> Result<Resources, EnvoyError> {
+    config.check()?;
+    let limit = config.buffer_limit_bytes;
+    Ok(Resources {
+        listeners: config
+            .listeners
+            .iter()
+            .map(|l| listener(config, l, limit))
+            .collect(),
+        clusters: config.clusters.iter().map(|c| cluster(c, limit)).collect(),
+    })
+}
+
+/// Name of the bootstrap's cluster that reaches the xDS server.
+pub const XDS_CLUSTER: &str = "xds";
+
+/// An Envoy bootstrap with no listeners or clusters of its own: admin on `admin_port`, and
+/// listeners and clusters from the ADS server on 127.0.0.1:`xds_port` (gRPC, HTTP/2).
+/// Routes are inline in the listeners and so is the graph filter's config (no RDS, no ECDS).
+pub fn xds_bootstrap(admin_port: u16, xds_port: u16) -> Value {
+    let mut xds = Cluster::http1(XDS_CLUSTER, "127.0.0.1", xds_port);
+    xds.http2 = true;
+    let ads = json!({ "ads": {}, "resource_api_version": "V3" });
+    json!({
+        "node": { "id": "seldon-mesh-up", "cluster": "seldon-mesh" },
+        "admin": { "address": socket_address("127.0.0.1", admin_port) },
+        "stats_config": stats_config(),
+        "static_resources": {
+            "clusters": [cluster(&xds, crate::DEFAULT_BUFFER_LIMIT_BYTES)],
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+    })
+}
+
+/// The graph filter encodes metric labels as Istio does (`key=.=value;.;`); these turn them
+/// into tags, so /stats/prometheus shows real labels.
+fn stats_config() -> Value {
+    json!({
+        "stats_tags": FILTER_METRIC_TAGS.iter().map(|tag| json!({
+            "tag_name": tag,
+            "regex": format!("({tag}=\\.=(.*?);\\.;)"),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 fn socket_address(address: &str, port: u16) -> Value {

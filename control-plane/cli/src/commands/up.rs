@@ -4,6 +4,11 @@
 //! stops). Whichever way it ends, while starting or running, every process it started is
 //! stopped before it exits; if `up` itself is killed, its children get SIGKILL from the kernel
 //! (parent-death signal, see seldon-supervise). Exit status after a signal: 128 + its number.
+//!
+//! While it runs, `up` watches the manifest (its content, every 200 ms: editors that save by
+//! renaming a new file over it are seen too). A change is validated like the first manifest;
+//! an invalid one is refused with the validator's message and the running graph stays. A
+//! valid one is applied over xDS without restarting Envoy (`seldon_local::Running::reload`).
 
 pub mod logs;
 pub mod status;
@@ -86,9 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             options.filter_wasm.display()
         );
     }
-    let plan = seldon_local::plan(&parsed.sdep, &options, &mut || {
-        Ok(seldon_envoy::free_port()?)
-    })?;
+    let plan = seldon_local::plan(&parsed.sdep, &options, &mut free_port)?;
     let v2 = plan
         .predictors
         .first()
@@ -197,10 +200,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "status: seldon-mesh status -f {0}   logs: seldon-mesh logs -f {0} <node>",
                     args.file.display()
                 );
-                let _ = writeln!(out, "Ctrl-C (or SIGTERM, SIGHUP) stops everything.");
+                let _ = writeln!(
+                    out,
+                    "watching {} for changes; Ctrl-C (or SIGTERM, SIGHUP) stops everything.",
+                    args.file.display()
+                );
                 let _ = out.flush();
                 drop(out);
-                let signal = stop.recv().await;
+                let mut running = running;
+                let mut state = state;
+                let mut watch = ManifestWatch::new(&args.file, text);
+                let signal = loop {
+                    tokio::select! {
+                        signal = stop.recv() => break signal,
+                        () = tokio::time::sleep(WATCH_EVERY) => {}
+                    }
+                    let Some(changed) = watch.changed() else {
+                        continue;
+                    };
+                    eprintln!("{} changed: reloading", args.file.display());
+                    let next = match next_plan(&changed, &options, running.plan()) {
+                        Ok(next) => next,
+                        Err(e) => {
+                            eprintln!("refused: {e:#}\nthe running graph stays; fix the file and save it again");
+                            continue;
+                        }
+                    };
+                    let outcome = tokio::select! {
+                        r = running.reload(next, &mut report) => Ok(r),
+                        signal = stop.recv() => Err(signal),
+                    };
+                    match outcome {
+                        Err(signal) => break signal,
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => eprintln!(
+                            "reload failed: {e:#}\nthe running graph stays; fix the file and save it again"
+                        ),
+                    }
+                    state.nodes = running.nodes().to_vec();
+                    state.base_url = running.base_url.clone();
+                    state.write(&workdir)?;
+                };
                 running.stop();
                 eprintln!(
                     "{signal}: stopped every node and Envoy; logs kept in {}",
@@ -210,6 +250,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// How often `up` reads the manifest to see whether it changed.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn free_port() -> Result<u16, seldon_local::LocalError> {
+    Ok(seldon_envoy::free_port()?)
+}
+
+/// The manifest's content, re-read every [`WATCH_EVERY`]: robust to saves that write in
+/// place and to saves that rename a new file over the old one (no inotify watch to lose).
+struct ManifestWatch {
+    path: PathBuf,
+    last: String,
+}
+
+impl ManifestWatch {
+    fn new(path: &Path, text: String) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            last: text,
+        }
+    }
+
+    /// The new content if it differs from the last one seen (an unreadable file, e.g. in the
+    /// middle of a save, is no change).
+    fn changed(&mut self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        if text == self.last {
+            return None;
+        }
+        self.last = text.clone();
+        Some(text)
+    }
+}
+
+/// The plan for a changed manifest, validated like the first one; unchanged nodes keep
+/// their processes and ports.
+fn next_plan(
+    text: &str,
+    options: &LocalOptions,
+    running: &seldon_local::LocalPlan,
+) -> anyhow::Result<seldon_local::LocalPlan> {
+    let Some(parsed) = seldon_crd::parse_yaml(text)?.into_iter().next() else {
+        bail!("the file holds no SeldonDeployment");
+    };
+    Ok(seldon_local::plan_next(
+        &parsed.sdep,
+        options,
+        &mut free_port,
+        Some(running),
+    )?)
 }
 
 /// The work directory: `--workdir` as given (created if missing), or the predictable default
@@ -273,6 +365,11 @@ fn progress_line(p: &Progress) -> String {
                 after.as_secs_f64()
             )
         }
+        Progress::Reloaded { after } => format!(
+            "  reloaded: the new graph answers, {:.2} s after the change was seen (same Envoy)",
+            after.as_secs_f64()
+        ),
+        Progress::NodeStopped { node } => format!("  stopped {node} (removed or replaced)"),
     }
 }
 
