@@ -11,7 +11,9 @@ use crate::service::Service;
 /// Why a request failed. Node failures name the node.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Failure {
-    /// The node answered with a non-2xx status: passed to the client as is.
+    /// The node answered with a non-2xx status: passed to the client with that status; the
+    /// body as is when it is JSON, else wrapped in a Seldon status quoting it
+    /// (`request::node_error`).
     #[error("node `{node}` answered {status}")]
     NodeStatus {
         node: String,
@@ -39,10 +41,25 @@ pub enum Failure {
     },
     #[error("router `{node}` gave an unusable reply: {detail}")]
     BadRoute { node: String, detail: String },
-    #[error("combiner `{node}` cannot aggregate its children's outputs: {detail}")]
-    BadCombinerInput { node: String, detail: String },
-    #[error("node `{node}` returned a v2 response that cannot feed the next node: {detail}")]
-    BadChain { node: String, detail: String },
+    /// A 2xx answer that is not what its protocol promises (JSON where JSON is declared, a
+    /// SeldonMessage object, a v2 InferenceResponse), or that the next step cannot use.
+    #[error("node `{node}` gave an unusable answer ({service}): {detail}")]
+    BadOutput {
+        node: String,
+        service: Service,
+        detail: String,
+    },
+    /// A 2xx answer larger than the graph's body limit: it would be refused by the next node.
+    #[error("node `{node}` answered {size} bytes ({service}), over the limit of {limit} bytes")]
+    OutputTooLarge {
+        node: String,
+        service: Service,
+        size: usize,
+        limit: usize,
+    },
+    /// The client's payload is not what the graph's protocol accepts (the entry's check).
+    #[error("bad request: {0}")]
+    BadRequest(String),
     #[error("malformed feedback: {0}")]
     BadFeedback(String),
     #[error("feedback routing for `{node}` names child {route}, but it has {children} children")]
@@ -131,11 +148,14 @@ impl Failure {
             | Failure::Timeout { node, .. }
             | Failure::DispatchFailed { node, .. }
             | Failure::BadRoute { node, .. }
-            | Failure::BadCombinerInput { node, .. }
-            | Failure::BadChain { node, .. }
+            | Failure::BadOutput { node, .. }
+            | Failure::OutputTooLarge { node, .. }
             | Failure::BadFeedbackRoute { node, .. }
             | Failure::NotReady { node, .. } => Some(node),
-            Failure::BadFeedback(_) | Failure::BodyTooLarge { .. } | Failure::NoEndpoint(_) => None,
+            Failure::BadFeedback(_)
+            | Failure::BadRequest(_)
+            | Failure::BodyTooLarge { .. }
+            | Failure::NoEndpoint(_) => None,
         }
     }
 
@@ -146,9 +166,10 @@ impl Failure {
             Failure::Unreachable { .. } => (503, "NODE_UNREACHABLE"),
             Failure::Timeout { .. } => (504, "NODE_TIMEOUT"),
             Failure::DispatchFailed { .. } => (500, "DISPATCH_FAILED"),
-            Failure::BadRoute { .. } => (500, "BAD_ROUTER_REPLY"),
-            Failure::BadCombinerInput { .. } => (500, "BAD_COMBINER_INPUT"),
-            Failure::BadChain { .. } => (500, "BAD_V2_RESPONSE"),
+            Failure::BadRoute { .. } => (502, "BAD_ROUTER_REPLY"),
+            Failure::BadOutput { .. } => (502, "BAD_NODE_OUTPUT"),
+            Failure::OutputTooLarge { .. } => (502, "NODE_OUTPUT_TOO_LARGE"),
+            Failure::BadRequest(_) => (400, "BAD_REQUEST"),
             Failure::BadFeedback(_) => (400, "BAD_FEEDBACK"),
             Failure::BadFeedbackRoute { .. } => (400, "BAD_FEEDBACK"),
             Failure::BodyTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),

@@ -75,6 +75,8 @@ struct Msg {
     content_type: Option<String>,
     /// True once a node produced it (v2 responses must be chained into requests).
     from_node: bool,
+    /// The node that produced it, blamed when the next step cannot use it.
+    producer: Option<NodeId>,
 }
 
 #[derive(Debug)]
@@ -216,9 +218,13 @@ impl RequestExecutor {
             body,
             content_type: self.content_type.clone(),
             from_node: false,
+            producer: None,
         };
         match self.endpoint {
             Some(Endpoint::Predictions) | Some(Endpoint::V2Infer) => {
+                if let Err(f) = self.check_request(&msg.body) {
+                    return self.fail(f);
+                }
                 let root = self.new_task(0, None, Mode::Predict, msg);
                 self.run(host, root)
             }
@@ -260,7 +266,8 @@ impl RequestExecutor {
         let Some(task) = pending.task else {
             return self.on_probe(pending.node, node, pending.service, response);
         };
-        let msg = match check(node, pending.service, response) {
+        let limit = plan.body_limit_bytes;
+        let msg = match check(pending.node, node, limit, pending.service, response) {
             Ok(msg) => msg,
             Err(f) => return self.fail(f),
         };
@@ -404,15 +411,21 @@ impl RequestExecutor {
                     if mode == Mode::Predict && node.aggregate {
                         let parts: Vec<&[u8]> = outputs.iter().map(|m| m.body.as_slice()).collect();
                         let body = seldon_protocol::aggregate_request(&parts).map_err(|e| {
-                            Failure::BadCombinerInput {
-                                node: node.name.clone(),
-                                detail: e.to_string(),
-                            }
+                            // Only an answer not declared JSON gets here: JSON ones are checked
+                            // at their hop. The child that produced it is to blame.
+                            let part = match &e {
+                                seldon_protocol::ProtocolError::AggregatePart { index, .. } => {
+                                    outputs.get(*index)
+                                }
+                                _ => None,
+                            };
+                            bad_input(&self.plan, part, node, Service::Aggregate, &e)
                         })?;
                         self.tasks[t].msg = Msg {
                             body,
                             content_type: Some("application/json".into()),
                             from_node: true,
+                            producer: None,
                         };
                         self.dispatch_step(host, t, Service::Aggregate)?;
                         return Ok(Progress::Waiting);
@@ -499,10 +512,8 @@ impl RequestExecutor {
         let body = if service == Service::SendFeedback {
             self.feedback.clone()
         } else if node.protocol == Protocol::V2 && msg.from_node {
-            seldon_protocol::v2_chain(&msg.body).map_err(|e| Failure::BadChain {
-                node: node.name.clone(),
-                detail: e.to_string(),
-            })?
+            seldon_protocol::v2_chain(&msg.body)
+                .map_err(|e| bad_input(&self.plan, Some(msg), node, service, &e))?
         } else {
             msg.body.clone()
         };
@@ -621,7 +632,7 @@ impl RequestExecutor {
                 status,
             });
         }
-        match check(node, service, response) {
+        match check(id, node, self.plan.body_limit_bytes, service, response) {
             Ok(msg) => {
                 self.probes.insert(id, msg);
             }
@@ -655,6 +666,7 @@ impl RequestExecutor {
                     body: Vec::new(),
                     content_type: None,
                     from_node: true,
+                    producer: Some(id),
                 });
                 let content_type = msg.content_type.as_deref().unwrap_or("application/json");
                 self.respond(Response::with_type(200, content_type, msg.body))
@@ -696,6 +708,23 @@ impl RequestExecutor {
         Step::Respond(response)
     }
 
+    /// The entry's check of a client's payload, when it is declared JSON (or undeclared):
+    /// a JSON object for `seldon` and `tensorflow` graphs, a valid v2 inference request (every
+    /// tensor's name, shape, datatype and data) for `v2` graphs. Other content types (form
+    /// posts, the v2 binary tensor extension) pass through unchecked.
+    fn check_request(&self, body: &[u8]) -> Result<(), Failure> {
+        if !json_declared(self.content_type.as_deref())
+            || find_header(&self.forwarded, BINARY_HEADER).is_some()
+        {
+            return Ok(());
+        }
+        let checked = match self.plan.protocol {
+            Protocol::V2 => seldon_protocol::check_v2_request(body),
+            _ => seldon_protocol::check_json_object(body, "request body"),
+        };
+        checked.map_err(|e| Failure::BadRequest(e.to_string()))
+    }
+
     fn fail(&mut self, failure: Failure) -> Step {
         self.respond(failure.to_response())
     }
@@ -727,9 +756,21 @@ fn route_out_of_range(node: &PlanNode, route: i32, children: usize) -> Failure {
 /// Envoy answers for an upstream it could not use with a local reply (503 "upstream connect
 /// error…", 504 "upstream request timeout"); those carry no `x-envoy-upstream-service-time`,
 /// which Envoy adds to every answer that came from the upstream.
-fn check(node: &PlanNode, service: Service, response: CallResponse) -> Result<Msg, Failure> {
-    let timeout_ms = node.upstream.as_ref().map_or(0, |u| u.timeout_ms);
-    let node = node.name.clone();
+///
+/// A 2xx answer to a graph step is then checked before anything uses it: no larger than the
+/// body limit, and, when declared JSON (or undeclared), JSON of the node protocol's shape — a
+/// JSON object (SeldonMessage, TensorFlow answer, feedback reply), or for v2 nodes an
+/// InferenceResponse whose `outputs` can feed the next node. Router replies are checked when
+/// read (`apply_route`); probe answers are passed on or shown as they are.
+fn check(
+    id: NodeId,
+    plan_node: &PlanNode,
+    limit: usize,
+    service: Service,
+    response: CallResponse,
+) -> Result<Msg, Failure> {
+    let timeout_ms = plan_node.upstream.as_ref().map_or(0, |u| u.timeout_ms);
+    let node = plan_node.name.clone();
     let Some(status) = response.status else {
         return Err(Failure::Unreachable {
             node,
@@ -755,18 +796,123 @@ fn check(node: &PlanNode, service: Service, response: CallResponse) -> Result<Ms
     }
     let content_type = response.header("content-type").map(str::to_string);
     if !(200..300).contains(&status) {
-        return Err(Failure::NodeStatus {
+        return Err(node_error(node, status, content_type, response.body, limit));
+    }
+    let size = response.body.len();
+    if size > limit {
+        return Err(Failure::OutputTooLarge {
             node,
-            status,
-            content_type,
-            body: response.body,
+            service,
+            size,
+            limit,
         });
+    }
+    let step = !matches!(
+        service,
+        Service::Route | Service::Ready | Service::Metadata | Service::Status
+    );
+    if step && json_declared(content_type.as_deref()) && response.header(BINARY_HEADER).is_none() {
+        let checked = match (plan_node.protocol, service) {
+            (Protocol::V2, Service::SendFeedback)
+            | (Protocol::Seldon | Protocol::Tensorflow, _) => {
+                seldon_protocol::check_json_object(&response.body, "the answer")
+            }
+            (Protocol::V2, _) => seldon_protocol::check_v2_response(&response.body),
+        };
+        checked.map_err(|e| Failure::BadOutput {
+            node: node.clone(),
+            service,
+            detail: e.to_string(),
+        })?;
     }
     Ok(Msg {
         body: response.body,
         content_type,
         from_node: true,
+        producer: Some(id),
     })
+}
+
+/// Header of the v2 binary tensor extension: the body is a JSON header plus raw tensor bytes.
+const BINARY_HEADER: &str = "inference-header-content-length";
+
+/// How much of a node's non-JSON error body is quoted to the client.
+const QUOTED_ERROR_BYTES: usize = 512;
+
+/// True when `content_type` says JSON (`application/json`, `…+json`) or says nothing: Seldon
+/// and v2 payloads are JSON unless declared otherwise.
+fn json_declared(content_type: Option<&str>) -> bool {
+    content_type.is_none_or(|ct| ct.to_ascii_lowercase().contains("json"))
+}
+
+/// A node's non-2xx answer as the client will see it: with the node's status always; its body
+/// as is when it is JSON within the body limit, else a Seldon status JSON quoting the first
+/// `QUOTED_ERROR_BYTES` of it.
+fn node_error(
+    node: String,
+    status: u16,
+    content_type: Option<String>,
+    body: Vec<u8>,
+    limit: usize,
+) -> Failure {
+    if body.len() <= limit && serde_json::from_slice::<serde_json::Value>(&body).is_ok() {
+        let content_type = content_type
+            .filter(|ct| json_declared(Some(ct)))
+            .or_else(|| Some("application/json".into()));
+        return Failure::NodeStatus {
+            node,
+            status,
+            content_type,
+            body,
+        };
+    }
+    let quoted = if body.is_empty() {
+        "an empty body".to_string()
+    } else {
+        let end = body.len().min(QUOTED_ERROR_BYTES);
+        let text = String::from_utf8_lossy(&body[..end]);
+        let more = if body.len() > end {
+            format!("… ({} bytes in all)", body.len())
+        } else {
+            String::new()
+        };
+        format!("a body that is not JSON: {text}{more}")
+    };
+    let info = format!("node `{node}` answered {status} with {quoted}");
+    Failure::NodeStatus {
+        status,
+        content_type: Some("application/json".into()),
+        body: seldon_protocol::status_body(status, &info, "NODE_ERROR"),
+        node,
+    }
+}
+
+/// `msg` (produced by the node it names, else by the client) cannot be used as the input of
+/// `service` on `next`: the producer is to blame (502); the client when it produced it (400).
+fn bad_input(
+    plan: &Plan,
+    msg: Option<&Msg>,
+    next: &PlanNode,
+    service: Service,
+    error: &seldon_protocol::ProtocolError,
+) -> Failure {
+    match msg.and_then(|m| m.producer) {
+        Some(id) => {
+            let producer = &plan.nodes[id];
+            Failure::BadOutput {
+                node: producer.name.clone(),
+                service,
+                detail: format!(
+                    "its answer cannot be the input of {service} on `{}`: {error}",
+                    next.name
+                ),
+            }
+        }
+        None => Failure::BadRequest(format!(
+            "the request cannot be the input of {service} on `{}`: {error}",
+            next.name
+        )),
+    }
 }
 
 /// Formats 128 random bits as a version-4 UUID.

@@ -285,14 +285,14 @@ children:
   children: [{name: model}]
 "#,
     );
-    h.post("/api/v1.0/predictions", "x0");
-    let (c1, _) = h.expect("tin", "/transform-input", "x1");
-    assert_eq!(c1.body.as_deref(), Some(&b"x0"[..]));
-    let (c2, _) = h.expect("model", "/predict", "x2");
-    assert_eq!(c2.body.as_deref(), Some(&b"x1"[..]));
-    let (c3, step) = h.expect("out", "/transform-output", "x3");
-    assert_eq!(c3.body.as_deref(), Some(&b"x2"[..]));
-    assert_eq!(respond(step).body, b"x3");
+    h.post("/api/v1.0/predictions", r#"{"x":0}"#);
+    let (c1, _) = h.expect("tin", "/transform-input", r#"{"x":1}"#);
+    assert_eq!(c1.body.as_deref(), Some(&br#"{"x":0}"#[..]));
+    let (c2, _) = h.expect("model", "/predict", r#"{"x":2}"#);
+    assert_eq!(c2.body.as_deref(), Some(&br#"{"x":1}"#[..]));
+    let (c3, step) = h.expect("out", "/transform-output", r#"{"x":3}"#);
+    assert_eq!(c3.body.as_deref(), Some(&br#"{"x":2}"#[..]));
+    assert_eq!(respond(step).body, br#"{"x":3}"#);
 }
 
 #[test]
@@ -361,11 +361,11 @@ fn router_minus_two_returns_the_input() {
 }
 
 #[test]
-fn router_out_of_range_or_malformed_is_a_500_naming_it() {
+fn router_out_of_range_or_malformed_is_a_502_naming_it() {
     let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
     h.post("/api/v1.0/predictions", "{}");
     let r = respond(h.expect("r", "/route", "[3]").1);
-    assert_eq!(r.status, 500);
+    assert_eq!(r.status, 502);
     assert_eq!(r.header("seldon-node"), Some("r"));
     let body = json_body(&r);
     assert_eq!(body["status"]["reason"], "BAD_ROUTER_REPLY");
@@ -380,7 +380,7 @@ fn router_out_of_range_or_malformed_is_a_500_naming_it() {
     let mut h = Harness::new("{name: r, type: ROUTER, children: [{name: a}]}");
     h.post("/api/v1.0/predictions", "{}");
     let r = respond(h.expect("r", "/route", "not json").1);
-    assert_eq!(r.status, 500);
+    assert_eq!(r.status, 502);
     assert!(
         json_body(&r)["status"]["info"]
             .as_str()
@@ -521,14 +521,30 @@ fn first_failure_answers_and_late_answers_are_ignored() {
 }
 
 #[test]
-fn combiner_rejects_non_json_child_output() {
+fn combiner_input_that_is_not_json_blames_the_child() {
+    // Declared JSON: caught at the child's hop.
     let mut h = Harness::new("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}");
     h.post("/api/v1.0/predictions", "{}");
     let calls = h.new_calls();
     h.answer(calls[0].0, 200, "{}");
     let r = respond(h.answer(calls[1].0, 200, "plain text"));
-    assert_eq!((r.status, r.header("seldon-node")), (500, Some("c")));
-    assert_eq!(json_body(&r)["status"]["reason"], "BAD_COMBINER_INPUT");
+    assert_eq!((r.status, r.header("seldon-node")), (502, Some("b")));
+    assert_eq!(json_body(&r)["status"]["reason"], "BAD_NODE_OUTPUT");
+    // Declared text: passes its hop, cannot be aggregated; still the child's fault.
+    let mut h = Harness::new("{name: c, type: COMBINER, children: [{name: a}, {name: b}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let calls = h.new_calls();
+    h.answer(calls[0].0, 200, "{}");
+    let r = respond(answer_typed(&mut h, calls[1].0, 200, "text/plain", "plain"));
+    assert_eq!((r.status, r.header("seldon-node")), (502, Some("b")));
+    let body = json_body(&r);
+    assert_eq!(body["status"]["reason"], "BAD_NODE_OUTPUT");
+    let info = body["status"]["info"].as_str().unwrap();
+    assert!(
+        info.contains("cannot be the input of /aggregate on `c`"),
+        "{info}"
+    );
+    assert!(h.new_calls().is_empty(), "no aggregate call");
 }
 
 #[test]
@@ -692,13 +708,17 @@ fn payload_logs_follow_each_nodes_mode() {
     let mut h = Harness::new(
         "{name: t, type: TRANSFORMER, logger: {mode: request}, children: [{name: m, logger: {mode: all}}]}",
     );
-    h.post("/api/v1.0/predictions", "in");
-    h.expect("t", "/transform-input", "mid");
-    let (_, step) = h.expect("m", "/predict", "out");
+    h.post("/api/v1.0/predictions", r#"{"in":1}"#);
+    h.expect("t", "/transform-input", r#"{"mid":1}"#);
+    let (_, step) = h.expect("m", "/predict", r#"{"out":1}"#);
     respond(step);
     let (req, resp) = (LogKind::Request.ce_type(), LogKind::Response.ce_type());
-    let expected = [("t", req, "in"), ("m", req, "mid"), ("m", resp, "out")]
-        .map(|(n, t, b)| (n.to_string(), t.to_string(), b.to_string()));
+    let expected = [
+        ("t", req, r#"{"in":1}"#),
+        ("m", req, r#"{"mid":1}"#),
+        ("m", resp, r#"{"out":1}"#),
+    ]
+    .map(|(n, t, b)| (n.to_string(), t.to_string(), b.to_string()));
     assert_eq!(
         h.host.logs(),
         expected,
@@ -1193,4 +1213,241 @@ fn v2_graph_metadata_shows_null_for_a_node_answer_that_is_not_json() {
     let calls = h.new_calls();
     let r = respond(h.answer(calls[1].0, 500, "boom"));
     assert_eq!((r.status, r.header("seldon-node")), (500, Some("second")));
+}
+
+// ------------------------------------------------- issue 11: check at every hop, blame the node
+
+/// The failure body's `status.info`, after checking the common parts of a hop failure.
+fn hop_failure(r: &Response, status: u16, node: Option<&str>, reason: &str) -> String {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("seldon-node"), node);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let body = json_body(r);
+    assert_eq!(body["status"]["reason"], reason, "{body}");
+    assert_eq!(body["status"]["code"], status);
+    body["status"]["info"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_leaf_answering_200_garbage_is_a_502_naming_it() {
+    for (answer, says) in [
+        ("garbage", "not valid JSON"),
+        ("[1,2]", "must be a JSON object, found an array"),
+        ("", "not valid JSON"),
+    ] {
+        let mut h = Harness::new("name: m");
+        h.post("/api/v1.0/predictions", "{}");
+        let r = respond(h.expect("m", "/predict", answer).1);
+        let info = hop_failure(&r, 502, Some("m"), "BAD_NODE_OUTPUT");
+        assert!(
+            info.contains("node `m` gave an unusable answer (/predict)"),
+            "{info}"
+        );
+        assert!(info.contains(says), "{info}");
+    }
+}
+
+#[test]
+fn a_transformers_bad_answer_blames_it_and_never_reaches_the_model() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let r = respond(h.expect("t", "/transform-input", "garbage").1);
+    let info = hop_failure(&r, 502, Some("t"), "BAD_NODE_OUTPUT");
+    assert!(info.contains("/transform-input"), "{info}");
+    assert!(h.new_calls().is_empty(), "the model is never called");
+
+    // Over the body limit (1024 here): 502 naming the transformer, not a 413 from the model.
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let big = format!(r#"{{"data":{{"strData":"{}"}}}}"#, "x".repeat(2000));
+    let r = respond(h.expect("t", "/transform-input", &big).1);
+    let info = hop_failure(&r, 502, Some("t"), "NODE_OUTPUT_TOO_LARGE");
+    assert!(
+        info.contains(&format!("answered {} bytes", big.len())),
+        "{info}"
+    );
+    assert!(info.contains("limit of 1024 bytes"), "{info}");
+    assert!(h.new_calls().is_empty());
+
+    // Exactly the limit passes.
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    let at_limit = format!(r#"{{"s":"{}"}}"#, "x".repeat(1024 - 8));
+    assert_eq!(at_limit.len(), 1024);
+    h.expect("t", "/transform-input", &at_limit);
+    let (call, _) = h.expect("m", "/predict", "{}");
+    assert_eq!(call.body.as_deref(), Some(at_limit.as_bytes()));
+}
+
+#[test]
+fn output_transformer_and_feedback_answers_are_checked_too() {
+    let mut h = Harness::new("{name: o, type: OUTPUT_TRANSFORMER, children: [{name: m}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    h.expect("m", "/predict", "{}");
+    let r = respond(h.expect("o", "/transform-output", "nope").1);
+    hop_failure(&r, 502, Some("o"), "BAD_NODE_OUTPUT");
+
+    let mut h = Harness::new("name: m");
+    h.post("/api/v1.0/feedback", r#"{"reward":1}"#);
+    let r = respond(h.expect("m", "/send-feedback", "nope").1);
+    let info = hop_failure(&r, 502, Some("m"), "BAD_NODE_OUTPUT");
+    assert!(info.contains("/send-feedback"), "{info}");
+}
+
+#[test]
+fn an_answer_declared_as_another_type_passes_with_its_type() {
+    let mut h = Harness::new("name: m");
+    h.post("/api/v1.0/predictions", "{}");
+    let token = h.new_calls()[0].0;
+    let r = respond(answer_typed(&mut h, token, 200, "text/plain", "hello"));
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+}
+
+#[test]
+fn a_nodes_non_json_error_is_wrapped_keeping_its_status() {
+    let mut h = Harness::new("{name: t, type: TRANSFORMER, children: [{name: m}]}");
+    h.post("/api/v1.0/predictions", "{}");
+    h.expect("t", "/transform-input", "{}");
+    let token = h.new_calls()[0].0;
+    let r = respond(answer_typed(
+        &mut h,
+        token,
+        500,
+        "text/html",
+        "<h1>Internal \"Server\" Error</h1>",
+    ));
+    let info = hop_failure(&r, 500, Some("m"), "NODE_ERROR");
+    assert_eq!(
+        info,
+        "node `m` answered 500 with a body that is not JSON: <h1>Internal \"Server\" Error</h1>"
+    );
+
+    // Long bodies are quoted up to 512 bytes; empty ones are said to be empty.
+    let mut h = Harness::new("name: m");
+    h.post("/api/v1.0/predictions", "{}");
+    let token = h.new_calls()[0].0;
+    let long = "e".repeat(5000);
+    let r = respond(h.answer(token, 503, &long));
+    let info = hop_failure(&r, 503, Some("m"), "NODE_ERROR");
+    assert!(
+        info.ends_with(&format!("{}… (5000 bytes in all)", "e".repeat(512))),
+        "{info}"
+    );
+    assert!(info.len() < 700);
+
+    let mut h = Harness::new("name: m");
+    h.post("/api/v1.0/predictions", "{}");
+    let token = h.new_calls()[0].0;
+    let r = respond(h.answer(token, 404, ""));
+    let info = hop_failure(&r, 404, Some("m"), "NODE_ERROR");
+    assert_eq!(info, "node `m` answered 404 with an empty body");
+
+    // A JSON error mislabelled as text passes through, labelled JSON.
+    let mut h = Harness::new("name: m");
+    h.post("/api/v1.0/predictions", "{}");
+    let token = h.new_calls()[0].0;
+    let r = respond(answer_typed(
+        &mut h,
+        token,
+        422,
+        "text/plain",
+        r#"{"error":"x"}"#,
+    ));
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (422, &br#"{"error":"x"}"#[..])
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("seldon-node"), Some("m"));
+}
+
+#[test]
+fn the_entry_checks_the_clients_payload_and_blames_the_client() {
+    // v1: a JSON object when declared JSON.
+    for body in ["garbage", "[1]", ""] {
+        let mut h = Harness::new("name: m");
+        let r = respond(h.post("/api/v1.0/predictions", body));
+        let info = hop_failure(&r, 400, None, "BAD_REQUEST");
+        assert!(info.starts_with("bad request: request body"), "{info}");
+        assert!(h.new_calls().is_empty(), "no node is called");
+    }
+    // v2: every tensor fully.
+    let mut h = Harness::with(plan(Protocol::V2, "name: m", 1024));
+    let r = respond(h.post(
+        "/v2/models/m/infer",
+        r#"{"inputs":[{"name":"x","shape":[1],"data":[1]}]}"#,
+    ));
+    let info = hop_failure(&r, 400, None, "BAD_REQUEST");
+    assert!(
+        info.contains("v2 inference request is invalid: missing field `datatype`"),
+        "{info}"
+    );
+    assert!(h.new_calls().is_empty());
+    let mut h = Harness::with(plan(Protocol::V2, "name: m", 1024));
+    let r = respond(h.post(
+        "/v2/models/m/infer",
+        r#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3]}]}"#,
+    ));
+    let info = hop_failure(&r, 400, None, "BAD_REQUEST");
+    assert!(
+        info.contains("tensor `x`: shape [2, 2] needs 4 elements"),
+        "{info}"
+    );
+}
+
+#[test]
+fn payloads_not_declared_json_pass_the_entry_unchecked() {
+    let mut h = Harness::new("name: m");
+    let mut headers = Harness::headers("POST", "/api/v1.0/predictions");
+    for (k, v) in headers.iter_mut() {
+        if k == "content-type" {
+            *v = "application/x-www-form-urlencoded".into();
+        }
+    }
+    assert_eq!(
+        h.exec.on_headers(&mut h.host, headers, false),
+        Step::WaitBody
+    );
+    h.exec.on_body(&mut h.host, b"json=%7B%7D".to_vec());
+    let (call, _) = h.expect("m", "/predict", "{}");
+    assert_eq!(call.body.as_deref(), Some(&b"json=%7B%7D"[..]));
+}
+
+#[test]
+fn a_v2_node_answer_that_cannot_feed_the_next_blames_the_producer() {
+    for answer in ["{}", r#"{"outputs":[{"name":"y","shape":[1]}]}"#, "garbage"] {
+        let mut h = v2_pair();
+        h.post("/v2/models/first/infer", V2_REQ);
+        let r = respond(h.expect("first", "/v2/models/first/infer", answer).1);
+        let info = hop_failure(&r, 502, Some("first"), "BAD_NODE_OUTPUT");
+        assert!(info.contains("node `first`"), "{info}");
+        assert!(h.new_calls().is_empty(), "`second` is never called");
+    }
+    // The leaf too: a v2 client never gets a 200 that is not an InferenceResponse.
+    let mut h = v2_pair();
+    h.post("/v2/models/first/infer", V2_REQ);
+    h.expect("first", "/v2/models/first/infer", V2_RESP);
+    let r = respond(
+        h.expect(
+            "second",
+            "/v2/models/second/infer",
+            r#"{"model_name":"second"}"#,
+        )
+        .1,
+    );
+    let info = hop_failure(&r, 502, Some("second"), "BAD_NODE_OUTPUT");
+    assert!(info.contains("missing field `outputs`"), "{info}");
+}
+
+const V2_REQ: &str = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
+const V2_RESP: &str =
+    r#"{"model_name":"first","outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[2.0]}]}"#;
+
+fn v2_pair() -> Harness {
+    Harness::with(plan(
+        Protocol::V2,
+        "{name: first, children: [{name: second}]}",
+        1024,
+    ))
 }
