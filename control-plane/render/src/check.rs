@@ -3,11 +3,11 @@
 //! predictor's rendered filter config — as one list with field paths. The CLI's `validate`,
 //! the webhook and `render` all call it.
 
-use seldon_crd::Violation;
+use seldon_crd::{Violation, names};
 use seldon_graph::{Implementation, Rule, Transport, compile};
 
 use crate::filter_config::filter_config;
-use crate::{Context, Predictor, RenderOptions};
+use crate::{Context, NodeCalls, Predictor, RenderOptions};
 
 /// Why `spec.transport: grpc` is refused (see `RenderOptions::grpc_entry`).
 pub const GRPC_NOT_SERVED: &str = "grpc is not served yet: the ingress routes REST only \
@@ -28,9 +28,32 @@ pub fn check(sdep: &seldon_crd::SeldonDeployment, opts: &RenderOptions) -> Vec<V
             message: GRPC_NOT_SERVED.to_string(),
         });
     }
+    let node_calls_at = |annotations: Option<&std::collections::BTreeMap<String, String>>,
+                         path: &str,
+                         out: &mut Vec<Violation>| {
+        if let Some(v) = annotations.and_then(|a| a.get(names::ANNOTATION_NODE_CALLS))
+            && let Err(e) = v.parse::<NodeCalls>()
+        {
+            out.push(Violation {
+                path: format!("{path}[{:?}]", names::ANNOTATION_NODE_CALLS),
+                message: e.to_string(),
+            });
+        }
+    };
+    node_calls_at(
+        sdep.metadata.annotations.as_ref(),
+        "metadata.annotations",
+        &mut out,
+    );
+    node_calls_at(Some(&sdep.spec.annotations), "spec.annotations", &mut out);
     for (i, spec) in cx.sdep.spec.predictors.iter().enumerate() {
         let p = Predictor::new(&cx, i, spec);
         let prefix = format!("spec.predictors[{i}]");
+        node_calls_at(
+            Some(&spec.annotations),
+            &format!("{prefix}.annotations"),
+            &mut out,
+        );
         // Catalogue: every prepackaged key must exist and speak the protocol.
         let mut stack = vec![(&spec.graph, format!("{prefix}.graph"))];
         while let Some((unit, path)) = stack.pop() {

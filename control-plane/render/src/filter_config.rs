@@ -7,17 +7,20 @@ use seldon_crd::names;
 use seldon_graph::config::{DEFAULT_BODY_LIMIT_BYTES, DEFAULT_NODE_TIMEOUT_MS};
 use seldon_graph::{FilterConfig, NodeUpstream, PayloadLogger, Transport};
 
-use crate::{Context, Predictor, RenderOptions};
+use crate::{Context, Predictor, RenderOptions, node_calls};
 
 /// `FilterConfig` of predictor `p`. Nodes with a container get an upstream
 /// `outbound|<port>||<sdep>-<pred>-<node>.<ns>.svc.cluster.local` (Istio's cluster for that
-/// Service port) with authority `<fqdn>:<port>` and `seldon.io/rest-timeout` as timeout.
+/// Service port) with authority `<fqdn>:<port>` and `seldon.io/rest-timeout` as timeout; with
+/// node calls `localhost` (`node_calls`), the nodes in the filter's own pod get the static
+/// cluster `seldon-local-<port>` (127.0.0.1) and authority `localhost:<port>` instead.
 pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> FilterConfig {
     let transport = cx.sdep.spec.transport();
     let timeout_ms = p
         .timeout_ms(cx, names::ANNOTATION_REST_TIMEOUT)
         .filter(|t| *t > 0)
         .unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
+    let local = node_calls::local_nodes(cx, p, opts);
     let mut nodes = BTreeMap::new();
     for unit in p.spec.graph.walk() {
         let Some(endpoint) = &unit.endpoint else {
@@ -26,14 +29,26 @@ pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> F
         let Some(port) = endpoint.service_port else {
             continue;
         };
-        let svc = names::container_service(&cx.name, &p.spec.name, &unit.name);
-        let fqdn = names::fqdn(&svc, &cx.namespace);
+        let port16 = u16::try_from(port).unwrap_or_default();
+        let (cluster, authority) = if local.iter().any(|n| n.name == unit.name) {
+            (
+                node_calls::local_cluster(port16),
+                node_calls::local_authority(port16),
+            )
+        } else {
+            let svc = names::container_service(&cx.name, &p.spec.name, &unit.name);
+            let fqdn = names::fqdn(&svc, &cx.namespace);
+            (
+                names::istio_outbound_cluster(&svc, &cx.namespace, port),
+                format!("{fqdn}:{port}"),
+            )
+        };
         nodes.insert(
             unit.name.clone(),
             NodeUpstream {
-                cluster: names::istio_outbound_cluster(&svc, &cx.namespace, port),
-                authority: format!("{fqdn}:{port}"),
-                port: u16::try_from(port).unwrap_or_default(),
+                cluster,
+                authority,
+                port: port16,
                 transport,
                 protocol: None,
                 timeout_ms,

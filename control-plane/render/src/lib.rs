@@ -5,7 +5,8 @@
 //!  SeldonDeployment ──apply_defaults──► defaulted spec ──check──► Vec<Violation> (CRD rules + compile)
 //!                                             │
 //!                      per predictor ─────────┼──► deployment / service / hpa / pdb       (Kubernetes)
-//!                                             ├──► destination_rule / wasm_plugin (FilterConfig) / envoy_filter (Istio)
+//!                                             ├──► destination_rule / wasm_plugin (FilterConfig) / envoy_filter
+//!                                             │    / node_calls (localhost clusters, when on)  (Istio)
 //!                                             └──► ambassador (Mappings, when ingress = ambassador)
 //!                      per SeldonDeployment ──────► virtual_service                        (Istio ingress)
 //! ```
@@ -19,6 +20,7 @@ pub mod envoy_filter;
 pub mod filter_config;
 pub mod hpa;
 pub mod manifest;
+pub mod node_calls;
 pub mod options;
 pub mod pdb;
 pub mod service;
@@ -35,8 +37,8 @@ pub use check::check;
 pub use filter_config::filter_config;
 pub use manifest::{CustomObject, Manifest, to_yaml};
 pub use options::{
-    DEFAULT_FILTER_URL, FilterUrlError, GpuPool, ISTIO_PROXY_UID, Ingress, RenderOptions,
-    check_filter_url,
+    DEFAULT_FILTER_URL, FilterUrlError, GpuPool, ISTIO_PROXY_UID, Ingress, NodeCalls,
+    NodeCallsError, RenderOptions, check_filter_url,
 };
 
 /// Why nothing was rendered.
@@ -85,6 +87,8 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
                 .map(|b| Manifest::PodDisruptionBudget(Box::new(b))),
         );
         out.push(Manifest::Custom(destination_rule::render(&cx, &p, opts)));
+        // the localhost clusters before the WasmPlugin naming them (applied in this order)
+        out.extend(node_calls::render(&cx, &p, opts).map(Manifest::Custom));
         out.push(Manifest::Custom(wasm_plugin::render(&cx, &p, opts)));
         out.push(Manifest::Custom(envoy_filter::render(&cx, &p, opts)));
         if opts.ingress == Ingress::Ambassador {

@@ -18,6 +18,48 @@ pub enum Ingress {
     Ambassador,
 }
 
+/// Where the graph filter calls the nodes that live in its own pod (the component holding
+/// the graph root). Nodes in other pods are always called through their Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeCalls {
+    /// Istio's outbound cluster of the node's Service (`outbound|<port>||<svc fqdn>`): any
+    /// ready replica, mTLS, the node Service's DestinationRule (retries, outlier detection).
+    #[default]
+    Service,
+    /// A static cluster at `127.0.0.1:<port>` (an EnvoyFilter `CLUSTER` `ADD`): this pod's own
+    /// container, no mTLS between the containers of one pod, like Seldon's executor.
+    Localhost,
+}
+
+impl NodeCalls {
+    /// The annotation / config / flag spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::Localhost => "localhost",
+        }
+    }
+}
+
+/// A `node-calls` value that is neither `service` nor `localhost`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "node calls {0:?}: use service (through the node's Service) or localhost (this pod's container at 127.0.0.1)"
+)]
+pub struct NodeCallsError(pub String);
+
+impl std::str::FromStr for NodeCalls {
+    type Err = NodeCallsError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "service" => Ok(Self::Service),
+            "localhost" => Ok(Self::Localhost),
+            other => Err(NodeCallsError(other.to_string())),
+        }
+    }
+}
+
 /// What a GPU node pool needs; added to every pod with a container asking for `resource`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -88,6 +130,11 @@ pub struct RenderOptions {
     /// (nothing listens on 5001, and the mesh must not advertise a dead endpoint); `check`
     /// refuses `spec.transport: grpc` while it is off. This is the one switch.
     pub grpc_entry: bool,
+    /// Where the filter calls nodes of its own pod (default [`NodeCalls::Service`]); a
+    /// SeldonDeployment or predictor annotation `mesh.seldon.io/node-calls` wins. The operator
+    /// config (`nodeCalls`), Helm (`nodeCalls`) and `seldon-mesh render --node-calls`
+    /// (`SELDON_NODE_CALLS`) set it.
+    pub node_calls: NodeCalls,
 }
 
 /// This build's version, used in default image tags.
@@ -165,6 +212,7 @@ impl Default for RenderOptions {
             default_logger_url: "http://default-broker".to_string(),
             gpu_pool: GpuPool::default(),
             grpc_entry: false,
+            node_calls: NodeCalls::Service,
         }
     }
 }
@@ -212,5 +260,19 @@ mod tests {
         assert_eq!(o.filter_url, DEFAULT_FILTER_URL);
         assert_eq!(o.initializer_user_id, Some(ISTIO_PROXY_UID));
         assert!(!o.grpc_entry);
+        assert_eq!(o.node_calls, NodeCalls::Service);
+    }
+
+    #[test]
+    fn node_calls_parse_both_spellings_and_refuse_others() {
+        assert_eq!("service".parse(), Ok(NodeCalls::Service));
+        assert_eq!(" localhost ".parse(), Ok(NodeCalls::Localhost));
+        for m in [NodeCalls::Service, NodeCalls::Localhost] {
+            assert_eq!(m.as_str().parse(), Ok(m));
+        }
+        let e = "Localhost".parse::<NodeCalls>().unwrap_err();
+        assert_eq!(e, NodeCallsError("Localhost".to_string()));
+        assert!(e.to_string().contains("use service"), "{e}");
+        assert!("".parse::<NodeCalls>().is_err());
     }
 }

@@ -1,8 +1,7 @@
 //! The Istio VirtualService (`networking.istio.io/v1`), one per SeldonDeployment (Seldon §2.6):
 //! `/seldon/<ns>/<sdep>/` rewritten to `/`, weights from `traffic`, the shadow predictor as
 //! `mirror` (+ `mirrorPercentage` when its traffic is > 0), retries from
-//! `seldon.io/istio-retries*`, a route timeout from `seldon.io/rest-timeout` (the whole-request
-//! timeout Seldon gave Ambassador). A gRPC route matched on the `seldon`/`namespace` headers
+//! `seldon.io/istio-retries*`, and no route `timeout` (see [`retries`]). A gRPC route matched on the `seldon`/`namespace` headers
 //! (Seldon's) is rendered only with `RenderOptions::grpc_entry`: nothing serves gRPC at the
 //! entry until the graph filter speaks it, so by default the ingress routes REST only.
 
@@ -49,7 +48,7 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
         "rewrite": {"uri": "/"},
         "route": routes(names::PREDICTOR_HTTP_PORT),
     });
-    retries_and_timeout(cx, &mut rest, names::ANNOTATION_REST_TIMEOUT);
+    retries(cx, &mut rest);
     let mut http = vec![rest];
     if opts.grpc_entry {
         let mut grpc = json!({
@@ -60,7 +59,7 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
             }],
             "route": routes(names::PREDICTOR_GRPC_PORT),
         });
-        retries_and_timeout(cx, &mut grpc, names::ANNOTATION_GRPC_TIMEOUT);
+        retries(cx, &mut grpc);
         http.push(grpc);
     }
     for (route, port) in http
@@ -95,8 +94,16 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
     }
 }
 
-/// Retries (`seldon.io/istio-retries*`) and the route timeout (`timeout_key`, milliseconds).
-fn retries_and_timeout(cx: &Context, route: &mut Value, timeout_key: &str) {
+/// Retries (`seldon.io/istio-retries*`, Seldon's HTTPRetry).
+///
+/// No route `timeout`, as Seldon's own VirtualService (reference §2.6) and local mode's
+/// gateway: `seldon.io/rest-timeout` (and `grpc-timeout`) is the timeout of each node call,
+/// which the filter applies and answers with a JSON 504 naming the node and the puid. A route
+/// timeout of the same value cut a graph of two 8 s nodes with rest-timeout 10000 at 10 s,
+/// with Envoy's plain-text 504 naming no node (issue 11). Without `timeout` Istio writes
+/// `timeout: 0s` on the gateway's route (`setTimeout` in `route.go`), so neither it nor
+/// Envoy's 15 s default cuts the graph; the node timeouts bound it.
+fn retries(cx: &Context, route: &mut Value) {
     if let Some(attempts) = cx
         .annotation(names::ANNOTATION_ISTIO_RETRIES)
         .and_then(|v| v.trim().parse::<i32>().ok())
@@ -110,21 +117,5 @@ fn retries_and_timeout(cx: &Context, route: &mut Value, timeout_key: &str) {
             "perTryTimeout": format!("{per_try}s"),
             "retryOn": "gateway-error,connect-failure,refused-stream",
         });
-    }
-    if let Some(ms) = cx
-        .annotation(timeout_key)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|m| *m > 0)
-    {
-        route["timeout"] = json!(duration(ms));
-    }
-}
-
-/// Milliseconds as an Istio duration (`1.5s`).
-pub fn duration(ms: u64) -> String {
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}ms", ms)
     }
 }

@@ -9,7 +9,9 @@
 //! has a one-line reason, repeated in the README ("`istioctl analyze`"). Positive control: the
 //! one explained message (IST0133) must appear once per EnvoyFilter, which proves our objects
 //! were analyzed. Negative control: the same golden without the EnvoyFilter `priority` must
-//! give IST0151, the warning the priority is there to fix.
+//! give IST0151, the warning the priority is there to fix; and a misspelt field in the
+//! node-calls EnvoyFilter's cluster must be reported, which proves analyze parses the added
+//! clusters as Envoy `Cluster`s.
 //!
 //! Cold, the script builds Istio from the Go module proxy (~26 min on 2 cores, shared with the
 //! mesh test); warm, this test takes about 2 s.
@@ -28,7 +30,7 @@ const EXPLAINED: &[(&str, &str, &str, &str)] = &[(
     "IST0133",
     "EnvoyFilter",
     "Schema validation warning: EnvoyFilter exposes internal implementation details that may change at any time. Prefer other APIs if possible, and exercise extreme caution, especially around upgrades.",
-    "every EnvoyFilter gets it; the graph buffer has no other API (WasmPlugin cannot hold a request from the router), and it patches only the stable upstream buffer filter before the router",
+    "every EnvoyFilter gets it; the graph buffer has no other API (WasmPlugin cannot hold a request from the router), and it patches only the stable upstream buffer filter before the router; the node-calls one (node calls localhost only) adds plain STATIC clusters, which no Istio API can add for a Wasm callout",
 )];
 
 fn istioctl() -> PathBuf {
@@ -218,5 +220,40 @@ fn without_its_priority_the_envoy_filter_gets_ist0151() {
     assert_eq!(
         messages.iter().find(|m| m["code"] == "IST0151").unwrap()["origin"],
         "EnvoyFilter seldon/iris-default-graph-buffer"
+    );
+}
+
+#[test]
+fn a_misspelt_field_in_an_added_localhost_cluster_is_reported() {
+    // the CLUSTER ADD values are parsed as envoy.config.cluster.v3.Cluster (strict): clean
+    // above means Istio reads them as written
+    let istioctl = istioctl();
+    let mesh = MeshConfig::write("negative-cluster");
+    let golden = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/options/transformer-model-node-calls-localhost.yaml"),
+    )
+    .unwrap();
+    assert_eq!(golden.matches("connect_timeout: 10s").count(), 2);
+    let path = std::env::temp_dir().join(format!(
+        "seldon-render-analyze-{}-bad-cluster.yaml",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        golden.replacen("connect_timeout:", "conect_timeout:", 1),
+    )
+    .unwrap();
+    let messages = analyze(&istioctl, &mesh, std::slice::from_ref(&path));
+    let _ = std::fs::remove_file(&path);
+    let unexplained: Vec<&Value> = messages.iter().filter(|m| !is_explained(m)).collect();
+    assert_eq!(unexplained.len(), 1, "{messages:?}");
+    assert_eq!(
+        unexplained[0]["origin"],
+        "EnvoyFilter seldon/income-default-node-calls"
+    );
+    assert_eq!(
+        unexplained[0]["message"],
+        "Schema validation warning: Envoy filter: unknown field \"conect_timeout\" in envoy.config.cluster.v3.Cluster"
     );
 }

@@ -385,3 +385,62 @@ fn pods_name_their_metrics_port_for_istio_metrics_merge() {
     let objs = objects(&sdep, &RenderOptions::default());
     assert_eq!(pod_annotations(&objs)[0]["prometheus.io/port"], "9102");
 }
+
+// ---------- no gateway route timeout (issue 11) ----------
+
+#[test]
+fn rest_timeout_bounds_each_node_call_not_the_virtual_service_route() {
+    // two 8 s nodes with rest-timeout 10000 must not be cut at 10 s by the gateway
+    let mut sdep = sample("transformer-model");
+    sdep.spec
+        .annotations
+        .insert("seldon.io/rest-timeout".to_string(), "10000".to_string());
+    sdep.spec
+        .annotations
+        .insert("seldon.io/grpc-timeout".to_string(), "10000".to_string());
+    for opts in [RenderOptions::default(), with_grpc_entry()] {
+        let objs = objects(&sdep, &opts);
+        let vs = of_kind(&objs, "VirtualService");
+        assert_eq!(vs.len(), 1);
+        let routes = vs[0]["spec"]["http"].as_array().unwrap();
+        assert_eq!(routes.len(), if opts.grpc_entry { 2 } else { 1 });
+        for r in routes {
+            assert!(r.get("timeout").is_none(), "{r}");
+        }
+        // the annotation still times each node call in the filter
+        let config = &of_kind(&objs, "WasmPlugin")[0]["spec"]["pluginConfig"];
+        let nodes = config["nodes"].as_object().unwrap();
+        assert_eq!(nodes.len(), 2);
+        for n in nodes.values() {
+            assert_eq!(n["timeoutMs"], 10000, "{n}");
+        }
+    }
+    // retries (Seldon's istio-retries) are still rendered, with their per-try timeout
+    sdep.spec
+        .annotations
+        .insert("seldon.io/istio-retries".to_string(), "2".to_string());
+    let objs = objects(&sdep, &RenderOptions::default());
+    let route = &of_kind(&objs, "VirtualService")[0]["spec"]["http"][0];
+    assert_eq!(route["retries"]["attempts"], 2);
+    assert_eq!(route["retries"]["perTryTimeout"], "1s");
+    assert!(route.get("timeout").is_none());
+}
+
+#[test]
+fn no_golden_virtual_service_sets_a_route_timeout() {
+    for entry in std::fs::read_dir(root().join("tests/golden")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if v["kind"] == "VirtualService" {
+                for r in v["spec"]["http"].as_array().unwrap() {
+                    assert!(r.get("timeout").is_none(), "{}: {r}", path.display());
+                }
+            }
+        }
+    }
+}
