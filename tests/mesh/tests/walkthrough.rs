@@ -7,16 +7,25 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use kube::api::{Api, DynamicObject, ListParams};
+
 use seldon_mesh_e2e::HarnessError;
 use seldon_mesh_e2e::cluster::{self, Cluster, ClusterOptions, repo_root};
 use serde_json::{Value, json};
 
 /// Model URIs of the samples → test models of this repository (no internet here). The
 /// copies live under the run directory and are given to the initializer as `file://` URIs.
-const MODELS: &[(&str, &str)] = &[(
-    "gs://seldon-models/v1.18.2/sklearn/iris",
-    "model-servers/onnx/testdata/logreg",
-)];
+/// Longer URIs first: one may be a prefix of another.
+const MODELS: &[(&str, &str)] = &[
+    (
+        "gs://seldon-models/v1.18.2/sklearn/iris-v2",
+        "model-servers/onnx/testdata/rf",
+    ),
+    (
+        "gs://seldon-models/v1.18.2/sklearn/iris",
+        "model-servers/onnx/testdata/logreg",
+    ),
+];
 
 fn check(cond: bool, what: impl Into<String>) -> Result<(), HarnessError> {
     if cond {
@@ -115,6 +124,47 @@ async fn assert_no_rejected_config(cluster: &Cluster) -> Result<(), HarnessError
     )
 }
 
+/// `kind/name` of every object labelled `seldon-deployment-id=<id>` in `namespace`: each kind
+/// the operator owns (`seldon_operator::owned::OWNED_KINDS`) and the ReplicaSets and Pods the
+/// controller-manager makes from its Deployments. Kinds whose CRD is not installed (KEDA)
+/// are skipped.
+async fn objects_of(
+    cluster: &Cluster,
+    namespace: &str,
+    id: &str,
+) -> Result<Vec<String>, HarnessError> {
+    let mut resources: Vec<kube::api::ApiResource> = seldon_operator::owned::OWNED_KINDS
+        .iter()
+        .map(|k| k.api_resource())
+        .collect();
+    for (group, version, kind, plural) in [
+        ("apps", "v1", "ReplicaSet", "replicasets"),
+        ("", "v1", "Pod", "pods"),
+    ] {
+        resources.push(kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(group, version, kind),
+            plural,
+        ));
+    }
+    let mut found = Vec::new();
+    for ar in resources {
+        let api: Api<DynamicObject> = Api::namespaced_with(cluster.admin().clone(), namespace, &ar);
+        match api
+            .list(&ListParams::default().labels(&format!("seldon-deployment-id={id}")))
+            .await
+        {
+            Ok(list) => found.extend(
+                list.items
+                    .into_iter()
+                    .map(|o| format!("{}/{}", ar.kind, o.metadata.name.unwrap_or_default())),
+            ),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(found)
+}
+
 fn reference_row_and_proba() -> Result<(Value, Vec<f64>), HarnessError> {
     let path = repo_root().join("model-servers/onnx/testdata/reference.json");
     let text = std::fs::read_to_string(&path).map_err(|source| HarnessError::Io {
@@ -131,10 +181,33 @@ fn reference_row_and_proba() -> Result<(Value, Vec<f64>), HarnessError> {
 }
 
 #[test]
-fn sklearn_iris_predicts_through_the_gateway() -> Result<(), HarnessError> {
+fn sklearn_iris_walkthrough_refuse_apply_predict_delete() -> Result<(), HarnessError> {
     cluster::run(ClusterOptions::new("sklearn-iris"), |cluster| {
         Box::pin(async move {
             create_seldon_namespace(cluster).await?;
+
+            // An invalid SeldonDeployment (traffic 10 + 25 != 100) is refused by our webhook,
+            // called by the real apiserver, and nothing is stored.
+            let invalid = localized_sample(cluster, "manifests/samples/ab-test.yaml")?
+                .replace("traffic: 75", "traffic: 10");
+            let out = cluster
+                .kubectl_output(&["apply", "-f", "-"], Some(&invalid))
+                .await?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            check(
+                !out.status.success()
+                    && stderr.contains("admission webhook \"validate.seldondeployment.machinelearning.seldon.io\" denied the request")
+                    && stderr.contains("SeldonDeployment abtest is invalid: spec.predictors"),
+                format!("kubectl apply of an invalid graph: {} {stderr}", out.status),
+            )?;
+            let gone = cluster
+                .kubectl_output(&["-n", "seldon", "get", "sdep", "abtest"], None)
+                .await?;
+            check(
+                !gone.status.success(),
+                "the refused SeldonDeployment was stored",
+            )?;
+
             let sample = localized_sample(cluster, "manifests/samples/sklearn-iris.yaml")?;
             cluster
                 .kubectl(&["apply", "-f", "-"], Some(&sample))
@@ -167,6 +240,638 @@ fn sklearn_iris_predicts_through_the_gateway() -> Result<(), HarnessError> {
                 body["meta"]["requestPath"]["classifier"].is_string(),
                 format!("meta.requestPath names the classifier: {body}"),
             )?;
+            assert_no_rejected_config(cluster).await?;
+
+            // Deleting the SeldonDeployment removes every owned object (garbage collection by
+            // the controller-manager through ownerReferences), down to the pods.
+            let owned = objects_of(cluster, "seldon", "iris").await?;
+            for kind in [
+                "Deployment/",
+                "Service/",
+                "VirtualService/",
+                "DestinationRule/",
+                "WasmPlugin/",
+                "EnvoyFilter/",
+                "ReplicaSet/",
+                "Pod/",
+            ] {
+                check(
+                    owned.iter().any(|o| o.starts_with(kind)),
+                    format!("no {kind} owned by iris before the delete: {owned:?}"),
+                )?;
+            }
+            cluster
+                .kubectl(&["-n", "seldon", "delete", "sdep", "iris"], None)
+                .await?;
+            cluster::wait_for(
+                "every object of iris deleted",
+                Duration::from_secs(120),
+                None,
+                || async {
+                    let left = objects_of(cluster, "seldon", "iris").await?;
+                    if left.is_empty() {
+                        Ok(Some(()))
+                    } else {
+                        Err(HarnessError::Check(format!("left: {left:?}")))
+                    }
+                },
+            )
+            .await?;
+            Ok(())
+        })
+    })
+}
+
+/// `testmodel` (tests/e2e) as a Seldon image: listens where the operator tells the container
+/// (`PREDICTIVE_UNIT_HTTP_SERVICE_PORT`), names itself after its node (`PREDICTIVE_UNIT_ID`)
+/// so `meta.tags.path` shows the route a request took.
+fn testmodel_image(
+    mode_args: &str,
+) -> Result<seldon_mesh_e2e::node_agent::ImageCommand, HarnessError> {
+    let testmodel = cluster::target_dir().join("debug/testmodel");
+    check(
+        testmodel.is_file(),
+        format!("{} missing: run `make test-mesh`", testmodel.display()),
+    )?;
+    Ok(seldon_mesh_e2e::node_agent::ImageCommand {
+        program: PathBuf::from("/bin/sh"),
+        args: vec![
+            "-c".into(),
+            format!(
+                "exec {} --host 0.0.0.0 --port \"$PREDICTIVE_UNIT_HTTP_SERVICE_PORT\" --name \"$PREDICTIVE_UNIT_ID\" {mode_args}",
+                testmodel.display()
+            ),
+        ],
+        env: Default::default(),
+    })
+}
+
+/// The images of the walkthrough's custom-container samples, played by testmodel.
+fn sample_images() -> Result<ClusterOptions, HarnessError> {
+    let mut opts = ClusterOptions::new("testmodel-graphs");
+    for (image, args) in [
+        ("seldonio/mock_transformer", "--mode add --add 1"),
+        ("seldonio/mock_classifier", "--mode add --add 10"),
+        ("seldonio/mab_epsilon_greedy", "--mode route --route 1"),
+        ("seldonio/metadata-generic-node", "--mode aggregate"),
+    ] {
+        opts.images
+            .insert(image.to_string(), testmodel_image(args)?);
+    }
+    Ok(opts)
+}
+
+fn tags_path(body: &Value) -> Vec<String> {
+    body["meta"]["tags"]["path"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn ndarray(body: &Value) -> Value {
+    body["data"]["ndarray"].clone()
+}
+
+#[test]
+fn transformer_and_router_with_feedback_through_the_gateway() -> Result<(), HarnessError> {
+    cluster::run(sample_images()?, |cluster| {
+        Box::pin(async move {
+            create_seldon_namespace(cluster).await?;
+            for sample in [
+                "manifests/samples/transformer-model.yaml",
+                "manifests/samples/router-three-models.yaml",
+            ] {
+                let text = localized_sample(cluster, sample)?;
+                cluster.kubectl(&["apply", "-f", "-"], Some(&text)).await?;
+            }
+            for name in ["income", "bandit"] {
+                cluster
+                    .wait_sdep_state("seldon", name, "Available", Duration::from_secs(300))
+                    .await?;
+            }
+            eprintln!(
+                "income and bandit Available after {:.1}s",
+                cluster.uptime().as_secs_f64()
+            );
+
+            // transformer → model: preprocess adds 1, the model adds 10.
+            let body = predict_through_gateway(
+                cluster,
+                "/seldon/seldon/income/api/v1.0/predictions",
+                &json!({"data": {"ndarray": [[1.0, 2.0]]}}),
+                Duration::from_secs(60),
+            )
+            .await?;
+            check(
+                ndarray(&body) == json!([[12.0, 13.0]])
+                    && tags_path(&body) == ["preprocess", "model"],
+                format!("transformer → model: {body}"),
+            )?;
+
+            // router: eg-router picks branch 1 (model-b) for every request.
+            let request = json!({"data": {"ndarray": [[5.0]]}});
+            let body = predict_through_gateway(
+                cluster,
+                "/seldon/seldon/bandit/api/v1.0/predictions",
+                &request,
+                Duration::from_secs(60),
+            )
+            .await?;
+            check(
+                ndarray(&body) == json!([[15.0]]) && tags_path(&body) == ["eg-router", "model-b"],
+                format!("router → model-b: {body}"),
+            )?;
+            check(
+                body["meta"]["routing"]["eg-router"] == json!(1),
+                format!("meta.routing names the branch: {body}"),
+            )?;
+
+            // Feedback through the gateway reaches the router, with the reward.
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()?;
+            let feedback = json!({"request": request, "response": body, "reward": 1.0});
+            let r = http
+                .post(format!(
+                    "{}/seldon/seldon/bandit/api/v1.0/feedback",
+                    cluster.gateway_url()
+                ))
+                .json(&feedback)
+                .send()
+                .await?;
+            let status = r.status();
+            let text = r.text().await?;
+            check(
+                status.is_success(),
+                format!("feedback: HTTP {status}: {text}"),
+            )?;
+            let router_feedback = pod_get(cluster, "seldon", "eg-router", "/_feedback").await?;
+            check(
+                router_feedback
+                    .as_array()
+                    .is_some_and(|a| a.len() == 1 && a[0]["reward"] == json!(1.0)),
+                format!("the router's feedback log: {router_feedback}"),
+            )?;
+            assert_no_rejected_config(cluster).await?;
+            Ok(())
+        })
+    })
+}
+
+/// `GET http://<pod IP>:<port><path>` on the pod that runs container `container` (through
+/// its sidecar's inbound listener, as any in-mesh client), parsed as JSON.
+async fn pod_get(
+    cluster: &Cluster,
+    namespace: &str,
+    container: &str,
+    path: &str,
+) -> Result<Value, HarnessError> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.admin().clone(), namespace);
+    let list = pods.list(&ListParams::default()).await?;
+    for pod in list.items {
+        let Some(spec) = &pod.spec else { continue };
+        let Some(c) = spec.containers.iter().find(|c| c.name == container) else {
+            continue;
+        };
+        let port = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "PREDICTIVE_UNIT_HTTP_SERVICE_PORT")
+            .and_then(|e| e.value.clone())
+            .ok_or_else(|| {
+                HarnessError::Check(format!("{container}: no PREDICTIVE_UNIT_HTTP_SERVICE_PORT"))
+            })?;
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .ok_or_else(|| HarnessError::Check(format!("{container}: pod has no IP")))?;
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?
+            .get(format!("http://{ip}:{port}{path}"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        return serde_json::from_str(&text)
+            .map_err(|e| HarnessError::Check(format!("{e}: {text}")));
+    }
+    Err(HarnessError::Check(format!(
+        "no pod runs container {container}"
+    )))
+}
+
+/// The rf test model's `predict_proba` for the reference row.
+fn reference_proba(model: &str) -> Result<Vec<f64>, HarnessError> {
+    let path = repo_root().join("model-servers/onnx/testdata/reference.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| HarnessError::Io {
+        context: format!("reading {}", path.display()),
+        source,
+    })?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| HarnessError::Check(e.to_string()))?;
+    Ok(v["models"][model]["predict_proba"][0]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default())
+}
+
+fn close(got: &Value, want: &[f64]) -> bool {
+    got.as_array().is_some_and(|a| {
+        a.len() == want.len()
+            && a.iter()
+                .zip(want)
+                .all(|(g, w)| g.as_f64().is_some_and(|g| (g - w).abs() < 1e-4))
+    })
+}
+
+/// Sum of every `seldon_api_executor_server_requests_ms_count` sample the sidecar of the
+/// pod with `labels` exports on its Prometheus port (15090, not intercepted): the requests
+/// the graph filter served in that pod.
+async fn filter_requests_served(
+    cluster: &Cluster,
+    namespace: &str,
+    labels: &str,
+) -> Result<f64, HarnessError> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> =
+        Api::namespaced(cluster.admin().clone(), namespace);
+    let list = pods.list(&ListParams::default().labels(labels)).await?;
+    let mut total = 0.0;
+    for pod in &list.items {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            continue;
+        };
+        let text = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?
+            .get(format!("http://{ip}:15090/stats/prometheus"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("seldon_api_executor_server_requests_ms_count"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    check(
+        !list.items.is_empty(),
+        format!("no pod with labels {labels}"),
+    )?;
+    Ok(total)
+}
+
+#[test]
+fn ab_test_splits_75_25_and_shadow_gets_mirrored_copies() -> Result<(), HarnessError> {
+    cluster::run(ClusterOptions::new("ab-shadow"), |cluster| {
+        Box::pin(async move {
+            create_seldon_namespace(cluster).await?;
+            // The A/B sample's canary is an XGBoost iris model; the repository has no 4-feature
+            // XGBoost model, so the canary serves the random-forest test model with
+            // SKLEARN_SERVER. The split (75/25, VirtualService weights) is what is measured.
+            let ab = localized_sample(cluster, "manifests/samples/ab-test.yaml")?.replace(
+                "implementation: XGBOOST_SERVER\n      modelUri: gs://seldon-models/xgboost/iris",
+                &format!(
+                    "implementation: SKLEARN_SERVER\n      modelUri: file://{}",
+                    repo_root().join("model-servers/onnx/testdata/rf").display()
+                ),
+            );
+            check(!ab.contains("XGBOOST"), "the canary was not replaced")?;
+            let shadow = localized_sample(cluster, "manifests/samples/shadow.yaml")?;
+            for text in [&ab, &shadow] {
+                cluster.kubectl(&["apply", "-f", "-"], Some(text)).await?;
+            }
+            for name in ["abtest", "shadow"] {
+                cluster
+                    .wait_sdep_state("seldon", name, "Available", Duration::from_secs(300))
+                    .await?;
+            }
+            eprintln!(
+                "abtest and shadow Available after {:.1}s",
+                cluster.uptime().as_secs_f64()
+            );
+
+            let (row, logreg) = reference_row_and_proba()?;
+            let rf = reference_proba("rf")?;
+            check(logreg != rf, "the two models must answer differently")?;
+            let request = json!({"data": {"ndarray": [row]}});
+            // Warm up until both routes answer (the VirtualService arrives after Available).
+            predict_through_gateway(
+                cluster,
+                "/seldon/seldon/abtest/api/v1.0/predictions",
+                &request,
+                Duration::from_secs(60),
+            )
+            .await?;
+
+            // A/B: 2000 requests, 8 at a time. Binomial(2000, 0.75) has sd 19.4 (0.97%); the
+            // bound 0.70..0.80 is 5 sd, so a correct split fails it with probability < 1e-6.
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .build()?;
+            let url = format!(
+                "{}/seldon/seldon/abtest/api/v1.0/predictions",
+                cluster.gateway_url()
+            );
+            let (mut main, mut canary, mut other) = (0u32, 0u32, Vec::new());
+            let started = std::time::Instant::now();
+            for _ in 0..250 {
+                let batch = (0..8).map(|_| {
+                    let (http, url, request) = (http.clone(), url.clone(), request.clone());
+                    async move {
+                        let r = http.post(&url).json(&request).send().await?;
+                        let status = r.status();
+                        let body: Value = r.json().await?;
+                        Ok::<_, HarnessError>((status, body))
+                    }
+                });
+                for result in futures::future::join_all(batch).await {
+                    let (status, body) = result?;
+                    let proba = &body["data"]["ndarray"][0];
+                    if status.is_success() && close(proba, &logreg) {
+                        main += 1;
+                    } else if status.is_success() && close(proba, &rf) {
+                        canary += 1;
+                    } else if other.len() < 5 {
+                        other.push(format!("{status} {body}"));
+                    }
+                }
+            }
+            let share = f64::from(main) / 2000.0;
+            eprintln!(
+                "A/B: main {main}, canary {canary}, other {} in {:.1}s; main share {share:.3}",
+                2000 - main - canary,
+                started.elapsed().as_secs_f64()
+            );
+            check(
+                main + canary == 2000,
+                format!("failed or unrecognised answers: {other:?}"),
+            )?;
+            check(
+                (0.70..=0.80).contains(&share),
+                format!("main share {share} outside 0.70..0.80"),
+            )?;
+
+            // Shadow: every request is answered by the default predictor; 50% are mirrored to
+            // the shadow predictor, whose answers are dropped. Count what each filter served.
+            let url = format!(
+                "{}/seldon/seldon/shadow/api/v1.0/predictions",
+                cluster.gateway_url()
+            );
+            predict_through_gateway(
+                cluster,
+                "/seldon/seldon/shadow/api/v1.0/predictions",
+                &request,
+                Duration::from_secs(60),
+            )
+            .await?;
+            let before_default = filter_requests_served(
+                cluster,
+                "seldon",
+                "seldon-deployment-id=shadow,version=default",
+            )
+            .await?;
+            let before_shadow = filter_requests_served(
+                cluster,
+                "seldon",
+                "seldon-deployment-id=shadow,version=shadow",
+            )
+            .await?;
+            const N: u32 = 400;
+            for _ in 0..N {
+                let r = http.post(&url).json(&request).send().await?;
+                let status = r.status();
+                let body: Value = r.json().await?;
+                check(
+                    status.is_success() && close(&body["data"]["ndarray"][0], &logreg),
+                    format!("shadow sample answered by the default predictor: {status} {body}"),
+                )?;
+            }
+            // Mirrored requests are fire-and-forget; give the last ones a moment.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let served_default = filter_requests_served(
+                cluster,
+                "seldon",
+                "seldon-deployment-id=shadow,version=default",
+            )
+            .await?
+                - before_default;
+            let served_shadow = filter_requests_served(
+                cluster,
+                "seldon",
+                "seldon-deployment-id=shadow,version=shadow",
+            )
+            .await?
+                - before_shadow;
+            let mirrored = served_shadow / f64::from(N);
+            eprintln!(
+                "shadow: default served {served_default}, shadow served {served_shadow} of {N} (mirror 50%)"
+            );
+            check(
+                (served_default - f64::from(N)).abs() < 0.5,
+                format!("default predictor served {served_default} of {N}"),
+            )?;
+            // Binomial(400, 0.5): sd 2.5%; 0.40..0.60 is 4 sd.
+            check(
+                (0.40..=0.60).contains(&mirrored),
+                format!("mirrored share {mirrored} outside 0.40..0.60"),
+            )?;
+            assert_no_rejected_config(cluster).await?;
+            Ok(())
+        })
+    })
+}
+
+/// One request of the load during a graph change: HTTP status and `meta.tags.path`.
+type Outcome = Result<(u16, Vec<String>), String>;
+
+/// Sends a prediction every 10 ms (100 rps) until `stop` is set; each request is its own task
+/// so a slow answer does not lower the rate.
+async fn load_100_rps(
+    url: String,
+    request: Value,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<Outcome> {
+    let http = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(h) => h,
+        Err(e) => return vec![Err(e.to_string())],
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        tick.tick().await;
+        let (http, url, request) = (http.clone(), url.clone(), request.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(&url)
+                .json(&request)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.map_err(|e| e.to_string())?;
+            Ok((status, tags_path(&body)))
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap_or_else(|e| Err(e.to_string())));
+    }
+    out
+}
+
+#[test]
+fn graph_change_with_kubectl_apply_under_100_rps_fails_nothing_and_restarts_no_envoy()
+-> Result<(), HarnessError> {
+    let mut opts = sample_images()?;
+    opts.name = "graph-change".into();
+    cluster::run(opts, |cluster| {
+        Box::pin(async move {
+            create_seldon_namespace(cluster).await?;
+            let before = localized_sample(cluster, "manifests/samples/transformer-model.yaml")?;
+            cluster
+                .kubectl(&["apply", "-f", "-"], Some(&before))
+                .await?;
+            cluster
+                .wait_sdep_state("seldon", "income", "Available", Duration::from_secs(300))
+                .await?;
+            let path = "/seldon/seldon/income/api/v1.0/predictions";
+            let request = json!({"data": {"ndarray": [[1.0]]}});
+            let body =
+                predict_through_gateway(cluster, path, &request, Duration::from_secs(60)).await?;
+            check(
+                tags_path(&body) == ["preprocess", "model"],
+                format!("before: {body}"),
+            )?;
+
+            let pods: Api<k8s_openapi::api::core::v1::Pod> =
+                Api::namespaced(cluster.admin().clone(), "seldon");
+            let pod_names = |list: kube::api::ObjectList<k8s_openapi::api::core::v1::Pod>| {
+                let mut v: Vec<String> = list
+                    .items
+                    .into_iter()
+                    .filter_map(|p| p.metadata.name)
+                    .collect();
+                v.sort();
+                v
+            };
+            let pods_before = pod_names(
+                pods.list(&ListParams::default().labels("seldon-deployment-id=income"))
+                    .await?,
+            );
+            let (uptime_before, epoch_before) = cluster.gateway_envoy_identity().await?;
+            let gateway_pid = cluster.pid("gateway");
+
+            // The change: the transformer becomes an output transformer, so the model runs
+            // first. Same containers, new graph.
+            let after = before.replace("type: TRANSFORMER", "type: OUTPUT_TRANSFORMER");
+            check(after != before, "the sample has no TRANSFORMER to change")?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let load = tokio::spawn(load_100_rps(
+                format!("{}{path}", cluster.gateway_url()),
+                request.clone(),
+                stop.clone(),
+            ));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let changed_at = std::time::Instant::now();
+            cluster.kubectl(&["apply", "-f", "-"], Some(&after)).await?;
+            let shared: &Cluster = cluster;
+            let took = cluster::wait_for(
+                "the new graph answering through the gateway",
+                Duration::from_secs(180),
+                None,
+                || {
+                    let request = request.clone();
+                    async move {
+                        let body = predict_through_gateway(
+                            shared,
+                            path,
+                            &request,
+                            Duration::from_secs(10),
+                        )
+                        .await?;
+                        Ok((tags_path(&body) == ["model", "preprocess"])
+                            .then(|| changed_at.elapsed()))
+                    }
+                },
+            )
+            .await?;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let outcomes = load.await.map_err(|e| HarnessError::Check(e.to_string()))?;
+
+            let total = outcomes.len();
+            let failed: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| !matches!(o, Ok((200, _))))
+                .collect();
+            let old = outcomes
+                .iter()
+                .filter(|o| matches!(o, Ok((200, p)) if p == &["preprocess", "model"]))
+                .count();
+            let new = outcomes
+                .iter()
+                .filter(|o| matches!(o, Ok((200, p)) if p == &["model", "preprocess"]))
+                .count();
+            eprintln!(
+                "graph change: new graph answered {:.2}s after kubectl apply; {total} requests at 100 rps: {old} old graph, {new} new graph, {} failed",
+                took.as_secs_f64(),
+                failed.len()
+            );
+            check(
+                failed.is_empty(),
+                format!(
+                    "{} of {total} requests failed during the change, e.g. {:?}",
+                    failed.len(),
+                    failed.iter().take(5).collect::<Vec<_>>()
+                ),
+            )?;
+            check(
+                old > 0 && new > 0 && old + new == total,
+                format!("old {old} + new {new} != {total}"),
+            )?;
+            check(total >= 300, format!("only {total} requests were sent"))?;
+
+            // No Envoy restarted: the gateway's process and uptime continue.
+            let (uptime_after, epoch_after) = cluster.gateway_envoy_identity().await?;
+            check(
+                epoch_after == epoch_before && uptime_after >= uptime_before + took.as_secs(),
+                format!(
+                    "gateway Envoy restarted: uptime {uptime_before} → {uptime_after}, epoch {epoch_before} → {epoch_after}"
+                ),
+            )?;
+            check(
+                cluster.pid("gateway") == gateway_pid,
+                "the gateway's pilot-agent changed",
+            )?;
+            let pods_after = pod_names(
+                pods.list(&ListParams::default().labels("seldon-deployment-id=income"))
+                    .await?,
+            );
+            eprintln!("pods before {pods_before:?}, after {pods_after:?}");
+            // A node type change also changes the pod template (the `seldon.io/transformer`
+            // label becomes `seldon.io/output-transformer`, as in Seldon Core), so the
+            // Deployment rolls: the old pod's filter takes the new graph over ECDS first, then
+            // the rollout replaces it. Neither may fail a request (checked above).
+            check(!pods_after.is_empty(), "no pods of income after the change")?;
             assert_no_rejected_config(cluster).await?;
             Ok(())
         })
