@@ -429,6 +429,11 @@ mod tests {
         assert_eq!(owner_pid("smesh-12-x"), None);
         assert_eq!(parse_ns_link("net:[4026532281]"), Some(4026532281));
         assert_eq!(parse_ns_link("mnt:[4026532281]"), None);
+        let err = namespace_pids("smesh-no-such-namespace").unwrap_err();
+        assert!(
+            matches!(&err, NetnsError::Command { stderr, .. } if stderr.contains("Cannot open network namespace")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3661,6 +3661,63 @@ mod tests {
         assert_eq!(backoff(-1), Duration::from_secs(10));
     }
 
+    fn config_for_start(pilot_agent: &str) -> NodeAgentConfig {
+        let client =
+            kube::Client::try_from(kube::Config::new("https://127.0.0.1:1".parse().unwrap()))
+                .unwrap();
+        NodeAgentConfig {
+            client,
+            node_name: "n".into(),
+            workdir: std::env::temp_dir().join("smesh-never-used"),
+            pilot_agent: PathBuf::from(pilot_agent),
+            envoy: PathBuf::from("/bin/sh"),
+            bootstrap_template: PathBuf::from("/bin/sh"),
+            istiod_host: "10.77.0.1".into(),
+            images: BTreeMap::new(),
+            kubeconfig_path: PathBuf::from("/bin/sh"),
+        }
+    }
+
+    #[tokio::test]
+    async fn start_refuses_outside_a_node_namespace() {
+        let err = NodeAgent::start(config_for_start("/bin/sh"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                NodeAgentError::Netns(NetnsError::NotInNodeNamespace { .. })
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn start_refuses_missing_binaries() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to make a node namespace");
+            return;
+        }
+        let err = std::thread::spawn(|| {
+            let _node = netns::enter_new_node_namespace().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                NodeAgent::start(config_for_start("/nonexistent/pilot-agent"))
+                    .await
+                    .unwrap_err()
+            })
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "pilot-agent not found at /nonexistent/pilot-agent"
+        );
+    }
+
     #[test]
     fn volume_kind_names_the_source() {
         let v: Volume = serde_json::from_value(
