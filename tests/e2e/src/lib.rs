@@ -3,11 +3,11 @@
 pub mod graph;
 pub mod payload;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use seldon_supervise::Supervised;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -86,6 +86,8 @@ pub struct TestModelSpec {
     pub route: i32,
     pub fail_status: u16,
     pub fail_body: Option<String>,
+    /// Mode fail: a JSON object of exactly this many bytes instead of `fail_body`.
+    pub fail_body_bytes: Option<usize>,
     pub delay_ms: Option<u64>,
 }
 
@@ -99,6 +101,7 @@ impl TestModelSpec {
             route: 0,
             fail_status: 500,
             fail_body: None,
+            fail_body_bytes: None,
             delay_ms: None,
         }
     }
@@ -117,6 +120,14 @@ impl TestModelSpec {
         self.mode = Mode::Fail;
         self.fail_status = status;
         self.fail_body = body.map(str::to_owned);
+        self
+    }
+
+    /// Mode fail with `status` and a JSON object body of exactly `bytes` bytes.
+    pub fn fail_with_bytes(mut self, status: u16, bytes: usize) -> Self {
+        self.mode = Mode::Fail;
+        self.fail_status = status;
+        self.fail_body_bytes = Some(bytes);
         self
     }
 
@@ -141,6 +152,9 @@ impl TestModelSpec {
         ];
         if let Some(b) = &self.fail_body {
             a.push(format!("--fail-body={b}"));
+        }
+        if let Some(n) = self.fail_body_bytes {
+            a.extend(["--fail-body-bytes".into(), n.to_string()]);
         }
         if let Some(ms) = self.delay_ms {
             a.extend(["--delay-ms".into(), ms.to_string()]);
@@ -209,10 +223,14 @@ pub fn testmodel_binary() -> Result<PathBuf, HarnessError> {
     }
 }
 
-/// A running `testmodel` process; killed (and reaped) on drop.
+/// A running `testmodel` process, supervised: stopped (and reaped) on drop, killed by the
+/// kernel if the test process dies first.
 #[derive(Debug)]
 pub struct TestModel {
-    child: Child,
+    /// Stopped (SIGTERM, then SIGKILL to its group) on drop.
+    child: Supervised,
+    /// Its stdout/stderr files; removed after the process is stopped (fields drop in order).
+    _logs: tempfile::TempDir,
     name: String,
     port: u16,
     http: reqwest::Client,
@@ -225,46 +243,59 @@ impl TestModel {
     }
 
     /// [`TestModel::spawn`] with an explicit binary (e.g. `env!("CARGO_BIN_EXE_testmodel")`).
+    ///
+    /// The process runs through `seldon-supervise`: its own process group, SIGKILL when the
+    /// spawning thread dies (even if the test is killed), the group stopped on drop. Its
+    /// stdout and stderr go to files in a temporary directory, read for the `listening on`
+    /// line (a pipe would need the `Child`, which the supervisor owns).
     pub async fn spawn_with(bin: &Path, spec: &TestModelSpec) -> Result<Self, HarnessError> {
-        let mut child = Command::new(bin)
-            .args(spec.args())
+        let spawn_err = |source| HarnessError::Spawn {
+            path: bin.to_owned(),
+            source,
+        };
+        // setpriv would start and then fail to exec: say it here, as a spawn error.
+        if !bin.is_file() {
+            return Err(spawn_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such file",
+            )));
+        }
+        let logs = tempfile::tempdir().map_err(spawn_err)?;
+        let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+        let out = std::fs::File::create(&out_path).map_err(spawn_err)?;
+        let err = std::fs::File::create(&err_path).map_err(spawn_err)?;
+        let mut cmd = seldon_supervise::command(bin);
+        cmd.args(spec.args())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|source| HarnessError::Spawn {
-                path: bin.to_owned(),
-                source,
-            })?;
-        let stdout = child.stdout.take();
-        let no_address = |child: &mut Child| {
-            let _ = child.kill();
-            let mut output = String::new();
-            if let Some(mut err) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut err, &mut output);
-            }
-            let _ = child.wait();
+            .stdout(out)
+            .stderr(err);
+        let mut child = Supervised::spawn(spec.name.clone(), cmd)
+            .map_err(|e| spawn_err(std::io::Error::other(e.to_string())))?
+            .with_grace(Duration::from_secs(2));
+        let no_address = |child: &mut Supervised| {
+            let _ = child.stop();
             HarnessError::NoAddress {
                 name: spec.name.clone(),
-                output,
+                output: std::fs::read_to_string(&err_path).unwrap_or_default(),
             }
         };
-        // Reading the first line blocks until the server bound its port or exited.
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            if let Some(out) = stdout {
-                let _ = BufReader::new(out).read_line(&mut line);
+        // Wait until the server bound its port (first stdout line) or exited.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let port = loop {
+            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            if let Some(line) = text.lines().next().filter(|_| text.contains('\n')) {
+                break line
+                    .trim()
+                    .strip_prefix("listening on ")
+                    .and_then(|addr| addr.rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok());
             }
-            line
-        })
-        .await
-        .unwrap_or_default();
-        let Some(port) = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|p| p.parse::<u16>().ok())
-        else {
+            if !matches!(child.try_wait(), Ok(None)) || Instant::now() >= deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let Some(port) = port else {
             return Err(no_address(&mut child));
         };
         let http = reqwest::Client::builder()
@@ -277,6 +308,7 @@ impl TestModel {
             })?;
         let model = Self {
             child,
+            _logs: logs,
             name: spec.name.clone(),
             port,
             http,
@@ -365,9 +397,9 @@ impl TestModel {
     }
 }
 
-impl Drop for TestModel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl TestModel {
+    /// The node's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
     }
 }

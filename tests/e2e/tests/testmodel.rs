@@ -232,6 +232,27 @@ async fn calls_can_be_cleared() {
 }
 
 #[tokio::test]
+async fn each_node_runs_in_its_own_process_group() {
+    let m = spawn(TestModelSpec::new("grouped", Mode::Echo)).await;
+    let pid = m.pid();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the `(comm)`: state ppid pgrp ...
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let pgrp: u32 = after.split(' ').nth(2).unwrap().parse().unwrap();
+    assert_eq!(pgrp, pid, "own process group: {stat}");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "testmodel", "setpriv exec'd the node itself");
+    drop(m);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true),
+        "stopped and reaped on drop"
+    );
+}
+
+#[tokio::test]
 async fn drop_kills_the_process() {
     let m = spawn(TestModelSpec::new("mortal", Mode::Echo)).await;
     let url = format!("{}/health/ping", m.url());

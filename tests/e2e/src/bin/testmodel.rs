@@ -50,6 +50,10 @@ struct Args {
     /// Body of every POST in mode fail; default a Seldon error JSON naming the node.
     #[arg(long, env = "SELDON_TESTMODEL_FAIL_BODY")]
     fail_body: Option<String>,
+    /// Mode fail: answer a JSON object of exactly this many bytes (`{"pad":"xxx…"}`) instead
+    /// of --fail-body (bodies too big for a command line).
+    #[arg(long, env = "SELDON_TESTMODEL_FAIL_BODY_BYTES")]
+    fail_body_bytes: Option<usize>,
     /// Delay before every POST answer (any mode; mode slow defaults it to 1000).
     #[arg(long, env = "SELDON_TESTMODEL_DELAY_MS")]
     delay_ms: Option<u64>,
@@ -101,9 +105,13 @@ async fn answer(
     if state.args.mode == Mode::Fail {
         let status = StatusCode::from_u16(state.args.fail_status)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = match &state.args.fail_body {
-            Some(b) => b.clone(),
-            None => payload::seldon_error(
+        let body = match (&state.args.fail_body, state.args.fail_body_bytes) {
+            (_, Some(n)) => {
+                let pad = n.saturating_sub(r#"{"pad":""}"#.len());
+                format!(r#"{{"pad":"{}"}}"#, "x".repeat(pad))
+            }
+            (Some(b), None) => b.clone(),
+            (None, None) => payload::seldon_error(
                 state.args.fail_status,
                 &format!("{} failed", state.args.name),
                 "MICROSERVICE_INTERNAL_ERROR",
