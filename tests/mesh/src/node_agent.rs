@@ -1677,7 +1677,16 @@ async fn run_agent(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
     for entry in pods.values() {
         let _ = entry.stop.send(Stop::Now);
     }
-    while tasks.join_next().await.is_some() {}
+    // Each pod stops its processes in parallel within SHUTDOWN_GRACE; the bound only guards
+    // against a task stuck on a dead apiserver (its processes then die with its drop).
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE * 5, all_done)
+        .await
+        .is_err()
+    {
+        tracing::warn!("pods did not stop in time; aborting their tasks");
+        tasks.shutdown().await;
+    }
 }
 
 async fn on_pod(
@@ -1937,16 +1946,15 @@ impl PodRun<'_> {
             return;
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        match api
-            .patch_status(
-                &self.name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": value})),
-            )
-            .await
-        {
-            Ok(_) => self.last_status = Some(value),
-            Err(e) => tracing::warn!(pod = %self.key(), error = %e, "writing pod status"),
+        let (params, patch) = (
+            PatchParams::default(),
+            Patch::Merge(json!({"status": value})),
+        );
+        let write = api.patch_status(&self.name, &params, &patch);
+        match tokio::time::timeout(Duration::from_secs(10), write).await {
+            Ok(Ok(_)) => self.last_status = Some(value),
+            Ok(Err(e)) => tracing::warn!(pod = %self.key(), error = %e, "writing pod status"),
+            Err(_) => tracing::warn!(pod = %self.key(), "writing pod status: no answer in 10 s"),
         }
     }
 
@@ -2395,7 +2403,7 @@ impl PodRun<'_> {
                 return InitOutcome::ConfigError;
             }
         };
-        let mut child = match procs::spawn(&container.name, cmd, &self.dir) {
+        let mut child = match spawn_pod_process(&container.name, cmd, &self.dir) {
             Ok(c) => c,
             Err(e) => {
                 self.view.init[i].state = RunState::Waiting {
@@ -2495,7 +2503,8 @@ impl PodRun<'_> {
             .arg("smesh-istio-init")
             .arg(&self.ctx.pilot_agent)
             .args(iptables_args());
-        let mut child = procs::spawn("istio-init", init, &self.dir).map_err(|e| e.to_string())?;
+        let mut child =
+            spawn_pod_process("istio-init", init, &self.dir).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(s) = child.try_status().map_err(|e| e.to_string())? {
@@ -2577,7 +2586,7 @@ impl PodRun<'_> {
             .open(&log)
             .and_then(|_| std::os::unix::fs::chown(&log, Some(PROXY_UID), Some(PROXY_UID)))
             .map_err(|e| format!("{}: {e}", log.display()))?;
-        procs::spawn(SIDECAR_NAME, cmd, &self.dir).map_err(|e| e.to_string())
+        spawn_pod_process(SIDECAR_NAME, cmd, &self.dir).map_err(|e| e.to_string())
     }
 
     async fn check_sidecar(&mut self) {
@@ -2612,7 +2621,7 @@ impl PodRun<'_> {
         let via_sidecar = self.sidecar.is_some();
         let pod_ip = self.view.pod_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let slot = &mut self.containers[i];
-        match procs::spawn(&container.name, cmd, &self.dir) {
+        match spawn_pod_process(&container.name, cmd, &self.dir) {
             Ok(child) => {
                 let now = Instant::now();
                 slot.view.pid = Some(child.pid());
@@ -2860,7 +2869,7 @@ impl PodRun<'_> {
         let (program, args) = argv.split_first()?;
         let mut cmd = self.net.as_ref()?.command(program);
         cmd.args(args);
-        match procs::spawn(&format!("{}-prestop", spec.name), cmd, &self.dir) {
+        match spawn_pod_process(&format!("{}-prestop", spec.name), cmd, &self.dir) {
             Ok(child) => Some(Hook::Process(child)),
             Err(e) => {
                 tracing::warn!(pod = %self.name, error = %e, "preStop hook");
@@ -2882,6 +2891,18 @@ enum InitOutcome {
     Failed,
     ConfigError,
     Stopped,
+}
+
+/// `procs::spawn` with a short drop grace: a pod process dropped without
+/// [`terminate_children`] (an aborted task) must not hold the agent for long.
+fn spawn_pod_process(
+    name: &str,
+    cmd: Command,
+    dir: &Path,
+) -> Result<procs::Child, crate::HarnessError> {
+    let mut child = procs::spawn(name, cmd, dir)?;
+    child.set_grace(Duration::from_millis(500));
+    Ok(child)
 }
 
 /// SIGTERM every group now, wait up to `grace` for all, then SIGKILL what is left
