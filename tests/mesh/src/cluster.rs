@@ -524,28 +524,37 @@ async fn service_account_token(
     })
 }
 
-/// The mesh config istiod reads (`--meshConfig`). Istio's defaults, except what upstream
-/// Envoy cannot load (see README "What differs from a production mesh"): no `prometheus`
-/// metrics provider (its `istio.stats` filter is Istio-proxy only). `proxyStatsMatcher` and
-/// `extraStatTags` are taken from the shipped `istio/mesh-config.yaml`.
-pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
+/// `proxyStatsMatcher` and `extraStatTags` of the shipped `istio/mesh-config.yaml`
+/// (`spec.meshConfig.defaultConfig`), which make Envoy keep the filter's metrics and turn its
+/// encoded labels into Prometheus labels.
+pub fn shipped_proxy_defaults() -> Result<Vec<(&'static str, Value)>, HarnessError> {
     let shipped_path = repo_root().join("istio/mesh-config.yaml");
     let shipped: Value =
         serde_yaml::from_str(&read(&shipped_path)?).map_err(|e| HarnessError::Manifest {
             file: "istio/mesh-config.yaml".into(),
             message: e.to_string(),
         })?;
-    let shipped_default = &shipped["spec"]["meshConfig"]["defaultConfig"];
+    let defaults = &shipped["spec"]["meshConfig"]["defaultConfig"];
+    Ok(["proxyStatsMatcher", "extraStatTags"]
+        .into_iter()
+        .filter(|k| !defaults[*k].is_null())
+        .map(|k| (k, defaults[k].clone()))
+        .collect())
+}
+
+/// The mesh config istiod reads (`--meshConfig`). Istio's defaults, except what upstream
+/// Envoy cannot load (see README "What differs from a production mesh"): no `prometheus`
+/// metrics provider (its `istio.stats` filter is Istio-proxy only). `proxyStatsMatcher` and
+/// `extraStatTags` are taken from the shipped `istio/mesh-config.yaml`.
+pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
     let mut default_config = json!({
         "discoveryAddress": format!("{NODE_IP}:{ISTIOD_TLS_PORT}"),
         "binaryPath": envoy.display().to_string(),
         "drainDuration": "1s",
         "terminationDrainDuration": "1s",
     });
-    for key in ["proxyStatsMatcher", "extraStatTags"] {
-        if !shipped_default[key].is_null() {
-            default_config[key] = shipped_default[key].clone();
-        }
+    for (key, value) in shipped_proxy_defaults()? {
+        default_config[key] = value;
     }
     let mesh = json!({
         "rootNamespace": "istio-system",
@@ -1166,6 +1175,20 @@ impl Cluster {
             "drainDuration": "1s",
             "terminationDrainDuration": "1s",
         });
+        // The shipped proxy defaults, as the injector copies them into a pod's PROXY_CONFIG,
+        // plus the outbound cluster stats (not kept by Istio's default stats matcher) so a
+        // test can count what the gateway sent to each destination, mirrors included.
+        let mut proxy_config = proxy_config;
+        for (key, value) in shipped_proxy_defaults()? {
+            proxy_config[key] = value;
+        }
+        let prefixes = &mut proxy_config["proxyStatsMatcher"]["inclusionPrefixes"];
+        if !prefixes.is_array() {
+            *prefixes = json!([]);
+        }
+        if let Some(list) = prefixes.as_array_mut() {
+            list.push(json!("cluster.outbound|"));
+        }
         let mut cmd = Command::new(&bins.pilot_agent);
         cmd.current_dir(&gateway_dir)
             .args([
@@ -1434,6 +1457,11 @@ impl Cluster {
             },
         )
         .await
+    }
+
+    /// The gateway Envoy's counters whose name contains `filter`.
+    pub async fn gateway_stats(&self, filter: &str) -> Result<BTreeMap<String, u64>, HarnessError> {
+        envoy_stats(&self.http, self.gateway_admin(), filter).await
     }
 
     /// Envoy's `update_rejected` counters for LDS and CDS on the admin endpoint `admin`:
