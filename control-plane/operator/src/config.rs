@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use seldon_render::{Catalogue, GpuPool, Ingress, RenderOptions};
+use seldon_render::{Catalogue, GpuPool, Ingress, NodeCalls, RenderOptions};
 use serde::Deserialize;
 
 use crate::names;
@@ -88,6 +88,10 @@ pub struct OperatorConfig {
     /// UID (OpenShift: the proxy's UID in the namespace range); `null` = none (the pod's).
     #[serde(default, deserialize_with = "present")]
     pub initializer_user_id: Option<Option<i64>>,
+    /// Where the graph filter calls the nodes of its own pod: `service` (default, Istio's
+    /// outbound cluster of the node's Service) or `localhost` (a static 127.0.0.1 cluster); a
+    /// SeldonDeployment's `mesh.seldon.io/node-calls` annotation wins.
+    pub node_calls: Option<NodeCalls>,
     /// Default `envSecretRefName`.
     pub default_env_secret_ref_name: Option<String>,
     /// Pod `runAsUser` default.
@@ -177,6 +181,9 @@ impl OperatorConfig {
         }
         if let Some(v) = self.initializer_user_id {
             o.initializer_user_id = v;
+        }
+        if let Some(v) = self.node_calls {
+            o.node_calls = v;
         }
         if self.default_env_secret_ref_name.is_some() {
             o.default_env_secret_ref_name
@@ -277,5 +284,21 @@ mod tests {
         );
         let e = opts("initializerUserId: istio\n").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+    }
+
+    #[test]
+    fn node_calls_service_by_default_localhost_when_set_and_nothing_else() {
+        assert_eq!(opts("{}").unwrap().node_calls, NodeCalls::Service);
+        assert_eq!(
+            opts("nodeCalls: localhost\n").unwrap().node_calls,
+            NodeCalls::Localhost
+        );
+        assert_eq!(
+            opts("nodeCalls: service\n").unwrap().node_calls,
+            NodeCalls::Service
+        );
+        let e = opts("nodeCalls: pod\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("unknown variant `pod`"), "{e}");
     }
 }

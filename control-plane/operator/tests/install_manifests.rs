@@ -247,6 +247,11 @@ fn operator_config_map_parses_into_render_options() {
         opts.initializer_user_id,
         Some(seldon_render::ISTIO_PROXY_UID)
     );
+    assert_eq!(opts.node_calls, seldon_render::NodeCalls::Service);
+    assert_eq!(
+        opts.node_calls,
+        seldon_render::RenderOptions::default().node_calls
+    );
 }
 
 #[test]
@@ -504,6 +509,7 @@ fn helm_template_renders_the_same_objects_as_the_plain_manifests() {
                 "catalogue",
                 "filterUrl",
                 "initializerUserId",
+                "nodeCalls",
             ] {
                 assert_eq!(pc[field], rc[field], "{field}");
             }
@@ -648,6 +654,56 @@ fn helm_filter_url_and_initializer_uid_reach_the_render_options() {
         plugin.to_value()["spec"]["url"],
         "file:///var/lib/graph-filter.wasm"
     );
+}
+
+#[test]
+fn helm_node_calls_reach_the_render_options_and_a_typo_is_refused() {
+    assert_eq!(
+        helm_operator_config(&[]).node_calls,
+        seldon_render::NodeCalls::Service
+    );
+    let o = helm_operator_config(&["--set", "nodeCalls=localhost"]);
+    assert_eq!(o.node_calls, seldon_render::NodeCalls::Localhost);
+    // and a localhost render adds the clusters the filter config names
+    let text =
+        std::fs::read_to_string(repo().join("manifests/samples/transformer-model.yaml")).unwrap();
+    let sdep = seldon_crd::parse_yaml(&text).unwrap().remove(0).sdep;
+    let objs: Vec<Value> = seldon_render::render(&sdep, &o)
+        .unwrap()
+        .iter()
+        .map(seldon_render::Manifest::to_value)
+        .collect();
+    let filter = objs
+        .iter()
+        .find(|v| v["metadata"]["name"] == "income-default-node-calls")
+        .unwrap();
+    assert_eq!(filter["spec"]["configPatches"].as_array().unwrap().len(), 2);
+    let plugin = objs.iter().find(|v| v["kind"] == "WasmPlugin").unwrap();
+    assert_eq!(
+        plugin["spec"]["pluginConfig"]["nodes"]["model"]["cluster"],
+        "seldon-local-9001"
+    );
+    // a value the operator does not know stops it at start, with the field named
+    let helm = helm().expect("helm: scripts/kube-test-env.sh --helm failed");
+    let out = std::process::Command::new(helm)
+        .args(["template", "seldon-mesh", "--namespace", "seldon-system"])
+        .args(["--set", "nodeCalls=pod"])
+        .arg(repo().join("manifests/helm/seldon-mesh"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rendered = docs_of(&String::from_utf8(out.stdout).unwrap());
+    let cm = rendered
+        .iter()
+        .find(|r| r["metadata"]["name"] == "seldon-mesh-operator-config")
+        .unwrap();
+    let e = OperatorConfig::from_yaml(
+        Path::new("config.yaml"),
+        cm["data"]["config.yaml"].as_str().unwrap(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nodeCalls"), "{e}");
+    assert!(e.to_string().contains("unknown variant `pod`"), "{e}");
 }
 
 // ---------- what render emits ----------
