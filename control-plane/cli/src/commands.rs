@@ -7,13 +7,22 @@ pub mod validate;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use seldon_render::{Catalogue, Ingress, RenderOptions};
+use seldon_render::{Catalogue, Ingress, NodeCalls, RenderOptions};
 
 /// Ingress flag values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum IngressArg {
     Istio,
     Ambassador,
+}
+
+/// `--node-calls` values (`seldon_render::NodeCalls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NodeCallsArg {
+    /// Through the node's Service (Istio's outbound cluster): any replica, mTLS.
+    Service,
+    /// Nodes in the filter's own pod over 127.0.0.1 (a static cluster), like Seldon's executor.
+    Localhost,
 }
 
 /// Options shared by `render` and `validate`.
@@ -32,6 +41,10 @@ pub struct Shared {
     /// sha256 of the filter module (WasmPlugin `sha256`), checked by the sidecar after pulling.
     #[arg(long, env = "SELDON_FILTER_SHA256")]
     pub filter_sha256: Option<String>,
+    /// Where the graph filter calls nodes in its own pod (default `service`); nodes in other
+    /// pods always go through their Service. A `mesh.seldon.io/node-calls` annotation wins.
+    #[arg(long, value_enum, env = "SELDON_NODE_CALLS")]
+    pub node_calls: Option<NodeCallsArg>,
 }
 
 impl Shared {
@@ -61,6 +74,11 @@ impl Shared {
         }
         if self.filter_sha256.is_some() {
             opts.filter_sha256.clone_from(&self.filter_sha256);
+        }
+        match self.node_calls {
+            Some(NodeCallsArg::Service) => opts.node_calls = NodeCalls::Service,
+            Some(NodeCallsArg::Localhost) => opts.node_calls = NodeCalls::Localhost,
+            None => {}
         }
         if let Some(path) = &self.catalogue {
             let text = std::fs::read_to_string(path)

@@ -263,6 +263,61 @@ fn filter_url_flag_and_env_reach_the_wasm_plugin() {
 }
 
 #[test]
+fn node_calls_flag_and_env_give_the_localhost_golden() {
+    let golden = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../render/tests/golden/options/transformer-model-node-calls-localhost.yaml"),
+    )
+    .unwrap();
+    let body = golden.split_once('\n').unwrap().1;
+    let sample = samples_dir().join("transformer-model.yaml");
+    let by_flag = bin()
+        .args(["render", "-f"])
+        .arg(&sample)
+        .args(["--node-calls", "localhost"])
+        .output()
+        .unwrap();
+    let by_env = bin()
+        .env("SELDON_NODE_CALLS", "localhost")
+        .args(["render", "-f"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    for out in [by_flag, by_env] {
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(stdout, body);
+    }
+    // service is the default: the plain golden
+    let plain = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../render/tests/golden/transformer-model.yaml"),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["render", "-f"])
+        .arg(&sample)
+        .args(["--node-calls", "service"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(text(&out).0, plain.split_once('\n').unwrap().1);
+    let out = bin()
+        .args(["render", "-f"])
+        .arg(&sample)
+        .args(["--node-calls", "pod"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("invalid value 'pod' for '--node-calls <NODE_CALLS>'"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn filter_url_docker_hub_would_resolve_is_refused() {
     let out = bin()
         .args(["render", "-f"])
