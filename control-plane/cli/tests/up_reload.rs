@@ -460,9 +460,13 @@ async fn answers(url: &str, n: usize) -> Vec<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_new_predictor_with_weights_applies_and_a_removed_one_stops_its_node() {
+async fn a_failing_new_node_is_refused_weights_and_a_new_predictor_apply_a_removed_node_stops() {
     let mark = format!("split-{}", std::process::id());
-    let runs = [("ma", testmodel("ma", 1.0)), ("mb", testmodel("mb", 100.0))];
+    let runs = [
+        ("ma", testmodel("ma", 1.0)),
+        ("mb", testmodel("mb", 100.0)),
+        ("bad", "false".to_string()),
+    ];
     let up = tokio::task::spawn_blocking(move || Up::start(&mark, ONE_PREDICTOR, &runs))
         .await
         .unwrap();
@@ -470,6 +474,27 @@ async fn a_new_predictor_with_weights_applies_and_a_removed_one_stops_its_node()
     assert!(answers(&url, 10).await.iter().all(|v| *v == 2.0));
     let envoy = up.envoy_pid();
     let ma = up.node_pid("ma").unwrap();
+
+    // A new node that exits at once: the reload fails naming it, and the old graph stays.
+    up.save(
+        &ONE_PREDICTOR
+            .replace(
+                "graph: {name: ma, type: MODEL}",
+                "graph: {name: bad, type: OUTPUT_TRANSFORMER, children: [{name: ma, type: MODEL}]}",
+            )
+            .replace(
+                "[{name: ma, image: me/m:1}]",
+                "[{name: ma, image: me/m:1}, {name: bad, image: me/b:1}]",
+            ),
+    );
+    let stderr = up.wait_stderr("reload failed:", Duration::from_secs(10));
+    assert!(
+        stderr.contains("node `bad` exited before it was ready")
+            && stderr.contains("the running graph stays"),
+        "{stderr}"
+    );
+    assert!(answers(&url, 10).await.iter().all(|v| *v == 2.0));
+    assert_eq!(up.node_pid("ma"), Some(ma));
 
     up.save(TWO_PREDICTORS);
     up.wait_stderr("reloaded: the new graph answers", Duration::from_secs(10));
