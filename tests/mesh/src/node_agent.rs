@@ -2635,6 +2635,9 @@ impl PodRun<'_> {
                 slot.probe = container.readiness_probe.as_ref().map(|p| {
                     let target = probe_target(p, &container, pod_ip, via_sidecar)
                         .unwrap_or_else(|e| ProbeTarget::Unsupported(e.to_string()));
+                    if let ProbeTarget::Unsupported(why) = &target {
+                        tracing::warn!(container = %container.name, %why, "readiness probe cannot run; the container stays unready");
+                    }
                     (target, ProbeState::new(probe_timing(p), now))
                 });
             }
