@@ -897,11 +897,30 @@ fn sidecar_env(
     Ok(env)
 }
 
-/// `istio-iptables` arguments, as the injector's `istio-init` container passes them:
-/// outbound → 15001, inbound → 15006, Envoy's uid exempt, status/metrics ports not captured,
-/// DNS to the pod's nameserver → the agent's DNS proxy.
-fn iptables_args() -> Vec<String> {
-    [
+/// `istio-iptables` arguments, as the injector's `istio-init` container gets them:
+/// outbound → 15001, inbound → 15006, Envoy's uid exempt, status/metrics ports never
+/// captured, DNS to the pod's nameserver → the agent's DNS proxy, and the pod's
+/// `traffic.sidecar.istio.io/*` annotations (include/exclude outbound IP ranges and ports,
+/// include/exclude inbound ports) with the injector's defaults.
+fn iptables_args(pod: &Pod) -> Vec<String> {
+    let annotation = |name: &str| {
+        pod.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(&format!("traffic.sidecar.istio.io/{name}")))
+            .map(|v| v.trim().to_string())
+    };
+    let mut exclude_inbound = vec!["15090".to_string(), "15021".into(), "15020".into()];
+    if let Some(extra) = annotation("excludeInboundPorts") {
+        exclude_inbound.extend(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        );
+    }
+    let mut args: Vec<String> = [
         "istio-iptables",
         "-p",
         "15001",
@@ -911,20 +930,36 @@ fn iptables_args() -> Vec<String> {
         "1337",
         "-m",
         "REDIRECT",
-        "-i",
-        "*",
-        "-x",
-        "",
-        "-b",
-        "*",
-        "-d",
-        "15090,15021,15020",
-        "--redirect-dns",
-        "--log_output_level=default:info",
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    let mut flag = |f: &str, v: String| {
+        args.push(f.to_string());
+        args.push(v);
+    };
+    flag(
+        "-i",
+        annotation("includeOutboundIPRanges").unwrap_or_else(|| "*".into()),
+    );
+    flag(
+        "-x",
+        annotation("excludeOutboundIPRanges").unwrap_or_default(),
+    );
+    flag(
+        "-b",
+        annotation("includeInboundPorts").unwrap_or_else(|| "*".into()),
+    );
+    flag("-d", exclude_inbound.join(","));
+    if let Some(ports) = annotation("excludeOutboundPorts").filter(|p| !p.is_empty()) {
+        flag("-o", ports);
+    }
+    if let Some(ports) = annotation("includeOutboundPorts").filter(|p| !p.is_empty()) {
+        flag("-q", ports);
+    }
+    args.push("--redirect-dns".into());
+    args.push("--log_output_level=default:info".into());
+    args
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2502,7 +2537,7 @@ impl PodRun<'_> {
             ))
             .arg("smesh-istio-init")
             .arg(&self.ctx.pilot_agent)
-            .args(iptables_args());
+            .args(iptables_args(&self.pod));
         let mut child =
             spawn_pod_process("istio-init", init, &self.dir).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -3521,7 +3556,46 @@ mod tests {
             resolv_conf("seldon"),
             "search seldon.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.77.0.1\noptions ndots:5\n"
         );
-        assert!(iptables_args().windows(2).any(|w| w == ["-u", "1337"]));
+    }
+
+    #[test]
+    fn iptables_args_follow_the_injector_and_traffic_annotations() {
+        let defaults = iptables_args(&sample_pod()).join(" ");
+        assert_eq!(
+            defaults,
+            "istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i * -x  -b * -d 15090,15021,15020 --redirect-dns --log_output_level=default:info"
+        );
+        let mut p = sample_pod();
+        p.metadata.annotations = Some(BTreeMap::from([
+            (
+                "traffic.sidecar.istio.io/excludeOutboundIPRanges".to_string(),
+                "10.77.0.1/32".to_string(),
+            ),
+            (
+                "traffic.sidecar.istio.io/excludeInboundPorts".to_string(),
+                "9500, 6000".to_string(),
+            ),
+            (
+                "traffic.sidecar.istio.io/excludeOutboundPorts".to_string(),
+                "443".to_string(),
+            ),
+        ]));
+        let args = iptables_args(&p);
+        let value = |f: &str| {
+            args.windows(2)
+                .find(|w| w[0] == f)
+                .map(|w| w[1].clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(value("-x"), "10.77.0.1/32");
+        assert_eq!(value("-d"), "15090,15021,15020,9500,6000");
+        assert_eq!(value("-o"), "443");
+        assert_eq!(value("-i"), "*");
+        assert_eq!(
+            value("-q"),
+            "",
+            "no includeOutboundPorts flag without the annotation"
+        );
     }
 
     #[test]
