@@ -406,14 +406,16 @@ async fn malformed_request() {
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(
         a.header("seldon-node"),
-        Some("m"),
-        "the node that rejected it is named"
+        None,
+        "the client is at fault: no node is blamed (issue 11)"
     );
+    let body = a.json();
+    assert_eq!(body["status"]["reason"], "BAD_REQUEST");
     assert!(
-        a.json()["status"]["info"]
+        body["status"]["info"]
             .as_str()
             .unwrap()
-            .contains("not JSON"),
+            .starts_with("bad request: request body is not valid JSON"),
         "{}",
         a.body
     );
@@ -425,7 +427,7 @@ async fn malformed_request() {
     assert_eq!(nf.json()["status"]["status"], "FAILURE");
     let wrong_method = get(&g, "/api/v1.0/predictions").await;
     assert_eq!(wrong_method.status, 405);
-    assert_router_untouched(&g, 1).await;
+    assert_router_untouched(&g, 0).await;
 }
 
 #[tokio::test]
@@ -439,8 +441,16 @@ async fn body_over_the_limit() {
         format!("{prefix}{}\"}}", "x".repeat(fill))
     };
     let at = post(&g, "/api/v1.0/predictions", payload(100_000)).await;
-    assert_eq!(at.status, 200, "exactly the limit passes");
-    assert_eq!(at.json()["strData"].as_str().unwrap().len(), 100_000 - 14);
+    let sent = g.node("m").calls().await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].body.len(), 100_000, "exactly the limit passes");
+    // The echo adds its tags, so its answer is over the limit: the node's fault (issue 11).
+    assert_eq!(at.status, 502, "{}", at.body);
+    assert_eq!(at.header("seldon-node"), Some("m"));
+    assert_eq!(at.json()["status"]["reason"], "NODE_OUTPUT_TOO_LARGE");
+    let under = post(&g, "/api/v1.0/predictions", payload(99_000)).await;
+    assert_eq!(under.status, 200, "{}", &under.body[..200]);
+    assert_eq!(under.json()["strData"].as_str().unwrap().len(), 99_000 - 14);
     let over = post(&g, "/api/v1.0/predictions", payload(100_001)).await;
     assert_eq!(over.status, 413);
     assert_eq!(
@@ -450,7 +460,139 @@ async fn body_over_the_limit() {
     let way_over = post(&g, "/api/v1.0/predictions", payload(150_000)).await;
     assert_eq!(way_over.status, 413);
     assert_eq!(way_over.json()["status"]["reason"], "PAYLOAD_TOO_LARGE");
-    assert_router_untouched(&g, 1).await;
+    assert_router_untouched(&g, 2).await;
+}
+
+// ---------------------------------------- issue 11: check at every hop, blame the right node
+
+/// A hop failure as the client sees it: status, JSON body with `reason`, `seldon-node`; returns
+/// `status.info`.
+fn hop_failure(a: &Answer, status: u16, node: Option<&str>, reason: &str) -> String {
+    assert_eq!(a.status, status, "{}", a.body);
+    assert_eq!(a.header("seldon-node"), node, "{}", a.body);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    let body = a.json();
+    assert_eq!(body["status"]["reason"], reason, "{body}");
+    assert_eq!(body["status"]["code"], status);
+    assert!(a.header("seldon-puid").is_some());
+    body["status"]["info"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_leaf_answering_200_garbage_is_a_502_naming_it() {
+    let g = start(
+        "name: m",
+        vec![TestModelSpec::new("m", Mode::Echo).fail(200, Some("garbage"))],
+    )
+    .await;
+    let a = post(&g, "/api/v1.0/predictions", ONE).await;
+    let info = hop_failure(&a, 502, Some("m"), "BAD_NODE_OUTPUT");
+    assert!(
+        info.starts_with(
+            "node `m` gave an unusable answer (/predict): the answer is not valid JSON"
+        ),
+        "{info}"
+    );
+}
+
+#[tokio::test]
+async fn a_transformer_answering_garbage_is_blamed_and_the_model_never_called() {
+    let g = start(
+        "{name: t, type: TRANSFORMER, children: [{name: m}]}",
+        vec![
+            TestModelSpec::new("t", Mode::Echo).fail(200, Some("garbage")),
+            TestModelSpec::new("m", Mode::Echo),
+        ],
+    )
+    .await;
+    let a = post(&g, "/api/v1.0/predictions", ONE).await;
+    let info = hop_failure(&a, 502, Some("t"), "BAD_NODE_OUTPUT");
+    assert!(info.contains("(/transform-input)"), "{info}");
+    assert_eq!(g.node("m").calls().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_transformer_answering_5_mb_is_a_502_naming_it_not_a_413_from_the_model() {
+    let big = 5 * 1024 * 1024;
+    let g = start(
+        "{name: t, type: TRANSFORMER, children: [{name: m}]}",
+        vec![
+            TestModelSpec::new("t", Mode::Echo).fail_with_bytes(200, big),
+            TestModelSpec::new("m", Mode::Echo),
+        ],
+    )
+    .await;
+    let a = post(&g, "/api/v1.0/predictions", ONE).await;
+    let info = hop_failure(&a, 502, Some("t"), "NODE_OUTPUT_TOO_LARGE");
+    assert_eq!(
+        info,
+        format!(
+            "node `t` answered {big} bytes (/transform-input), over the limit of 1048576 bytes"
+        )
+    );
+    assert_eq!(g.node("m").calls().await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn a_nodes_non_json_error_is_wrapped_in_json_keeping_its_status() {
+    let g = start(
+        "name: m",
+        vec![
+            TestModelSpec::new("m", Mode::Echo).fail(503, Some("<html>backend overloaded</html>")),
+        ],
+    )
+    .await;
+    let a = post(&g, "/api/v1.0/predictions", ONE).await;
+    let info = hop_failure(&a, 503, Some("m"), "NODE_ERROR");
+    assert_eq!(
+        info,
+        "node `m` answered 503 with a body that is not JSON: <html>backend overloaded</html>"
+    );
+}
+
+#[tokio::test]
+async fn a_v2_tensor_without_datatype_is_the_clients_400_and_no_node_is_called() {
+    let mut spec = GraphSpec::new(
+        "{name: first, children: [{name: second}]}",
+        vec![
+            TestModelSpec::new("first", Mode::V2Add),
+            TestModelSpec::new("second", Mode::V2Add),
+        ],
+    );
+    spec.protocol = Protocol::V2;
+    let g = start_spec(spec).await;
+    let req = json!({"inputs": [{"name": "x", "shape": [1, 2], "data": [1.0, 2.0]}]});
+    let a = post(&g, "/v2/models/first/infer", req.to_string()).await;
+    let info = hop_failure(&a, 400, None, "BAD_REQUEST");
+    assert!(
+        info.starts_with("bad request: v2 inference request is invalid: missing field `datatype`"),
+        "{info}"
+    );
+    assert_eq!(g.node("first").calls().await.unwrap(), vec![]);
+    // After it, a good request still answers.
+    let good =
+        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [1.0, 2.0]}]});
+    let ok = post(&g, "/v2/models/first/infer", good.to_string()).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["outputs"][0]["name"], "x");
+}
+
+#[tokio::test]
+async fn a_v2_node_answer_that_cannot_feed_the_next_blames_that_node() {
+    let mut spec = GraphSpec::new(
+        "{name: first, children: [{name: second}]}",
+        vec![
+            TestModelSpec::new("first", Mode::V2Add).fail(200, Some(r#"{"model_name":"first"}"#)),
+            TestModelSpec::new("second", Mode::V2Add),
+        ],
+    );
+    spec.protocol = Protocol::V2;
+    let g = start_spec(spec).await;
+    let req = json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1.0]}]});
+    let a = post(&g, "/v2/models/first/infer", req.to_string()).await;
+    let info = hop_failure(&a, 502, Some("first"), "BAD_NODE_OUTPUT");
+    assert!(info.contains("missing field `outputs`"), "{info}");
+    assert_eq!(g.node("second").calls().await.unwrap(), vec![]);
 }
 
 #[tokio::test]
@@ -719,11 +861,13 @@ async fn header_trap_is_closed_by_the_buffer_filter_alone() {
     assert_eq!(
         empty.status(),
         400,
-        "an empty body reaches the node, which rejects it"
+        "an empty body is refused at the entry, before any node (issue 11)"
     );
+    let empty: Value = empty.json().await.unwrap();
+    assert_eq!(empty["status"]["reason"], "BAD_REQUEST");
     assert_eq!(get(&g, "/ready").await.status, 200);
     assert_eq!(get(&g, "/live").await.status, 200);
-    assert_router_untouched(&g, 2 + 1 + 2).await;
+    assert_router_untouched(&g, 2 + 2).await;
 }
 
 #[test]
