@@ -82,7 +82,7 @@ add_libs() {
   for lib in $(ldd "$@" | grep -o '/[^ ]*' | grep -v ':$' | sort -u); do
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
-    pkg="$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1 || true)"
+    pkg="$({ dpkg -S "$lib" || dpkg -S "$(readlink -f "$lib")"; } 2>/dev/null | head -1 | cut -d: -f1 || true)"
     [[ -n "$pkg" ]] && dpkg-query -W -f='${Package}=${Version}\n' "$pkg" >> "$root/usr/share/seldon-mesh/libraries.txt"
     echo "$lib" >> "$root/usr/share/seldon-mesh/libraries.txt"
   done
@@ -123,7 +123,8 @@ wheels() {
 
 # podman_build <name> <ctx>
 podman_build() {
-  local ref="$registry/$1:$tag"
+  local ref="$registry/$1:$tag" old new
+  old="$(podman image inspect --format '{{.Id}}' "$ref" 2>/dev/null || true)"
   podman build --quiet --network none --pull=never --layers \
     --label "org.opencontainers.image.title=$1" \
     --label "org.opencontainers.image.version=$tag" \
@@ -131,6 +132,11 @@ podman_build() {
     --label "org.opencontainers.image.source=https://github.com/seldon-mesh/seldon-mesh" \
     --label "org.opencontainers.image.licenses=Apache-2.0" \
     -f "$here/$1.Containerfile" -t "$ref" "$2" > /dev/null
+  new="$(podman image inspect --format '{{.Id}}' "$ref")"
+  # the previous build of this tag, now untagged: remove it (kept if a container uses it)
+  if [[ -n "$old" && "$old" != "$new" ]]; then
+    podman rmi "$old" > /dev/null 2>&1 || true
+  fi
   echo "$1 $ref $(podman image inspect --format '{{.Size}}' "$ref")"
 }
 
