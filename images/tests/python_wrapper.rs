@@ -20,7 +20,14 @@ async fn python_wrapper_serves_a_model_class() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Scaler.py"),
-        "import numpy as np\n\n\nclass Scaler:\n    def __init__(self, factor=1.0):\n        self.factor = factor\n\n    def predict(self, X, feature_names):\n        return np.asarray(X) * self.factor\n",
+        concat!(
+            "import numpy as np\n\n\n",
+            "class Scaler:\n",
+            "    def __init__(self, factor=1.0):\n",
+            "        self.factor = factor\n\n",
+            "    def predict(self, X, feature_names):\n",
+            "        return np.asarray(X) * self.factor\n",
+        ),
     )
     .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -1,9 +1,10 @@
 //! The initializer container image (images/initializer.Containerfile), built by
 //! images/build.sh around this test's own binary and RUN with podman the way the rendered init
 //! container runs: `<uri> /mnt/models` with SELDON_IMPLEMENTATION=SKLEARN_SERVER, as user
-//! 1337 (the operator's default initializerUserId), no network. The image's Python (pinned scikit-learn, skl2onnx, onnx, onnxruntime)
-//! must turn the iris model.joblib into model.onnx + conversion.json — what seldon-server then
-//! serves. The container is removed however the test ends (seldon_images::Container).
+//! 1337 (the operator's default initializerUserId), no network. The image's Python (pinned
+//! scikit-learn, skl2onnx, onnx, onnxruntime) must turn the iris model.joblib into model.onnx
+//! and conversion.json — what seldon-server then serves. The container is removed however the
+//! test ends (seldon_images::Container).
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
