@@ -287,6 +287,14 @@ fn the_annotation_wins_per_predictor() {
         node_call_filters(&by_option)
     );
     assert_eq!(node_call_filters(&by_annotation).len(), 1);
+    // in metadata.annotations it is not copied to the pods: the render is the option's, so
+    // switching there rolls no pod
+    let mut sdep = sample("transformer-model");
+    sdep.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(ANNOTATION.to_string(), "localhost".to_string());
+    assert_eq!(objects(&sdep, &RenderOptions::default()), by_option);
     // on one predictor: service there, while the option says localhost
     let mut ab = sample("ab-test");
     ab.spec.predictors[1]
