@@ -53,6 +53,10 @@ const PROXY_CONFIG_ANNOTATION: &str = "proxy.istio.io/config";
 /// Istio's status port (`/app-health/...`, rewritten probes) and Envoy's readiness port.
 const STATUS_PORT: u16 = 15020;
 const ENVOY_READY_PORT: u16 = 15021;
+/// Set to `1` to run `istio-iptables` before the pod's init containers, as a real pod's
+/// `istio-init` container does (then init-container egress is redirected to a proxy that
+/// is not running yet: Seldon #4450). Default: after them.
+pub const ISTIO_INIT_FIRST_ENV: &str = "SELDON_MESH_ISTIO_INIT_FIRST";
 /// Heartbeat period of the Node status and Lease.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How often the pod loop looks at its processes.
@@ -1394,6 +1398,9 @@ pub struct NodeAgent {
 /// Shared, read-only settings of the agent's tasks.
 struct Ctx {
     client: kube::Client,
+    /// `SELDON_MESH_ISTIO_INIT_FIRST=1`: install iptables before the pod's init containers,
+    /// as a real pod's `istio-init` does (reproduces Seldon #4450).
+    istio_init_first: bool,
     registered_at: Timestamp,
     node_name: String,
     pods_dir: PathBuf,
@@ -1430,6 +1437,7 @@ impl NodeAgent {
             source,
         })?;
         let registered_at = Timestamp::now();
+        let istio_init_first = std::env::var_os(ISTIO_INIT_FIRST_ENV).is_some_and(|v| v == "1");
         register_node(&cfg.client, &cfg.node_name, registered_at).await?;
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -1480,6 +1488,7 @@ impl NodeAgent {
                     ) = settings;
                     let ctx = Arc::new(Ctx {
                         client,
+                        istio_init_first,
                         registered_at,
                         node_name,
                         pods_dir,
@@ -2035,6 +2044,36 @@ impl PodRun<'_> {
                 }
             }
         }
+        // The sidecar's files first (they wait for istiod's root cert); with
+        // SELDON_MESH_ISTIO_INIT_FIRST, also istio-init, as in a real pod (see README).
+        let sidecar = self.wants_sidecar().await;
+        if sidecar {
+            self.view.sidecar_ready = Some(false);
+            self.publish().await;
+            loop {
+                match self.prepare_sidecar_files().await {
+                    Ok(()) => {
+                        self.view.message = None;
+                        break;
+                    }
+                    Err(e) => {
+                        self.view.message = Some(format!("sidecar: {e}"));
+                        self.publish().await;
+                        if !self.pause(stop, Duration::from_secs(2)).await {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if self.ctx.istio_init_first
+                && let Err(e) = self.install_iptables().await
+            {
+                self.view.message = Some(format!("istio-init: {e}"));
+                self.publish().await;
+                stopped(stop).await;
+                return Err(e);
+            }
+        }
         // Init containers, in order, each to completion.
         let spec = self.spec();
         let inits: Vec<Container> = spec.init_containers.clone().unwrap_or_default();
@@ -2075,25 +2114,16 @@ impl PodRun<'_> {
         }
         // Sidecar: istio-init's iptables, then pilot-agent (after the pod's init
         // containers; see README for why and how that differs from a real pod).
-        if self.wants_sidecar().await {
-            self.view.sidecar_ready = Some(false);
-            self.publish().await;
-            loop {
-                match self.prepare_sidecar_files().await {
-                    Ok(()) => {
-                        self.view.message = None;
-                        break;
-                    }
-                    Err(e) => {
-                        self.view.message = Some(format!("sidecar: {e}"));
-                        self.publish().await;
-                        if !self.pause(stop, Duration::from_secs(2)).await {
-                            return Ok(());
-                        }
-                    }
+        if sidecar {
+            let started = if self.ctx.istio_init_first {
+                self.start_sidecar()
+            } else {
+                match self.install_iptables().await {
+                    Ok(()) => self.start_sidecar(),
+                    Err(e) => Err(format!("istio-init: {e}")),
                 }
-            }
-            if let Err(e) = self.start_sidecar().await {
+            };
+            if let Err(e) = started {
                 self.view.message = Some(format!("sidecar: {e}"));
                 self.publish().await;
                 stopped(stop).await;
@@ -2524,8 +2554,8 @@ impl PodRun<'_> {
         chown_tree(&proxy_dir, PROXY_UID).map_err(|e| e.to_string())
     }
 
-    /// istio-init (iptables) once, then pilot-agent.
-    async fn start_sidecar(&mut self) -> Result<(), String> {
+    /// istio-init: `istio-iptables` as root in the pod netns, once.
+    async fn install_iptables(&mut self) -> Result<(), String> {
         let net = self.net.as_ref().ok_or("pod has no network")?;
         let resolv = self.dir.join("resolv.conf");
         // istio-init: iptables REDIRECT in the pod netns, as root, once.
@@ -2557,7 +2587,11 @@ impl PodRun<'_> {
                 child.log_tail(20)
             ));
         }
-        drop(child);
+        Ok(())
+    }
+
+    /// The `istio-proxy` container: pilot-agent, which runs Envoy.
+    fn start_sidecar(&mut self) -> Result<(), String> {
         let child = self.spawn_sidecar()?;
         let mut view = ContainerView::new(SIDECAR_NAME, "istio/proxyv2", "PodInitializing");
         view.pid = Some(child.pid());
@@ -4476,10 +4510,14 @@ mod tests {
                 .await
                 .unwrap();
 
-            let images = BTreeMap::from([(
-                "test/http".to_string(),
-                image("/usr/bin/python3", &["-m", "http.server"], &[]),
-            )]);
+            let images = BTreeMap::from([
+                (
+                    "test/http".to_string(),
+                    image("/usr/bin/python3", &["-m", "http.server"], &[]),
+                ),
+                ("test/sh".to_string(), image("/bin/sh", &[], &[])),
+            ]);
+            let istio_init_first = std::env::var_os(ISTIO_INIT_FIRST_ENV).is_some_and(|v| v == "1");
             let agent = NodeAgent::start(NodeAgentConfig {
                 client: client.clone(),
                 node_name: "smesh-node".into(),
@@ -4499,6 +4537,11 @@ mod tests {
                 "metadata": {"name": "web", "labels": {"app": "web"}},
                 "spec": {
                     "terminationGracePeriodSeconds": 5,
+                    // Egress from an init container (Seldon #4450: a model download).
+                    "initContainers": [{
+                        "name": "fetch", "image": "test/sh",
+                        "command": ["sh", "-c", "curl -sS -o /dev/null http://10.77.0.1:18080/ready"]
+                    }],
                     "containers": [{
                         "name": "server", "image": "test/http",
                         "args": ["8080", "--directory", "/etc"],
@@ -4514,6 +4557,37 @@ mod tests {
             .await
             .unwrap();
             let started = Instant::now();
+            if istio_init_first {
+                // A real pod's order: the init container's egress is redirected to 15001,
+                // where no proxy listens yet, so it fails (Seldon #4450).
+                let failed = eventually("init container fails", Duration::from_secs(60), || {
+                    let pods = pods.clone();
+                    async move {
+                        let pod = get_pod(&pods, "web").await?;
+                        let init = pod.status?.init_container_statuses?.into_iter().next()?;
+                        let state = init.last_state.or(init.state)?;
+                        state.terminated
+                    }
+                })
+                .await;
+                assert_eq!(failed.exit_code, 7, "{failed:?}");
+                assert!(
+                    failed
+                        .message
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("Failed to connect to 10.77.0.1 port 18080"),
+                    "{failed:?}"
+                );
+                eprintln!("#4450 reproduced: {:?}", failed.message);
+                pods.delete("web", &DeleteParams::default()).await.unwrap();
+                eventually("web removed", Duration::from_secs(30), || {
+                    let pods = pods.clone();
+                    async move { get_pod(&pods, "web").await.is_none().then_some(()) }
+                })
+                .await;
+                return;
+            }
             let pod = loop {
                 if let Some(pod) = get_pod(&pods, "web").await.filter(ready) {
                     break pod;
@@ -4530,6 +4604,16 @@ mod tests {
             );
             let ip = pod.status.as_ref().unwrap().pod_ip.clone().unwrap();
             let proxy_log = agent.pod_log("apps", "web", "istio-proxy").unwrap();
+            // The init container ran before interception: its egress worked.
+            let init = &pod
+                .status
+                .as_ref()
+                .unwrap()
+                .init_container_statuses
+                .as_ref()
+                .unwrap()[0];
+            let done = init.state.as_ref().unwrap().terminated.as_ref().unwrap();
+            assert_eq!(done.exit_code, 0, "{init:?}");
 
             // Inbound: the node's request is answered through Envoy (its server header).
             let response = reqwest::Client::builder()
