@@ -431,6 +431,66 @@ mod tests {
     }
 
     #[test]
+    fn containers_of_dead_test_processes_are_removed() {
+        // a tiny local image, and a container labelled with the pid of a process that ended
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        std::fs::write(
+            dir.path().join("Containerfile"),
+            "FROM scratch\nCOPY f /f\n",
+        )
+        .unwrap();
+        let image = format!("localhost/seldon-mesh-test/stale:{}", std::process::id());
+        run(podman()
+            .args([
+                "build",
+                "-q",
+                "--pull=never",
+                "--network",
+                "none",
+                "-t",
+                &image,
+            ])
+            .arg(dir.path()))
+        .unwrap();
+        let mut child = Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let name = format!("seldon-mesh-test-stale-{}", std::process::id());
+        run(podman()
+            .args(["create", "--name", &name, "--label"])
+            .arg(format!("{PID_LABEL}={dead}"))
+            .args([&image, "/f"]))
+        .unwrap();
+        // and one of a live process (pid 1; not this one, so the other tests' checks of this
+        // pid's containers are undisturbed), which must stay
+        let live = Container {
+            name: format!("seldon-mesh-test-live-{}", std::process::id()),
+        };
+        run(podman()
+            .args(["create", "--name", &live.name, "--label"])
+            .arg(format!("{PID_LABEL}=1"))
+            .args([&image, "/f"]))
+        .unwrap();
+
+        assert!(remove_stale_containers().unwrap() >= 1);
+        let exists = |n: &str| {
+            podman()
+                .args(["container", "exists", n])
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(
+            !exists(&name),
+            "the dead process's container is still there"
+        );
+        assert!(exists(&live.name), "a live process's container was removed");
+        drop(live);
+        let _ = run(podman().args(["rmi", &image]));
+    }
+
+    #[test]
     fn wait_until_times_out_with_the_log() {
         let err = wait_until(
             "thing",
