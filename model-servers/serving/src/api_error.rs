@@ -32,6 +32,10 @@ pub enum ServeError {
     Body(String),
     #[error("model `{0}` is not served here")]
     UnknownModel(String),
+    /// Decoding or encoding on the blocking pool did not finish (it panicked or the runtime
+    /// is shutting down).
+    #[error("decoding the request failed: {0}")]
+    Worker(String),
 }
 
 impl ServeError {
@@ -50,7 +54,9 @@ impl ServeError {
                 StatusCode::from_u16(*http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 reason.as_str(),
             ),
-            ServeError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR),
+            ServeError::Model(_) | ServeError::Worker(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR)
+            }
             ServeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
             ServeError::UnknownModel(_) => (StatusCode::NOT_FOUND, UNKNOWN_MODEL),
         }

@@ -120,6 +120,39 @@ fn v1_reply(msg: SeldonMessage) -> Result<Response, ApiError> {
     Ok(json(msg.to_vec().map_err(ApiError::v1)?))
 }
 
+/// Bodies at least this large are decoded (and their answers encoded) on tokio's blocking
+/// pool, not on an async worker: a 10 MB JSON decode takes long enough to hold a worker, and
+/// with every worker held, small requests and health probes wait behind it (issue 11, item
+/// 4). Smaller ones are decoded in place, where a thread hop would cost more than the decode.
+pub const OFF_WORKER_BYTES: usize = 64 * 1024;
+
+/// Runs `f` (a decode or an encode of `size` bytes) on the blocking pool when `size` is at
+/// least [`OFF_WORKER_BYTES`], else right here.
+async fn off_workers<T, E>(
+    size: usize,
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ServeError>
+where
+    T: Send + 'static,
+    E: Into<ServeError> + Send + 'static,
+{
+    if size < OFF_WORKER_BYTES {
+        return f().map_err(Into::into);
+    }
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(e) => Err(ServeError::Worker(e.to_string())),
+    }
+}
+
+/// [`v1_reply`], encoding off the workers when the request was large.
+async fn v1_reply_sized(msg: SeldonMessage, request_size: usize) -> Result<Response, ApiError> {
+    let bytes = off_workers(request_size, move || msg.to_vec())
+        .await
+        .map_err(ApiError::v1)?;
+    Ok(json(bytes))
+}
+
 async fn call(
     state: AppState,
     hook: Hook,
@@ -127,14 +160,19 @@ async fn call(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = v1_body(&state, &query, raw).map_err(ApiError::v1)?;
-    let msg = SeldonMessage::from_slice(&bytes).map_err(ApiError::v1)?;
-    v1_reply(
+    let size = bytes.len();
+    let msg = off_workers(size, move || SeldonMessage::from_slice(&bytes))
+        .await
+        .map_err(ApiError::v1)?;
+    v1_reply_sized(
         state
             .service
             .call_v1(hook, msg)
             .await
             .map_err(ApiError::v1)?,
+        size,
     )
+    .await
 }
 
 async fn predict(
@@ -175,8 +213,15 @@ async fn aggregate(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
-    let list = SeldonMessageList::from_slice(&bytes).map_err(ApiError::v1)?;
-    v1_reply(s.service.aggregate_v1(list).await.map_err(ApiError::v1)?)
+    let size = bytes.len();
+    let list = off_workers(size, move || SeldonMessageList::from_slice(&bytes))
+        .await
+        .map_err(ApiError::v1)?;
+    v1_reply_sized(
+        s.service.aggregate_v1(list).await.map_err(ApiError::v1)?,
+        size,
+    )
+    .await
 }
 
 async fn feedback(
@@ -185,7 +230,9 @@ async fn feedback(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
-    let fb = Feedback::from_slice(&bytes).map_err(ApiError::v1)?;
+    let fb = off_workers(bytes.len(), move || Feedback::from_slice(&bytes))
+        .await
+        .map_err(ApiError::v1)?;
     v1_reply(s.service.feedback_v1(fb).await.map_err(ApiError::v1)?)
 }
 
@@ -273,14 +320,15 @@ async fn infer_inner(
         .get(binary::HEADER_CONTENT_LENGTH)
         .map(|v| binary::parse_header_length(v.as_bytes()))
         .transpose()?;
-    let request = binary::decode_request(&bytes, header_length)?;
+    let size = bytes.len();
+    let request = off_workers(size, move || binary::decode_request(&bytes, header_length)).await?;
     let wants_binary = crate::v2::wants_binary(&request);
     let response = s
         .service
         .infer_v2(&model, version.as_deref(), request)
         .await?;
     if wants_binary {
-        let encoded = binary::encode_response(&response)?;
+        let encoded = off_workers(size, move || binary::encode_response(&response)).await?;
         Ok((
             [
                 (
@@ -296,7 +344,7 @@ async fn infer_inner(
         )
             .into_response())
     } else {
-        Ok(json(response.to_vec()?))
+        Ok(json(off_workers(size, move || response.to_vec()).await?))
     }
 }
 
