@@ -338,9 +338,16 @@ mod tests {
     fn own_process_group_and_pdeathsig() {
         let dir = tempfile::tempdir().unwrap();
         let child = spawn("sleeper", sh("exec sleep 30"), dir.path()).unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap();
-        // setpriv has exec'd sleep in place, with the death signal set (9 = SIGKILL).
-        assert!(stat.starts_with("Name:\tsleep"), "{stat}");
+        // setpriv execs sleep in place (same pid) once it has set the death signal.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{}/status", child.pid())).unwrap();
+            if stat.starts_with("Name:\tsleep") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{stat}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let pgid = nix::unistd::getpgid(Some(Pid::from_raw(child.pid() as i32))).unwrap();
         assert_eq!(pgid.as_raw() as u32, child.pid());
     }
@@ -365,12 +372,35 @@ mod tests {
         let started = Instant::now();
         drop(child);
         assert!(started.elapsed() >= Duration::from_millis(300));
-        std::thread::sleep(Duration::from_millis(100));
-        // No process is left in the group.
-        assert_eq!(
-            killpg(Pid::from_raw(pgid), None::<Signal>),
-            Err(nix::errno::Errno::ESRCH)
-        );
+        // No live process is left in the group (a killed grandchild may stay a zombie until
+        // whatever it was reparented to reaps it; zombies run nothing).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !live_members(pgid).is_empty() {
+            assert!(Instant::now() < deadline, "{:?}", live_members(pgid));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pids of the processes of group `pgid` that are not zombies, from /proc.
+    fn live_members(pgid: i32) -> Vec<i32> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid pgrp ...; comm may hold spaces, so split after ')'.
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+                out.push(pid);
+            }
+        }
+        out
     }
 
     #[test]
