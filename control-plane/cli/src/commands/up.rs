@@ -488,3 +488,54 @@ fn beside(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
     if p.is_file() { p } else { PathBuf::from(name) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_watch_sees_saves_in_place_and_by_rename_but_not_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sdep.yaml");
+        std::fs::write(&file, "a").unwrap();
+        let mut watch = ManifestWatch::new(&file, "a".into());
+        assert_eq!(watch.changed(), None, "same content");
+        std::fs::write(&file, "b").unwrap();
+        assert_eq!(watch.changed().as_deref(), Some("b"));
+        assert_eq!(watch.changed(), None, "seen once");
+        let tmp = dir.path().join("sdep.yaml.swp");
+        std::fs::write(&tmp, "c").unwrap();
+        std::fs::rename(&tmp, &file).unwrap();
+        assert_eq!(watch.changed().as_deref(), Some("c"), "an editor's rename");
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            watch.changed(),
+            None,
+            "a file in the middle of a save is no change"
+        );
+        std::fs::write(&file, "c").unwrap();
+        assert_eq!(watch.changed(), None, "back to what runs");
+    }
+
+    #[test]
+    fn a_changed_manifest_that_is_not_a_seldon_deployment_is_refused() {
+        let options = LocalOptions {
+            gateway_port: 8000,
+            server_bin: "seldon-server".into(),
+            filter_wasm: "/f.wasm".into(),
+            commands: BTreeMap::new(),
+            base_dir: ".".into(),
+        };
+        let running = seldon_local::LocalPlan {
+            processes: Vec::new(),
+            envoy: seldon_envoy::EnvoyConfig::new(9901),
+            predictors: Vec::new(),
+            prefix: "/".into(),
+        };
+        let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n";
+        let err = next_plan(config_map, &options, &running).unwrap_err();
+        assert!(err.to_string().contains("SeldonDeployment"), "{err}");
+        let err = next_plan("", &options, &running).unwrap_err();
+        assert!(err.to_string().contains("no YAML document"), "{err}");
+    }
+}
