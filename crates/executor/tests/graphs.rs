@@ -1451,3 +1451,31 @@ fn v2_pair() -> Harness {
         1024,
     ))
 }
+
+#[test]
+fn v2_binary_extension_bodies_are_not_json_checked_either_way() {
+    let mut h = Harness::with(plan(Protocol::V2, "name: m", 1024));
+    let mut headers = Harness::headers("POST", "/v2/models/m/infer");
+    headers.retain(|(k, _)| k != "content-type");
+    headers.push(("content-type".into(), "application/octet-stream".into()));
+    headers.push(("inference-header-content-length".into(), "2".into()));
+    assert_eq!(
+        h.exec.on_headers(&mut h.host, headers, false),
+        Step::WaitBody
+    );
+    let body = b"{}\x00\x01\x02\x03".to_vec();
+    assert_eq!(h.exec.on_body(&mut h.host, body.clone()), Step::Wait);
+    let (token, call) = h.new_calls().remove(0);
+    assert_eq!(call.body.as_deref(), Some(body.as_slice()));
+    let answer = CallResponse {
+        status: Some(200),
+        headers: vec![
+            ("content-type".into(), "application/octet-stream".into()),
+            ("inference-header-content-length".into(), "2".into()),
+            ("x-envoy-upstream-service-time".into(), "1".into()),
+        ],
+        body: body.clone(),
+    };
+    let r = respond(h.exec.on_call_response(&mut h.host, token, answer));
+    assert_eq!((r.status, r.body), (200, body));
+}
