@@ -8,7 +8,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use seldon_supervise::Supervised;
 use std::time::{Duration, Instant};
 
 const MARK: &str = "SELDON_LIFECYCLE_TEST_MARK";
@@ -121,13 +123,14 @@ fn testmodel(name: &str) -> String {
 }
 
 /// Starts `up` with the marker; returns it once it printed `ready:` (or panics with its
-/// output if it exited first).
-fn start_up(mark: &str, runs: &[(&str, String)]) -> Child {
+/// output if it exited first). It is supervised: a failing assertion (panic) stops it and
+/// everything it started, so a failed test leaks nothing either.
+fn start_up(mark: &str, runs: &[(&str, String)]) -> Supervised {
     envoy_ready();
     let dir = tempfile::tempdir().unwrap().keep();
     let file = dir.join("sdep.yaml");
     std::fs::write(&file, TWO_NODES).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"));
+    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
     cmd.env(MARK, mark)
         .args(["up", "-f"])
         .arg(&file)
@@ -139,13 +142,10 @@ fn start_up(mark: &str, runs: &[(&str, String)]) -> Child {
     for (node, command) in runs {
         cmd.arg("--run").arg(format!("{node}={command}"));
     }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    for line in out.lines() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    cmd.stdout(writer).stderr(Stdio::inherit());
+    let mut child = Supervised::spawn("seldon-mesh up", cmd).unwrap();
+    for line in BufReader::new(reader).lines() {
         if line.unwrap().starts_with("ready: ") {
             return child;
         }
@@ -170,7 +170,7 @@ fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill -{sig} {pid}");
 }
 
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+fn wait_exit(child: &mut Supervised, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -198,7 +198,7 @@ fn sigterm_sigint_and_sighup_to_up_alone_stop_every_process() {
     for (sig, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
         let mark = format!("{sig}-{}", std::process::id());
         let mut up = start_up(&mark, &runs());
-        let started = marked(&mark, up.id());
+        let started = marked(&mark, up.pid());
         // Envoy, node t, node m's shell and node m itself.
         assert!(
             started.len() >= 4,
@@ -208,10 +208,15 @@ fn sigterm_sigint_and_sighup_to_up_alone_stop_every_process() {
             started.iter().any(|(_, c)| c.contains("envoy")),
             "{started:#?}"
         );
-        signal(up.id(), sig);
+        signal(up.pid(), sig);
         let status = wait_exit(&mut up, Duration::from_secs(20));
         assert_eq!(status.code(), Some(code), "exit status after SIG{sig}");
-        assert_none_left(&mark, up.id(), Duration::from_secs(2), &format!("SIG{sig}"));
+        assert_none_left(
+            &mark,
+            up.pid(),
+            Duration::from_secs(2),
+            &format!("SIG{sig}"),
+        );
     }
 }
 
@@ -221,10 +226,10 @@ fn a_killed_up_leaves_no_process_behind() {
     // Simple commands only: they are exec'd, so the parent-death signal reaches the node.
     let runs = vec![("t", testmodel("t")), ("m", testmodel("m"))];
     let mut up = start_up(&mark, &runs);
-    assert!(marked(&mark, up.id()).len() >= 3);
-    up.kill().unwrap(); // SIGKILL: nothing in `up` runs any more
+    assert!(marked(&mark, up.pid()).len() >= 3);
+    signal(up.pid(), "KILL"); // SIGKILL: nothing in `up` runs any more
     up.wait().unwrap();
-    assert_none_left(&mark, up.id(), Duration::from_secs(5), "SIGKILL of up");
+    assert_none_left(&mark, up.pid(), Duration::from_secs(5), "SIGKILL of up");
 }
 
 #[test]
@@ -292,20 +297,19 @@ fn status_and_logs_find_a_running_up_by_its_manifest() {
         "{err}"
     );
 
-    let mut up = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
-        .env("XDG_STATE_HOME", state_home.path())
+    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.env("XDG_STATE_HOME", state_home.path())
         .args(["up", "-f"])
         .arg(&file)
         .args(["--port", &free_port().to_string()])
         .arg("--filter")
         .arg(filter())
         .args(["--run", &format!("t={}", testmodel("t"))])
-        .args(["--run", &format!("m={}", testmodel("m"))])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(up.stdout.take().unwrap());
+        .args(["--run", &format!("m={}", testmodel("m"))]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    cmd.stdout(writer).stderr(Stdio::inherit());
+    let mut up = Supervised::spawn("seldon-mesh up", cmd).unwrap();
+    let mut out = BufReader::new(reader);
     let mut printed = String::new();
     loop {
         let mut line = String::new();
@@ -354,7 +358,7 @@ fn status_and_logs_find_a_running_up_by_its_manifest() {
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("not healthy: main.m"), "{stdout}");
 
-    signal(up.id(), "TERM");
+    signal(up.pid(), "TERM");
     wait_exit(&mut up, Duration::from_secs(20));
     let (code, stdout, _) = cli(&["status"]);
     assert_eq!(code, Some(1));
