@@ -1692,16 +1692,21 @@ async fn run_agent(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
     let mut tasks = tokio::task::JoinSet::new();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut bound: BTreeSet<String> = BTreeSet::new();
+    // uids whose task ended; never started again.
+    let mut finished: BTreeSet<String> = BTreeSet::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
-            Some(uid) = done_rx.recv() => { pods.remove(&uid); }
+            Some(uid) = done_rx.recv() => {
+                pods.remove(&uid);
+                finished.insert(uid);
+            }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             event = events.next() => {
                 let Some(event) = event else { break };
                 match event {
                     Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod)) => {
-                        on_pod(&ctx, pod, &mut pods, &mut tasks, &done_tx, &mut bound).await;
+                        on_pod(&ctx, pod, &mut pods, &mut tasks, &done_tx, &mut bound, &finished).await;
                     }
                     Ok(watcher::Event::Delete(pod)) => {
                         if let Some(uid) = pod.metadata.uid.as_deref()
@@ -1733,6 +1738,52 @@ async fn run_agent(ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
+/// What the agent does about one observed Pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodAction {
+    /// Not ours, already bound elsewhere, finished, or nothing changed.
+    Ignore,
+    /// Unscheduled: bind it to this node.
+    Bind,
+    /// Bound here, not running yet: start it.
+    Start,
+    /// Running here and being deleted: stop it gracefully.
+    Stop { grace: Duration },
+    /// Being deleted but not running here: just remove the object.
+    Remove,
+}
+
+/// The decision for a watch event, from the pod and what the agent knows about its uid.
+/// A uid runs once, as on a kubelet: watch events queued before its task ended (a status
+/// update from before the deletion) must not start it again.
+fn pod_action(pod: &Pod, node_name: &str, running: bool, finished: bool) -> PodAction {
+    let deleting = pod.metadata.deletion_timestamp.is_some();
+    match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+        None if deleting => return PodAction::Ignore,
+        None => return PodAction::Bind,
+        Some(n) if n == node_name => {}
+        Some(_) => return PodAction::Ignore,
+    }
+    let terminal = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    );
+    match (deleting, running, finished) {
+        (true, true, _) => PodAction::Stop {
+            grace: Duration::from_secs(
+                pod.metadata
+                    .deletion_grace_period_seconds
+                    .unwrap_or(30)
+                    .max(0) as u64,
+            ),
+        },
+        (true, false, _) => PodAction::Remove,
+        (false, true, _) | (false, false, true) => PodAction::Ignore,
+        (false, false, false) if terminal => PodAction::Ignore,
+        (false, false, false) => PodAction::Start,
+    }
+}
+
 async fn on_pod(
     ctx: &Arc<Ctx>,
     pod: Pod,
@@ -1740,6 +1791,7 @@ async fn on_pod(
     tasks: &mut tokio::task::JoinSet<()>,
     done: &mpsc::UnboundedSender<String>,
     bound: &mut BTreeSet<String>,
+    finished: &BTreeSet<String>,
 ) {
     let (Some(uid), Some(name), Some(ns)) = (
         pod.metadata.uid.clone(),
@@ -1749,68 +1801,60 @@ async fn on_pod(
         return;
     };
     let key = format!("{ns}/{name}");
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-    let deleting = pod.metadata.deletion_timestamp.is_some();
-    match node.as_deref() {
-        None if !deleting => {
+    let action = pod_action(
+        &pod,
+        &ctx.node_name,
+        pods.contains_key(&uid),
+        finished.contains(&uid),
+    );
+    if action != PodAction::Bind {
+        bound.remove(&uid);
+    }
+    match action {
+        PodAction::Ignore => {}
+        PodAction::Bind => {
             if bound.insert(uid.clone())
                 && let Err(e) = bind(ctx, &ns, &name, &uid).await
             {
                 tracing::warn!(pod = %key, error = %e, "binding");
                 bound.remove(&uid);
             }
-            return;
         }
-        Some(n) if n == ctx.node_name => {}
-        _ => return,
-    }
-    bound.remove(&uid);
-    if let Some(entry) = pods.get(&uid) {
-        if deleting {
-            let grace = pod
-                .metadata
-                .deletion_grace_period_seconds
-                .unwrap_or(30)
-                .max(0) as u64;
-            let _ = entry.stop.send_if_modified(|s| {
-                if *s == Stop::Keep {
-                    *s = Stop::Graceful {
-                        grace: Duration::from_secs(grace),
-                    };
-                    true
-                } else {
-                    false
-                }
+        PodAction::Stop { grace } => {
+            if let Some(entry) = pods.get(&uid) {
+                let _ = entry.stop.send_if_modified(|s| {
+                    if *s == Stop::Keep {
+                        *s = Stop::Graceful { grace };
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+        }
+        PodAction::Remove => {
+            if let Err(e) = delete_pod_object(&ctx.client, &ns, &name, &uid).await {
+                tracing::warn!(pod = %key, error = %e, "removing a terminating pod");
+            }
+        }
+        PodAction::Start => {
+            let (stop_tx, stop_rx) = watch::channel(Stop::Keep);
+            pods.insert(
+                uid.clone(),
+                PodEntry {
+                    stop: stop_tx,
+                    key: key.clone(),
+                },
+            );
+            let ctx = ctx.clone();
+            let done = done.clone();
+            tracing::info!(pod = %key, "starting pod");
+            tasks.spawn(async move {
+                run_pod(&ctx, pod, stop_rx).await;
+                let _ = done.send(uid);
             });
         }
-        return;
     }
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    if deleting {
-        // Never ran here (or ran before this agent): nothing to stop, let it go.
-        if let Err(e) = delete_pod_object(&ctx.client, &ns, &name, &uid).await {
-            tracing::warn!(pod = %key, error = %e, "removing a terminating pod");
-        }
-        return;
-    }
-    if matches!(phase, Some("Succeeded") | Some("Failed")) {
-        return;
-    }
-    let (stop_tx, stop_rx) = watch::channel(Stop::Keep);
-    pods.insert(
-        uid.clone(),
-        PodEntry {
-            stop: stop_tx,
-            key: key.clone(),
-        },
-    );
-    let ctx = ctx.clone();
-    let done = done.clone();
-    tracing::info!(pod = %key, "starting pod");
-    tasks.spawn(async move {
-        run_pod(&ctx, pod, stop_rx).await;
-        let _ = done.send(uid);
-    });
 }
 
 /// What the scheduler would do: bind the pod to this node.
@@ -3784,6 +3828,36 @@ mod tests {
     }
 
     #[test]
+    fn pod_action_binds_starts_stops_and_never_restarts_a_finished_uid() {
+        let mut p = sample_pod();
+        assert_eq!(pod_action(&p, "node-1", false, false), PodAction::Bind);
+        p.spec.as_mut().unwrap().node_name = Some("other".into());
+        assert_eq!(pod_action(&p, "node-1", false, false), PodAction::Ignore);
+        p.spec.as_mut().unwrap().node_name = Some("node-1".into());
+        assert_eq!(pod_action(&p, "node-1", false, false), PodAction::Start);
+        assert_eq!(pod_action(&p, "node-1", true, false), PodAction::Ignore);
+        // A stale event for a pod whose task already ended (deleted, then removed).
+        assert_eq!(pod_action(&p, "node-1", false, true), PodAction::Ignore);
+        p.status = Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        assert_eq!(pod_action(&p, "node-1", false, false), PodAction::Ignore);
+        p.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        p.metadata.deletion_grace_period_seconds = Some(20);
+        assert_eq!(
+            pod_action(&p, "node-1", true, false),
+            PodAction::Stop {
+                grace: Duration::from_secs(20)
+            }
+        );
+        assert_eq!(pod_action(&p, "node-1", false, false), PodAction::Remove);
+        assert_eq!(pod_action(&p, "node-1", false, true), PodAction::Remove);
+        p.spec.as_mut().unwrap().node_name = None;
+        assert_eq!(pod_action(&p, "node-1", false, false), PodAction::Ignore);
+    }
+
+    #[test]
     fn backoff_doubles_to_five_minutes() {
         assert_eq!(backoff(0), Duration::from_secs(10));
         assert_eq!(backoff(1), Duration::from_secs(20));
@@ -4345,6 +4419,7 @@ mod tests {
             })
             .await;
             let took = deleting.elapsed();
+            assert_not_restarted(&agent, "server").await;
             assert!(
                 took >= Duration::from_secs(2),
                 "removed before its preStop hook ended: {took:?}"
@@ -4513,7 +4588,11 @@ mod tests {
             let images = BTreeMap::from([
                 (
                     "test/http".to_string(),
-                    image("/usr/bin/python3", &["-m", "http.server"], &[]),
+                    image(
+                        "/usr/bin/python3",
+                        &["-m", "http.server"],
+                        &[("PYTHONUNBUFFERED", "1")],
+                    ),
                 ),
                 ("test/sh".to_string(), image("/bin/sh", &[], &[])),
             ]);
@@ -4714,8 +4793,22 @@ mod tests {
             })
             .await;
             assert!(!netns_exists(&ns_name), "{ns_name} left behind");
+            assert_not_restarted(&agent, "server").await;
             drop(agent);
             drop(kube);
+        }
+
+        /// A deleted pod is not started again by watch events queued before its end: after
+        /// a while, its container has still logged its start banner exactly once.
+        async fn assert_not_restarted(agent: &NodeAgent, container: &str) {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let log = agent.pod_log("apps", "web", container).unwrap();
+            let text = std::fs::read_to_string(&log).unwrap();
+            assert_eq!(
+                text.matches("Serving HTTP on").count(),
+                1,
+                "the deleted pod was started again:\n{text}"
+            );
         }
     }
 }
