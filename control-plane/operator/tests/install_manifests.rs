@@ -580,7 +580,7 @@ fn helm_ambassador_values_switch_the_ingress_and_drop_the_gateway() {
         .unwrap();
     assert_eq!(
         dep["spec"]["template"]["spec"]["containers"][0]["image"],
-        "seldon-mesh/seldon-mesh:9.9.9"
+        "ghcr.io/seldon-mesh/seldon-mesh:9.9.9"
     );
 }
 

@@ -78,7 +78,7 @@ mod tests {
             "TENSORFLOW_SERVER",
         ] {
             assert!(
-                c.get(key).unwrap().image.starts_with("seldon-mesh/server:"),
+                c.get(key).unwrap().image.starts_with("ghcr.io/seldon-mesh/server:"),
                 "{key}"
             );
         }

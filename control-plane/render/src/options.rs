@@ -203,7 +203,7 @@ impl Default for RenderOptions {
             catalogue: Catalogue::builtin(),
             filter_url: DEFAULT_FILTER_URL.to_string(),
             filter_sha256: None,
-            initializer_image: format!("seldon-mesh/initializer:{VERSION}"),
+            initializer_image: format!("ghcr.io/seldon-mesh/initializer:{VERSION}"),
             initializer_user_id: Some(ISTIO_PROXY_UID),
             default_env_secret_ref_name: None,
             istio_gateway: "istio-system/seldon-gateway".to_string(),

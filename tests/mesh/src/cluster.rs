@@ -1272,7 +1272,7 @@ impl Cluster {
         let b = &self.bins;
         BTreeMap::from([
             (
-                "seldon-mesh/server".to_string(),
+                "ghcr.io/seldon-mesh/server".to_string(),
                 ImageCommand {
                     program: b.seldon_server.clone(),
                     args: Vec::new(),
@@ -1283,7 +1283,7 @@ impl Cluster {
                 },
             ),
             (
-                "seldon-mesh/initializer".to_string(),
+                "ghcr.io/seldon-mesh/initializer".to_string(),
                 ImageCommand {
                     program: b.initializer.clone(),
                     args: Vec::new(),
@@ -1291,7 +1291,7 @@ impl Cluster {
                 },
             ),
             (
-                "seldon-mesh/seldon-mesh".to_string(),
+                "ghcr.io/seldon-mesh/seldon-mesh".to_string(),
                 ImageCommand {
                     program: b.seldon_mesh.clone(),
                     args: Vec::new(),
