@@ -10,6 +10,11 @@ PYTHON="${PYTHON:-python3}"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# Tests call this concurrently; on a cold cache parallel venv/pip installs collide.
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/.setup.lock"
+flock 9
+
 # 1. wasm target (rustup is a no-op when it is already installed).
 if command -v rustup >/dev/null 2>&1; then
     if ! rustup target list --installed 2>/dev/null | grep -qx 'wasm32-wasip1'; then

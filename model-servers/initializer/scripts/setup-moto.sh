@@ -11,6 +11,11 @@ venv="${SELDON_MOTO_VENV:-$HOME/.cache/seldon-mesh/motovenv}"
 req="$here/requirements-moto.txt"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$req" | cut -d' ' -f1)"
+# Tests call this concurrently; on a cold cache two `python3 -m venv` at once fail with
+# "File exists". One installs, the others wait on the lock and then reuse it.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
 if [[ ! -x "$venv/bin/moto_server" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "setup-moto.sh: installing $req into $venv" >&2
   python3 -m venv "$venv" >&2
