@@ -107,6 +107,19 @@ fn a_child_dies_when_its_owner_is_sigkilled() {
         .unwrap();
     let child: u32 = line.trim().parse().unwrap();
     assert!(running(child));
+    // The parent-death signal is armed by setpriv just before it execs the program; wait for
+    // the exec (the README states this start-up window), or a loaded machine kills the owner
+    // inside it and the test proves nothing.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{child}/comm")).map(|c| c.trim().to_string())
+        != Ok("sleep".to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "child {child} never exec'd sleep"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     owner.kill().unwrap(); // SIGKILL: no destructor runs in the owner
     owner.wait().unwrap();
     assert!(
