@@ -78,7 +78,10 @@ mod tests {
             "TENSORFLOW_SERVER",
         ] {
             assert!(
-                c.get(key).unwrap().image.starts_with("ghcr.io/seldon-mesh/server:"),
+                c.get(key)
+                    .unwrap()
+                    .image
+                    .starts_with("ghcr.io/seldon-mesh/server:"),
                 "{key}"
             );
         }
