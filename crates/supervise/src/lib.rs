@@ -58,6 +58,24 @@ pub fn command(program: impl AsRef<Path>) -> Command {
     cmd
 }
 
+/// [`command`] around an existing `Command`: the same program, arguments, environment
+/// changes and working directory, behind `setpriv`, in its own process group. Stdio is not
+/// carried over (std cannot read it back): set it on the result. Nor is `env_clear`.
+pub fn wrap(cmd: &Command) -> Command {
+    let mut wrapped = command(cmd.get_program());
+    wrapped.args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
 /// [`command`] for a shell command line: `sh -c 'exec <line>'`, so the shell is replaced by
 /// the program and the parent-death signal reaches it.
 pub fn shell(line: &str) -> Command {
@@ -98,6 +116,11 @@ impl Supervised {
     pub fn with_grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
         self
+    }
+
+    /// [`Supervised::with_grace`] in place.
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
     }
 
     pub fn name(&self) -> &str {
@@ -208,6 +231,30 @@ mod tests {
         c.arg("-c");
         assert_eq!(real_program(&c), PathBuf::from("/opt/bin/envoy"));
         assert_eq!(real_program(&Command::new("plain")), PathBuf::from("plain"));
+    }
+
+    #[test]
+    fn wrap_keeps_program_args_env_and_cwd() {
+        let mut c = Command::new("/opt/srv");
+        c.args(["--port", "1"])
+            .env("A", "1")
+            .env_remove("B")
+            .current_dir("/tmp");
+        let w = wrap(&c);
+        assert_eq!(w.get_program(), "setpriv");
+        let args: Vec<_> = w.get_args().collect();
+        assert_eq!(
+            args,
+            ["--pdeathsig", "KILL", "--", "/opt/srv", "--port", "1"]
+        );
+        let envs: Vec<_> = w.get_envs().collect();
+        assert!(
+            envs.contains(&("A".as_ref(), Some("1".as_ref()))),
+            "{envs:?}"
+        );
+        assert!(envs.contains(&("B".as_ref(), None)), "{envs:?}");
+        assert_eq!(w.get_current_dir(), Some(Path::new("/tmp")));
+        assert_eq!(real_program(&w), PathBuf::from("/opt/srv"));
     }
 
     #[test]

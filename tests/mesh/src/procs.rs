@@ -1,47 +1,34 @@
-//! Child processes that never outlive the test: each runs in its own process group, gets
-//! `SIGKILL` when the thread that spawned it dies (`PR_SET_PDEATHSIG`), logs stdout and stderr
-//! to one file, and on drop gets `SIGTERM` (whole group), a grace period, then `SIGKILL`.
+//! Child processes that never outlive the test, with their output in one log file each.
 //!
-//! `PR_SET_PDEATHSIG` must be set between `fork` and `exec`. The std way is
-//! `CommandExt::pre_exec`, which is `unsafe`, and the workspace forbids unsafe code (a
-//! `forbid` cannot be relaxed by an inner `allow`). So the child is started through util-linux
-//! `setpriv --pdeathsig KILL -- <program> <args>`, which makes the same `prctl` call and then
-//! execs the program in place (same pid, same process group). util-linux is part of every
-//! Debian/Ubuntu base system.
-//!
-//! Linux delivers the death signal when the *thread* that forked the child exits, not the
-//! process. Spawn from a thread that lives as long as the child should: the test thread or a
-//! tokio worker of a runtime that outlives it, never from `spawn_blocking` (its threads exit
-//! when idle).
+//! The process lifecycle is `seldon-supervise`'s (own process group, parent-death SIGKILL via
+//! `setpriv`, on drop SIGTERM to the group, a grace period, then SIGKILL); this module adds
+//! what the harness needs on top: a log file per process, exit errors quoting the log, and a
+//! `Group` stopped together. Spawn from a thread that lives as long as the child should (the
+//! death signal follows the spawning thread), never from `spawn_blocking`.
 
 use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use seldon_supervise::{SuperviseError, Supervised};
 
 use crate::HarnessError;
 
-/// The program that sets `PR_SET_PDEATHSIG` and execs the real command (see module docs).
-pub const SETPRIV: &str = "/usr/bin/setpriv";
-
 /// How long a child gets between `SIGTERM` and `SIGKILL` when it is dropped.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+pub const DEFAULT_GRACE: Duration = seldon_supervise::DEFAULT_GRACE;
 
 /// A running child process, leader of its own process group. Dropping it stops the group.
 #[derive(Debug)]
 pub struct Child {
     name: String,
-    inner: std::process::Child,
+    inner: Supervised,
     log_path: PathBuf,
-    grace: Duration,
     terminated: bool,
 }
 
@@ -76,46 +63,25 @@ pub fn spawn(name: &str, cmd: Command, log_dir: &Path) -> Result<Child, HarnessE
         source,
     })?;
 
-    let mut wrapped = wrap_with_pdeathsig(&cmd);
+    let mut wrapped = seldon_supervise::wrap(&cmd);
     wrapped
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
-        .stderr(Stdio::from(log_err))
-        .process_group(0);
-    let inner = wrapped.spawn().map_err(|source| HarnessError::Spawn {
-        name: name.to_string(),
-        program: cmd.get_program().to_string_lossy().into_owned(),
-        source,
+        .stderr(Stdio::from(log_err));
+    let inner = Supervised::spawn(name, wrapped).map_err(|e| match e {
+        SuperviseError::Spawn { source, .. } => HarnessError::Spawn {
+            name: name.to_string(),
+            program: cmd.get_program().to_string_lossy().into_owned(),
+            source,
+        },
     })?;
-    tracing::debug!(name, pid = inner.id(), log = %log_path.display(), "spawned");
+    tracing::debug!(name, pid = inner.pid(), log = %log_path.display(), "spawned");
     Ok(Child {
         name: name.to_string(),
         inner,
         log_path,
-        grace: DEFAULT_GRACE,
         terminated: false,
     })
-}
-
-/// `setpriv --pdeathsig KILL -- <program> <args>` with `cmd`'s env changes and cwd.
-fn wrap_with_pdeathsig(cmd: &Command) -> Command {
-    let mut wrapped = Command::new(SETPRIV);
-    wrapped
-        .arg("--pdeathsig")
-        .arg("KILL")
-        .arg("--")
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped
 }
 
 impl Child {
@@ -126,7 +92,7 @@ impl Child {
 
     /// The process id, which is also the process group id.
     pub fn pid(&self) -> u32 {
-        self.inner.id()
+        self.inner.pid()
     }
 
     /// Where stdout and stderr go.
@@ -136,7 +102,7 @@ impl Child {
 
     /// Sets how long [`Drop`] waits between `SIGTERM` and `SIGKILL`.
     pub fn set_grace(&mut self, grace: Duration) {
-        self.grace = grace;
+        self.inner.set_grace(grace);
     }
 
     /// The last `n` lines of the log (fewer if the log is shorter; empty if unreadable).
@@ -170,44 +136,18 @@ impl Child {
     pub fn terminate(&mut self) {
         if !self.terminated {
             self.terminated = true;
-            signal_group(self.inner.id(), Signal::SIGTERM);
+            // ESRCH (the group is already gone) is fine.
+            let _ = self.inner.signal_group(Signal::SIGTERM);
         }
     }
 
-    /// Stops the group (`SIGTERM`, up to `grace`, `SIGKILL`) and returns the leader's status.
+    /// Stops the group (`SIGTERM`, up to the grace period, `SIGKILL`) and returns the
+    /// leader's status. Dropping does the same.
     pub fn stop(mut self) -> Result<ExitStatus, HarnessError> {
-        self.stop_inner()
-    }
-
-    fn stop_inner(&mut self) -> Result<ExitStatus, HarnessError> {
-        if let Some(status) = self.try_status()? {
-            // The leader is gone; members it left in the group may not be.
-            signal_group(self.inner.id(), Signal::SIGKILL);
-            return Ok(status);
-        }
-        self.terminate();
-        let deadline = Instant::now() + self.grace;
-        while Instant::now() < deadline {
-            if let Some(status) = self.try_status()? {
-                signal_group(self.inner.id(), Signal::SIGKILL);
-                return Ok(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        tracing::warn!(name = %self.name, pid = self.inner.id(), grace = ?self.grace, "no exit after SIGTERM, sending SIGKILL");
-        signal_group(self.inner.id(), Signal::SIGKILL);
-        self.inner.wait().map_err(|source| HarnessError::Io {
-            context: format!("waiting for {} after SIGKILL", self.name),
+        self.inner.stop().map_err(|source| HarnessError::Io {
+            context: format!("stopping {}", self.name),
             source,
         })
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if let Err(e) = self.stop_inner() {
-            tracing::warn!(name = %self.name, error = %e, "stopping child");
-        }
     }
 }
 
@@ -256,18 +196,6 @@ impl Drop for Group {
     }
 }
 
-/// `killpg(pgid, sig)`, ignoring "no such process" (the group is already gone).
-fn signal_group(pgid: u32, sig: Signal) {
-    let Ok(pgid) = i32::try_from(pgid) else {
-        return;
-    };
-    if let Err(e) = killpg(Pid::from_raw(pgid), sig)
-        && e != nix::errno::Errno::ESRCH
-    {
-        tracing::warn!(pgid, signal = ?sig, error = %e, "killpg");
-    }
-}
-
 /// The last `n` lines of a file, joined with newlines; empty if it cannot be read.
 pub fn tail_lines(path: &Path, n: usize) -> String {
     let Ok(file) = File::open(path) else {
@@ -306,6 +234,8 @@ pub fn require_program(program: impl AsRef<OsStr>) -> Result<PathBuf, HarnessErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::unistd::Pid;
+    use std::time::Instant;
 
     fn sh(script: &str) -> Command {
         let mut cmd = Command::new("/bin/sh");
