@@ -592,22 +592,15 @@ fn close(got: &Value, want: &[f64]) -> bool {
 }
 
 /// The gateway's count of 2xx answers from the `subset` of `host` port 8000: what it routed
-/// or mirrored there and got answered (mirrored answers are received, then dropped).
+/// or mirrored there and got answered (mirrored answers are received, then dropped). Envoy
+/// creates the counter with the cluster's first answer, so a missing counter is 0: a fresh
+/// mirror target (its first copy still in flight) has none yet. A destination that never
+/// answers stays at 0, which the callers' share checks reject.
 async fn gateway_answers(cluster: &Cluster, subset: &str, host: &str) -> Result<f64, HarnessError> {
     // Istio names the stats of a cluster `<cluster name>;` (its alt_stat_name).
     let key = format!("cluster.outbound|8000|{subset}|{host};.upstream_rq_2xx");
     let stats = cluster.gateway_stats("upstream_rq").await?;
-    match stats.get(&key) {
-        Some(n) => Ok(*n as f64),
-        None => Err(HarnessError::Check(format!(
-            "gateway has no {key}; it has {:?}",
-            stats
-                .keys()
-                .filter(|k| k.contains("outbound"))
-                .take(20)
-                .collect::<Vec<_>>()
-        ))),
-    }
+    Ok(stats.get(&key).map_or(0.0, |n| *n as f64))
 }
 
 #[test]
