@@ -5,48 +5,14 @@
 //! this test's (`cargo test --workspace` builds `testmodel` and `seldon-server`).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-fn target_dir() -> PathBuf {
-    // target/debug/seldon-mesh → target
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
-    exe.parent()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
+mod common;
 
-fn sibling(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} is not built; run `cargo build --workspace --bins` first",
-        p.display()
-    );
-    p
-}
-
-fn filter() -> PathBuf {
-    let p = target_dir().join("wasm32-wasip1/release/seldon_filter.wasm");
-    assert!(p.is_file(), "{} is not built; run `make wasm`", p.display());
-    p
-}
-
-fn envoy_ready() {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/setup.sh"
-        ))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/setup.sh failed");
-}
+use common::{envoy_ready, filter, sibling};
 
 /// A running `seldon-mesh up`; killed on drop.
 struct Up {

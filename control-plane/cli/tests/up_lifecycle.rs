@@ -7,7 +7,6 @@
 //! is "left behind" if /proc shows a live process (not a zombie) carrying the marker.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use seldon_supervise::Supervised;
@@ -15,72 +14,13 @@ use std::time::{Duration, Instant};
 
 const MARK: &str = "SELDON_LIFECYCLE_TEST_MARK";
 
-fn sibling(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} is not built; run `cargo build --workspace --bins` first",
-        p.display()
-    );
-    p
-}
+mod common;
 
-fn filter() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
-    let p = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|t| t.join("wasm32-wasip1/release/seldon_filter.wasm"))
-        .unwrap_or_default();
-    assert!(p.is_file(), "{} is not built; run `make wasm`", p.display());
-    p
-}
+use common::{envoy_ready, filter, free_port, sibling};
 
-fn envoy_ready() {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/setup.sh"
-        ))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/setup.sh failed");
-}
-
-/// Live processes whose environment holds `MARK=<mark>`, except `except`.
+/// `common::marked` for this file's marker variable.
 fn marked(mark: &str, except: u32) -> Vec<(u32, String)> {
-    let needle = format!("{MARK}={mark}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == except || pid == std::process::id() {
-            continue;
-        }
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            continue;
-        }
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            == Some("Z");
-        if !zombie {
-            let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            found.push((pid, cmd));
-        }
-    }
-    found
+    common::marked(MARK, mark, except)
 }
 
 fn assert_none_left(mark: &str, up_pid: u32, within: Duration, what: &str) {
@@ -152,14 +92,6 @@ fn start_up(mark: &str, runs: &[(&str, String)]) -> Supervised {
     }
     let status = child.wait().unwrap();
     panic!("seldon-mesh up exited ({status}) before it was ready");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -19,45 +19,13 @@ use serde_json::{Value, json};
 
 const MARK: &str = "SELDON_RELOAD_TEST_MARK";
 
-fn sibling(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
-    assert!(
-        p.is_file(),
-        "{} is not built; run `cargo build --workspace --bins` first",
-        p.display()
-    );
-    p
-}
+mod common;
 
-fn filter() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
-    let p = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|t| t.join("wasm32-wasip1/release/seldon_filter.wasm"))
-        .unwrap_or_default();
-    assert!(p.is_file(), "{} is not built; run `make wasm`", p.display());
-    p
-}
+use common::{alive, envoy_ready, filter, free_port, sibling};
 
-fn envoy_ready() {
-    let status = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/setup.sh"
-        ))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/setup.sh failed");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `common::marked` for this file's marker variable.
+fn marked(mark: &str, except: u32) -> Vec<(u32, String)> {
+    common::marked(MARK, mark, except)
 }
 
 fn testmodel(name: &str, add: f64) -> String {
@@ -65,46 +33,6 @@ fn testmodel(name: &str, add: f64) -> String {
         "exec {} --port $PREDICTIVE_UNIT_HTTP_SERVICE_PORT --name {name} --mode add --add {add}",
         sibling("testmodel").display()
     )
-}
-
-/// Live processes whose environment holds `MARK=<mark>` (zombies aside), except `except`.
-fn marked(mark: &str, except: u32) -> Vec<(u32, String)> {
-    let needle = format!("{MARK}={mark}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == except || pid == std::process::id() {
-            continue;
-        }
-        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-            continue;
-        }
-        if !alive(pid) {
-            continue;
-        }
-        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        found.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
-    }
-    found
-}
-
-/// The process exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        != Some("Z")
 }
 
 /// A running `seldon-mesh up` with the marker; stopped with SIGTERM on drop, after which no

@@ -1,0 +1,89 @@
+//! What the `up*` integration tests share: where the built binaries are, Envoy installed, a
+//! free port, and finding the processes an `up` started by a marker variable it passed on.
+// Each test crate uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A binary built beside `seldon-mesh` (`testmodel`, `seldon-server`).
+pub fn sibling(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh")).with_file_name(name);
+    assert!(
+        p.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        p.display()
+    );
+    p
+}
+
+/// The release filter module (`make wasm`).
+pub fn filter() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_seldon-mesh"));
+    let p = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|t| t.join("wasm32-wasip1/release/seldon_filter.wasm"))
+        .unwrap_or_default();
+    assert!(p.is_file(), "{} is not built; run `make wasm`", p.display());
+    p
+}
+
+/// Envoy is installed (`scripts/setup.sh`, idempotent).
+pub fn envoy_ready() {
+    let status = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/setup.sh"
+        ))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/setup.sh failed");
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Live processes (zombies aside) whose environment holds `<var>=<mark>`, except `except`
+/// and this test process, with their command lines.
+pub fn marked(var: &str, mark: &str, except: u32) -> Vec<(u32, String)> {
+    let needle = format!("{var}={mark}");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == except || pid == std::process::id() {
+            continue;
+        }
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) || !alive(pid) {
+            continue;
+        }
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        found.push((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+    }
+    found
+}
+
+/// The process exists and is not a zombie (PID 1 here may not reap orphans).
+pub fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state != "Z")
+}
