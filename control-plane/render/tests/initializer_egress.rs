@@ -10,87 +10,14 @@
 //! mesh test; `pilot-agent` comes from `scripts/istio-test-env.sh`. Only addresses inside the
 //! two namespaces this test creates are used; both are deleted on drop.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use seldon_render::{Manifest, RenderOptions, render};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Self {
-        ok(Command::new("ip").args(["netns", "add", &name]));
-        ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
-        Self(name)
-    }
-
-    fn exec(&self) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child process killed on drop (and by the kernel if this test's thread dies first:
-/// `setpriv --pdeathsig KILL`).
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn pilot_agent() -> PathBuf {
-    let out = run(Command::new("bash").arg(repo().join("scripts/istio-test-env.sh")));
-    assert!(
-        out.status.success(),
-        "scripts/istio-test-env.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    PathBuf::from(
-        stdout
-            .lines()
-            .find(|l| l.ends_with("/pilot-agent"))
-            .unwrap(),
-    )
-}
+use common::{Guard, Netns, TempDir, ok, pilot_agent, repo, run};
 
 /// (initializer runAsUser, pod runAsUser) from the rendered sklearn-iris Deployment.
 fn rendered_uids() -> (i64, i64) {
