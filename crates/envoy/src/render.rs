@@ -200,6 +200,10 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
     json!({
         "name": l.name,
         "address": socket_address("127.0.0.1", l.port),
+        // Envoy sets SO_REUSEPORT by default, so two Envoys given the same port (two local
+        // runs racing for a "free" port) would silently share it and answer each other's
+        // requests with 404s. Without it the second bind fails with a clear error.
+        "enable_reuse_port": false,
         "per_connection_buffer_limit_bytes": limit,
         "filter_chains": [{
             "filters": [{
