@@ -41,7 +41,7 @@ pub struct Shared {
     /// sha256 of the filter module (WasmPlugin `sha256`), checked by the sidecar after pulling.
     #[arg(long, env = "SELDON_FILTER_SHA256")]
     pub filter_sha256: Option<String>,
-    /// Where the graph filter calls nodes in its own pod (default `service`); nodes in other
+    /// Where the graph filter calls nodes in its own pod (default `localhost`); nodes in other
     /// pods always go through their Service. A `mesh.seldon.io/node-calls` annotation wins.
     #[arg(long, value_enum, env = "SELDON_NODE_CALLS")]
     pub node_calls: Option<NodeCallsArg>,

@@ -263,10 +263,10 @@ fn filter_url_flag_and_env_reach_the_wasm_plugin() {
 }
 
 #[test]
-fn node_calls_flag_and_env_give_the_localhost_golden() {
+fn node_calls_flag_and_env_give_the_service_golden() {
     let golden = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../render/tests/golden/options/transformer-model-node-calls-localhost.yaml"),
+            .join("../render/tests/golden/options/transformer-model-node-calls-service.yaml"),
     )
     .unwrap();
     let body = golden.split_once('\n').unwrap().1;
@@ -274,11 +274,11 @@ fn node_calls_flag_and_env_give_the_localhost_golden() {
     let by_flag = bin()
         .args(["render", "-f"])
         .arg(&sample)
-        .args(["--node-calls", "localhost"])
+        .args(["--node-calls", "service"])
         .output()
         .unwrap();
     let by_env = bin()
-        .env("SELDON_NODE_CALLS", "localhost")
+        .env("SELDON_NODE_CALLS", "service")
         .args(["render", "-f"])
         .arg(&sample)
         .output()
@@ -288,7 +288,7 @@ fn node_calls_flag_and_env_give_the_localhost_golden() {
         assert!(out.status.success(), "{stderr}");
         assert_eq!(stdout, body);
     }
-    // service is the default: the plain golden
+    // localhost is the default: the plain golden
     let plain = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../render/tests/golden/transformer-model.yaml"),
@@ -297,11 +297,12 @@ fn node_calls_flag_and_env_give_the_localhost_golden() {
     let out = bin()
         .args(["render", "-f"])
         .arg(&sample)
-        .args(["--node-calls", "service"])
+        .args(["--node-calls", "localhost"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out).1);
     assert_eq!(text(&out).0, plain.split_once('\n').unwrap().1);
+    assert_ne!(text(&out).0, body);
     let out = bin()
         .args(["render", "-f"])
         .arg(&sample)

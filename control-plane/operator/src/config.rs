@@ -88,8 +88,8 @@ pub struct OperatorConfig {
     /// UID (OpenShift: the proxy's UID in the namespace range); `null` = none (the pod's).
     #[serde(default, deserialize_with = "present")]
     pub initializer_user_id: Option<Option<i64>>,
-    /// Where the graph filter calls the nodes of its own pod: `service` (default, Istio's
-    /// outbound cluster of the node's Service) or `localhost` (a static 127.0.0.1 cluster); a
+    /// Where the graph filter calls the nodes of its own pod: `localhost` (default, a static
+    /// 127.0.0.1 cluster) or `service` (Istio's outbound cluster of the node's Service); a
     /// SeldonDeployment's `mesh.seldon.io/node-calls` annotation wins.
     pub node_calls: Option<NodeCalls>,
     /// Default `envSecretRefName`.
@@ -287,8 +287,8 @@ mod tests {
     }
 
     #[test]
-    fn node_calls_service_by_default_localhost_when_set_and_nothing_else() {
-        assert_eq!(opts("{}").unwrap().node_calls, NodeCalls::Service);
+    fn node_calls_localhost_by_default_service_when_set_and_nothing_else() {
+        assert_eq!(opts("{}").unwrap().node_calls, NodeCalls::Localhost);
         assert_eq!(
             opts("nodeCalls: localhost\n").unwrap().node_calls,
             NodeCalls::Localhost

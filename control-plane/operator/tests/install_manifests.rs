@@ -247,7 +247,7 @@ fn operator_config_map_parses_into_render_options() {
         opts.initializer_user_id,
         Some(seldon_render::ISTIO_PROXY_UID)
     );
-    assert_eq!(opts.node_calls, seldon_render::NodeCalls::Service);
+    assert_eq!(opts.node_calls, seldon_render::NodeCalls::Localhost);
     assert_eq!(
         opts.node_calls,
         seldon_render::RenderOptions::default().node_calls
@@ -660,19 +660,20 @@ fn helm_filter_url_and_initializer_uid_reach_the_render_options() {
 fn helm_node_calls_reach_the_render_options_and_a_typo_is_refused() {
     assert_eq!(
         helm_operator_config(&[]).node_calls,
-        seldon_render::NodeCalls::Service
+        seldon_render::NodeCalls::Localhost
     );
-    let o = helm_operator_config(&["--set", "nodeCalls=localhost"]);
-    assert_eq!(o.node_calls, seldon_render::NodeCalls::Localhost);
-    // and a localhost render adds the clusters the filter config names
     let text =
         std::fs::read_to_string(repo().join("manifests/samples/transformer-model.yaml")).unwrap();
     let sdep = seldon_crd::parse_yaml(&text).unwrap().remove(0).sdep;
-    let objs: Vec<Value> = seldon_render::render(&sdep, &o)
-        .unwrap()
-        .iter()
-        .map(seldon_render::Manifest::to_value)
-        .collect();
+    let render = |o: &seldon_render::RenderOptions| -> Vec<Value> {
+        seldon_render::render(&sdep, o)
+            .unwrap()
+            .iter()
+            .map(seldon_render::Manifest::to_value)
+            .collect()
+    };
+    // the chart's default: the localhost render adds the clusters the filter config names
+    let objs = render(&helm_operator_config(&[]));
     let filter = objs
         .iter()
         .find(|v| v["metadata"]["name"] == "income-default-node-calls")
@@ -682,6 +683,20 @@ fn helm_node_calls_reach_the_render_options_and_a_typo_is_refused() {
     assert_eq!(
         plugin["spec"]["pluginConfig"]["nodes"]["model"]["cluster"],
         "seldon-local-9001"
+    );
+    // --set nodeCalls=service: Istio's outbound clusters, no EnvoyFilter adding clusters
+    let o = helm_operator_config(&["--set", "nodeCalls=service"]);
+    assert_eq!(o.node_calls, seldon_render::NodeCalls::Service);
+    let objs = render(&o);
+    assert!(
+        !objs
+            .iter()
+            .any(|v| v["metadata"]["name"] == "income-default-node-calls")
+    );
+    let plugin = objs.iter().find(|v| v["kind"] == "WasmPlugin").unwrap();
+    assert_eq!(
+        plugin["spec"]["pluginConfig"]["nodes"]["model"]["cluster"],
+        "outbound|9001||income-default-model.seldon.svc.cluster.local"
     );
     // a value the operator does not know stops it at start, with the field named
     let helm = helm().expect("helm: scripts/kube-test-env.sh --helm failed");

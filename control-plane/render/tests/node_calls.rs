@@ -1,11 +1,12 @@
 //! Where node calls go (issue 7): `RenderOptions::node_calls` / `mesh.seldon.io/node-calls`.
 //!
-//! - default (`service`): every node through Istio's outbound cluster of its Service, no
-//!   extra object;
-//! - `localhost`: nodes in the filter's own pod get a static `127.0.0.1` cluster (an
-//!   EnvoyFilter `CLUSTER` `ADD`), nodes in other pods keep the Service. Goldens
-//!   `tests/golden/options/<sample>-node-calls-localhost.yaml` (transformer-model: both nodes
-//!   in the graph pod; router-three-models: the router local, the models in their own pods);
+//! - default (`localhost`, the faster path in the mesh test): nodes in the filter's own pod
+//!   get a static `127.0.0.1` cluster (an EnvoyFilter `CLUSTER` `ADD`), nodes in other pods
+//!   keep the Service (transformer-model: both nodes in the graph pod; router-three-models:
+//!   the router local, the models in their own pods). The sample goldens (`samples.rs`) are
+//!   this render;
+//! - `service`: every node through Istio's outbound cluster of its Service, no extra object.
+//!   Goldens `tests/golden/options/<sample>-node-calls-service.yaml`;
 //! - the rendered FilterConfig parses back and compiles, and names exactly the clusters the
 //!   EnvoyFilter adds;
 //! - the annotation wins over the option, per predictor, and a bad value is refused by `check`;
@@ -35,6 +36,13 @@ fn sample(name: &str) -> SeldonDeployment {
 fn localhost() -> RenderOptions {
     RenderOptions {
         node_calls: NodeCalls::Localhost,
+        ..RenderOptions::default()
+    }
+}
+
+fn service() -> RenderOptions {
+    RenderOptions {
+        node_calls: NodeCalls::Service,
         ..RenderOptions::default()
     }
 }
@@ -125,9 +133,18 @@ fn added_clusters(filter: &Value) -> BTreeMap<String, (String, u64)> {
 }
 
 #[test]
-fn by_default_every_node_is_called_through_its_service() {
-    assert_eq!(RenderOptions::default().node_calls, NodeCalls::Service);
-    let objs = objects(&sample("transformer-model"), &RenderOptions::default());
+fn by_default_the_nodes_of_the_graph_pod_are_called_over_localhost() {
+    assert_eq!(RenderOptions::default().node_calls, NodeCalls::Localhost);
+    for name in ["transformer-model", "router-three-models"] {
+        let objs = objects(&sample(name), &RenderOptions::default());
+        assert_eq!(objs, objects(&sample(name), &localhost()), "{name}");
+        assert_eq!(node_call_filters(&objs).len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn with_service_every_node_is_called_through_its_service() {
+    let objs = objects(&sample("transformer-model"), &service());
     assert!(node_call_filters(&objs).is_empty());
     assert_eq!(
         node_upstreams(&objs),
@@ -145,15 +162,15 @@ fn by_default_every_node_is_called_through_its_service() {
 }
 
 #[test]
-fn localhost_renders_match_their_golden_files() {
+fn service_renders_match_their_golden_files() {
     for name in ["transformer-model", "router-three-models"] {
-        let manifests = render(&sample(name), &localhost()).unwrap();
+        let manifests = render(&sample(name), &service()).unwrap();
         let yaml = format!(
-            "# manifests/samples/{name}.yaml rendered with node_calls localhost (tests/node_calls.rs). Do not edit: `UPDATE_GOLDENS=1 cargo test -p seldon-render`.\n{}",
+            "# manifests/samples/{name}.yaml rendered with node_calls service (tests/node_calls.rs). Do not edit: `UPDATE_GOLDENS=1 cargo test -p seldon-render`.\n{}",
             to_yaml(&manifests)
         );
         let golden = root().join(format!(
-            "tests/golden/options/{name}-node-calls-localhost.yaml"
+            "tests/golden/options/{name}-node-calls-service.yaml"
         ));
         if std::env::var_os("UPDATE_GOLDENS").is_some() {
             std::fs::write(&golden, &yaml).unwrap();
@@ -274,12 +291,12 @@ fn every_cluster_a_config_names_exists_in_every_sample() {
 
 #[test]
 fn the_annotation_wins_per_predictor() {
-    // on the SeldonDeployment: localhost without the option
+    // on the SeldonDeployment: localhost while the option says service
     let mut sdep = sample("transformer-model");
     sdep.spec
         .annotations
         .insert(ANNOTATION.to_string(), "localhost".to_string());
-    let by_annotation = objects(&sdep, &RenderOptions::default());
+    let by_annotation = objects(&sdep, &service());
     let by_option = objects(&sample("transformer-model"), &localhost());
     assert_eq!(node_upstreams(&by_annotation), node_upstreams(&by_option));
     assert_eq!(
@@ -287,6 +304,15 @@ fn the_annotation_wins_per_predictor() {
         node_call_filters(&by_option)
     );
     assert_eq!(node_call_filters(&by_annotation).len(), 1);
+    // and service while the option is the default
+    let mut sdep = sample("transformer-model");
+    sdep.spec
+        .annotations
+        .insert(ANNOTATION.to_string(), "service".to_string());
+    let by_annotation = objects(&sdep, &RenderOptions::default());
+    let by_service = objects(&sample("transformer-model"), &service());
+    assert_eq!(node_upstreams(&by_annotation), node_upstreams(&by_service));
+    assert!(node_call_filters(&by_annotation).is_empty());
     // in metadata.annotations it is not copied to the pods: the render is the option's, so
     // switching there rolls no pod
     let mut sdep = sample("transformer-model");
@@ -294,7 +320,7 @@ fn the_annotation_wins_per_predictor() {
         .annotations
         .get_or_insert_with(Default::default)
         .insert(ANNOTATION.to_string(), "localhost".to_string());
-    assert_eq!(objects(&sdep, &RenderOptions::default()), by_option);
+    assert_eq!(objects(&sdep, &service()), by_option);
     // on one predictor: service there, while the option says localhost
     let mut ab = sample("ab-test");
     ab.spec.predictors[1]
@@ -350,7 +376,7 @@ fn localhost_changes_only_the_node_upstreams_and_adds_the_envoy_filter() {
         "router-three-models",
         "combiner-ensemble",
     ] {
-        let default = objects(&sample(name), &RenderOptions::default());
+        let default = objects(&sample(name), &service());
         let local = objects(&sample(name), &localhost());
         let strip = |objs: &[Value]| -> Vec<Value> {
             objs.iter()

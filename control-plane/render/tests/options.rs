@@ -340,7 +340,14 @@ fn every_sample_initializer_runs_as_the_proxy_uid_and_pvc_models_have_none() {
 #[test]
 fn envoy_filter_has_a_positive_priority() {
     let objs = objects(&sample("ab-test"), &RenderOptions::default());
-    let filters = of_kind(&objs, "EnvoyFilter");
+    let (adds, filters): (Vec<&Value>, Vec<&Value>) = of_kind(&objs, "EnvoyFilter")
+        .into_iter()
+        .partition(|f| f["spec"]["configPatches"][0]["applyTo"] == "CLUSTER");
+    // the node-calls EnvoyFilters only ADD clusters, not a relative patch: no priority
+    assert_eq!(adds.len(), 2);
+    for f in adds {
+        assert!(f["spec"]["priority"].is_null(), "{f}");
+    }
     assert_eq!(filters.len(), 2);
     for f in filters {
         assert_eq!(f["spec"]["priority"], seldon_render::envoy_filter::PRIORITY);

@@ -1,8 +1,8 @@
 //! Where node calls go, in the real mesh (issue 7). The sklearn sample's graph filter calls
-//! its node through the node's Service (Istio's outbound cluster, the default), or, after
-//! `kubectl annotate … mesh.seldon.io/node-calls=localhost` (no pod restarts), over
-//! 127.0.0.1 through the static cluster the operator adds. Rounds alternate
-//! service/localhost/service/localhost. Each proves its path is the one taken (the graph
+//! its node over 127.0.0.1 through the static cluster the operator adds (the default), or,
+//! after `kubectl annotate … mesh.seldon.io/node-calls=service` (no pod restarts), through
+//! the node's Service (Istio's outbound cluster). Rounds alternate
+//! localhost/service/localhost/service. Each proves its path is the one taken (the graph
 //! pod's sidecar's `/clusters` counters), checks every answer's body, and prints the latency
 //! of one prediction through the gateway. The numbers are recorded in tests/mesh/README.md;
 //! nothing here asserts a speed.
@@ -136,7 +136,7 @@ async fn latency(
 }
 
 #[test]
-fn node_calls_over_the_service_then_localhost_in_the_same_pods() -> Result<(), HarnessError> {
+fn node_calls_over_localhost_then_the_service_in_the_same_pods() -> Result<(), HarnessError> {
     cluster::run(ClusterOptions::new("node-calls"), |cluster| {
         Box::pin(async move {
             cluster
@@ -206,11 +206,12 @@ fn node_calls_over_the_service_then_localhost_in_the_same_pods() -> Result<(), H
                 .and_then(|s| s.pod_ip)
                 .ok_or_else(|| HarnessError::Check("the iris pod has no IP".into()))?;
 
-            // The default is the Service path; then alternate, so drift on a shared machine
-            // (another build starting) does not favour one path. Each switch is a
-            // `kubectl annotate`, applied by the operator and istiod without restarting pods.
+            // The default is the localhost path (round 0 proves it); then alternate, so drift
+            // on a shared machine (another build starting) does not favour one path. Each
+            // switch is a `kubectl annotate`, applied by the operator and istiod without
+            // restarting pods.
             let mut results: Vec<(&str, Duration, Duration)> = Vec::new();
-            for (round, mode) in ["service", "localhost", "service", "localhost"]
+            for (round, mode) in ["localhost", "service", "localhost", "service"]
                 .iter()
                 .enumerate()
             {
