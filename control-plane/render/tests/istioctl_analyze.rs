@@ -230,8 +230,7 @@ fn a_misspelt_field_in_an_added_localhost_cluster_is_reported() {
     let istioctl = istioctl();
     let mesh = MeshConfig::write("negative-cluster");
     let golden = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/golden/transformer-model.yaml"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/transformer-model.yaml"),
     )
     .unwrap();
     assert_eq!(golden.matches("connect_timeout: 10s").count(), 2);
