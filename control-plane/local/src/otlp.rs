@@ -1,0 +1,121 @@
+//! Where local mode sends the filter's spans: `seldon-mesh up --otlp-endpoint URL`
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+//!
+//! The URL is read as OpenTelemetry's SDKs read `OTEL_EXPORTER_OTLP_ENDPOINT` with
+//! `http/protobuf`: a base URL to which the signal path `v1/traces` is appended
+//! (`http://127.0.0.1:4318` → `POST http://127.0.0.1:4318/v1/traces`,
+//! `http://collector:4318/otel` → `/otel/v1/traces`). Only `http://`: the filter's export
+//! leaves Envoy in the clear, which is what a collector on this machine expects. Envoy reaches
+//! it through one cluster, [`CLUSTER`].
+
+use thiserror::Error;
+
+/// The Envoy cluster of the collector.
+pub const CLUSTER: &str = "otlp-collector";
+
+/// A parsed `--otlp-endpoint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpEndpoint {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// The request path of trace exports, ending in `/v1/traces`.
+    pub path: String,
+}
+
+/// Why an `--otlp-endpoint` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "--otlp-endpoint {url:?}: {reason} (give the collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318)"
+)]
+pub struct OtlpEndpointError {
+    pub url: String,
+    pub reason: String,
+}
+
+impl OtlpEndpoint {
+    /// Parses a base URL; see the module docs.
+    pub fn parse(url: &str) -> Result<Self, OtlpEndpointError> {
+        let fail = |reason: &str| OtlpEndpointError {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let parsed = url::Url::parse(url.trim()).map_err(|e| fail(&e.to_string()))?;
+        if parsed.scheme() != "http" {
+            return Err(fail(&format!(
+                "scheme {:?} is not supported, only http",
+                parsed.scheme()
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(fail("a query or fragment has no meaning here"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(fail("credentials in the URL are not supported"));
+        }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(fail("no host")),
+        };
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let base = parsed.path().trim_end_matches('/');
+        Ok(Self {
+            host,
+            port,
+            path: format!("{base}/v1/traces"),
+        })
+    }
+
+    /// The `:authority` of the export requests.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_gets_the_signal_path() {
+        let e = OtlpEndpoint::parse("http://127.0.0.1:4318").unwrap();
+        assert_eq!(
+            e,
+            OtlpEndpoint {
+                host: "127.0.0.1".into(),
+                port: 4318,
+                path: "/v1/traces".into()
+            }
+        );
+        assert_eq!(e.authority(), "127.0.0.1:4318");
+        let e = OtlpEndpoint::parse("http://collector.local:4318/otel/").unwrap();
+        assert_eq!(e.host, "collector.local");
+        assert_eq!(e.path, "/otel/v1/traces");
+        let e = OtlpEndpoint::parse("http://[::1]:4318").unwrap();
+        assert_eq!(e.host, "::1");
+        assert_eq!(e.authority(), "[::1]:4318");
+        assert_eq!(OtlpEndpoint::parse("http://jaeger").unwrap().port, 80);
+    }
+
+    #[test]
+    fn what_cannot_work_is_refused_with_the_reason() {
+        for (url, reason) in [
+            ("https://127.0.0.1:4318", "scheme \"https\" is not supported"),
+            ("localhost:4318", "scheme \"localhost\" is not supported"),
+            ("127.0.0.1:4318", "relative URL without a base"),
+            ("localhost", "relative URL without a base"),
+            ("http://127.0.0.1:4318?x=1", "a query or fragment"),
+            ("http://u:p@127.0.0.1:4318", "credentials"),
+        ] {
+            let e = OtlpEndpoint::parse(url).unwrap_err();
+            assert!(e.reason.contains(reason), "{url}: {e}");
+            assert!(e.to_string().contains("http://127.0.0.1:4318"), "{e}");
+        }
+    }
+}
