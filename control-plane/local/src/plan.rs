@@ -15,6 +15,8 @@ use seldon_envoy::{
 use seldon_graph::{FilterConfig, Implementation, NodeUpstream, PredictiveUnit};
 use seldon_render::{Context, Predictor, RenderOptions};
 
+use crate::otlp::OtlpEndpoint;
+
 use crate::LocalError;
 
 /// Where local mode finds its parts, and what the user told it.
@@ -31,6 +33,9 @@ pub struct LocalOptions {
     pub commands: BTreeMap<String, String>,
     /// Directory relative `modelUri`s are resolved against (the manifest's folder).
     pub base_dir: PathBuf,
+    /// The OTLP/HTTP collector the filter exports spans to (`--otlp-endpoint`); `None`: no
+    /// spans (trace headers are still forwarded to the nodes).
+    pub otlp: Option<OtlpEndpoint>,
 }
 
 /// One node process.
@@ -183,6 +188,13 @@ pub fn plan_next(
         for w in &mut weighted {
             w.weight = 1;
         }
+    }
+    if let Some(otlp) = &opts.otlp {
+        envoy.clusters.push(Cluster::http1(
+            crate::otlp::CLUSTER,
+            otlp.host.clone(),
+            otlp.port,
+        ));
     }
     let prefix = format!("/seldon/{}/{}/", cx.namespace, cx.name);
     envoy.listeners.push(Listener {
@@ -345,6 +357,7 @@ mod tests {
             filter_wasm: "/f.wasm".into(),
             commands: BTreeMap::from([("tin".to_string(), "python tin.py".to_string())]),
             base_dir: "/samples".into(),
+            otlp: None,
         }
     }
 

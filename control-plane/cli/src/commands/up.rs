@@ -48,6 +48,12 @@ pub struct Args {
     /// the answer and stop.
     #[arg(long)]
     pub request: Option<String>,
+    /// Export trace spans (one per request, one per node call) as OTLP/HTTP protobuf to this
+    /// collector base URL, e.g. `http://127.0.0.1:4318` (Jaeger, an OpenTelemetry Collector);
+    /// `/v1/traces` is appended. Default: off, no spans are made; the nodes still get the
+    /// caller's trace headers.
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -84,6 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default(),
+        otlp: args
+            .otlp_endpoint
+            .as_deref()
+            .map(seldon_local::otlp::OtlpEndpoint::parse)
+            .transpose()?,
     };
     if !options.filter_wasm.is_file() {
         bail!(
@@ -525,6 +536,7 @@ mod tests {
             filter_wasm: "/f.wasm".into(),
             commands: BTreeMap::new(),
             base_dir: ".".into(),
+            otlp: None,
         };
         let running = seldon_local::LocalPlan {
             processes: Vec::new(),
