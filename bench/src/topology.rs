@@ -88,6 +88,7 @@ pub fn filter_config(
         nodes,
         body_limit_bytes: 1024 * 1024,
         payload_logger: None,
+        tracing: None,
     };
     seldon_graph::compile(&config).map_err(|e| e.to_string())?;
     Ok(config)

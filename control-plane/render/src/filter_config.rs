@@ -81,6 +81,7 @@ pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> F
         nodes,
         body_limit_bytes,
         payload_logger: payload_logger.flatten(),
+        tracing: None,
     }
 }
 

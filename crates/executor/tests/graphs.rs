@@ -117,6 +117,7 @@ fn plan_with(
             path: "/log".into(),
             timeout_ms: 1000,
         }),
+        tracing: None,
     };
     edit(&mut cfg);
     Rc::new(compile(&cfg).unwrap())

@@ -38,6 +38,10 @@ pub struct FilterConfig {
     /// Where payload logs (CloudEvents) go, if any node logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_logger: Option<PayloadLogger>,
+    /// Where the filter exports its spans (OTLP/HTTP protobuf); absent: tracing is off and
+    /// trace headers are forwarded to nodes as they came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
 }
 
 fn default_body_limit() -> u64 {
@@ -118,6 +122,86 @@ fn default_logger_path() -> String {
     "/".to_string()
 }
 
+/// Tracing from the filter: one span per graph request and per node call, exported as
+/// OTLP/HTTP protobuf to a collector reached through an Envoy cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tracing {
+    /// Envoy cluster of the OTLP/HTTP collector (e.g. a Jaeger or OpenTelemetry Collector on
+    /// port 4318).
+    pub cluster: String,
+    /// `:authority` of the export POST.
+    pub authority: String,
+    /// Path of the export POST.
+    #[serde(default = "default_trace_path")]
+    pub path: String,
+    /// Share of new traces sampled when the caller sent no sampled flag, 0..=1. Default 1:
+    /// Seldon's executor traced with Jaeger's `const` sampler set to 1 (every request), so
+    /// users who turned tracing on saw every request.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// The exported resource's `service.name` (render may set one per predictor).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Finished spans kept per Envoy worker while waiting for export; beyond this, spans are
+    /// dropped and counted.
+    #[serde(default = "default_max_queue_spans")]
+    pub max_queue_spans: u32,
+    /// Most spans in one export POST.
+    #[serde(default = "default_batch_spans")]
+    pub batch_spans: u32,
+    /// How often each worker exports what it queued.
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+    /// Timeout of one export POST.
+    #[serde(default = "default_export_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// Default OTLP/HTTP path for traces.
+pub const DEFAULT_TRACE_PATH: &str = "/v1/traces";
+/// Default `service.name` of exported spans.
+pub const DEFAULT_SERVICE_NAME: &str = "seldon-mesh";
+
+fn default_trace_path() -> String {
+    DEFAULT_TRACE_PATH.to_string()
+}
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+fn default_service_name() -> String {
+    DEFAULT_SERVICE_NAME.to_string()
+}
+fn default_max_queue_spans() -> u32 {
+    2048
+}
+fn default_batch_spans() -> u32 {
+    512
+}
+fn default_flush_interval_ms() -> u64 {
+    1000
+}
+fn default_export_timeout_ms() -> u64 {
+    5000
+}
+
+impl Tracing {
+    /// Tracing to `cluster` with every default.
+    pub fn new(cluster: impl Into<String>, authority: impl Into<String>) -> Self {
+        Self {
+            cluster: cluster.into(),
+            authority: authority.into(),
+            path: default_trace_path(),
+            sample_ratio: default_sample_ratio(),
+            service_name: default_service_name(),
+            max_queue_spans: default_max_queue_spans(),
+            batch_spans: default_batch_spans(),
+            flush_interval_ms: default_flush_interval_ms(),
+            timeout_ms: default_export_timeout_ms(),
+        }
+    }
+}
+
 impl FilterConfig {
     /// Parses the JSON plugin configuration.
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
@@ -148,6 +232,54 @@ mod tests {
         assert_eq!(cfg.nodes["m"].transport, Transport::Rest);
         let again = FilterConfig::from_json(cfg.to_json().as_bytes()).unwrap();
         assert_eq!(cfg, again);
+    }
+
+    #[test]
+    fn tracing_defaults_and_round_trip() {
+        let cfg = FilterConfig::from_json(
+            br#"{"deployment":"d","namespace":"n","predictor":"p","graph":{"name":"m"},
+                 "tracing":{"cluster":"otlp","authority":"jaeger:4318"}}"#,
+        )
+        .unwrap();
+        let t = cfg.tracing.clone().unwrap();
+        assert_eq!(t, Tracing::new("otlp", "jaeger:4318"));
+        assert_eq!(t.path, "/v1/traces");
+        assert_eq!(t.sample_ratio, 1.0);
+        assert_eq!(t.service_name, "seldon-mesh");
+        assert_eq!(
+            (
+                t.max_queue_spans,
+                t.batch_spans,
+                t.flush_interval_ms,
+                t.timeout_ms
+            ),
+            (2048, 512, 1000, 5000)
+        );
+        let json = cfg.to_json();
+        assert!(json.contains(r#""sampleRatio":1.0"#), "{json}");
+        assert_eq!(FilterConfig::from_json(json.as_bytes()).unwrap(), cfg);
+        // absent: off, and not written back
+        let off = FilterConfig {
+            tracing: None,
+            ..cfg
+        };
+        assert!(!off.to_json().contains("tracing"));
+    }
+
+    #[test]
+    fn tracing_needs_cluster_and_refuses_unknown_fields() {
+        let err = FilterConfig::from_json(
+            br#"{"deployment":"d","namespace":"n","predictor":"p","graph":{"name":"m"},
+                 "tracing":{"authority":"a"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("cluster"), "{err}");
+        let err = FilterConfig::from_json(
+            br#"{"deployment":"d","namespace":"n","predictor":"p","graph":{"name":"m"},
+                 "tracing":{"cluster":"c","authority":"a","sample_ratio":0.5}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sample_ratio"), "{err}");
     }
 
     #[test]

@@ -82,4 +82,12 @@ pub enum Rule {
     TooDeep(usize),
     #[error("bodyLimitBytes must be greater than 0")]
     ZeroBodyLimit,
+    #[error("tracing.{0} must not be empty")]
+    EmptyTracingField(&'static str),
+    #[error("tracing.{0} must be greater than 0")]
+    ZeroTracingField(&'static str),
+    #[error("tracing.sampleRatio must be a number between 0 and 1, got {0}")]
+    BadSampleRatio(f64),
+    #[error("tracing.path must start with '/', got {0:?}")]
+    BadTracingPath(String),
 }

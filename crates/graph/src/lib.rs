@@ -22,7 +22,7 @@ pub mod error;
 pub mod plan;
 pub mod unit;
 
-pub use config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Transport};
+pub use config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Tracing, Transport};
 pub use error::{GraphError, Problem, Rule};
 pub use plan::{InputStep, NodeId, Plan, PlanNode, RouteStep, compile};
 pub use unit::{

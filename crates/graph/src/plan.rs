@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Transport};
+use crate::config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Tracing, Transport};
 use crate::error::{GraphError, Problem, Rule};
 use crate::unit::{
     EndpointType, Implementation, Logger, ParameterType, PredictiveUnit, PredictiveUnitMethod,
@@ -45,6 +45,8 @@ pub struct Plan {
     pub payload_logger: Option<PayloadLogger>,
     /// True when some node makes a routing decision, so responses carry `meta.routing`.
     pub routes: bool,
+    /// Spans and their export; `None`: tracing is off.
+    pub tracing: Option<Tracing>,
 }
 
 /// One node with its behaviour resolved.
@@ -121,6 +123,9 @@ pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
             Rule::ProtocolUnsupported("tensorflow"),
         );
     }
+    if let Some(tracing) = &config.tracing {
+        cx.tracing(tracing);
+    }
     cx.node(&config.graph, "graph".to_string(), None, 1);
     for name in config.nodes.keys() {
         if !cx.seen.contains_key(name) {
@@ -145,6 +150,7 @@ pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
         body_limit_bytes: usize::try_from(config.body_limit_bytes).unwrap_or(usize::MAX),
         payload_logger: config.payload_logger.clone(),
         routes,
+        tracing: config.tracing.clone(),
     })
 }
 
@@ -159,6 +165,38 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
+    fn tracing(&mut self, t: &Tracing) {
+        let root = self.config.graph.name.clone();
+        for (field, value) in [
+            ("cluster", &t.cluster),
+            ("authority", &t.authority),
+            ("serviceName", &t.service_name),
+        ] {
+            if value.trim().is_empty() {
+                let path = format!("tracing.{field}");
+                self.problem(&root, &path, Rule::EmptyTracingField(field));
+            }
+        }
+        if !t.path.starts_with('/') {
+            self.problem(&root, "tracing.path", Rule::BadTracingPath(t.path.clone()));
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            let rule = Rule::BadSampleRatio(t.sample_ratio);
+            self.problem(&root, "tracing.sampleRatio", rule);
+        }
+        for (field, value) in [
+            ("maxQueueSpans", u64::from(t.max_queue_spans)),
+            ("batchSpans", u64::from(t.batch_spans)),
+            ("flushIntervalMs", t.flush_interval_ms),
+            ("timeoutMs", t.timeout_ms),
+        ] {
+            if value == 0 {
+                let path = format!("tracing.{field}");
+                self.problem(&root, &path, Rule::ZeroTracingField(field));
+            }
+        }
+    }
+
     fn problem(&mut self, node: &str, path: &str, rule: Rule) {
         self.problems.push(Problem {
             node: node.to_string(),
@@ -488,6 +526,7 @@ mod tests {
             nodes,
             body_limit_bytes: 1024,
             payload_logger: None,
+            tracing: None,
         }
     }
 
@@ -498,6 +537,59 @@ mod tests {
             .into_iter()
             .map(|p| p.rule)
             .collect()
+    }
+
+    #[test]
+    fn tracing_is_compiled_into_the_plan() {
+        let mut cfg = config("name: m");
+        assert_eq!(compile(&cfg).unwrap().tracing, None);
+        cfg.tracing = Some(Tracing::new("otlp", "collector:4318"));
+        let plan = compile(&cfg).unwrap();
+        assert_eq!(plan.tracing, cfg.tracing);
+    }
+
+    #[test]
+    fn tracing_problems_name_the_field() {
+        let mut cfg = config("name: m");
+        let mut t = Tracing::new(" ", "");
+        t.path = "v1/traces".into();
+        t.sample_ratio = 1.5;
+        t.service_name = String::new();
+        t.max_queue_spans = 0;
+        t.batch_spans = 0;
+        t.flush_interval_ms = 0;
+        t.timeout_ms = 0;
+        cfg.tracing = Some(t);
+        let err = compile(&cfg).unwrap_err();
+        let paths: Vec<&str> = err.problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "tracing.cluster",
+                "tracing.authority",
+                "tracing.serviceName",
+                "tracing.path",
+                "tracing.sampleRatio",
+                "tracing.maxQueueSpans",
+                "tracing.batchSpans",
+                "tracing.flushIntervalMs",
+                "tracing.timeoutMs",
+            ]
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("tracing.sampleRatio must be a number between 0 and 1, got 1.5"),
+            "{text}"
+        );
+        assert!(text.contains("tracing.cluster must not be empty"), "{text}");
+        let mut t = Tracing::new("c", "a");
+        t.sample_ratio = -0.01;
+        cfg.tracing = Some(t);
+        assert_eq!(rules(&cfg), [Rule::BadSampleRatio(-0.01)]);
+        let mut t = Tracing::new("c", "a");
+        t.sample_ratio = f64::NAN;
+        cfg.tracing = Some(t);
+        assert!(matches!(rules(&cfg)[..], [Rule::BadSampleRatio(_)]));
     }
 
     #[test]

@@ -127,6 +127,7 @@ impl GraphUnderTest {
             nodes: upstreams,
             body_limit_bytes: spec.body_limit_bytes,
             payload_logger,
+            tracing: None,
         };
         seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
 
