@@ -25,7 +25,7 @@ target="${CARGO_TARGET_DIR:-$repo/target}"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -1)"
 registry="${SELDON_IMAGE_REGISTRY:-ghcr.io/seldon-mesh}"
 tag="${SELDON_IMAGE_TAG:-$version}"
-cache="$HOME/.cache/seldon-mesh/images"
+cache="${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/images"
 all=(seldon-mesh server initializer python-wrapper graph-filter)
 names=("$@")
 ((${#names[@]})) || names=("${all[@]}")

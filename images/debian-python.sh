@@ -10,7 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/containers.conf}"
-cache="$HOME/.cache/seldon-mesh/images"
+cache="${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/images"
 image=localhost/seldon-mesh/debian-python:bookworm
 SUITE=bookworm
 PACKAGES=python3.11,python3.11-venv,ca-certificates

@@ -17,8 +17,8 @@ if ((${#need[@]})); then
     echo "images/setup.sh: needs root to apt-get install ${need[*]}" >&2
     exit 1
   fi
-  mkdir -p "$HOME/.cache/seldon-mesh/images"
-  exec 9>"$HOME/.cache/seldon-mesh/images/apt.lock"
+  mkdir -p "${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/images"
+  exec 9>"${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/images/apt.lock"
   flock 9
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2 \
     || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >&2; }

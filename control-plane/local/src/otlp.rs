@@ -106,7 +106,10 @@ mod tests {
     #[test]
     fn what_cannot_work_is_refused_with_the_reason() {
         for (url, reason) in [
-            ("https://127.0.0.1:4318", "scheme \"https\" is not supported"),
+            (
+                "https://127.0.0.1:4318",
+                "scheme \"https\" is not supported",
+            ),
             ("localhost:4318", "scheme \"localhost\" is not supported"),
             ("127.0.0.1:4318", "relative URL without a base"),
             ("localhost", "relative URL without a base"),

@@ -7,7 +7,7 @@
 # Idempotent: reinstalls only when requirements-moto.txt changed. Logs go to stderr.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="${SELDON_MOTO_VENV:-$HOME/.cache/seldon-mesh/motovenv}"
+venv="${SELDON_MOTO_VENV:-${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/motovenv}"
 req="$here/requirements-moto.txt"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$req" | cut -d' ' -f1)"

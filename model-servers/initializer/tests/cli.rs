@@ -521,11 +521,13 @@ fn sklearn_server_converts_model_joblib() {
         .output()
         .unwrap();
     assert!(setup.status.success(), "onnx setup.sh failed");
-    let python =
-        Path::new(&std::env::var("HOME").unwrap()).join(".cache/seldon-mesh/onnxvenv/bin/python");
+    // where setup.sh installed it: $SELDON_ONNX_VENV, else the project cache's onnxvenv
+    let cache = std::env::var_os("SELDON_MESH_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var("HOME").unwrap()).join(".cache/seldon-mesh"));
     let python = std::env::var("SELDON_ONNX_VENV")
         .map(|v| PathBuf::from(v).join("bin/python"))
-        .unwrap_or(python);
+        .unwrap_or_else(|_| cache.join("onnxvenv/bin/python"));
     let src = tempfile::tempdir().unwrap();
     std::fs::copy(
         root.join("testdata/logreg/model.joblib"),

@@ -3,7 +3,7 @@
 # installs this package (editable, with test extras) and runs pytest. Extra args go to pytest.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${SELDON_MESH_PYVENV:-$HOME/.cache/seldon-mesh/pyvenv}"
+venv="${SELDON_MESH_PYVENV:-${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/pyvenv}"
 python="${PYTHON311:-python3.11}"
 
 if [ ! -x "$venv/bin/python" ]; then
