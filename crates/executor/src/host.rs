@@ -3,6 +3,8 @@
 
 use crate::service::Service;
 
+pub use seldon_trace::Span;
+
 /// A header as (lower-case name, value).
 pub type Header = (String, String);
 
@@ -17,10 +19,14 @@ pub trait Host {
     fn random_f64(&mut self) -> f64;
     /// 128 random bits (generated `Seldon-Puid`s, CloudEvent ids).
     fn random_u128(&mut self) -> u128;
-    /// Wall-clock time in nanoseconds; only differences are used (call latency).
+    /// Wall-clock time in nanoseconds since the Unix epoch: span times, and differences for
+    /// call latency.
     fn now_ns(&mut self) -> u64;
     /// A node call finished, answered or not (client metrics).
     fn call_done(&mut self, done: &CallDone<'_>);
+    /// A span finished (tracing on, request sampled): the request's SERVER span or a node
+    /// call's CLIENT span. The host queues it for export; it must not block.
+    fn span_done(&mut self, span: Span);
 }
 
 /// One HTTP call to a node (or to the payload logger).

@@ -12,6 +12,8 @@
 //!                                                Task, fan in children
 //!                      ◄────────── Step::Respond ── respond(): final answer or the first
 //!                                                Failure, with Seldon-Puid
+//!                      ◄──── host.span_done(Span) ── tracing on: a CLIENT span per node call,
+//!                                                the SERVER span once answered (trace.rs)
 //! ```
 //!
 //! Pure: no proxy-wasm, no I/O; builds for `wasm32-wasip1`. Every decision is testable with a
@@ -29,10 +31,11 @@ pub mod names;
 pub mod payload_log;
 pub mod request;
 pub mod service;
+pub mod trace;
 
 pub use endpoint::{Endpoint, NoEndpoint, classify};
 pub use failure::Failure;
-pub use host::{Call, CallDone, CallResponse, Header, Host, Response};
+pub use host::{Call, CallDone, CallResponse, Header, Host, Response, Span};
 pub use payload_log::{LogKind, PayloadLog, cloudevent};
 pub use request::{RequestExecutor, Step, uuid_v4};
 pub use service::Service;

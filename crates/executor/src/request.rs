@@ -17,6 +17,7 @@ use crate::host::{Call, CallDone, CallResponse, Header, Host, Response, find_hea
 use crate::names;
 use crate::payload_log::{LogKind, PayloadLog, cloudevent};
 use crate::service::Service;
+use crate::trace::{NodeSpan, RequestTrace, attr};
 
 /// What the host should do after an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +51,8 @@ pub struct RequestExecutor {
     /// `Seldon-Skip-Logging` was set.
     skip_logging: bool,
     done: bool,
+    /// The request span, when tracing is on and the endpoint is traced (`trace.rs`).
+    trace: Option<RequestTrace>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +102,8 @@ struct Pending {
     service: Service,
     started_ns: u64,
     task: Option<usize>,
+    /// The call's span while it is in flight (tracing on).
+    span: Option<NodeSpan>,
 }
 
 enum Progress {
@@ -122,6 +127,7 @@ impl RequestExecutor {
             probes: BTreeMap::new(),
             skip_logging: false,
             done: false,
+            trace: None,
         }
     }
 
@@ -137,6 +143,78 @@ impl RequestExecutor {
 
     /// Request headers arrived. `headers` include pseudo-headers; `end_of_stream` means no body.
     pub fn on_headers(
+        &mut self,
+        host: &mut dyn Host,
+        headers: Vec<Header>,
+        end_of_stream: bool,
+    ) -> Step {
+        let step = self.headers_arrived(host, headers, end_of_stream);
+        self.end_spans(host);
+        step
+    }
+
+    /// The body buffered so far has `size` bytes; answers 413 when over the limit.
+    pub fn on_body_size(&mut self, host: &mut dyn Host, size: usize) -> Option<Step> {
+        let step = self.check_body_size(size);
+        self.end_spans(host);
+        step
+    }
+
+    /// The whole request body arrived.
+    pub fn on_body(&mut self, host: &mut dyn Host, body: Vec<u8>) -> Step {
+        let step = self.body_arrived(host, body);
+        self.end_spans(host);
+        step
+    }
+
+    /// A node call answered (or failed: `status: None`).
+    pub fn on_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        token: u32,
+        response: CallResponse,
+    ) -> Step {
+        let step = self.call_answered(host, token, response);
+        self.end_spans(host);
+        step
+    }
+
+    /// Once the request is answered: ends the request span and the spans of calls still in
+    /// flight (Envoy cancels those when the request ends), and hands them to the host.
+    fn end_spans(&mut self, host: &mut dyn Host) {
+        let Some(trace) = &mut self.trace else { return };
+        if !self.done {
+            return;
+        }
+        let open: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.span.is_some())
+            .map(|(&token, _)| token)
+            .collect();
+        if open.is_empty() && !trace.open() {
+            return;
+        }
+        let now = host.now_ns();
+        for token in open {
+            let Some(p) = self.pending.get_mut(&token) else {
+                continue;
+            };
+            let Some(span) = p.span.take() else { continue };
+            let text = "not awaited: the request was answered before this call returned";
+            let node = &self.plan.nodes[p.node];
+            if let Some(s) =
+                trace.node_span(&span, node, p.service, None, None, now, Some(text.into()))
+            {
+                host.span_done(s);
+            }
+        }
+        if let Some(s) = trace.end(now) {
+            host.span_done(s);
+        }
+    }
+
+    fn headers_arrived(
         &mut self,
         host: &mut dyn Host,
         headers: Vec<Header>,
@@ -168,9 +246,22 @@ impl RequestExecutor {
             Err(no) => return self.fail(Failure::from(no)),
         };
         self.endpoint = Some(endpoint.clone());
+        let traced = matches!(
+            endpoint,
+            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer
+        );
+        if traced && let Some(tracing) = &self.plan.tracing {
+            let plan = Rc::clone(&self.plan);
+            let ratio = tracing.sample_ratio;
+            let mut trace =
+                RequestTrace::start(host, &plan, ratio, &method, &path, &self.forwarded);
+            trace.set(attr::ENDPOINT, endpoint.metric_service().into());
+            trace.set(attr::PUID, self.puid.as_str().into());
+            self.trace = Some(trace);
+        }
         match endpoint {
             Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer if end_of_stream => {
-                self.on_body(host, Vec::new())
+                self.body_arrived(host, Vec::new())
             }
             Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer => Step::WaitBody,
             Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
@@ -199,8 +290,7 @@ impl RequestExecutor {
         }
     }
 
-    /// The body buffered so far has `size` bytes; answers 413 when over the limit.
-    pub fn on_body_size(&mut self, size: usize) -> Option<Step> {
+    fn check_body_size(&mut self, size: usize) -> Option<Step> {
         if size > self.plan.body_limit_bytes && !self.done {
             return Some(self.fail(Failure::BodyTooLarge {
                 limit: self.plan.body_limit_bytes,
@@ -209,9 +299,12 @@ impl RequestExecutor {
         None
     }
 
-    /// The whole request body arrived.
-    pub fn on_body(&mut self, host: &mut dyn Host, body: Vec<u8>) -> Step {
-        if let Some(step) = self.on_body_size(body.len()) {
+    fn body_arrived(&mut self, host: &mut dyn Host, body: Vec<u8>) -> Step {
+        if let Some(trace) = &mut self.trace {
+            let n = i64::try_from(body.len()).unwrap_or(i64::MAX);
+            trace.set(attr::REQUEST_BYTES, n.into());
+        }
+        if let Some(step) = self.check_body_size(body.len()) {
             return step;
         }
         let msg = Msg {
@@ -241,19 +334,14 @@ impl RequestExecutor {
         }
     }
 
-    /// A node call answered (or failed: `status: None`).
-    pub fn on_call_response(
-        &mut self,
-        host: &mut dyn Host,
-        token: u32,
-        response: CallResponse,
-    ) -> Step {
+    fn call_answered(&mut self, host: &mut dyn Host, token: u32, response: CallResponse) -> Step {
         let Some(pending) = self.pending.remove(&token) else {
             return Step::Wait;
         };
         let plan = Rc::clone(&self.plan);
         let node = &plan.nodes[pending.node];
-        let elapsed_ns = host.now_ns().saturating_sub(pending.started_ns);
+        let now = host.now_ns();
+        let elapsed_ns = now.saturating_sub(pending.started_ns);
         host.call_done(&CallDone {
             node: &node.name,
             service: pending.service,
@@ -267,16 +355,27 @@ impl RequestExecutor {
             return self.on_probe(pending.node, node, pending.service, response);
         };
         let limit = plan.body_limit_bytes;
-        let msg = match check(pending.node, node, limit, pending.service, response) {
-            Ok(msg) => msg,
-            Err(f) => return self.fail(f),
-        };
-        if pending.service == Service::Route {
-            if let Err(f) = self.apply_route(task, &msg.body) {
-                return self.fail(f);
+        let (status, bytes_in) = (response.status, response.body.len());
+        let outcome = match check(pending.node, node, limit, pending.service, response) {
+            Ok(msg) if pending.service == Service::Route => {
+                self.apply_route(task, &msg.body).map(|()| None)
             }
-        } else {
-            self.tasks[task].msg = msg;
+            Ok(msg) => Ok(Some(msg)),
+            Err(f) => Err(f),
+        };
+        if let (Some(trace), Some(span)) = (&self.trace, &pending.span) {
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            let bytes_in = status.map(|_| bytes_in);
+            if let Some(s) =
+                trace.node_span(span, node, pending.service, status, bytes_in, now, error)
+            {
+                host.span_done(s);
+            }
+        }
+        match outcome {
+            Err(f) => return self.fail(f),
+            Ok(Some(msg)) => self.tasks[task].msg = msg,
+            Ok(None) => {}
         }
         self.run(host, task)
     }
@@ -523,26 +622,44 @@ impl RequestExecutor {
             msg.content_type.clone()
         };
         let call = self.call(node, service, Some(body), content_type)?;
-        self.dispatch(host, &call, id, service, Some(t))
+        self.dispatch(host, call, id, service, Some(t))
     }
 
-    /// Dispatches `call` and remembers what it is for under the host's token.
+    /// Dispatches `call` and remembers what it is for under the host's token. With tracing
+    /// on, the call gets its own span id and carries it as its trace context.
     fn dispatch(
         &mut self,
         host: &mut dyn Host,
-        call: &Call,
+        mut call: Call,
         node: NodeId,
         service: Service,
         task: Option<usize>,
     ) -> Result<(), Failure> {
         let started_ns = host.now_ns();
-        let token = host
-            .dispatch(call)
-            .map_err(|detail| Failure::DispatchFailed {
-                node: call.node.clone(),
-                service,
-                detail,
-            })?;
+        let span = self.trace.as_ref().map(|trace| {
+            let bytes_out = call.body.as_ref().map_or(0, Vec::len);
+            trace.child(host, &mut call.headers, bytes_out, started_ns)
+        });
+        let token = match host.dispatch(&call) {
+            Ok(token) => token,
+            Err(detail) => {
+                let failure = Failure::DispatchFailed {
+                    node: call.node.clone(),
+                    service,
+                    detail,
+                };
+                if let (Some(trace), Some(span)) = (&self.trace, &span) {
+                    let node = &self.plan.nodes[node];
+                    let error = Some(failure.to_string());
+                    if let Some(s) =
+                        trace.node_span(span, node, service, None, None, started_ns, error)
+                    {
+                        host.span_done(s);
+                    }
+                }
+                return Err(failure);
+            }
+        };
         self.pending.insert(
             token,
             Pending {
@@ -550,6 +667,7 @@ impl RequestExecutor {
                 service,
                 started_ns,
                 task,
+                span,
             },
         );
         Ok(())
@@ -604,7 +722,7 @@ impl RequestExecutor {
         for id in nodes {
             let sent = self
                 .call(&plan.nodes[id], service, None, None)
-                .and_then(|call| self.dispatch(host, &call, id, service, None));
+                .and_then(|call| self.dispatch(host, call, id, service, None));
             if let Err(f) = sent {
                 return self.fail(f);
             }
@@ -702,6 +820,9 @@ impl RequestExecutor {
     /// `Seldon-Puid`.
     fn respond(&mut self, mut response: Response) -> Step {
         self.done = true;
+        if let Some(trace) = &mut self.trace {
+            trace.respond(response.status, response.body.len());
+        }
         response
             .headers
             .push((names::PUID_HEADER.into(), self.puid.clone()));
@@ -726,6 +847,9 @@ impl RequestExecutor {
     }
 
     fn fail(&mut self, failure: Failure) -> Step {
+        if let Some(trace) = &mut self.trace {
+            trace.failed(failure.to_string());
+        }
         self.respond(failure.to_response())
     }
 }
