@@ -11,6 +11,7 @@
 //! `up` is Envoy's control plane (ADS, see `seldon_envoy::xds`): [`Running::reload`] applies
 //! a changed plan without restarting Envoy.
 
+pub mod apidocs;
 pub mod otlp;
 pub mod plan;
 pub mod state;

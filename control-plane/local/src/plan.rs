@@ -36,6 +36,9 @@ pub struct LocalOptions {
     /// The OTLP/HTTP collector the filter exports spans to (`--otlp-endpoint`); `None`: no
     /// spans (trace headers are still forwarded to the nodes).
     pub otlp: Option<OtlpEndpoint>,
+    /// Port of the Swagger UI server on 127.0.0.1 (`crate::apidocs`); `Some` routes
+    /// `<prefix>api/v1.0/doc` on the gateway to it.
+    pub docs_port: Option<u16>,
 }
 
 /// One node process.
@@ -214,6 +217,9 @@ pub fn plan_next(
             }],
         },
     });
+    if let Some(port) = opts.docs_port {
+        crate::apidocs::doc_route(&mut envoy, &prefix, port);
+    }
     Ok(LocalPlan {
         processes,
         envoy,
@@ -358,6 +364,7 @@ mod tests {
             commands: BTreeMap::from([("tin".to_string(), "python tin.py".to_string())]),
             base_dir: "/samples".into(),
             otlp: None,
+            docs_port: None,
         }
     }
 

@@ -54,6 +54,11 @@ pub struct Args {
     /// caller's trace headers.
     #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Swagger UI's files (npm `swagger-ui-dist`, installed by `scripts/setup-apidocs.sh`),
+    /// served at `/seldon/<ns>/<sdep>/api/v1.0/doc/`. Default:
+    /// `${SELDON_MESH_CACHE:-~/.cache/seldon-mesh}/swagger-ui-dist/<version>`.
+    #[arg(long, value_name = "DIR", env = "SELDON_SWAGGER_UI_DIR")]
+    pub swagger_ui: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -74,7 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    // Bound before the plan, so the gateway's doc route knows its port.
+    let docs_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     let options = LocalOptions {
+        docs_port: Some(docs_listener.local_addr()?.port()),
         gateway_port: args.port,
         server_bin: args
             .server
@@ -140,6 +148,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let mut stop = StopSignals::new()?;
         let mut report = |p: Progress| eprintln!("{}", progress_line(&p));
+        let docs = seldon_local::apidocs::DocsServer::serve(
+            docs_listener,
+            args.swagger_ui.clone().unwrap_or_else(default_swagger_ui),
+            &plan,
+        )?;
         // A signal while starting drops the `up` future, which stops what it started.
         let running = tokio::select! {
             running = up(plan, &workdir, &mut report) => running?,
@@ -208,6 +221,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 );
                 let _ = writeln!(
                     out,
+                    "swagger ui: {}{}{}",
+                    running.base_url,
+                    seldon_apidocs::DOC_PATH,
+                    if docs.assets_installed() {
+                        ""
+                    } else {
+                        "  (not installed: run scripts/setup-apidocs.sh)"
+                    }
+                );
+                let _ = writeln!(
+                    out,
                     "status: seldon-mesh status -f {0}   logs: seldon-mesh logs -f {0} <node>",
                     args.file.display()
                 );
@@ -243,7 +267,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     };
                     match outcome {
                         Err(signal) => break signal,
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => docs.update(running.plan()),
                         Ok(Err(e)) => eprintln!(
                             "reload failed: {e:#}\nthe running graph stays; fix the file and save it again"
                         ),
@@ -265,6 +289,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// How often `up` reads the manifest to see whether it changed.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Where `scripts/setup-apidocs.sh` installs swagger-ui-dist.
+fn default_swagger_ui() -> PathBuf {
+    let cache = std::env::var_os(seldon_envoy::CACHE_DIR_ENV)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seldon-mesh")))
+        .unwrap_or_default();
+    cache
+        .join("swagger-ui-dist")
+        .join(seldon_apidocs::SWAGGER_UI_VERSION)
+}
 
 fn free_port() -> Result<u16, seldon_local::LocalError> {
     Ok(seldon_envoy::free_port()?)
@@ -537,6 +572,7 @@ mod tests {
             commands: BTreeMap::new(),
             base_dir: ".".into(),
             otlp: None,
+            docs_port: None,
         };
         let running = seldon_local::LocalPlan {
             processes: Vec::new(),
