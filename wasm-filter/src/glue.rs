@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use seldon_executor::{Call, CallDone, CallResponse, Host, RequestExecutor, Response, Step};
+use seldon_executor::{Call, CallDone, CallResponse, Host, RequestExecutor, Response, Span, Step};
 use seldon_graph::{FilterConfig, Plan, compile};
 
-use crate::metrics::{self, Kind};
+use crate::export::{self, Exporter};
+use crate::metrics::{self, Kind, TraceCounter};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Warn);
@@ -30,26 +31,77 @@ const LOG_QUEUE_LIMIT: usize = 10_000;
 /// How often the root context sends queued payload logs.
 const LOG_TICK: Duration = Duration::from_millis(100);
 
-/// Holds the compiled plan, the metric ids and the payload-log queue for this VM (one per
-/// worker thread). Payload logs (CloudEvent calls the executor built) are sent from here, not
-/// from the request: Envoy cancels a request's pending calls when the request ends.
+/// Holds the compiled plan, the metric ids, the payload-log queue and the span queue for this
+/// VM (one per worker thread). Payload logs (CloudEvent calls the executor built) and span
+/// exports are sent from here, not from the request: Envoy cancels a request's pending calls
+/// when the request ends, and the request never waits on the collector.
 #[derive(Default)]
 struct GraphRoot {
     plan: Option<Rc<Plan>>,
     metrics: Rc<RefCell<Metrics>>,
     logs: Rc<RefCell<VecDeque<Call>>>,
+    /// Finished spans waiting for export (tracing on).
+    spans: Option<Rc<RefCell<Exporter>>>,
+    /// Export POSTs in flight: token → spans in the body.
+    exports: HashMap<u32, usize>,
+}
+
+impl GraphRoot {
+    fn count_trace(&self, counter: TraceCounter, n: u64) {
+        if let Some(plan) = &self.plan {
+            let name = metrics::trace(counter, &plan.deployment, &plan.predictor);
+            self.metrics.borrow_mut().add(name, n);
+        }
+    }
+
+    /// Sends what the span queue has due, as OTLP/HTTP POSTs to the collector cluster.
+    fn export_spans(&mut self) {
+        let Some(spans) = &self.spans else { return };
+        let due = spans.borrow_mut().due(unix_ns());
+        for x in due {
+            let headers: Vec<(&str, &str)> =
+                x.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            match hostcalls::dispatch_http_call(
+                &x.cluster,
+                headers,
+                Some(&x.body),
+                vec![],
+                x.timeout,
+            ) {
+                Ok(token) => {
+                    self.exports.insert(token, x.spans);
+                }
+                Err(status) => {
+                    log::warn!(
+                        "seldon filter: span export to {} failed: {status:?}",
+                        x.cluster
+                    );
+                    self.count_trace(TraceCounter::ExportFailures, 1);
+                }
+            }
+        }
+    }
 }
 
 impl Context for GraphRoot {
     fn on_http_call_response(
         &mut self,
-        _token: u32,
+        token: u32,
         num_headers: usize,
         _body_size: usize,
         _trailers: usize,
     ) {
         let (_, status) = call_response_headers(num_headers);
-        if !status.is_some_and(|s| (200..300).contains(&s)) {
+        let ok = status.is_some_and(|s| (200..300).contains(&s));
+        if let Some(spans) = self.exports.remove(&token) {
+            if ok {
+                self.count_trace(TraceCounter::Exported, spans as u64);
+            } else {
+                self.count_trace(TraceCounter::ExportFailures, 1);
+            }
+            return;
+        }
+        if !ok {
             self.metrics
                 .borrow_mut()
                 .count(format!("{}payload_log_failures_total", metrics::PREFIX));
@@ -75,9 +127,19 @@ impl RootContext for GraphRoot {
         };
         match compile(&config) {
             Ok(plan) => {
-                if plan.nodes.iter().any(|n| n.logger.is_some()) {
-                    let _ = hostcalls::set_tick_period(LOG_TICK);
+                let logs = plan
+                    .nodes
+                    .iter()
+                    .any(|n| n.logger.is_some())
+                    .then_some(LOG_TICK);
+                let flush = plan.tracing.as_ref().map(export::flush_interval);
+                if let Some(tick) = [logs, flush].into_iter().flatten().min() {
+                    let _ = hostcalls::set_tick_period(tick);
                 }
+                self.spans = plan
+                    .tracing
+                    .clone()
+                    .map(|t| Rc::new(RefCell::new(Exporter::new(t))));
                 self.plan = Some(Rc::new(plan));
                 true
             }
@@ -97,11 +159,13 @@ impl RootContext for GraphRoot {
                     .count(format!("{}payload_log_failures_total", metrics::PREFIX));
             }
         }
+        self.export_spans();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         Some(Box::new(GraphRequest {
             logs: Rc::clone(&self.logs),
+            spans: self.spans.clone(),
             exec: self.plan.clone().map(RequestExecutor::new),
             plan: self.plan.clone(),
             metrics: Rc::clone(&self.metrics),
@@ -138,8 +202,13 @@ impl Metrics {
     }
 
     fn count(&mut self, name: String) {
+        self.add(name, 1);
+    }
+
+    fn add(&mut self, name: String, n: u64) {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
         if let Some(id) = self.id(name, Kind::Total) {
-            let _ = hostcalls::increment_metric(id, 1);
+            let _ = hostcalls::increment_metric(id, n);
         }
     }
 
@@ -156,6 +225,7 @@ impl Metrics {
 
 struct GraphRequest {
     logs: Rc<RefCell<VecDeque<Call>>>,
+    spans: Option<Rc<RefCell<Exporter>>>,
     exec: Option<RequestExecutor>,
     plan: Option<Rc<Plan>>,
     metrics: Rc<RefCell<Metrics>>,
@@ -188,6 +258,7 @@ fn dispatch(call: &Call) -> Result<u32, String> {
 struct EnvoyHost<'a> {
     plan: &'a Plan,
     logs: &'a RefCell<VecDeque<Call>>,
+    spans: Option<&'a RefCell<Exporter>>,
     metrics: &'a RefCell<Metrics>,
 }
 
@@ -217,9 +288,7 @@ impl Host for EnvoyHost<'_> {
     }
 
     fn now_ns(&mut self) -> u64 {
-        now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        unix_ns()
     }
 
     fn call_done(&mut self, done: &CallDone<'_>) {
@@ -229,6 +298,18 @@ impl Host for EnvoyHost<'_> {
         self.metrics
             .borrow_mut()
             .record(|k| metrics::client(k, d, p, node, service, code), elapsed);
+    }
+
+    fn span_done(&mut self, span: Span) {
+        let Some(spans) = self.spans else { return };
+        if !spans.borrow_mut().push(span) {
+            let name = metrics::trace(
+                TraceCounter::Dropped,
+                &self.plan.deployment,
+                &self.plan.predictor,
+            );
+            self.metrics.borrow_mut().count(name);
+        }
     }
 }
 
@@ -262,6 +343,13 @@ fn call_response_headers(num_headers: usize) -> (Vec<(String, String)>, Option<u
 
 fn now() -> SystemTime {
     hostcalls::get_current_time().unwrap_or(UNIX_EPOCH)
+}
+
+/// Envoy's wall clock in nanoseconds since the Unix epoch (span times, latencies).
+fn unix_ns() -> u64 {
+    now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl GraphRequest {
@@ -366,11 +454,10 @@ impl HttpContext for GraphRequest {
             return Action::Pause;
         }
         self.body_seen = body_size;
-        let Some(exec) = self.exec.as_mut() else {
-            return self.not_configured();
-        };
-        if let Some(step) = exec.on_body_size(body_size) {
-            return self.apply(step);
+        match self.with_executor(|exec, host| exec.on_body_size(host, body_size)) {
+            None => return self.not_configured(),
+            Some(Some(step)) => return self.apply(step),
+            Some(None) => {}
         }
         if !end_of_stream {
             // Pause here means "buffer": Envoy keeps adding chunks until end of stream.
@@ -401,14 +488,15 @@ impl GraphRequest {
 
     /// Runs `f` with the executor and a host over this request's plan; `None` when the plugin
     /// has no valid configuration.
-    fn with_executor(
+    fn with_executor<T>(
         &mut self,
-        f: impl FnOnce(&mut RequestExecutor, &mut dyn Host) -> Step,
-    ) -> Option<Step> {
+        f: impl FnOnce(&mut RequestExecutor, &mut dyn Host) -> T,
+    ) -> Option<T> {
         let (exec, plan) = (self.exec.as_mut()?, self.plan.as_deref()?);
         let mut host = EnvoyHost {
             plan,
             logs: &self.logs,
+            spans: self.spans.as_deref(),
             metrics: &self.metrics,
         };
         Some(f(exec, &mut host))

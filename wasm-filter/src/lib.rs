@@ -9,6 +9,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod export;
 pub mod metrics;
 
 #[cfg(target_arch = "wasm32")]

@@ -56,6 +56,35 @@ pub fn client(
     )
 }
 
+/// Prefix of the span-export counters.
+pub const TRACE_PREFIX: &str = "seldon_trace_";
+
+/// What a span-export counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceCounter {
+    /// Spans accepted by the collector (2xx).
+    Exported,
+    /// Spans dropped because the VM's queue was full.
+    Dropped,
+    /// Export POSTs that failed (dispatch refused, no answer, or a non-2xx answer).
+    ExportFailures,
+}
+
+/// A span-export counter of this predictor: `seldon_trace_spans_exported_total`,
+/// `seldon_trace_spans_dropped_total`, `seldon_trace_export_failures_total`.
+pub fn trace(counter: TraceCounter, deployment: &str, predictor: &str) -> String {
+    let name = match counter {
+        TraceCounter::Exported => "spans_exported_total",
+        TraceCounter::Dropped => "spans_dropped_total",
+        TraceCounter::ExportFailures => "export_failures_total",
+    };
+    format!(
+        "deployment_name=.={};.;predictor_name=.={};.;{TRACE_PREFIX}{name}",
+        clean(deployment),
+        clean(predictor),
+    )
+}
+
 /// Which of the pair of metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -92,6 +121,25 @@ mod tests {
         assert_eq!(
             client(Kind::Total, "iris", "default", "clf", "/predict", 503),
             "deployment_name=.=iris;.;predictor_name=.=default;.;model_name=.=clf;.;service=.=/predict;.;code=.=503;.;seldon_api_executor_client_requests_total"
+        );
+    }
+
+    #[test]
+    fn trace_counters() {
+        assert_eq!(
+            trace(TraceCounter::Dropped, "iris", "default"),
+            "deployment_name=.=iris;.;predictor_name=.=default;.;seldon_trace_spans_dropped_total"
+        );
+        assert!(
+            trace(TraceCounter::Exported, "a", "b")
+                .ends_with(";.;seldon_trace_spans_exported_total")
+        );
+        assert!(
+            trace(TraceCounter::ExportFailures, "a;b", "c").starts_with("deployment_name=.=a_b;.;")
+        );
+        assert!(
+            trace(TraceCounter::ExportFailures, "a", "b")
+                .ends_with(";.;seldon_trace_export_failures_total")
         );
     }
 

@@ -31,6 +31,9 @@ pub struct GraphSpec {
     pub payload_logger: Option<TestModelSpec>,
     /// Header-trap fix 1 on or off (Istio's WasmPlugin cannot set it: off is the mesh case).
     pub allow_on_headers_stop_iteration: bool,
+    /// The config's `tracing`, and the port on 127.0.0.1 of the OTLP/HTTP receiver its
+    /// `cluster` points at.
+    pub tracing: Option<(seldon_graph::Tracing, u16)>,
 }
 
 impl GraphSpec {
@@ -44,6 +47,7 @@ impl GraphSpec {
             concurrency: 2,
             payload_logger: None,
             allow_on_headers_stop_iteration: true,
+            tracing: None,
         }
     }
 }
@@ -118,6 +122,11 @@ impl GraphUnderTest {
             });
             nodes.insert(logger.name().to_string(), logger);
         }
+        let mut tracing = None;
+        if let Some((t, port)) = &spec.tracing {
+            clusters.push(Cluster::http1(t.cluster.clone(), "127.0.0.1", *port));
+            tracing = Some(t.clone());
+        }
         let config = FilterConfig {
             deployment: "sdep".into(),
             namespace: "default".into(),
@@ -127,7 +136,7 @@ impl GraphUnderTest {
             nodes: upstreams,
             body_limit_bytes: spec.body_limit_bytes,
             payload_logger,
-            tracing: None,
+            tracing,
         };
         seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
 
