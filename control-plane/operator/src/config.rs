@@ -102,6 +102,19 @@ pub struct OperatorConfig {
     pub gpu: Option<GpuPool>,
     /// Prepackaged server catalogue file (manifests/catalogue.yaml layout); built-in when unset.
     pub catalogue: Option<PathBuf>,
+    /// Where graph filters export spans; absent: no spans.
+    pub tracing: Option<TracingConfig>,
+}
+
+/// `tracing:` of the operator config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingConfig {
+    /// OTLP/HTTP base URL of the collector Service, e.g.
+    /// `http://jaeger-collector.observability:4318` (`/v1/traces` is appended).
+    pub endpoint: String,
+    /// Share of new traces sampled when the caller sent no decision; default 1.
+    pub sample_ratio: Option<f64>,
 }
 
 /// A field that is present (even as `null`) is `Some`: tells `null` from absent.
@@ -137,6 +150,9 @@ pub enum ConfigError {
     /// `filterUrl` would not be pulled as meant.
     #[error("filterUrl: {0}")]
     FilterUrl(#[from] seldon_render::FilterUrlError),
+    /// `tracing` names no usable collector.
+    #[error("tracing: {0}")]
+    Tracing(#[from] seldon_render::TracingError),
     /// Catalogue invalid.
     #[error("catalogue {path}: {source}")]
     Catalogue {
@@ -198,6 +214,12 @@ impl OperatorConfig {
         if let Some(v) = &self.gpu {
             o.gpu_pool = v.clone();
         }
+        if let Some(t) = &self.tracing {
+            let ratio = t.sample_ratio.unwrap_or(o.trace_sample_ratio);
+            seldon_render::check_tracing(&t.endpoint, ratio)?;
+            o.tracing_endpoint = Some(t.endpoint.clone());
+            o.trace_sample_ratio = ratio;
+        }
         if let Some(path) = &self.catalogue {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
@@ -230,6 +252,31 @@ mod tests {
 
     fn opts(yaml: &str) -> Result<RenderOptions, ConfigError> {
         OperatorConfig::from_yaml(Path::new("c.yaml"), yaml)?.render_options()
+    }
+
+    #[test]
+    fn tracing_reaches_the_render_options_and_a_bad_endpoint_stops_the_start() {
+        let o = opts("{}").unwrap();
+        assert_eq!((o.tracing_endpoint, o.trace_sample_ratio), (None, 1.0));
+        let o = opts("tracing: {endpoint: \"http://jaeger-collector.obs:4318\"}\n").unwrap();
+        assert_eq!(
+            o.tracing_endpoint.as_deref(),
+            Some("http://jaeger-collector.obs:4318")
+        );
+        assert_eq!(o.trace_sample_ratio, 1.0);
+        let o = opts("tracing: {endpoint: \"http://otel:4318\", sampleRatio: 0.1}\n").unwrap();
+        assert_eq!(o.trace_sample_ratio, 0.1);
+        let e = opts("tracing: {endpoint: \"https://otel:4318\"}\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("tracing: endpoint \"https://otel:4318\""),
+            "{e}"
+        );
+        let e = opts("tracing: {endpoint: \"http://otel:4318\", sampleRatio: 2}\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "tracing: sampleRatio 2: must be between 0 and 1"
+        );
     }
 
     #[test]

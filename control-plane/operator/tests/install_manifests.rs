@@ -766,3 +766,20 @@ fn every_kind_render_emits_is_owned_and_granted() {
         assert!(seen.contains(k), "no sample renders a {k}: {seen:?}");
     }
 }
+
+#[test]
+fn helm_tracing_reaches_the_render_options_only_when_set() {
+    let o = helm_operator_config(&[]);
+    assert_eq!(o.tracing_endpoint, None);
+    let o = helm_operator_config(&[
+        "--set",
+        "tracing.endpoint=http://jaeger-collector.observability:4318",
+        "--set",
+        "tracing.sampleRatio=0.25",
+    ]);
+    assert_eq!(
+        o.tracing_endpoint.as_deref(),
+        Some("http://jaeger-collector.observability:4318")
+    );
+    assert_eq!(o.trace_sample_ratio, 0.25);
+}

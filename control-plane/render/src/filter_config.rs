@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use seldon_crd::names;
 use seldon_graph::config::{DEFAULT_BODY_LIMIT_BYTES, DEFAULT_NODE_TIMEOUT_MS};
-use seldon_graph::{FilterConfig, NodeUpstream, PayloadLogger, Transport};
+use seldon_graph::{FilterConfig, NodeUpstream, PayloadLogger, Tracing, Transport};
 
 use crate::{Context, Predictor, RenderOptions, node_calls};
 
@@ -81,12 +81,32 @@ pub fn filter_config(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> F
         nodes,
         body_limit_bytes,
         payload_logger: payload_logger.flatten(),
-        tracing: None,
+        tracing: opts
+            .tracing_endpoint
+            .as_deref()
+            .and_then(|url| tracing(url, &p.service, &cx.namespace, opts.trace_sample_ratio)),
     }
 }
 
+/// The filter's tracing config for the collector at OTLP/HTTP base URL `url` (see
+/// [`RenderOptions::tracing_endpoint`]): Istio's outbound cluster of the collector Service,
+/// and the spans' `service.name` `<predictor Service>.<namespace>`, as Istio names a
+/// workload's own spans (`<app>.<namespace>`). `None` when the URL is not `http(s)://`
+/// (`check` refuses it first).
+fn tracing(url: &str, service: &str, namespace: &str, sample_ratio: f64) -> Option<Tracing> {
+    let to = logger(url, namespace, 0)?;
+    let base = to.path.trim_end_matches('/');
+    Some(Tracing {
+        path: format!("{base}/v1/traces"),
+        service_name: format!("{service}.{namespace}"),
+        sample_ratio,
+        ..Tracing::new(to.cluster, to.authority)
+    })
+}
+
 /// Resolves `http://host[:port][/path]` to an Istio outbound cluster; a host without dots is a
-/// Service in the SeldonDeployment's namespace.
+/// Service in the SeldonDeployment's namespace, `svc.ns` and `svc.ns.svc` are completed to
+/// `svc.ns.svc.cluster.local`.
 fn logger(url: &str, namespace: &str, timeout_ms: u64) -> Option<PayloadLogger> {
     let (scheme_port, rest) = if let Some(r) = url.strip_prefix("http://") {
         (80, r)
@@ -103,10 +123,13 @@ fn logger(url: &str, namespace: &str, timeout_ms: u64) -> Option<PayloadLogger> 
         Some((h, p)) => (h, p.parse().ok()?),
         None => (authority, scheme_port),
     };
-    let fqdn = if host.contains('.') {
-        host.to_string()
-    } else {
-        names::fqdn(host, namespace)
+    // Istio names outbound clusters by the Service's full name: complete the short forms
+    // Kubernetes DNS resolves (`svc`, `svc.ns`, `svc.ns.svc`); anything else is taken as is.
+    let fqdn = match host.split('.').count() {
+        1 => names::fqdn(host, namespace),
+        2 => format!("{host}.svc.cluster.local"),
+        3 if host.ends_with(".svc") => format!("{host}.cluster.local"),
+        _ => host.to_string(),
     };
     Some(PayloadLogger {
         cluster: format!("outbound|{port}||{fqdn}"),
@@ -126,6 +149,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tracing_endpoints_resolve_to_istio_clusters_and_the_signal_path() {
+        let t = tracing(
+            "http://jaeger-collector.observability:4318",
+            "iris-default",
+            "models",
+            0.25,
+        )
+        .unwrap();
+        assert_eq!(
+            t.cluster,
+            "outbound|4318||jaeger-collector.observability.svc.cluster.local"
+        );
+        assert_eq!(
+            t.authority,
+            "jaeger-collector.observability.svc.cluster.local:4318"
+        );
+        assert_eq!(t.path, "/v1/traces");
+        assert_eq!(t.service_name, "iris-default.models");
+        assert_eq!(t.sample_ratio, 0.25);
+        // a bare Service name is in the SeldonDeployment's namespace; a base path is kept
+        let t = tracing("http://otel-collector/otlp/", "s", "models", 1.0).unwrap();
+        assert_eq!(
+            t.cluster,
+            "outbound|80||otel-collector.models.svc.cluster.local"
+        );
+        assert_eq!(t.path, "/otlp/v1/traces");
+        assert!(tracing("grpc://otel-collector:4317", "s", "m", 1.0).is_none());
+    }
+
+    #[test]
     fn logger_urls_resolve_to_istio_clusters() {
         let l = logger("http://default-broker", "models", 5).unwrap();
         assert_eq!(
@@ -138,6 +191,14 @@ mod tests {
         assert_eq!(l.cluster, "outbound|8080||logs.obs.svc.cluster.local");
         assert_eq!(l.path, "/ingest");
         assert!(logger("ftp://x", "m", 5).is_none());
+        // the short forms Kubernetes DNS resolves
+        for short in ["http://logs.obs", "http://logs.obs.svc"] {
+            assert_eq!(
+                logger(short, "models", 5).unwrap().cluster,
+                "outbound|80||logs.obs.svc.cluster.local",
+                "{short}"
+            );
+        }
         assert!(logger("http://x:port", "m", 5).is_none());
     }
 }

@@ -38,7 +38,7 @@ pub use filter_config::filter_config;
 pub use manifest::{CustomObject, Manifest, to_yaml};
 pub use options::{
     DEFAULT_FILTER_URL, FilterUrlError, GpuPool, ISTIO_PROXY_UID, Ingress, NodeCalls,
-    NodeCallsError, RenderOptions, check_filter_url,
+    NodeCallsError, RenderOptions, TracingError, check_filter_url, check_tracing,
 };
 
 /// Why nothing was rendered.

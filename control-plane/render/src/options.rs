@@ -140,6 +140,48 @@ pub struct RenderOptions {
     /// config (`nodeCalls`), Helm (`nodeCalls`) and `seldon-mesh render --node-calls`
     /// (`SELDON_NODE_CALLS`) set it.
     pub node_calls: NodeCalls,
+    /// Where graph filters export their spans: the OTLP/HTTP base URL of a collector in the
+    /// cluster (`http://<svc>[.<ns>][:port][/base]`; `/v1/traces` is appended, as OTel SDKs do
+    /// with `OTEL_EXPORTER_OTLP_ENDPOINT`). `None` (default): no spans. The operator config
+    /// (`tracing.endpoint`) and Helm (`tracing.endpoint`) set it.
+    pub tracing_endpoint: Option<String>,
+    /// Share of new traces sampled when the caller sent no sampling decision (0..=1, default
+    /// 1: Seldon's executor traced every request once tracing was on).
+    pub trace_sample_ratio: f64,
+}
+
+/// A tracing endpoint or sample ratio the filter could not use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TracingError {
+    #[error(
+        "endpoint {0:?}: give the collector's OTLP/HTTP base URL as http://<service>[.<namespace>][:port][/path], e.g. http://jaeger-collector.observability:4318 (the sidecar adds mTLS; the filter does not originate TLS)"
+    )]
+    Endpoint(String),
+    #[error("sampleRatio {0}: must be between 0 and 1")]
+    SampleRatio(f64),
+}
+
+/// Checks a [`RenderOptions::tracing_endpoint`] and [`RenderOptions::trace_sample_ratio`].
+pub fn check_tracing(endpoint: &str, sample_ratio: f64) -> Result<(), TracingError> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| TracingError::Endpoint(endpoint.to_string()))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p > 0)),
+        None => (authority, Some(80)),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !host_ok || port.is_none() || rest.contains(['?', '#', '@']) {
+        return Err(TracingError::Endpoint(endpoint.to_string()));
+    }
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        return Err(TracingError::SampleRatio(sample_ratio));
+    }
+    Ok(())
 }
 
 /// This build's version, used in default image tags.
@@ -218,6 +260,8 @@ impl Default for RenderOptions {
             gpu_pool: GpuPool::default(),
             grpc_entry: false,
             node_calls: NodeCalls::Localhost,
+            tracing_endpoint: None,
+            trace_sample_ratio: 1.0,
         }
     }
 }
@@ -260,12 +304,44 @@ mod tests {
     }
 
     #[test]
+    fn tracing_endpoints_are_http_service_urls_and_ratios_are_shares() {
+        for ok in [
+            "http://jaeger-collector.observability:4318",
+            "http://otel-collector",
+            "http://otel-collector.obs.svc.cluster.local:4318/otlp",
+        ] {
+            assert_eq!(check_tracing(ok, 0.5), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://jaeger:4318",
+            "jaeger:4318",
+            "http://",
+            "http://jaeger:0",
+            "http://jaeger:99999",
+            "http://user@jaeger:4318",
+            "http://jaeger:4318/?q",
+            "http://bad_host:4318",
+        ] {
+            assert_eq!(
+                check_tracing(bad, 1.0),
+                Err(TracingError::Endpoint(bad.to_string())),
+                "{bad}"
+            );
+        }
+        let e = check_tracing("http://jaeger:4318", 1.5).unwrap_err();
+        assert_eq!(e, TracingError::SampleRatio(1.5));
+        assert_eq!(e.to_string(), "sampleRatio 1.5: must be between 0 and 1");
+    }
+
+    #[test]
     fn defaults_are_what_the_mesh_needs() {
         let o = RenderOptions::default();
         assert_eq!(o.filter_url, DEFAULT_FILTER_URL);
         assert_eq!(o.initializer_user_id, Some(ISTIO_PROXY_UID));
         assert!(!o.grpc_entry);
         assert_eq!(o.node_calls, NodeCalls::Localhost);
+        assert_eq!(o.tracing_endpoint, None);
+        assert_eq!(o.trace_sample_ratio, 1.0);
     }
 
     #[test]

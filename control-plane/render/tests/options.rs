@@ -6,7 +6,9 @@
 //! - gRPC at the entry: not rendered (no 5001 port, route or Mapping) and `transport: grpc`
 //!   refused, unless `grpc_entry` is on;
 //! - the model initializer runs as Istio's proxy UID (Seldon #4450);
-//! - the EnvoyFilter has a priority (IST0151).
+//! - the EnvoyFilter has a priority (IST0151);
+//! - tracing: a collector endpoint lands in every WasmPlugin's FilterConfig (golden
+//!   `tests/golden/options/router-three-models-tracing.yaml`).
 
 use std::path::PathBuf;
 
@@ -450,4 +452,57 @@ fn no_golden_virtual_service_sets_a_route_timeout() {
             }
         }
     }
+}
+
+// ---------- tracing ----------
+
+#[test]
+fn a_tracing_endpoint_reaches_every_filter_config_and_matches_its_golden() {
+    let opts = RenderOptions {
+        tracing_endpoint: Some("http://jaeger-collector.observability:4318".to_string()),
+        trace_sample_ratio: 0.5,
+        ..RenderOptions::default()
+    };
+    let objs = objects(&sample("ab-test"), &opts);
+    let plugins: Vec<&Value> = objs.iter().filter(|o| o["kind"] == "WasmPlugin").collect();
+    assert_eq!(plugins.len(), 2);
+    for p in plugins {
+        let t = &p["spec"]["pluginConfig"]["tracing"];
+        assert_eq!(
+            t["cluster"],
+            "outbound|4318||jaeger-collector.observability.svc.cluster.local"
+        );
+        assert_eq!(t["path"], "/v1/traces");
+        assert_eq!(t["sampleRatio"], 0.5);
+        // the predictor Service and namespace, as Istio names a workload's spans
+        assert_eq!(
+            t["serviceName"],
+            format!("{}.seldon", p["metadata"]["name"].as_str().unwrap())
+        );
+        let json = serde_json::to_vec(&p["spec"]["pluginConfig"]).unwrap();
+        let config = seldon_graph::FilterConfig::from_json(&json).unwrap();
+        seldon_graph::compile(&config).unwrap();
+    }
+    // off by default: no tracing key at all
+    let objs = objects(&sample("ab-test"), &RenderOptions::default());
+    assert!(
+        objs.iter()
+            .filter(|o| o["kind"] == "WasmPlugin")
+            .all(|p| p["spec"]["pluginConfig"].get("tracing").is_none())
+    );
+
+    let manifests = render(&sample("router-three-models"), &opts).unwrap();
+    let yaml = format!(
+        "# manifests/samples/router-three-models.yaml rendered with tracing_endpoint http://jaeger-collector.observability:4318, ratio 0.5 (tests/options.rs). Do not edit: `UPDATE_GOLDENS=1 cargo test -p seldon-render`.\n{}",
+        to_yaml(&manifests)
+    );
+    let golden = root().join("tests/golden/options/router-three-models-tracing.yaml");
+    if std::env::var_os("UPDATE_GOLDENS").is_some() {
+        std::fs::write(&golden, &yaml).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&golden).unwrap(),
+        yaml,
+        "golden drifted; run `UPDATE_GOLDENS=1 cargo test -p seldon-render` and review the diff"
+    );
 }
