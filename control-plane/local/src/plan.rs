@@ -12,7 +12,7 @@ use seldon_crd::SeldonDeployment;
 use seldon_envoy::{
     Cluster, EnvoyConfig, GatewayRoute, Listener, ListenerKind, Mirror, WeightedCluster,
 };
-use seldon_graph::{FilterConfig, Implementation, NodeUpstream, PredictiveUnit};
+use seldon_graph::{FilterConfig, Implementation, NodeUpstream, PredictiveUnit, Tracing};
 use seldon_render::{Context, Predictor, RenderOptions};
 
 use crate::otlp::OtlpEndpoint;
@@ -144,6 +144,10 @@ pub fn plan_next(
             processes.push(process);
         }
         config.nodes = local_nodes;
+        config.tracing = opts
+            .otlp
+            .as_ref()
+            .map(|o| tracing(o, &predictor.service, &cx.namespace));
         seldon_graph::compile(&config)
             .map_err(|e| LocalError::Invalid(format!("predictor {}: {e}", spec.name)))?;
 
@@ -226,6 +230,17 @@ pub fn plan_next(
         predictors,
         prefix,
     })
+}
+
+/// The filter's tracing config for the collector `otlp`: spans of predictor Service `service`
+/// are exported as `service.name` `<service>.<namespace>`, the way Istio names a workload's
+/// spans (`<app>.<namespace>`), so a local trace reads like one from the mesh.
+fn tracing(otlp: &OtlpEndpoint, service: &str, namespace: &str) -> Tracing {
+    Tracing {
+        path: otlp.path.clone(),
+        service_name: format!("{service}.{namespace}"),
+        ..Tracing::new(crate::otlp::CLUSTER, otlp.authority())
+    }
 }
 
 /// The ports a node process is given (`PREDICTIVE_UNIT_*_PORT`).
@@ -422,6 +437,48 @@ spec:
         assert_eq!(main.nodes["clf"].cluster, "main.clf");
         assert!(main.nodes["clf"].authority.starts_with("127.0.0.1:"));
         seldon_graph::compile(main).unwrap();
+    }
+
+    #[test]
+    fn an_otlp_endpoint_turns_tracing_on_in_every_predictor() {
+        let off = plan(&sdep(TWO_PREDICTORS), &opts(), &mut ports()).unwrap();
+        assert!(off.predictors.iter().all(|(_, c, _)| c.tracing.is_none()));
+        assert!(
+            off.envoy
+                .clusters
+                .iter()
+                .all(|c| c.name != "otlp-collector")
+        );
+
+        let mut o = opts();
+        o.otlp = Some(OtlpEndpoint::parse("http://127.0.0.1:4318").unwrap());
+        let on = plan(&sdep(TWO_PREDICTORS), &o, &mut ports()).unwrap();
+        let collector = on
+            .envoy
+            .clusters
+            .iter()
+            .find(|c| c.name == "otlp-collector")
+            .unwrap();
+        assert_eq!(
+            (collector.host.as_str(), collector.port),
+            ("127.0.0.1", 4318)
+        );
+        let names: Vec<&str> = on
+            .predictors
+            .iter()
+            .map(|(_, c, _)| c.tracing.as_ref().unwrap().service_name.as_str())
+            .collect();
+        assert_eq!(names, ["iris-main.ns", "iris-canary.ns", "iris-shadow.ns"]);
+        let (_, main, _) = &on.predictors[0];
+        let t = main.tracing.as_ref().unwrap();
+        assert_eq!(
+            (t.cluster.as_str(), t.authority.as_str(), t.path.as_str()),
+            ("otlp-collector", "127.0.0.1:4318", "/v1/traces")
+        );
+        // what the filter parses back
+        let back = FilterConfig::from_json(main.to_json().as_bytes()).unwrap();
+        assert_eq!(back.tracing.as_ref(), Some(t));
+        seldon_graph::compile(&back).unwrap();
     }
 
     #[test]
