@@ -44,7 +44,9 @@ pub enum CheckError {
 }
 
 /// Checks an answer: `path` is what follows the gateway prefix (e.g.
-/// `/api/v1.0/predictions`), `content_type` the answer's header.
+/// `/api/v1.0/predictions`), `content_type` the answer's header. A 404 or 405 for a path or
+/// method the spec does not document is checked against the spec's `NotFound` and
+/// `MethodNotAllowed` responses (what the filter answers for anything else).
 pub fn check_response(
     spec: &Value,
     method: &str,
@@ -53,7 +55,35 @@ pub fn check_response(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<(), CheckError> {
-    let (template, op) = operation(spec, method, path)?;
+    let (template, op) = match operation(spec, method, path) {
+        Ok(found) => found,
+        Err(e @ (CheckError::NoPath(_) | CheckError::NoOperation { .. })) => {
+            let fallback = match status {
+                404 => "NotFound",
+                405 => "MethodNotAllowed",
+                _ => return Err(e),
+            };
+            let pointer = format!("/components/responses/{fallback}");
+            let response = spec.pointer(&pointer).ok_or_else(|| CheckError::BadSpec {
+                at: pointer.clone(),
+                detail: "missing".into(),
+            })?;
+            let template = format!(
+                "{} (undocumented, {fallback})",
+                path.split('?').next().unwrap_or_default()
+            );
+            return check_body(
+                spec,
+                "the answer",
+                method,
+                &template,
+                response,
+                content_type,
+                body,
+            );
+        }
+        Err(e) => return Err(e),
+    };
     let responses = &op["responses"];
     let response = responses
         .get(status.to_string())
@@ -358,6 +388,31 @@ mod tests {
         assert!(
             check_response(&s, "GET", "/health/ping", 200, Some("text/plain"), b"ping").is_err()
         );
+    }
+
+    #[test]
+    fn undocumented_paths_answer_the_documented_404_and_405() {
+        let s = s();
+        let not_found = br#"{"status":{"code":404,"info":"no endpoint /x","reason":"NOT_FOUND","status":"FAILURE"}}"#;
+        check_response(&s, "GET", "/x", 404, Some("application/json"), not_found).unwrap();
+        let not_allowed = br#"{"status":{"code":405,"info":"POST only","reason":"METHOD_NOT_ALLOWED","status":"FAILURE"}}"#;
+        check_response(
+            &s,
+            "GET",
+            "/api/v1.0/predictions",
+            405,
+            Some("application/json"),
+            not_allowed,
+        )
+        .unwrap();
+        assert!(matches!(
+            check_response(&s, "GET", "/x", 404, Some("application/json"), b"{}"),
+            Err(CheckError::Mismatch { .. })
+        ));
+        assert!(matches!(
+            check_response(&s, "GET", "/x", 500, Some("application/json"), not_found),
+            Err(CheckError::NoPath(_))
+        ));
     }
 
     #[test]
