@@ -1,0 +1,331 @@
+//! Traces from local mode in a real Jaeger (issue 8): `seldon-mesh up --otlp-endpoint` with a
+//! 4-node graph, a prediction carrying a known `traceparent`, then Jaeger's query API.
+//!
+//! The graph: transformer `tin` → router `rt` (always routes to child 1) → models `m0`, `m1`.
+//! So `tin`, `rt` and `m1` run and `m0` does not. The trace must hold exactly one SERVER span
+//! for the graph request, child of the caller's span, and one CLIENT span per node that ran,
+//! children of the request span, with their attributes; none for `m0`.
+//!
+//! Jaeger is the real v2 all-in-one (`scripts/jaeger-test-env.sh` builds it once), on free
+//! ports from a config this test writes. Both it and `up` are supervised: a failing assertion
+//! stops them and everything they started.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use seldon_supervise::Supervised;
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{envoy_ready, filter, free_port, sibling};
+
+const GRAPH: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: traced, namespace: team}
+spec:
+  predictors:
+  - name: main
+    graph:
+      name: tin
+      type: TRANSFORMER
+      children:
+      - name: rt
+        type: ROUTER
+        children:
+        - {name: m0, type: MODEL}
+        - {name: m1, type: MODEL}
+    componentSpecs:
+    - spec:
+        containers:
+        - {name: tin, image: me/tin:1}
+        - {name: rt, image: me/rt:1}
+        - {name: m0, image: me/m:1}
+        - {name: m1, image: me/m:1}
+"#;
+
+/// The caller's trace: W3C ids this test chose.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+fn jaeger_bin() -> PathBuf {
+    let out = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../scripts/jaeger-test-env.sh"
+        ))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scripts/jaeger-test-env.sh failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A real Jaeger with OTLP/HTTP on `otlp` and the query API on `query`; every other listener
+/// of the all-in-one default is left out or moved to a free port.
+struct Jaeger {
+    _process: Supervised,
+    otlp: u16,
+    query: u16,
+}
+
+impl Jaeger {
+    async fn start(dir: &std::path::Path) -> Self {
+        let (otlp, query, query_grpc) = (free_port(), free_port(), free_port());
+        let config = format!(
+            r#"
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:{query}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 1000
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{otlp}
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"#
+        );
+        let file = dir.join("jaeger.yaml");
+        std::fs::write(&file, config).unwrap();
+        let mut cmd = seldon_supervise::command(jaeger_bin());
+        cmd.arg("--config")
+            .arg(format!("file:{}", file.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("jaeger.log")).unwrap());
+        let mut process = Supervised::spawn("jaeger", cmd).unwrap();
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = process.try_wait().unwrap() {
+                panic!(
+                    "jaeger exited ({status}):\n{}",
+                    std::fs::read_to_string(dir.join("jaeger.log")).unwrap_or_default()
+                );
+            }
+            let ok = http
+                .get(format!("http://127.0.0.1:{query}/api/services"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok && std::net::TcpStream::connect(("127.0.0.1", otlp)).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "jaeger not ready in 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            _process: process,
+            otlp,
+            query,
+        }
+    }
+
+    /// The spans Jaeger holds for `trace_id` (empty until they arrive).
+    async fn spans(&self, trace_id: &str) -> (Vec<Value>, Value) {
+        let r = reqwest::get(format!(
+            "http://127.0.0.1:{}/api/traces/{trace_id}",
+            self.query
+        ))
+        .await
+        .unwrap();
+        if !r.status().is_success() {
+            return (Vec::new(), Value::Null);
+        }
+        let body: Value = r.json().await.unwrap();
+        let trace = &body["data"][0];
+        (
+            trace["spans"].as_array().cloned().unwrap_or_default(),
+            trace["processes"].clone(),
+        )
+    }
+}
+
+fn testmodel(name: &str, args: &str) -> String {
+    format!(
+        "exec {} --port $PREDICTIVE_UNIT_HTTP_SERVICE_PORT --name {name} {args}",
+        sibling("testmodel").display()
+    )
+}
+
+/// `up` with `--otlp-endpoint`; returns it and the prediction URL it printed after `ready:`.
+fn start_up(dir: &std::path::Path, otlp: u16) -> (Supervised, String) {
+    envoy_ready();
+    let file = dir.join("sdep.yaml");
+    std::fs::write(&file, GRAPH).unwrap();
+    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &free_port().to_string()])
+        .arg("--filter")
+        .arg(filter())
+        .arg("--workdir")
+        .arg(dir.join("run"))
+        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{otlp}")]);
+    for (node, command) in [
+        ("tin", testmodel("tin", "--mode add --add 1")),
+        ("rt", testmodel("rt", "--route 1")),
+        ("m0", testmodel("m0", "--mode add --add 10")),
+        ("m1", testmodel("m1", "--mode add --add 100")),
+    ] {
+        cmd.arg("--run").arg(format!("{node}={command}"));
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    cmd.stdout(writer).stderr(Stdio::inherit());
+    let mut child = Supervised::spawn("seldon-mesh up", cmd).unwrap();
+    for line in BufReader::new(reader).lines() {
+        if let Some(url) = line.unwrap().strip_prefix("ready: ") {
+            return (child, url.to_string());
+        }
+    }
+    let status = child.wait().unwrap();
+    panic!("seldon-mesh up exited ({status}) before it was ready");
+}
+
+fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["tags"]
+        .as_array()?
+        .iter()
+        .find(|t| t["key"] == key)
+        .map(|t| &t["value"])
+}
+
+fn parent(span: &Value) -> Option<&str> {
+    span["references"]
+        .as_array()?
+        .iter()
+        .find(|r| r["refType"] == "CHILD_OF")
+        .and_then(|r| r["spanID"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_span_per_node_that_ran_in_a_real_jaeger() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaeger = Jaeger::start(dir.path()).await;
+    let (_up, url) = start_up(dir.path(), jaeger.otlp);
+
+    let answer: Value = reqwest::Client::new()
+        .post(&url)
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .json(&json!({"data": {"ndarray": [[1.0]]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // tin adds 1, the router picks m1, which adds 100
+    assert_eq!(answer["data"]["ndarray"], json!([[102.0]]), "{answer}");
+
+    // exported every second, batched by Jaeger for 100 ms
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (spans, processes) = loop {
+        let (spans, processes) = jaeger.spans(TRACE_ID).await;
+        if spans.len() >= 4 {
+            // one more flush period: a late span would show up now
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            break jaeger.spans(TRACE_ID).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Jaeger holds {} spans of trace {TRACE_ID} after 20 s: {spans:#?} {processes}",
+            spans.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    for s in &spans {
+        assert_eq!(s["traceID"], TRACE_ID, "{s}");
+        let process = &processes[s["processID"].as_str().unwrap()];
+        assert_eq!(process["serviceName"], "traced-main.team", "{process}");
+    }
+
+    let kind = |s: &Value| {
+        tag(s, "span.kind")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let servers: Vec<&Value> = spans
+        .iter()
+        .filter(|s| kind(s).as_deref() == Some("server"))
+        .collect();
+    assert_eq!(servers.len(), 1, "{spans:#?}");
+    let request = servers[0];
+    assert_eq!(parent(request), Some(CALLER_SPAN), "{request}");
+    let request_id = request["spanID"].as_str().unwrap();
+
+    let nodes: BTreeMap<String, &Value> = spans
+        .iter()
+        .filter(|s| kind(s).as_deref() == Some("client"))
+        .map(|s| {
+            let name = tag(s, "seldon.node.name")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("no seldon.node.name: {s}"));
+            (name.to_string(), s)
+        })
+        .collect();
+    assert_eq!(
+        nodes.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["m1", "rt", "tin"],
+        "one span per node that ran, none for m0"
+    );
+    for (node, node_type, method) in [
+        ("tin", "TRANSFORMER", "transform-input"),
+        ("rt", "ROUTER", "route"),
+        ("m1", "MODEL", "predict"),
+    ] {
+        let s = nodes[node];
+        assert_eq!(parent(s), Some(request_id), "{node}: {s}");
+        assert_eq!(
+            tag(s, "seldon.node.type"),
+            Some(&json!(node_type)),
+            "{node}: {s}"
+        );
+        assert_eq!(
+            tag(s, "seldon.node.method"),
+            Some(&json!(method)),
+            "{node}: {s}"
+        );
+        assert_eq!(
+            tag(s, "http.response.status_code"),
+            Some(&json!(200)),
+            "{node}: {s}"
+        );
+        assert!(s["duration"].as_u64().unwrap() > 0, "{node}: {s}");
+        // inside the request span
+        assert!(
+            s["startTime"].as_u64() >= request["startTime"].as_u64(),
+            "{node}"
+        );
+    }
+}
