@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the options they share.
 
+pub mod docs;
 pub mod render;
 pub mod up;
 pub mod validate;

@@ -37,6 +37,8 @@ enum Command {
     Status(commands::up::status::Args),
     /// Print a node's log from a local `up` (`envoy` for Envoy's).
     Logs(commands::up::logs::Args),
+    /// Serve Swagger UI for a SeldonDeployment in a cluster, in front of its ingress gateway.
+    Docs(commands::docs::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Status(args) => commands::up::status::run(args),
         Command::Logs(args) => commands::up::logs::run(args),
+        Command::Docs(args) => commands::docs::run(args),
         Command::Operator(args) => seldon_operator::main_operator(args)
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),

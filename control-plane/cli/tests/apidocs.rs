@@ -753,3 +753,96 @@ async fn swagger_ui_in_chromium_sends_a_prediction_and_shows_the_answer() {
     browser.quit().await;
     up.stop_and_check(&mark, vec![driver]);
 }
+
+/// `seldon-mesh docs` (the cluster's way to Swagger UI) in front of a gateway: here the
+/// gateway of a `seldon-mesh up` stands in for the cluster's ingress gateway (the mesh test
+/// harness, tests/mesh, does not run this yet).
+#[tokio::test(flavor = "multi_thread")]
+async fn docs_command_serves_the_page_in_front_of_a_gateway() {
+    let setup = setup(false);
+    let spec = seldon_apidocs::spec().unwrap();
+    let mark = mark();
+    let up = up(
+        V1,
+        &[
+            ("m1", testmodel("m1", "add", 1.0)),
+            ("m2", testmodel("m2", "add", 2.0)),
+        ],
+        &mark,
+        &setup,
+    );
+    let gateway = up
+        .base
+        .strip_suffix("/seldon/docs/abtest")
+        .unwrap()
+        .to_string();
+    let file = up.dir.path().join("sdep.yaml");
+    let out = up.dir.path().join("docs.out");
+    let port = free_port();
+    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.args(["docs", "-f"])
+        .arg(&file)
+        .args(["--gateway", &gateway, "--port", &port.to_string()])
+        .arg("--swagger-ui")
+        .arg(&setup.swagger_ui)
+        .env(MARK_VAR, &mark)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::inherit());
+    let mut docs = Supervised::spawn("seldon-mesh docs", cmd).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(url) = text.lines().find_map(|l| l.strip_prefix("swagger ui: ")) {
+            break url.to_string();
+        }
+        assert!(
+            docs.try_wait().unwrap().is_none(),
+            "seldon-mesh docs exited"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "seldon-mesh docs not ready:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        page,
+        format!("http://127.0.0.1:{port}/seldon/docs/abtest/api/v1.0/doc/")
+    );
+    let c = client();
+    let served: Value = c
+        .get(format!("{page}openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["servers"][0]["url"], "/seldon/docs/abtest");
+    assert_eq!(
+        served["components"]["parameters"]["Node"]["schema"]["enum"],
+        json!(["m1", "m2"])
+    );
+    let html = c.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("swagger-ui-bundle.js"), "{html}");
+    // What "Try it out" sends: the same origin, forwarded to the gateway, path unchanged.
+    let base = format!("http://127.0.0.1:{port}/seldon/docs/abtest");
+    let request = r#"{"data":{"ndarray":[[1.0]]}}"#;
+    let p = exchange(
+        &spec,
+        &c,
+        &base,
+        "POST",
+        "/api/v1.0/predictions",
+        Some(request),
+    )
+    .await;
+    assert_eq!(p.status, 200);
+    let v = p.json();
+    let route = v["meta"]["routing"]["ab"].as_i64().unwrap();
+    let expected = [2.0, 3.0][usize::try_from(route).unwrap()];
+    assert_eq!(v["data"]["ndarray"], json!([[expected]]));
+    docs.stop().unwrap();
+    up.stop_and_check(&mark, vec![docs]);
+}

@@ -30,6 +30,8 @@ use seldon_envoy::{Cluster, EnvoyConfig, GatewayRoute, ListenerKind, WeightedClu
 use serde_json::{Value, json};
 
 use crate::{LocalError, LocalPlan};
+use seldon_crd::SeldonDeployment;
+use seldon_render::{Context, Predictor, RenderOptions};
 
 /// The Envoy cluster of the docs server.
 pub const CLUSTER: &str = "apidocs";
@@ -78,6 +80,89 @@ pub fn target(plan: &LocalPlan) -> Option<Target> {
         root: first.graph.name.clone(),
         nodes,
     })
+}
+
+/// The deployment a manifest describes, for `seldon-mesh docs` (the cluster, where no plan
+/// runs here): the same [`Target`] the plan of `up` gives.
+pub fn target_of(sdep: &SeldonDeployment) -> Result<Target, LocalError> {
+    let problems = seldon_render::check(sdep, &RenderOptions::default());
+    if !problems.is_empty() {
+        let text: Vec<String> = problems
+            .iter()
+            .map(|v| format!("{}: {}", v.path, v.message))
+            .collect();
+        return Err(LocalError::Invalid(text.join("\n")));
+    }
+    let cx = Context::new(sdep);
+    let mut configs = Vec::new();
+    for (index, spec) in cx.sdep.spec.predictors.iter().enumerate() {
+        let predictor = Predictor::new(&cx, index, spec);
+        configs.push(seldon_render::filter_config(
+            &cx,
+            &predictor,
+            &RenderOptions::default(),
+        ));
+    }
+    let first = configs
+        .first()
+        .ok_or_else(|| LocalError::Invalid("no predictor".into()))?;
+    let mut nodes = Vec::new();
+    for config in &configs {
+        let plan = seldon_graph::compile(config)
+            .map_err(|e| LocalError::Invalid(format!("predictor {}: {e}", config.predictor)))?;
+        nodes.extend(
+            plan.nodes
+                .iter()
+                .filter(|n| n.is_remote())
+                .map(|n| n.name.clone()),
+        );
+    }
+    nodes.sort();
+    nodes.dedup();
+    Ok(Target {
+        namespace: first.namespace.clone(),
+        deployment: first.deployment.clone(),
+        protocol: first.protocol,
+        root: first.graph.name.clone(),
+        nodes,
+    })
+}
+
+/// The Envoy of `seldon-mesh docs`: one listener on 127.0.0.1:`port` that serves Swagger UI
+/// from the docs server on `docs_port` and sends everything else under `prefix` unchanged to
+/// the cluster's ingress gateway (`gateway`, e.g. a `kubectl port-forward`), so the page
+/// and its "Try it out" requests share one origin (no CORS).
+pub fn docs_proxy(
+    prefix: &str,
+    port: u16,
+    admin_port: u16,
+    docs_port: u16,
+    gateway: (&str, u16),
+) -> EnvoyConfig {
+    const INGRESS: &str = "ingress-gateway";
+    let mut envoy = EnvoyConfig::new(admin_port);
+    envoy
+        .clusters
+        .push(Cluster::http1(INGRESS, gateway.0, gateway.1));
+    envoy.listeners.push(seldon_envoy::Listener {
+        name: "gateway".into(),
+        port,
+        kind: ListenerKind::Gateway {
+            routes: vec![GatewayRoute {
+                prefix: prefix.to_string(),
+                rewrite: None,
+                clusters: vec![WeightedCluster {
+                    cluster: INGRESS.into(),
+                    weight: 1,
+                }],
+                mirror: None,
+                // As the gateway it stands for: no deadline of its own.
+                timeout: Some(std::time::Duration::ZERO),
+            }],
+        },
+    });
+    doc_route(&mut envoy, prefix, docs_port);
+    envoy
 }
 
 /// What a request to the docs server asks for.
@@ -142,7 +227,7 @@ impl DocsServer {
     pub fn serve(
         listener: std::net::TcpListener,
         assets: PathBuf,
-        plan: &LocalPlan,
+        target: &Target,
     ) -> Result<Self, LocalError> {
         let io = |source| LocalError::Io {
             action: "serving Swagger UI on",
@@ -162,7 +247,7 @@ impl DocsServer {
             docs: docs.clone(),
             task: tokio::spawn(accept(listener, docs)),
         };
-        server.update(plan);
+        server.update(target);
         Ok(server)
     }
 
@@ -170,16 +255,13 @@ impl DocsServer {
         self.port
     }
 
-    /// Serves the spec of `plan` from now on (after a reload).
-    pub fn update(&self, plan: &LocalPlan) {
-        let (title, spec) = match (seldon_apidocs::spec(), target(plan)) {
-            (Ok(spec), Some(t)) => {
-                let title = format!("{}/{} (seldon-mesh)", t.namespace, t.deployment);
-                let served = seldon_apidocs::for_deployment(&spec, &t);
-                (title, serde_json::to_vec(&served).unwrap_or_default())
-            }
-            (Err(e), _) => ("seldon-mesh".into(), error_body(500, &e.to_string()).2),
-            (_, None) => ("seldon-mesh".into(), error_body(500, "no predictor").2),
+    /// Serves the spec of `target` from now on (after a reload).
+    pub fn update(&self, target: &Target) {
+        let title = format!("{}/{} (seldon-mesh)", target.namespace, target.deployment);
+        let spec = match seldon_apidocs::spec() {
+            Ok(spec) => serde_json::to_vec(&seldon_apidocs::for_deployment(&spec, target))
+                .unwrap_or_default(),
+            Err(e) => error_body(500, &e.to_string()).2,
         };
         if let Ok(mut docs) = self.docs.write() {
             docs.title = title;
@@ -422,6 +504,61 @@ spec:
         })
         .unwrap();
         assert!(plan.envoy.clusters.iter().all(|c| c.name != CLUSTER));
+    }
+
+    #[test]
+    fn a_manifest_gives_the_same_target_as_the_plan() {
+        let yaml = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: iris, namespace: team}
+spec:
+  predictors:
+  - name: main
+    graph:
+      name: ab
+      implementation: RANDOM_ABTEST
+      children:
+      - {name: a, implementation: XGBOOST_SERVER, modelUri: "gs://b/a"}
+      - {name: b, implementation: XGBOOST_SERVER, modelUri: "gs://b/b"}
+"#;
+        let sdep = seldon_crd::parse_yaml(yaml).unwrap().remove(0).sdep;
+        let t = target_of(&sdep).unwrap();
+        assert_eq!(
+            (t.namespace.as_str(), t.deployment.as_str()),
+            ("team", "iris")
+        );
+        assert_eq!(t.protocol, seldon_graph::Protocol::Seldon);
+        assert_eq!(t.root, "ab");
+        assert_eq!(
+            t.nodes,
+            ["a", "b"],
+            "the router is run by the filter: no node to ask"
+        );
+        let invalid = yaml.replace("RANDOM_ABTEST", "NO_SUCH_SERVER");
+        let sdep = seldon_crd::parse_yaml(&invalid).unwrap().remove(0).sdep;
+        assert!(matches!(target_of(&sdep), Err(LocalError::Invalid(_))));
+    }
+
+    #[test]
+    fn the_docs_proxy_serves_the_page_and_forwards_the_rest_unchanged() {
+        let envoy = docs_proxy("/seldon/team/iris/", 8001, 9901, 4321, ("127.0.0.1", 8080));
+        envoy.check().unwrap();
+        let ListenerKind::Gateway { routes } = &envoy.listener("gateway").unwrap().kind else {
+            panic!("not a gateway")
+        };
+        assert_eq!(routes[0].prefix, "/seldon/team/iris/api/v1.0/doc");
+        assert_eq!(routes[1].prefix, "/seldon/team/iris/");
+        assert_eq!(
+            routes[1].rewrite, None,
+            "the cluster's gateway sees the full path"
+        );
+        let ingress = envoy
+            .clusters
+            .iter()
+            .find(|c| c.name == routes[1].clusters[0].cluster)
+            .unwrap();
+        assert_eq!((ingress.host.as_str(), ingress.port), ("127.0.0.1", 8080));
     }
 
     #[test]

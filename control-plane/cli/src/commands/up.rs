@@ -148,10 +148,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let mut stop = StopSignals::new()?;
         let mut report = |p: Progress| eprintln!("{}", progress_line(&p));
+        let target = seldon_local::apidocs::target(&plan).context("the plan has no predictor")?;
         let docs = seldon_local::apidocs::DocsServer::serve(
             docs_listener,
             args.swagger_ui.clone().unwrap_or_else(default_swagger_ui),
-            &plan,
+            &target,
         )?;
         // A signal while starting drops the `up` future, which stops what it started.
         let running = tokio::select! {
@@ -267,7 +268,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     };
                     match outcome {
                         Err(signal) => break signal,
-                        Ok(Ok(())) => docs.update(running.plan()),
+                        Ok(Ok(())) => {
+                            if let Some(target) = seldon_local::apidocs::target(running.plan()) {
+                                docs.update(&target);
+                            }
+                        }
                         Ok(Err(e)) => eprintln!(
                             "reload failed: {e:#}\nthe running graph stays; fix the file and save it again"
                         ),
@@ -291,7 +296,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Where `scripts/setup-apidocs.sh` installs swagger-ui-dist.
-fn default_swagger_ui() -> PathBuf {
+pub(crate) fn default_swagger_ui() -> PathBuf {
     let cache = std::env::var_os(seldon_envoy::CACHE_DIR_ENV)
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seldon-mesh")))
@@ -477,21 +482,21 @@ pub fn summary(state: &RunState, fresh: bool) -> String {
 
 /// The signals that stop local mode: SIGINT (Ctrl-C), SIGTERM (kill, systemd, timeout, CI,
 /// a container stop) and SIGHUP (the terminal went away).
-struct StopSignals {
+pub(crate) struct StopSignals {
     int: Signal,
     term: Signal,
     hup: Signal,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum StopSignal {
+pub(crate) enum StopSignal {
     Int,
     Term,
     Hup,
 }
 
 impl StopSignals {
-    fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         Ok(Self {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
@@ -499,7 +504,7 @@ impl StopSignals {
         })
     }
 
-    async fn recv(&mut self) -> StopSignal {
+    pub(crate) async fn recv(&mut self) -> StopSignal {
         tokio::select! {
             _ = self.int.recv() => StopSignal::Int,
             _ = self.term.recv() => StopSignal::Term,
@@ -510,7 +515,7 @@ impl StopSignals {
 
 impl StopSignal {
     /// 128 + the signal's number, as shells report a process ended by it.
-    fn exit_code(self) -> ExitCode {
+    pub(crate) fn exit_code(self) -> ExitCode {
         ExitCode::from(match self {
             StopSignal::Hup => 129,
             StopSignal::Int => 130,
