@@ -17,6 +17,7 @@ help:
 
 setup:
 	@scripts/setup.sh >/dev/null
+	@scripts/setup-apidocs.sh >/dev/null
 
 # The release module; size and build time are in the README.
 wasm: setup
