@@ -200,6 +200,29 @@ impl BenchEnvoy {
             })
             .unwrap_or(0)
     }
+
+    /// A filter metric summed over its tags, from `/stats/prometheus` (0 if absent or the admin
+    /// did not answer). The filter's metrics carry Istio-style tags that the bootstrap's
+    /// `stats_tags` extract, so Prometheus output has the bare name (`seldon_trace_…`) with
+    /// labels, while `/stats` shows the tag-encoded name.
+    pub async fn prometheus_sum(&self, name: &str) -> u64 {
+        let text = self
+            .admin_get("/stats/prometheus")
+            .await
+            .unwrap_or_default();
+        prometheus_sum(&text, name)
+    }
+}
+
+/// Sum of every sample of the metric `name` (any labels) in Prometheus text format.
+pub fn prometheus_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<u64>().ok())
+        .sum()
 }
 
 impl Drop for BenchEnvoy {
@@ -225,6 +248,33 @@ mod tests {
             },
         });
         c
+    }
+
+    #[test]
+    fn prometheus_sum_adds_every_labelled_sample_of_exactly_that_metric() {
+        let text = "# TYPE seldon_trace_spans_exported_total counter
+seldon_trace_spans_exported_total{deployment_name=\"bench\",predictor_name=\"default\"} 40
+seldon_trace_spans_exported_total{deployment_name=\"other\",predictor_name=\"default\"} 2
+seldon_trace_spans_exported_total_extra{a=\"b\"} 1000
+seldon_trace_spans_dropped_total{deployment_name=\"bench\"} 7
+";
+        assert_eq!(
+            prometheus_sum(text, "seldon_trace_spans_exported_total"),
+            42
+        );
+        assert_eq!(prometheus_sum(text, "seldon_trace_spans_dropped_total"), 7);
+    }
+
+    #[test]
+    fn prometheus_sum_of_an_absent_metric_or_garbage_is_zero() {
+        assert_eq!(prometheus_sum("", "seldon_trace_spans_exported_total"), 0);
+        assert_eq!(
+            prometheus_sum(
+                "seldon_trace_spans_exported_total{a=\"b\"} not-a-number\n",
+                "seldon_trace_spans_exported_total"
+            ),
+            0
+        );
     }
 
     #[test]

@@ -5,5 +5,6 @@ pub mod load;
 pub mod oha;
 pub mod report;
 pub mod run;
+pub mod sink;
 pub mod stats;
 pub mod topology;

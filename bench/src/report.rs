@@ -17,6 +17,10 @@ pub const HAND_WRITTEN_MARKER: &str =
 pub const GOAL_ADDED_P50_US: f64 = 150.0;
 pub const GOAL_ADDED_P99_US: f64 = 1000.0;
 pub const GOAL_MIN_THROUGHPUT_RATIO: f64 = 0.85;
+/// Issue 8: tracing at 100% sampling adds at most this share of (b)'s p50…
+pub const GOAL_TRACING_MAX_ADDED_P50_PCT: f64 = 10.0;
+/// …and keeps at least this share of (b)'s saturation throughput.
+pub const GOAL_TRACING_MIN_THROUGHPUT_RATIO: f64 = 0.90;
 
 /// One side of a comparison, measured by the bench's own generator.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +45,14 @@ impl Comparison {
     }
     pub fn added_p99_us(&self) -> f64 {
         self.filter.summary.p99_us - self.direct.summary.p99_us
+    }
+    /// Added p50 in % of the baseline's p50.
+    pub fn added_p50_pct(&self) -> f64 {
+        100.0 * self.added_p50_us() / self.direct.summary.p50_us
+    }
+    /// Added p99 in % of the baseline's p99.
+    pub fn added_p99_pct(&self) -> f64 {
+        100.0 * self.added_p99_us() / self.direct.summary.p99_us
     }
 }
 
@@ -83,6 +95,10 @@ pub struct Report {
     pub oha_fixed: Vec<OhaRow>,
     /// oha at saturation: (c) filter, (c) direct.
     pub saturation: Option<(OhaRow, OhaRow)>,
+    /// (d): `direct` = (b) untraced, `filter` = the same graph traced at 100%.
+    pub tracing: Comparison,
+    /// oha at saturation: (d) traced, (b) untraced.
+    pub tracing_saturation: Option<(OhaRow, OhaRow)>,
     /// Sanity checks (bodies verified, router untouched, errors).
     pub checks: Vec<String>,
 }
@@ -126,6 +142,10 @@ fn side_row(out: &mut String, s: &Side) {
 }
 
 fn comparison(out: &mut String, c: &Comparison) {
+    comparison_added(out, c, "added by the filter");
+}
+
+fn comparison_added(out: &mut String, c: &Comparison, added: &str) {
     let _ = writeln!(out, "### {}\n", c.title);
     let _ = writeln!(
         out,
@@ -136,7 +156,7 @@ fn comparison(out: &mut String, c: &Comparison) {
     side_row(out, &c.filter);
     let _ = writeln!(
         out,
-        "| **added by the filter** | **{}** | {} | **{}** | {} | | | |\n",
+        "| **{added}** | **{}** | {} | **{}** | {} | | | |\n",
         signed(c.added_p50_us()),
         signed(c.filter.summary.p90_us - c.direct.summary.p90_us),
         signed(c.added_p99_us()),
@@ -194,6 +214,7 @@ pub fn markdown(r: &Report, previous: Option<&str>) -> String {
         }
     }
     let _ = writeln!(out);
+    tracing_goals(&mut out, r);
 
     let _ = writeln!(
         out,
@@ -269,6 +290,8 @@ pub fn markdown(r: &Report, previous: Option<&str>) -> String {
         );
     }
 
+    tracing_section(&mut out, r);
+
     let _ = writeln!(out, "## Settings\n");
     for (k, v) in &r.settings {
         let _ = writeln!(out, "- {k}: {v}");
@@ -289,6 +312,98 @@ pub fn markdown(r: &Report, previous: Option<&str>) -> String {
         out.push_str(tail.strip_prefix('\n').unwrap_or(tail));
     }
     out
+}
+
+fn pct(v: f64) -> String {
+    format!("{v:+.1}%")
+}
+
+fn tracing_goals(out: &mut String, r: &Report) {
+    let t = &r.tracing;
+    let _ = writeln!(out, "## Goals (issue 8: tracing overhead)\n");
+    let _ = writeln!(out, "| goal | measured | |");
+    let _ = writeln!(out, "|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| tracing at 100% adds ≤ {GOAL_TRACING_MAX_ADDED_P50_PCT:.0}% p50 to the 3-node graph at the fixed rate | {} ({}) | {} |",
+        pct(t.added_p50_pct()),
+        signed(t.added_p50_us()),
+        verdict(t.added_p50_pct() <= GOAL_TRACING_MAX_ADDED_P50_PCT)
+    );
+    match &r.tracing_saturation {
+        Some(sat) => {
+            let ratio = throughput_ratio(sat);
+            let _ = writeln!(
+                out,
+                "| tracing at 100% lowers saturation throughput by ≤ {:.0}% (keeps ≥ {:.0}%) | {:.1}% ({:.0} vs {:.0} rps) | {} |",
+                (1.0 - GOAL_TRACING_MIN_THROUGHPUT_RATIO) * 100.0,
+                GOAL_TRACING_MIN_THROUGHPUT_RATIO * 100.0,
+                ratio * 100.0,
+                sat.0.median_rps(),
+                sat.1.median_rps(),
+                verdict(ratio >= GOAL_TRACING_MIN_THROUGHPUT_RATIO)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "| tracing at 100% lowers saturation throughput by ≤ 10% | not run (no oha) | |"
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
+fn tracing_section(out: &mut String, r: &Report) {
+    let t = &r.tracing;
+    let _ = writeln!(
+        out,
+        "## Tracing overhead (scenario (d), same run, same generator)\n"
+    );
+    comparison_added(out, t, "added by tracing");
+    let _ = writeln!(
+        out,
+        "Added by tracing, in % of (b) untraced: p50 **{}**, p99 **{}** ({} / {}).\n",
+        pct(t.added_p50_pct()),
+        pct(t.added_p99_pct()),
+        signed(t.added_p50_us()),
+        signed(t.added_p99_us()),
+    );
+    if let Some(sat) = &r.tracing_saturation {
+        let _ = writeln!(
+            out,
+            "Saturation, oha closed loop, same concurrency (3-node graph):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| target | rps (median) | per round rps | p50 | p99 | non-2xx or errors |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for row in [&sat.0, &sat.1] {
+            let rounds = row
+                .rounds
+                .iter()
+                .map(|x| format!("{:.0}", x.rps))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let failed: u64 = row.rounds.iter().map(|x| x.failed).sum();
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {} | {} | {} |",
+                row.label,
+                row.median_rps(),
+                rounds,
+                us(row.median_p50()),
+                us(row.median_p99()),
+                failed
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| **ratio traced / untraced** | **{:.3}** | | | | |\n",
+            throughput_ratio(sat)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -353,8 +468,74 @@ mod tests {
                     rounds: vec![oha(1000.0)],
                 },
             )),
+            tracing: Comparison {
+                title: "(d) tracing".into(),
+                direct: side("(b) untraced", 1100.0, 2500.0),
+                filter: side("(d) traced", 1199.0, 3000.0),
+            },
+            tracing_saturation: Some((
+                OhaRow {
+                    label: "(d) traced".into(),
+                    rounds: vec![oha(910.0)],
+                },
+                OhaRow {
+                    label: "(b) untraced".into(),
+                    rounds: vec![oha(1000.0)],
+                },
+            )),
             checks: vec!["ok".into()],
         }
+    }
+
+    #[test]
+    fn tracing_goals_are_judged_in_percent_of_the_untraced_graph() {
+        let md = markdown(&report(), None);
+        assert!(md.contains("## Goals (issue 8: tracing overhead)"), "{md}");
+        // 99 µs on 1100 µs = 9.0%: met; 910 of 1000 rps = 91.0%: met.
+        assert!(md.contains("| +9.0% (+99 µs) | **met** |"), "{md}");
+        assert!(md.contains("| 91.0% (910 vs 1000 rps) | **met** |"), "{md}");
+        assert!(
+            md.contains("p50 **+9.0%**, p99 **+20.0%** (+99 µs / +500 µs)"),
+            "{md}"
+        );
+        assert!(md.contains("| **added by tracing** | **+99 µs** |"), "{md}");
+        assert!(
+            md.contains("| **ratio traced / untraced** | **0.910** |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn tracing_goals_miss_above_ten_percent() {
+        let mut r = report();
+        r.tracing.filter = side("(d) traced", 1221.0, 3000.0);
+        r.tracing_saturation.as_mut().unwrap().0.rounds = vec![oha(899.0)];
+        let md = markdown(&r, None);
+        assert!(md.contains("| +11.0% (+121 µs) | **missed** |"), "{md}");
+        assert!(
+            md.contains("| 89.9% (899 vs 1000 rps) | **missed** |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn without_oha_the_tracing_throughput_goal_is_not_run() {
+        let mut r = report();
+        r.tracing_saturation = None;
+        let md = markdown(&r, None);
+        assert!(
+            md.contains(
+                "| tracing at 100% lowers saturation throughput by ≤ 10% | not run (no oha) | |"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("ratio traced / untraced"), "{md}");
+        // The issue-2 sections are still there, unchanged.
+        assert!(
+            md.contains("| **added by the filter** | **+100 µs** |"),
+            "{md}"
+        );
+        assert!(md.contains("## Saturation, oha closed loop, same concurrency (1-node graph)"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::load::{self, Call, LoadSpec};
 use crate::oha::{self, OhaResult, OhaSpec};
 use crate::report::{Comparison, OhaRow, Report, Side};
 use crate::stats::{self, Summary};
-use crate::topology::{SetupError, Topology};
+use crate::topology::{self, SetupError, Topology};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -54,6 +54,9 @@ pub enum RunError {
         #[source]
         source: stats::StatsError,
     },
+    /// The tracing scenario exported no span: (d) would not measure tracing.
+    #[error("tracing scenario (d) is not measuring tracing: {0}")]
+    NotTracing(String),
     #[error("{label}: {source}")]
     Oha {
         label: String,
@@ -98,15 +101,28 @@ fn cpu_us(pid: u32) -> Option<u64> {
 enum Path {
     Direct3,
     Filter3,
+    Filter3Traced,
     Filter1,
     Direct1,
 }
+
+/// Every path, in the order of the answer check and the warm-up.
+const ALL: [Path; 5] = [
+    Path::Direct3,
+    Path::Filter3,
+    Path::Filter3Traced,
+    Path::Filter1,
+    Path::Direct1,
+];
 
 impl Path {
     fn label(self) -> &'static str {
         match self {
             Path::Direct3 => "(a) client calls tin → m → out itself (3 plain Envoy routes)",
             Path::Filter3 => "(b) one request, filter runs the 3-node graph",
+            Path::Filter3Traced => {
+                "(d) filter runs the 3-node graph, tracing at 100% to a collector"
+            }
             Path::Filter1 => "(c) filter, 1-node graph",
             Path::Direct1 => "(c) plain Envoy route, same server",
         }
@@ -115,6 +131,7 @@ impl Path {
         match self {
             Path::Direct3 => t.direct3(),
             Path::Filter3 => t.filter3(),
+            Path::Filter3Traced => t.filter3_traced(),
             Path::Filter1 => t.filter1(),
             Path::Direct1 => t.direct1(),
         }
@@ -175,7 +192,7 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
     )];
 
     // Every path answers the payload's data.
-    for p in [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1] {
+    for p in ALL {
         let chain = p.chain(&t);
         let mut conns = load::connect(&chain).await?;
         let got = load::run_chain(&chain, &mut conns, bytes.clone())
@@ -186,7 +203,7 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
             })?;
         check_answer(p.label(), &body, &got)?;
     }
-    checks.push("before measuring, each of (a), (b), (c) filter and (c) direct answered the payload's `data` unchanged".into());
+    checks.push("before measuring, each of (a), (b), (c) filter, (c) direct and (d) answered the payload's `data` unchanged".into());
 
     let load_spec = |d: Duration| LoadSpec {
         rate: spec.rate,
@@ -195,7 +212,7 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         body: bytes.clone(),
     };
     // Warm-up: V8 tiers up, connection pools fill.
-    for p in [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1] {
+    for p in ALL {
         log(&format!("warm-up {}", p.label()));
         load::run(&p.chain(&t), &load_spec(spec.warmup)).await?;
         if let Some(bin) = &spec.oha {
@@ -214,17 +231,24 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         t.clear_calls().await?;
     }
 
-    let mut samples: Vec<(Path, Samples)> =
-        [Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1]
-            .into_iter()
-            .map(|p| (p, Samples::new()))
-            .collect();
-    let mut oha_fixed: Vec<(Path, Vec<OhaResult>)> = [Path::Filter3, Path::Filter1, Path::Direct1]
-        .into_iter()
-        .map(|p| (p, Vec::new()))
-        .collect();
-    let mut sat: Vec<(Path, Vec<OhaResult>)> = [Path::Filter1, Path::Direct1]
-        .into_iter()
+    let mut samples: Vec<(Path, Samples)> = ALL.into_iter().map(|p| (p, Samples::new())).collect();
+    let mut oha_fixed: Vec<(Path, Vec<OhaResult>)> = [
+        Path::Filter3,
+        Path::Filter3Traced,
+        Path::Filter1,
+        Path::Direct1,
+    ]
+    .into_iter()
+    .map(|p| (p, Vec::new()))
+    .collect();
+    // Saturation pairs (candidate, baseline): (c) filter vs direct, (d) traced vs untraced.
+    const SAT_PAIRS: [(Path, Path); 2] = [
+        (Path::Filter1, Path::Direct1),
+        (Path::Filter3Traced, Path::Filter3),
+    ];
+    let mut sat: Vec<(Path, Vec<OhaResult>)> = SAT_PAIRS
+        .iter()
+        .flat_map(|(a, b)| [*a, *b])
         .map(|p| (p, Vec::new()))
         .collect();
 
@@ -232,9 +256,21 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         // Alternate which side goes first, so drift hits both.
         let flip = round % 2 == 1;
         let order: Vec<Path> = if flip {
-            vec![Path::Filter3, Path::Direct3, Path::Direct1, Path::Filter1]
+            vec![
+                Path::Filter3Traced,
+                Path::Filter3,
+                Path::Direct3,
+                Path::Direct1,
+                Path::Filter1,
+            ]
         } else {
-            vec![Path::Direct3, Path::Filter3, Path::Filter1, Path::Direct1]
+            vec![
+                Path::Direct3,
+                Path::Filter3,
+                Path::Filter3Traced,
+                Path::Filter1,
+                Path::Direct1,
+            ]
         };
         for p in order {
             log(&format!("round {} generator {}", round + 1, p.label()));
@@ -261,7 +297,12 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
             }
         }
         if let Some(bin) = &spec.oha {
-            let mut order = vec![Path::Filter3, Path::Filter1, Path::Direct1];
+            let mut order = vec![
+                Path::Filter3,
+                Path::Filter3Traced,
+                Path::Filter1,
+                Path::Direct1,
+            ];
             if flip {
                 order.reverse();
             }
@@ -286,11 +327,9 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
                     v.push(r);
                 }
             }
-            let order = if flip {
-                [Path::Direct1, Path::Filter1]
-            } else {
-                [Path::Filter1, Path::Direct1]
-            };
+            let order = SAT_PAIRS
+                .iter()
+                .flat_map(|&(a, b)| if flip { [b, a] } else { [a, b] });
             for p in order {
                 log(&format!("round {} oha saturation {}", round + 1, p.label()));
                 let chain = p.chain(&t);
@@ -354,15 +393,21 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
             rounds: s.rounds.clone(),
         })
     };
+    let filter3 = side(Path::Filter3)?;
     let three_node = Comparison {
         title: "(a) vs (b): 3-node graph".into(),
         direct: side(Path::Direct3)?,
-        filter: side(Path::Filter3)?,
+        filter: filter3.clone(),
     };
     let one_node = Comparison {
         title: "(c): 1-node graph vs plain route".into(),
         direct: side(Path::Direct1)?,
         filter: side(Path::Filter1)?,
+    };
+    let tracing = Comparison {
+        title: "(d) tracing: 3-node graph, traced at 100% vs untraced".into(),
+        direct: filter3,
+        filter: side(Path::Filter3Traced)?,
     };
     let row = |p: Path, v: Vec<OhaResult>| OhaRow {
         label: p.label().into(),
@@ -373,16 +418,19 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         .filter(|(_, v)| !v.is_empty())
         .map(|(p, v)| row(p, v))
         .collect();
-    let saturation = if sat.iter().all(|(_, v)| !v.is_empty()) {
-        let mut it = sat.into_iter();
-        match (it.next(), it.next()) {
-            (Some((pf, vf)), Some((pd, vd))) => Some((row(pf, vf), row(pd, vd))),
-            _ => None,
-        }
-    } else {
-        None
+    let mut pair = |a: Path, b: Path| -> Option<(OhaRow, OhaRow)> {
+        let mut take = |p: Path| {
+            sat.iter_mut()
+                .find(|(q, _)| *q == p)
+                .map(|(_, v)| std::mem::take(v))
+                .filter(|v| !v.is_empty())
+        };
+        Some((row(a, take(a)?), row(b, take(b)?)))
     };
-    for listener in ["graph3", "graph1"] {
+    let saturation = pair(Path::Filter1, Path::Direct1);
+    let tracing_saturation = pair(Path::Filter3Traced, Path::Filter3);
+    tracing_checks(&t, &mut checks).await?;
+    for listener in ["graph3", "graph3-traced", "graph1"] {
         let hits = t
             .envoy
             .counter(&format!("http.{listener}.rq_direct_response"))
@@ -413,13 +461,166 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         one_node,
         oha_fixed: oha_rows,
         saturation,
+        tracing,
+        tracing_saturation,
         checks,
     })
+}
+
+/// What tracing did in (d): the sink's and Envoy's view of the export, read after one more
+/// flush interval so the last queued spans are out. No exported span is a [`RunError`]; drops
+/// or failed exports are a loud check line.
+async fn tracing_checks(t: &Topology, checks: &mut Vec<String>) -> Result<(), RunError> {
+    let flush = topology::traced(t.sink.port()).flush_interval_ms;
+    tokio::time::sleep(Duration::from_millis(flush + 500)).await;
+    let exported = t
+        .envoy
+        .prometheus_sum("seldon_trace_spans_exported_total")
+        .await;
+    let dropped = t
+        .envoy
+        .prometheus_sum("seldon_trace_spans_dropped_total")
+        .await;
+    let failures = t
+        .envoy
+        .prometheus_sum("seldon_trace_export_failures_total")
+        .await;
+    let requests = t
+        .envoy
+        .counter("http.graph3-traced.downstream_rq_total")
+        .await;
+    let cluster_rq = t
+        .envoy
+        .counter(&format!(
+            "cluster.{}.upstream_rq_total",
+            topology::SINK_CLUSTER
+        ))
+        .await;
+    checks.extend(tracing_line(TracingCounts {
+        sink_requests: t.sink.requests(),
+        sink_bytes: t.sink.bytes(),
+        cluster_rq,
+        traced_requests: requests,
+        exported,
+        dropped,
+        failures,
+    })?);
+    Ok(())
+}
+
+/// The counters behind [`tracing_line`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TracingCounts {
+    sink_requests: u64,
+    sink_bytes: u64,
+    cluster_rq: u64,
+    traced_requests: u64,
+    exported: u64,
+    dropped: u64,
+    failures: u64,
+}
+
+/// The check lines of (d), or the error when nothing was exported.
+fn tracing_line(c: TracingCounts) -> Result<Vec<String>, RunError> {
+    let expected = c.traced_requests * topology::SPANS_PER_TRACED_REQUEST;
+    let mut lines = vec![format!(
+        "(d) tracing: collector sink got {} export POSTs, {} bytes (`cluster.{}.upstream_rq_total` {}); \
+         `http.graph3-traced.downstream_rq_total` {} requests × {} spans = {expected} spans made; \
+         filter counters: `seldon_trace_spans_exported_total` = {}, `seldon_trace_spans_dropped_total` = {}, \
+         `seldon_trace_export_failures_total` = {}",
+        c.sink_requests,
+        c.sink_bytes,
+        topology::SINK_CLUSTER,
+        c.cluster_rq,
+        c.traced_requests,
+        topology::SPANS_PER_TRACED_REQUEST,
+        c.exported,
+        c.dropped,
+        c.failures
+    )];
+    if c.exported == 0 || c.sink_requests == 0 {
+        return Err(RunError::NotTracing(format!(
+            "{} spans exported, {} POSTs reached the sink ({} dropped, {} failed exports)",
+            c.exported, c.sink_requests, c.dropped, c.failures
+        )));
+    }
+    if c.dropped > 0 || c.failures > 0 {
+        lines.push(format!(
+            "**WARNING: (d) did not export every span: {} spans dropped (queue full), {} export POSTs failed. \
+             Dropped spans are never encoded or sent, so (d) understates the cost of tracing every request.**",
+            c.dropped, c.failures
+        ));
+    } else {
+        lines.push("(d) tracing: no span dropped, no export failed".into());
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn counts() -> TracingCounts {
+        TracingCounts {
+            sink_requests: 3,
+            sink_bytes: 9000,
+            cluster_rq: 3,
+            traced_requests: 100,
+            exported: 400,
+            dropped: 0,
+            failures: 0,
+        }
+    }
+
+    #[test]
+    fn every_span_exported_is_a_quiet_pass() {
+        let lines = tracing_line(counts()).unwrap();
+        assert!(
+            lines[0].contains("`seldon_trace_spans_exported_total` = 400"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].contains("100 requests × 4 spans = 400 spans made"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[0].contains("sink got 3 export POSTs, 9000 bytes"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[1], "(d) tracing: no span dropped, no export failed");
+    }
+
+    #[test]
+    fn drops_or_failed_exports_are_a_loud_warning() {
+        let lines = tracing_line(TracingCounts {
+            dropped: 7,
+            failures: 1,
+            ..counts()
+        })
+        .unwrap();
+        assert!(
+            lines[1].starts_with("**WARNING: (d) did not export every span: 7 spans dropped (queue full), 1 export POSTs failed"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn no_exported_span_is_an_error() {
+        let e = tracing_line(TracingCounts {
+            exported: 0,
+            dropped: 400,
+            ..counts()
+        })
+        .unwrap_err();
+        assert!(matches!(e, RunError::NotTracing(_)));
+        assert!(e.to_string().contains("0 spans exported"), "{e}");
+        let e = tracing_line(TracingCounts {
+            sink_requests: 0,
+            ..counts()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("0 POSTs reached the sink"), "{e}");
+    }
 
     #[test]
     fn payload_is_a_seldon_message_of_n_floats() {

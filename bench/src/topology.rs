@@ -1,14 +1,24 @@
-//! What runs during a benchmark: three `testmodel` nodes (echo) and ONE Envoy with every
-//! listener side by side — two graph listeners running the filter and one plain route per node.
+//! What runs during a benchmark: three `testmodel` nodes (echo), a collector sink, and ONE
+//! Envoy with every listener side by side — three graph listeners running the filter and one
+//! plain route per node.
 //!
 //! ```text
-//!               ┌──────────────── Envoy (one process) ────────────────┐
-//!  (b) ───────▶ │ graph3  [filter: tin → m → out] ──┬──▶ tin  /transform-input
-//!  (c) filter ▶ │ graph1  [filter: m]  ─────────────┼──▶ m    /predict
-//!  (a) ×3 ────▶ │ direct-tin | direct-m | direct-out ┴──▶ out  /transform-output
-//!  (c) direct ▶ │ direct-m                                    │
-//!               └─────────────────────────────────────────────┘
+//!               ┌──────────────── Envoy (one process) ─────────────────────┐
+//!  (b) ───────▶ │ graph3         [filter: tin → m → out] ──┬──▶ tin  /transform-input
+//!  (d) ───────▶ │ graph3-traced  [same graph, tracing] ────┼──▶ m    /predict
+//!  (c) filter ▶ │ graph1         [filter: m]  ─────────────┼──▶ out  /transform-output
+//!  (a) ×3 ────▶ │ direct-tin | direct-m | direct-out ──────┘
+//!  (c) direct ▶ │ direct-m
+//!               │ graph3-traced's root context ── OTLP/HTTP ──▶ otlp-sink (bench's Sink)
+//!               └──────────────────────────────────────────────────────────┘
 //! ```
+//!
+//! `graph3-traced` runs in its own Wasm VM (`vm_id` [`TRACED_VM_ID`]). Sharing the `seldon` VM
+//! would also be correct — Envoy gives every plugin config its own root context, and the
+//! filter builds its span exporter per root context from that root's config (`glue.rs`,
+//! `on_configure`), so `graph3` would still trace nothing — but a VM of its own keeps the
+//! traced side's heap (queued spans, protobuf bodies) out of the untraced side's VM, so (b)
+//! measures exactly what it measured before (d) existed, and each side warms its own VM.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,10 +26,11 @@ use std::path::PathBuf;
 
 use seldon_e2e::{Mode, TestModel, TestModelSpec};
 use seldon_envoy::{Cluster, EnvoyConfig, Listener, ListenerKind};
-use seldon_graph::{FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport};
+use seldon_graph::{FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Tracing, Transport};
 
 use crate::envoy::{BenchEnvoy, EnvoyRunError, Runtime};
 use crate::load::Call;
+use crate::sink::Sink;
 
 /// The 3-node graph: transformer → model → output transformer (Seldon puts the output
 /// transformer above what it transforms).
@@ -40,6 +51,21 @@ pub const CHAIN: [(&str, &str); 3] = [
     ("out", "/transform-output"),
 ];
 pub const PREDICTIONS: &str = "/api/v1.0/predictions";
+/// The Envoy cluster of the collector sink (scenario (d)).
+pub const SINK_CLUSTER: &str = "otlp-sink";
+/// The traced listener's Wasm VM (see the module docs for why not `seldon`).
+pub const TRACED_VM_ID: &str = "seldon-traced";
+/// Spans one traced request makes: the graph request's span and one per node call.
+pub const SPANS_PER_TRACED_REQUEST: u64 = 1 + CHAIN.len() as u64;
+
+/// Tracing of `graph3-traced`: every request sampled, every other setting the default
+/// (flush 1000 ms, batch 512, queue 2048 spans per worker).
+pub fn traced(sink_port: u16) -> Tracing {
+    Tracing {
+        sample_ratio: 1.0,
+        ..Tracing::new(SINK_CLUSTER, format!("127.0.0.1:{sink_port}"))
+    }
+}
 
 /// What went wrong setting up.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +80,8 @@ pub enum SetupError {
     Graph(&'static str, String),
     #[error("temp dir: {0}")]
     Io(#[from] std::io::Error),
+    #[error("collector sink: {0}")]
+    Sink(#[source] std::io::Error),
 }
 
 /// The filter config for `graph_yaml`, every node reachable through the cluster of its name.
@@ -94,26 +122,41 @@ pub fn filter_config(
     Ok(config)
 }
 
-/// The Envoy config: clusters per node, `graph3`, `graph1`, and `direct-<node>` routes.
+/// The Envoy config: clusters per node and for the sink, `graph3`, `graph3-traced`,
+/// `graph1`, and `direct-<node>` routes.
 pub fn envoy_config(
     admin_port: u16,
     wasm: PathBuf,
     ports: &BTreeMap<String, u16>,
+    sink_port: u16,
     listener_ports: &mut impl FnMut() -> Result<u16, seldon_envoy::EnvoyError>,
 ) -> Result<EnvoyConfig, SetupError> {
     let mut c = EnvoyConfig::new(admin_port);
-    for (name, yaml) in [("graph3", GRAPH3_YAML), ("graph1", GRAPH1_YAML)] {
-        let fc = filter_config(yaml, ports).map_err(|e| SetupError::Graph(name, e))?;
+    for (name, yaml, tracing) in [
+        ("graph3", GRAPH3_YAML, None),
+        ("graph3-traced", GRAPH3_YAML, Some(traced(sink_port))),
+        ("graph1", GRAPH1_YAML, None),
+    ] {
+        let mut fc = filter_config(yaml, ports).map_err(|e| SetupError::Graph(name, e))?;
+        let vm_id = if tracing.is_some() {
+            TRACED_VM_ID
+        } else {
+            "seldon"
+        };
+        fc.tracing = tracing;
+        seldon_graph::compile(&fc).map_err(|e| SetupError::Graph(name, e.to_string()))?;
         c.listeners.push(Listener {
             name: name.into(),
             port: listener_ports()?,
             kind: ListenerKind::Graph {
                 wasm_path: wasm.clone(),
                 plugin_config_json: fc.to_json(),
-                vm_id: "seldon".into(),
+                vm_id: vm_id.into(),
             },
         });
     }
+    c.clusters
+        .push(Cluster::http1(SINK_CLUSTER, "127.0.0.1", sink_port));
     for (node, port) in ports {
         c.clusters
             .push(Cluster::http1(node.clone(), "127.0.0.1", *port));
@@ -130,11 +173,13 @@ pub fn envoy_config(
     Ok(c)
 }
 
-/// Nodes and Envoy, running; everything stops on drop.
+/// Nodes, the sink and Envoy, running; everything stops on drop.
 #[derive(Debug)]
 pub struct Topology {
     pub envoy: BenchEnvoy,
     pub nodes: BTreeMap<String, TestModel>,
+    /// The collector `graph3-traced` exports to.
+    pub sink: Sink,
     pub config: EnvoyConfig,
     _dir: tempfile::TempDir,
 }
@@ -154,10 +199,12 @@ impl Topology {
         }
         let ports: BTreeMap<String, u16> =
             nodes.iter().map(|(n, m)| (n.clone(), m.port())).collect();
+        let sink = Sink::start().await.map_err(SetupError::Sink)?;
         let config = envoy_config(
             seldon_envoy::free_port()?,
             seldon_e2e::graph::filter_wasm()?,
             &ports,
+            sink.port(),
             &mut seldon_envoy::free_port,
         )?;
         let dir = tempfile::tempdir()?;
@@ -165,6 +212,7 @@ impl Topology {
         Ok(Self {
             envoy,
             nodes,
+            sink,
             config,
             _dir: dir,
         })
@@ -189,6 +237,13 @@ impl Topology {
     pub fn filter3(&self) -> Vec<Call> {
         vec![Call {
             addr: self.addr("graph3"),
+            path: PREDICTIONS.into(),
+        }]
+    }
+    /// (d): the same 3-node graph, every request traced and its spans exported to the sink.
+    pub fn filter3_traced(&self) -> Vec<Call> {
+        vec![Call {
+            addr: self.addr("graph3-traced"),
             path: PREDICTIONS.into(),
         }]
     }
@@ -246,7 +301,7 @@ mod tests {
     #[test]
     fn envoy_config_has_one_graph_listener_per_graph_and_a_route_per_node() {
         let mut next = 2000;
-        let c = envoy_config(1999, "/f.wasm".into(), &ports(), &mut || {
+        let c = envoy_config(1999, "/f.wasm".into(), &ports(), 3999, &mut || {
             next += 1;
             Ok(next)
         })
@@ -254,9 +309,59 @@ mod tests {
         let names: Vec<_> = c.listeners.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(
             names,
-            ["graph3", "graph1", "direct-m", "direct-out", "direct-tin"]
+            [
+                "graph3",
+                "graph3-traced",
+                "graph1",
+                "direct-m",
+                "direct-out",
+                "direct-tin"
+            ]
         );
-        assert_eq!(c.clusters.len(), 3);
+        let clusters: Vec<_> = c.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(clusters, ["otlp-sink", "m", "out", "tin"]);
+        assert_eq!(c.clusters[0].port, 3999);
         assert!(c.check().is_ok());
+    }
+
+    /// `(vm_id, plugin config)` of a graph listener.
+    fn graph(c: &EnvoyConfig, name: &str) -> (String, FilterConfig) {
+        match &c.listener(name).unwrap().kind {
+            ListenerKind::Graph {
+                plugin_config_json,
+                vm_id,
+                ..
+            } => (
+                vm_id.clone(),
+                FilterConfig::from_json(plugin_config_json.as_bytes()).unwrap(),
+            ),
+            other => panic!("{name} is not a graph listener: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_graph3_traced_traces_every_request_to_the_sink_in_its_own_vm() {
+        let mut next = 2000;
+        let c = envoy_config(1999, "/f.wasm".into(), &ports(), 3999, &mut || {
+            next += 1;
+            Ok(next)
+        })
+        .unwrap();
+        let (vm, traced_fc) = graph(&c, "graph3-traced");
+        assert_eq!(vm, TRACED_VM_ID);
+        let t = traced_fc.tracing.clone().unwrap();
+        assert_eq!(t.cluster, "otlp-sink");
+        assert_eq!(t.authority, "127.0.0.1:3999");
+        assert_eq!(t.sample_ratio, 1.0);
+        assert_eq!(
+            (t.flush_interval_ms, t.batch_spans, t.max_queue_spans),
+            (1000, 512, 2048)
+        );
+        let (vm3, fc3) = graph(&c, "graph3");
+        assert_eq!(vm3, "seldon");
+        assert_eq!(fc3.tracing, None);
+        assert_eq!(fc3.graph, traced_fc.graph, "same graph on both sides");
+        assert_eq!(fc3.nodes, traced_fc.nodes);
+        assert_eq!(graph(&c, "graph1").1.tracing, None);
     }
 }

@@ -50,6 +50,11 @@ fn smoke_run_writes_a_report_with_every_scenario() {
         "`http.graph3.rq_direct_response` = 0",
         "`http.graph1.rq_direct_response` = 0",
         "| **added by the filter** |",
+        "## Goals (issue 8: tracing overhead)",
+        "### (d) tracing: 3-node graph, traced at 100% vs untraced",
+        "(d) filter runs the 3-node graph, tracing at 100% to a collector",
+        "| **added by tracing** |",
+        "`http.graph3-traced.rq_direct_response` = 0",
     ] {
         assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
     }
@@ -58,8 +63,33 @@ fn smoke_run_writes_a_report_with_every_scenario() {
         md.contains("## Saturation"),
         "saturation table iff oha ran:\n{md}"
     );
+    assert_eq!(
+        oha.is_some(),
+        md.contains("| **ratio traced / untraced** |"),
+        "tracing saturation iff oha ran:\n{md}"
+    );
     // Every side completed requests without errors.
     assert!(!md.contains("errors, first:"), "{md}");
+    // (d) really traced: the filter exported spans and the sink got them.
+    let exported: u64 = md
+        .split("`seldon_trace_spans_exported_total` = ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exported-spans count in the checks:\n{md}"));
+    assert!(exported > 0, "{md}");
+    let posts: u64 = md
+        .split("collector sink got ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no sink count in the checks:\n{md}"));
+    assert!(posts > 0, "{md}");
+    // At the smoke rate (200 rps × 4 spans) the default queue (2048 per flush) never fills.
+    assert!(
+        md.contains("(d) tracing: no span dropped, no export failed"),
+        "{md}"
+    );
 }
 
 #[test]
