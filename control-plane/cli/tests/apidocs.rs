@@ -665,6 +665,29 @@ impl WebDriver {
     }
 }
 
+/// chromedriver (its own process group, marked) and a browser session on it.
+async fn chromium(dir: &Path, mark: &str) -> (Supervised, WebDriver) {
+    let port = free_port();
+    let mut driver = seldon_supervise::command("/usr/bin/chromedriver");
+    driver
+        .arg(format!("--port={port}"))
+        .env(MARK_VAR, mark)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("chromedriver.log")).unwrap())
+        .stderr(Stdio::inherit());
+    let driver = Supervised::spawn("chromedriver", driver)
+        .unwrap()
+        .with_grace(Duration::from_secs(2));
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client().get(format!("{url}/status")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let browser = WebDriver::new(&url, &dir.join("profile")).await;
+    (driver, browser)
+}
+
 const SINGLE: &str = r#"
 apiVersion: machinelearning.seldon.io/v1
 kind: SeldonDeployment
@@ -686,24 +709,7 @@ async fn swagger_ui_in_chromium_sends_a_prediction_and_shows_the_answer() {
         &mark,
         &setup,
     );
-    let port = free_port();
-    let mut driver = seldon_supervise::command("/usr/bin/chromedriver");
-    driver
-        .arg(format!("--port={port}"))
-        .env(MARK_VAR, &mark)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(up.dir.path().join("chromedriver.log")).unwrap())
-        .stderr(Stdio::inherit());
-    let driver = Supervised::spawn("chromedriver", driver)
-        .unwrap()
-        .with_grace(Duration::from_secs(2));
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client().get(format!("{url}/status")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let browser = WebDriver::new(&url, &up.dir.path().join("profile")).await;
+    let (driver, browser) = chromium(up.dir.path(), &mark).await;
     let page = format!("{}/api/v1.0/doc/", up.base);
     browser
         .cmd("POST", "/url", Some(json!({"url": page})))
@@ -845,4 +851,77 @@ async fn docs_command_serves_the_page_in_front_of_a_gateway() {
     assert_eq!(v["data"]["ndarray"], json!([[expected]]));
     docs.stop().unwrap();
     up.stop_and_check(&mark, vec![docs]);
+}
+
+const V2_SINGLE: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: iris2, namespace: default}
+spec:
+  protocol: v2
+  predictors:
+  - name: main
+    graph: {name: classifier, type: MODEL}
+    componentSpecs: [{spec: {containers: [{name: classifier, image: me/m:1}]}}]
+"#;
+
+/// The v2 page: only the v2 and health operations, `{model}` offered as the deployment's
+/// name, and "Execute" runs the graph.
+#[tokio::test(flavor = "multi_thread")]
+async fn swagger_ui_in_chromium_runs_a_v2_inference() {
+    let setup = setup(true);
+    let mark = mark();
+    let up = up(
+        V2_SINGLE,
+        &[("classifier", testmodel("classifier", "v2-add", 10.0))],
+        &mark,
+        &setup,
+    );
+    let (driver, browser) = chromium(up.dir.path(), &mark).await;
+    let page = format!("{}/api/v1.0/doc/", up.base);
+    browser
+        .cmd("POST", "/url", Some(json!({"url": page})))
+        .await;
+    let op = "#operations-v2-modelInfer";
+    browser
+        .click(&format!("{op} .opblock-summary-control"))
+        .await;
+    let seldon_ops = browser
+        .script("return document.querySelectorAll('[id^=operations-seldon-]').length;")
+        .await;
+    assert_eq!(
+        seldon_ops,
+        json!(0),
+        "a v2 graph's page has no Seldon operations"
+    );
+    browser.click(&format!("{op} .try-out__btn")).await;
+    browser.click(&format!("{op} button.execute")).await;
+    let shown = browser
+        .wait(&format!(
+            "const s = document.querySelector('{op} .live-responses-table tbody .response-col_status'); \
+             const b = document.querySelector('{op} .live-responses-table tbody .response-col_description .highlight-code pre'); \
+             const u = document.querySelector('{op} .request-url pre'); \
+             return s && b && u && JSON.stringify([s.innerText, b.innerText, u.innerText]);"
+        ))
+        .await;
+    let [status, body, request_url]: [String; 3] =
+        serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    assert_eq!(status.trim(), "200", "{body}");
+    assert_eq!(
+        request_url.trim(),
+        format!("{}/v2/models/iris2/infer", up.base)
+    );
+    let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let got: Vec<f64> = answer["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(got.len(), 4, "{answer}");
+    for (g, want) in got.iter().zip([15.1, 13.5, 11.4, 10.2]) {
+        assert!((g - want).abs() < 1e-9, "the model added 10: {answer}");
+    }
+    browser.quit().await;
+    up.stop_and_check(&mark, vec![driver]);
 }
