@@ -50,6 +50,12 @@ struct Args {
     /// Floats in the payload row.
     #[arg(long, env = "SELDON_BENCH_PAYLOAD_FLOATS", default_value_t = 64)]
     payload_floats: usize,
+    /// `maxQueueSpans` (per Envoy worker) of the traced listener of scenario (d); the
+    /// filter's default is 2048. At 1000 rps the 3-node graph makes 4000 spans/s, more than
+    /// one flush per second ships from a 2048-span queue: raise this to measure tracing
+    /// without drops.
+    #[arg(long, env = "SELDON_BENCH_TRACE_QUEUE_SPANS", default_value_t = seldon_bench::topology::default_trace_queue_spans())]
+    trace_queue_spans: u32,
     /// The oha binary; without it the oha runs are skipped.
     #[arg(long, env = "SELDON_BENCH_OHA")]
     oha: Option<PathBuf>,
@@ -158,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
             envoy_cpu: args.envoy_cpu,
             runtime: args.runtime,
             payload_floats: args.payload_floats,
+            trace_queue_spans: args.trace_queue_spans,
             oha: args.oha.clone(),
         }
     } else {
@@ -173,10 +180,12 @@ async fn main() -> anyhow::Result<()> {
             envoy_cpu: args.envoy_cpu,
             runtime: args.runtime,
             payload_floats: args.payload_floats,
+            trace_queue_spans: args.trace_queue_spans,
             oha: args.oha.clone(),
         }
     };
     let facts = facts(&args);
+    let tracing = seldon_bench::topology::traced(0, spec.trace_queue_spans);
     let mut r = run::run(&spec, &mut |line| eprintln!("bench: {line}"))
         .await
         .context("benchmark run")?;
@@ -194,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
         ("Envoy".into(), format!("--concurrency {}, wasm runtime {}", spec.envoy_concurrency, spec.runtime.extension())),
         ("pinning".into(), pin),
         ("nodes".into(), "3 × `testmodel --mode echo` (release build), each behind an Envoy cluster; the 1-node graph and the (c) route use the same `m` server".into()),
+        ("tracing (d)".into(), format!("`graph3-traced`: sampleRatio 1.0, flushIntervalMs {}, batchSpans {}, maxQueueSpans {} per worker, OTLP/HTTP protobuf to the bench's counting sink (cluster `otlp-sink`); its own Wasm VM", tracing.flush_interval_ms, tracing.batch_spans, tracing.max_queue_spans)),
         ("smoke".into(), args.smoke.to_string()),
     ];
     let previous = args

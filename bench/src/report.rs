@@ -99,6 +99,8 @@ pub struct Report {
     pub tracing: Comparison,
     /// oha at saturation: (d) traced, (b) untraced.
     pub tracing_saturation: Option<(OhaRow, OhaRow)>,
+    /// Set when (d) dropped spans or failed exports; shown under the issue-8 goals too.
+    pub tracing_warning: Option<String>,
     /// Sanity checks (bodies verified, router untouched, errors).
     pub checks: Vec<String>,
 }
@@ -352,6 +354,9 @@ fn tracing_goals(out: &mut String, r: &Report) {
         }
     }
     let _ = writeln!(out);
+    if let Some(w) = &r.tracing_warning {
+        let _ = writeln!(out, "{w}\n");
+    }
 }
 
 fn tracing_section(out: &mut String, r: &Report) {
@@ -483,8 +488,21 @@ mod tests {
                     rounds: vec![oha(1000.0)],
                 },
             )),
+            tracing_warning: None,
             checks: vec!["ok".into()],
         }
+    }
+
+    #[test]
+    fn a_tracing_warning_is_shown_under_the_issue_8_goals() {
+        let mut r = report();
+        assert!(!markdown(&r, None).contains("WARNING"));
+        r.tracing_warning = Some("**WARNING: dropped**".into());
+        let md = markdown(&r, None);
+        let goals = md.find("## Goals (issue 8").unwrap();
+        let next = md.find("## Fixed rate, bench generator").unwrap();
+        let w = md.find("**WARNING: dropped**").unwrap();
+        assert!(goals < w && w < next, "{md}");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct RunSpec {
     pub runtime: Runtime,
     /// Floats in the payload's one ndarray row.
     pub payload_floats: usize,
+    /// `maxQueueSpans` of the traced listener (d), per Envoy worker.
+    pub trace_queue_spans: u32,
     /// `None`: skip the oha runs (fixed rate and saturation).
     pub oha: Option<PathBuf>,
 }
@@ -180,7 +182,13 @@ async fn oha_run(bin: &std::path::Path, spec: OhaSpec, label: &str) -> Result<Oh
 
 /// Runs the whole benchmark; `log` gets progress lines.
 pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, RunError> {
-    let t = Topology::start(spec.runtime, spec.envoy_concurrency, spec.envoy_cpu).await?;
+    let t = Topology::start(
+        spec.runtime,
+        spec.envoy_concurrency,
+        spec.envoy_cpu,
+        spec.trace_queue_spans,
+    )
+    .await?;
     let pid = t.envoy.pid();
     log(&format!("envoy pid {pid} admin {}", t.envoy.admin_url));
     let body = payload(spec.payload_floats);
@@ -429,7 +437,7 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
     };
     let saturation = pair(Path::Filter1, Path::Direct1);
     let tracing_saturation = pair(Path::Filter3Traced, Path::Filter3);
-    tracing_checks(&t, &mut checks).await?;
+    let tracing_warning = tracing_checks(&t, &mut checks).await?;
     for listener in ["graph3", "graph3-traced", "graph1"] {
         let hits = t
             .envoy
@@ -463,15 +471,19 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         saturation,
         tracing,
         tracing_saturation,
+        tracing_warning,
         checks,
     })
 }
 
 /// What tracing did in (d): the sink's and Envoy's view of the export, read after one more
 /// flush interval so the last queued spans are out. No exported span is a [`RunError`]; drops
-/// or failed exports are a loud check line.
-async fn tracing_checks(t: &Topology, checks: &mut Vec<String>) -> Result<(), RunError> {
-    let flush = topology::traced(t.sink.port()).flush_interval_ms;
+/// or failed exports are a loud check line, also returned for the goals section.
+async fn tracing_checks(
+    t: &Topology,
+    checks: &mut Vec<String>,
+) -> Result<Option<String>, RunError> {
+    let flush = t.tracing.flush_interval_ms;
     tokio::time::sleep(Duration::from_millis(flush + 500)).await;
     let exported = t
         .envoy
@@ -505,7 +517,7 @@ async fn tracing_checks(t: &Topology, checks: &mut Vec<String>) -> Result<(), Ru
         dropped,
         failures,
     })?);
-    Ok(())
+    Ok(checks.last().filter(|l| l.contains("WARNING")).cloned())
 }
 
 /// The counters behind [`tracing_line`].

@@ -58,11 +58,17 @@ pub const TRACED_VM_ID: &str = "seldon-traced";
 /// Spans one traced request makes: the graph request's span and one per node call.
 pub const SPANS_PER_TRACED_REQUEST: u64 = 1 + CHAIN.len() as u64;
 
-/// Tracing of `graph3-traced`: every request sampled, every other setting the default
-/// (flush 1000 ms, batch 512, queue 2048 spans per worker).
-pub fn traced(sink_port: u16) -> Tracing {
+/// The filter's default `maxQueueSpans` (per worker).
+pub fn default_trace_queue_spans() -> u32 {
+    Tracing::new(SINK_CLUSTER, "").max_queue_spans
+}
+
+/// Tracing of `graph3-traced`: every request sampled, a queue of `max_queue_spans` per worker,
+/// every other setting the default (flush 1000 ms, batch 512).
+pub fn traced(sink_port: u16, max_queue_spans: u32) -> Tracing {
     Tracing {
         sample_ratio: 1.0,
+        max_queue_spans,
         ..Tracing::new(SINK_CLUSTER, format!("127.0.0.1:{sink_port}"))
     }
 }
@@ -128,13 +134,14 @@ pub fn envoy_config(
     admin_port: u16,
     wasm: PathBuf,
     ports: &BTreeMap<String, u16>,
+    traced: &Tracing,
     sink_port: u16,
     listener_ports: &mut impl FnMut() -> Result<u16, seldon_envoy::EnvoyError>,
 ) -> Result<EnvoyConfig, SetupError> {
     let mut c = EnvoyConfig::new(admin_port);
     for (name, yaml, tracing) in [
         ("graph3", GRAPH3_YAML, None),
-        ("graph3-traced", GRAPH3_YAML, Some(traced(sink_port))),
+        ("graph3-traced", GRAPH3_YAML, Some(traced.clone())),
         ("graph1", GRAPH1_YAML, None),
     ] {
         let mut fc = filter_config(yaml, ports).map_err(|e| SetupError::Graph(name, e))?;
@@ -180,6 +187,8 @@ pub struct Topology {
     pub nodes: BTreeMap<String, TestModel>,
     /// The collector `graph3-traced` exports to.
     pub sink: Sink,
+    /// `graph3-traced`'s tracing config.
+    pub tracing: Tracing,
     pub config: EnvoyConfig,
     _dir: tempfile::TempDir,
 }
@@ -189,6 +198,7 @@ impl Topology {
         runtime: Runtime,
         concurrency: u32,
         envoy_cpu: Option<u32>,
+        trace_queue_spans: u32,
     ) -> Result<Self, SetupError> {
         let mut nodes = BTreeMap::new();
         for (name, _) in CHAIN {
@@ -200,10 +210,12 @@ impl Topology {
         let ports: BTreeMap<String, u16> =
             nodes.iter().map(|(n, m)| (n.clone(), m.port())).collect();
         let sink = Sink::start().await.map_err(SetupError::Sink)?;
+        let tracing = traced(sink.port(), trace_queue_spans);
         let config = envoy_config(
             seldon_envoy::free_port()?,
             seldon_e2e::graph::filter_wasm()?,
             &ports,
+            &tracing,
             sink.port(),
             &mut seldon_envoy::free_port,
         )?;
@@ -213,6 +225,7 @@ impl Topology {
             envoy,
             nodes,
             sink,
+            tracing,
             config,
             _dir: dir,
         })
@@ -301,10 +314,17 @@ mod tests {
     #[test]
     fn envoy_config_has_one_graph_listener_per_graph_and_a_route_per_node() {
         let mut next = 2000;
-        let c = envoy_config(1999, "/f.wasm".into(), &ports(), 3999, &mut || {
-            next += 1;
-            Ok(next)
-        })
+        let c = envoy_config(
+            1999,
+            "/f.wasm".into(),
+            &ports(),
+            &traced(3999, 2048),
+            3999,
+            &mut || {
+                next += 1;
+                Ok(next)
+            },
+        )
         .unwrap();
         let names: Vec<_> = c.listeners.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(
@@ -340,12 +360,27 @@ mod tests {
     }
 
     #[test]
+    fn the_traced_queue_is_the_filters_default_unless_asked() {
+        assert_eq!(default_trace_queue_spans(), 2048);
+        let t = traced(3999, 16384);
+        assert_eq!((t.max_queue_spans, t.sample_ratio), (16384, 1.0));
+        assert_eq!(t.flush_interval_ms, 1000);
+    }
+
+    #[test]
     fn only_graph3_traced_traces_every_request_to_the_sink_in_its_own_vm() {
         let mut next = 2000;
-        let c = envoy_config(1999, "/f.wasm".into(), &ports(), 3999, &mut || {
-            next += 1;
-            Ok(next)
-        })
+        let c = envoy_config(
+            1999,
+            "/f.wasm".into(),
+            &ports(),
+            &traced(3999, 2048),
+            3999,
+            &mut || {
+                next += 1;
+                Ok(next)
+            },
+        )
         .unwrap();
         let (vm, traced_fc) = graph(&c, "graph3-traced");
         assert_eq!(vm, TRACED_VM_ID);
