@@ -562,6 +562,74 @@ spec:
     }
 
     #[test]
+    fn a_plan_without_predictors_has_no_target() {
+        let plan = LocalPlan {
+            processes: Vec::new(),
+            envoy: EnvoyConfig::new(9901),
+            predictors: Vec::new(),
+            prefix: "/".into(),
+        };
+        assert_eq!(target(&plan), None);
+    }
+
+    fn sample_target() -> Target {
+        Target {
+            namespace: "ns".into(),
+            deployment: "iris".into(),
+            protocol: seldon_graph::Protocol::Seldon,
+            root: "clf".into(),
+            nodes: vec!["clf".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_server_says_what_to_install_when_the_files_are_missing() {
+        let empty = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let server =
+            DocsServer::serve(listener, empty.path().to_path_buf(), &sample_target()).unwrap();
+        assert!(!server.assets_installed());
+        let base = format!("http://127.0.0.1:{}", server.port());
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let page = http.get(format!("{base}/doc/")).send().await.unwrap();
+        assert_eq!(page.status(), 503);
+        let body: Value = page.json().await.unwrap();
+        assert_eq!(body["status"]["reason"], "NOT_INSTALLED");
+        assert!(
+            body["status"]["info"]
+                .as_str()
+                .unwrap()
+                .contains("scripts/setup-apidocs.sh"),
+            "{body}"
+        );
+        // The spec needs no files; a reload's target is served from then on.
+        let spec: Value = http
+            .get(format!("{base}/doc/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(spec["servers"][0]["url"], "/seldon/ns/iris");
+        server.update(&Target {
+            protocol: seldon_graph::Protocol::V2,
+            ..sample_target()
+        });
+        let spec: Value = http
+            .get(format!("{base}/doc/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(spec["paths"]["/v2/models/{model}/infer"].is_object());
+        let post = http.post(format!("{base}/doc/")).send().await.unwrap();
+        assert_eq!(post.status(), 405);
+    }
+
+    #[test]
     fn missing_assets_are_seen() {
         let dir = tempfile::tempdir().unwrap();
         assert!(!assets_installed(dir.path()));
