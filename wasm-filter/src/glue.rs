@@ -132,7 +132,7 @@ impl RootContext for GraphRoot {
                     .iter()
                     .any(|n| n.logger.is_some())
                     .then_some(LOG_TICK);
-                let flush = plan.tracing.as_ref().map(export::flush_interval);
+                let flush = plan.tracing.as_ref().map(export::tick_period);
                 if let Some(tick) = [logs, flush].into_iter().flatten().min() {
                     let _ = hostcalls::set_tick_period(tick);
                 }
