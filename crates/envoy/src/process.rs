@@ -117,15 +117,53 @@ pub fn validate(bootstrap: &Path) -> Result<(), EnvoyError> {
     })
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
+/// A port on 127.0.0.1 that was free a moment ago, for a listener another process binds
+/// later.
+///
+/// It comes from below the kernel's ephemeral range (`ip_local_port_range`, 32768–60999 by
+/// default), not from `bind(0)`: a port `bind(0)` hands out is in that range, where every
+/// outgoing connection also takes its local port, so under load one of them could take it
+/// before Envoy binds it (a CI run failed so: "cannot bind '127.0.0.1:33063': Address already
+/// in use"). Candidates walk a sequence seeded by pid and time, so parallel tests and processes
+/// start at different places; each is checked by binding it. Falls back to `bind(0)` when no
+/// candidate is free.
 pub fn free_port() -> Result<u16, EnvoyError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     let io = |source| EnvoyError::Io {
         action: "binding",
         path: "127.0.0.1:0".into(),
         source,
     };
+    let (low, high) = listen_range();
+    if high > low {
+        let span = u32::from(high - low);
+        let seed = std::process::id().wrapping_mul(2_654_435_761)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+        let _ = NEXT.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
+        for _ in 0..64 {
+            // an odd step walks every port of the span before repeating one
+            let n = NEXT.fetch_add(7919, Ordering::Relaxed);
+            let port = low + u16::try_from(n % span).unwrap_or(0);
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io)?;
     Ok(listener.local_addr().map_err(io)?.port())
+}
+
+/// Ports [`free_port`] picks from: 20000 up to the start of the ephemeral range.
+fn listen_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    (20000, ephemeral_low.max(20000))
 }
 
 /// How to run Envoy.
@@ -440,9 +478,26 @@ mod tests {
     }
 
     #[test]
-    fn free_port_is_bindable() {
+    fn free_port_is_bindable_below_the_ephemeral_range_and_varies() {
+        let (low, high) = listen_range();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            assert!((low..high).contains(&port), "{port} not in {low}..{high}");
+            TcpListener::bind(("127.0.0.1", port)).unwrap();
+            seen.insert(port);
+        }
+        assert_eq!(seen.len(), 20, "{seen:?}");
+    }
+
+    #[test]
+    fn a_taken_port_is_skipped() {
+        // hold the next candidates: free_port must still answer a port nobody holds
+        let held: Vec<TcpListener> = (0..8)
+            .filter_map(|_| TcpListener::bind(("127.0.0.1", free_port().ok()?)).ok())
+            .collect();
         let port = free_port().unwrap();
-        assert_ne!(port, 0);
+        assert!(held.iter().all(|l| l.local_addr().unwrap().port() != port));
         TcpListener::bind(("127.0.0.1", port)).unwrap();
     }
 }
