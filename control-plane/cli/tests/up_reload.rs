@@ -443,7 +443,11 @@ async fn a_failing_new_node_is_refused_weights_and_a_new_predictor_apply_a_remov
         stderr.contains("reloaded: the new graph answers"),
         "{stderr}"
     );
-    assert!(answers(&url, 20).await.iter().all(|v| *v == 101.0));
+    let got = answers(&url, 20).await;
+    assert!(
+        got.iter().all(|v| *v == 101.0),
+        "only b answers after a's node stopped: {got:?}"
+    );
     assert!(!alive(ma), "the removed node's process {ma} is stopped");
     assert_eq!(up.node_pid("ma"), None, "up.json no longer lists it");
     assert_eq!(up.envoy_pid(), envoy, "Envoy was not restarted");

@@ -471,6 +471,7 @@ spec:
             commands: Default::default(),
             base_dir: "/".into(),
             otlp: None,
+            payload_logs: None,
             docs_port: Some(4321),
         };
         let mut next = 20000;

@@ -13,6 +13,7 @@
 
 pub mod apidocs;
 pub mod otlp;
+pub mod payload_logs;
 pub mod plan;
 pub mod state;
 
@@ -209,7 +210,10 @@ impl Running {
         });
         ready?;
 
-        tokio::time::sleep(DRAIN_TIME).await;
+        // Envoy closes what the replaced listeners still hold at the end of DRAIN_TIME; a
+        // margin after it, so a client's keep-alive connection to an old listener is gone
+        // before the clusters and nodes it may still route to are.
+        tokio::time::sleep(DRAIN_TIME + RETIRE_MARGIN).await;
         let nothing = seldon_envoy::EnvoyConfig::new(self.plan.envoy.admin_port);
         self.xds.push_clusters(&self.plan.envoy, &nothing).await?;
         let names: Vec<String> = retiring.0.iter().map(|c| c.name().to_string()).collect();
@@ -225,6 +229,9 @@ impl Running {
 /// How long a listener replaced by a reload keeps serving the requests it has (Envoy's
 /// `--drain-time-s`), and how long the processes of removed nodes keep running after it.
 pub const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// How long after [`DRAIN_TIME`] the clusters and processes of removed nodes go.
+pub const RETIRE_MARGIN: Duration = Duration::from_secs(1);
 
 /// Started node processes; stopped together on drop (also when a start fails half way).
 #[derive(Debug, Default)]

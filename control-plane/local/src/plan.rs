@@ -12,10 +12,13 @@ use seldon_crd::SeldonDeployment;
 use seldon_envoy::{
     Cluster, EnvoyConfig, GatewayRoute, Listener, ListenerKind, Mirror, WeightedCluster,
 };
-use seldon_graph::{FilterConfig, Implementation, NodeUpstream, PredictiveUnit, Tracing};
+use seldon_graph::{
+    FilterConfig, Implementation, NodeUpstream, PayloadLogger, PredictiveUnit, Tracing,
+};
 use seldon_render::{Context, Predictor, RenderOptions};
 
 use crate::otlp::OtlpEndpoint;
+use crate::payload_logs::LogTarget;
 
 use crate::LocalError;
 
@@ -36,6 +39,9 @@ pub struct LocalOptions {
     /// The OTLP/HTTP collector the filter exports spans to (`--otlp-endpoint`); `None`: no
     /// spans (trace headers are still forwarded to the nodes).
     pub otlp: Option<OtlpEndpoint>,
+    /// Where the payload logs of nodes with a `logger` go (`--logger-url`, else `up`'s sink);
+    /// `None`: a graph with a `logger` is refused.
+    pub payload_logs: Option<LogTarget>,
     /// Port of the Swagger UI server on 127.0.0.1 (`crate::apidocs`); `Some` routes
     /// `<prefix>api/v1.0/doc` on the gateway to it.
     pub docs_port: Option<u16>,
@@ -101,11 +107,31 @@ pub fn plan_next(
     let mut predictors = Vec::new();
     let mut weighted = Vec::new();
     let mut mirror = None;
+    let mut logs_used = false;
 
     for (index, spec) in cx.sdep.spec.predictors.iter().enumerate() {
         let predictor = Predictor::new(&cx, index, spec);
         let mut config = seldon_render::filter_config(&cx, &predictor, &RenderOptions::default());
-        config.payload_logger = None;
+        // the manifest's logger URL names a broker in the cluster; here it is --logger-url or
+        // up's sink (payload_logs module)
+        config.payload_logger = match (config.payload_logger.take(), &opts.payload_logs) {
+            (None, _) => None,
+            (Some(l), Some(to)) => {
+                logs_used = true;
+                Some(PayloadLogger {
+                    cluster: crate::payload_logs::CLUSTER.into(),
+                    authority: to.authority(),
+                    path: to.path.clone(),
+                    ..l
+                })
+            }
+            (Some(_), None) => {
+                return Err(LocalError::Invalid(format!(
+                    "predictor {}: a node has a logger, and no payload-log destination was given",
+                    spec.name
+                )));
+            }
+        };
         let called = seldon_graph::compile(&config)
             .map_err(|e| LocalError::Invalid(format!("predictor {}: {e}", spec.name)))?;
         let mut local_nodes = BTreeMap::new();
@@ -195,6 +221,13 @@ pub fn plan_next(
         for w in &mut weighted {
             w.weight = 1;
         }
+    }
+    if let Some(to) = opts.payload_logs.as_ref().filter(|_| logs_used) {
+        envoy.clusters.push(Cluster::http1(
+            crate::payload_logs::CLUSTER,
+            to.host.clone(),
+            to.port,
+        ));
     }
     if let Some(otlp) = &opts.otlp {
         envoy.clusters.push(Cluster::http1(
@@ -379,6 +412,7 @@ mod tests {
             commands: BTreeMap::from([("tin".to_string(), "python tin.py".to_string())]),
             base_dir: "/samples".into(),
             otlp: None,
+            payload_logs: None,
             docs_port: None,
         }
     }
@@ -479,6 +513,47 @@ spec:
         let back = FilterConfig::from_json(main.to_json().as_bytes()).unwrap();
         assert_eq!(back.tracing.as_ref(), Some(t));
         seldon_graph::compile(&back).unwrap();
+    }
+
+    #[test]
+    fn payload_logs_go_to_the_local_destination_not_the_clusters_broker() {
+        let yaml = TWO_PREDICTORS.replace(
+            "modelUri: models/xgb}",
+            "modelUri: models/xgb, logger: {mode: all, url: \"http://default-broker\"}}",
+        );
+        assert_ne!(yaml, TWO_PREDICTORS);
+        // no destination: refused, naming the predictor
+        let err = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("predictor main: a node has a logger"),
+            "{err}"
+        );
+        let mut o = opts();
+        o.payload_logs = Some(LogTarget::sink(7000));
+        let p = plan(&sdep(&yaml), &o, &mut ports()).unwrap();
+        let logger = p.predictors[0].1.payload_logger.as_ref().unwrap();
+        assert_eq!(
+            (
+                logger.cluster.as_str(),
+                logger.authority.as_str(),
+                logger.path.as_str()
+            ),
+            ("payload-logger", "127.0.0.1:7000", "/")
+        );
+        // the predictors without a logger log nothing
+        assert!(p.predictors[1].1.payload_logger.is_none());
+        let c = p
+            .envoy
+            .clusters
+            .iter()
+            .find(|c| c.name == "payload-logger")
+            .unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 7000));
+        seldon_graph::compile(&p.predictors[0].1).unwrap();
+        // a graph without loggers adds no cluster
+        let p = plan(&sdep(TWO_PREDICTORS), &o, &mut ports()).unwrap();
+        assert!(p.envoy.clusters.iter().all(|c| c.name != "payload-logger"));
     }
 
     #[test]

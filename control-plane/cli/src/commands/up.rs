@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
+use seldon_local::payload_logs::{LogTarget, PayloadSink};
 use seldon_local::{EnvoyState, LocalOptions, Progress, RunState, up};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -54,6 +55,12 @@ pub struct Args {
     /// caller's trace headers.
     #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Where the payload logs of nodes with a `logger` go: an http:// URL taking CloudEvents
+    /// (binary mode). Default: up's own sink, one JSON line per event in
+    /// `<workdir>/payload-logs.jsonl`. The manifest's `logger.url` names a broker in the
+    /// cluster and is not used locally; `logger.mode` is.
+    #[arg(long, value_name = "URL", env = "SELDON_LOGGER_URL")]
+    pub logger_url: Option<String>,
     /// Swagger UI's files (npm `swagger-ui-dist`, installed by `scripts/setup-apidocs.sh`),
     /// served at `/seldon/<ns>/<sdep>/api/v1.0/doc/`. Default:
     /// `${SELDON_MESH_CACHE:-~/.cache/seldon-mesh}/swagger-ui-dist/<version>`.
@@ -81,6 +88,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_default();
     // Bound before the plan, so the gateway's doc route knows its port.
     let docs_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    // Likewise the payload-log sink, unless --logger-url names another destination.
+    let (logs_listener, payload_logs) = match args.logger_url.as_deref() {
+        Some(url) => (None, LogTarget::parse(url)?),
+        None => {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            let port = listener.local_addr()?.port();
+            (Some(listener), LogTarget::sink(port))
+        }
+    };
     let options = LocalOptions {
         docs_port: Some(docs_listener.local_addr()?.port()),
         gateway_port: args.port,
@@ -103,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(seldon_local::otlp::OtlpEndpoint::parse)
             .transpose()?,
+        payload_logs: Some(payload_logs),
     };
     if !options.filter_wasm.is_file() {
         bail!(
@@ -115,6 +132,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .predictors
         .first()
         .is_some_and(|(_, c, _)| c.protocol == seldon_graph::Protocol::V2);
+    let logs_payloads = plan
+        .predictors
+        .iter()
+        .any(|(_, c, _)| c.payload_logger.is_some());
     let root = plan
         .predictors
         .first()
@@ -154,6 +175,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.swagger_ui.clone().unwrap_or_else(default_swagger_ui),
             &target,
         )?;
+        // kept until up ends; also serves loggers a reload adds
+        let sink = logs_listener
+            .map(|l| PayloadSink::serve(l, &workdir.join(seldon_local::payload_logs::FILE)))
+            .transpose()?;
         // A signal while starting drops the `up` future, which stops what it started.
         let running = tokio::select! {
             running = up(plan, &workdir, &mut report) => running?,
@@ -231,6 +256,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         "  (not installed: run scripts/setup-apidocs.sh)"
                     }
                 );
+                if logs_payloads {
+                    let to = match (&sink, &args.logger_url) {
+                        (Some(s), _) => s.file().display().to_string(),
+                        (None, url) => url.clone().unwrap_or_default(),
+                    };
+                    let _ = writeln!(out, "payload logs: {to}");
+                }
                 let _ = writeln!(
                     out,
                     "status: seldon-mesh status -f {0}   logs: seldon-mesh logs -f {0} <node>",
@@ -577,6 +609,7 @@ mod tests {
             commands: BTreeMap::new(),
             base_dir: ".".into(),
             otlp: None,
+            payload_logs: None,
             docs_port: None,
         };
         let running = seldon_local::LocalPlan {
