@@ -6,17 +6,13 @@
 //! CloudEvents, each with Seldon's type, the node, the request's puid and the payload as it
 //! was at that node.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use seldon_supervise::Supervised;
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{envoy_ready, filter, free_port, sibling};
+use common::{filter, sibling, start_up};
 
 const GRAPH: &str = r#"
 apiVersion: machinelearning.seldon.io/v1
@@ -47,47 +43,15 @@ fn testmodel(name: &str, add: f64) -> String {
     )
 }
 
-/// `up` with its default sink; returns it, the prediction URL and what it printed.
-fn start_up(dir: &Path) -> (Supervised, String, Vec<String>) {
-    envoy_ready();
-    let file = dir.join("sdep.yaml");
-    std::fs::write(&file, GRAPH).unwrap();
-    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
-    cmd.args(["up", "-f"])
-        .arg(&file)
-        .args(["--port", &free_port().to_string()])
-        .arg("--filter")
-        .arg(filter())
-        .arg("--workdir")
-        .arg(dir.join("run"))
-        .arg("--run")
-        .arg(format!("tin={}", testmodel("tin", 1.0)))
-        .arg("--run")
-        .arg(format!("m={}", testmodel("m", 10.0)));
-    let (reader, writer) = std::io::pipe().unwrap();
-    cmd.stdout(writer).stderr(Stdio::inherit());
-    let mut child = Supervised::spawn("seldon-mesh up", cmd).unwrap();
-    let mut printed = Vec::new();
-    let mut url = None;
-    for line in BufReader::new(reader).lines() {
-        let line = line.unwrap();
-        if let Some(u) = line.strip_prefix("ready: ") {
-            url = Some(u.to_string());
-        }
-        let watching = line.starts_with("watching ");
-        printed.push(line);
-        if watching && let Some(url) = url {
-            return (child, url, printed);
-        }
-    }
-    let status = child.wait().unwrap();
-    panic!("seldon-mesh up exited ({status}) before it was ready: {printed:?}");
-}
-
 #[tokio::test]
 async fn payload_logs_land_in_the_workdir_with_seldons_cloud_events() {
     let dir = tempfile::tempdir().unwrap();
-    let (_up, url, printed) = start_up(dir.path());
+    let runs = [("tin", testmodel("tin", 1.0)), ("m", testmodel("m", 10.0))];
+    let common::Started {
+        up: _up,
+        url,
+        printed,
+    } = start_up(dir.path(), GRAPH, &[], &runs);
     let file = dir.path().join("run/payload-logs.jsonl");
     assert!(
         printed

@@ -11,7 +11,6 @@
 //! stops them and everything they started.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{envoy_ready, filter, free_port, sibling};
+use common::{free_port, sibling, start_up};
 
 const GRAPH: &str = r#"
 apiVersion: machinelearning.seldon.io/v1
@@ -178,40 +177,6 @@ fn testmodel(name: &str, args: &str) -> String {
     )
 }
 
-/// `up` with `--otlp-endpoint`; returns it and the prediction URL it printed after `ready:`.
-fn start_up(dir: &std::path::Path, otlp: u16) -> (Supervised, String) {
-    envoy_ready();
-    let file = dir.join("sdep.yaml");
-    std::fs::write(&file, GRAPH).unwrap();
-    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
-    cmd.args(["up", "-f"])
-        .arg(&file)
-        .args(["--port", &free_port().to_string()])
-        .arg("--filter")
-        .arg(filter())
-        .arg("--workdir")
-        .arg(dir.join("run"))
-        .args(["--otlp-endpoint", &format!("http://127.0.0.1:{otlp}")]);
-    for (node, command) in [
-        ("tin", testmodel("tin", "--mode add --add 1")),
-        ("rt", testmodel("rt", "--route 1")),
-        ("m0", testmodel("m0", "--mode add --add 10")),
-        ("m1", testmodel("m1", "--mode add --add 100")),
-    ] {
-        cmd.arg("--run").arg(format!("{node}={command}"));
-    }
-    let (reader, writer) = std::io::pipe().unwrap();
-    cmd.stdout(writer).stderr(Stdio::inherit());
-    let mut child = Supervised::spawn("seldon-mesh up", cmd).unwrap();
-    for line in BufReader::new(reader).lines() {
-        if let Some(url) = line.unwrap().strip_prefix("ready: ") {
-            return (child, url.to_string());
-        }
-    }
-    let status = child.wait().unwrap();
-    panic!("seldon-mesh up exited ({status}) before it was ready");
-}
-
 fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
     span["tags"]
         .as_array()?
@@ -232,7 +197,15 @@ fn parent(span: &Value) -> Option<&str> {
 async fn one_span_per_node_that_ran_in_a_real_jaeger() {
     let dir = tempfile::tempdir().unwrap();
     let jaeger = Jaeger::start(dir.path()).await;
-    let (_up, url) = start_up(dir.path(), jaeger.otlp);
+    let otlp = format!("http://127.0.0.1:{}", jaeger.otlp);
+    let runs = [
+        ("tin", testmodel("tin", "--mode add --add 1")),
+        ("rt", testmodel("rt", "--route 1")),
+        ("m0", testmodel("m0", "--mode add --add 10")),
+        ("m1", testmodel("m1", "--mode add --add 100")),
+    ];
+    let common::Started { up: _up, url, .. } =
+        start_up(dir.path(), GRAPH, &["--otlp-endpoint", &otlp], &runs);
 
     let answer: Value = reqwest::Client::new()
         .post(&url)

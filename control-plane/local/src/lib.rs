@@ -12,6 +12,7 @@
 //! a changed plan without restarting Envoy.
 
 pub mod apidocs;
+mod http_url;
 pub mod otlp;
 pub mod payload_logs;
 pub mod plan;

@@ -36,45 +36,25 @@ pub struct OtlpEndpointError {
 impl OtlpEndpoint {
     /// Parses a base URL; see the module docs.
     pub fn parse(url: &str) -> Result<Self, OtlpEndpointError> {
-        let fail = |reason: &str| OtlpEndpointError {
+        let fail = |reason: String| OtlpEndpointError {
             url: url.to_string(),
-            reason: reason.to_string(),
+            reason,
         };
-        let parsed = url::Url::parse(url.trim()).map_err(|e| fail(&e.to_string()))?;
-        if parsed.scheme() != "http" {
-            return Err(fail(&format!(
-                "scheme {:?} is not supported, only http",
-                parsed.scheme()
-            )));
+        let u = crate::http_url::parse(url).map_err(fail)?;
+        if u.query.is_some() {
+            return Err(fail("a query has no meaning here".into()));
         }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(fail("a query or fragment has no meaning here"));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(fail("credentials in the URL are not supported"));
-        }
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.to_string(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(fail("no host")),
-        };
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let base = parsed.path().trim_end_matches('/');
+        let base = u.path.trim_end_matches('/');
         Ok(Self {
-            host,
-            port,
             path: format!("{base}/v1/traces"),
+            host: u.host,
+            port: u.port,
         })
     }
 
     /// The `:authority` of the export requests.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::http_url::authority(&self.host, self.port)
     }
 }
 
@@ -113,7 +93,7 @@ mod tests {
             ("localhost:4318", "scheme \"localhost\" is not supported"),
             ("127.0.0.1:4318", "relative URL without a base"),
             ("localhost", "relative URL without a base"),
-            ("http://127.0.0.1:4318?x=1", "a query or fragment"),
+            ("http://127.0.0.1:4318?x=1", "a query"),
             ("http://u:p@127.0.0.1:4318", "credentials"),
         ] {
             let e = OtlpEndpoint::parse(url).unwrap_err();

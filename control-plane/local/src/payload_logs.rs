@@ -66,44 +66,24 @@ impl LogTarget {
 
     /// Parses `--logger-url`: `http://host[:port][/path]`.
     pub fn parse(url: &str) -> Result<Self, LogTargetError> {
-        let fail = |reason: &str| LogTargetError {
+        let u = crate::http_url::parse(url).map_err(|reason| LogTargetError {
             url: url.to_string(),
-            reason: reason.to_string(),
+            reason,
+        })?;
+        let path = match u.query {
+            Some(q) => format!("{}?{q}", u.path),
+            None => u.path,
         };
-        let parsed = url::Url::parse(url.trim()).map_err(|e| fail(&e.to_string()))?;
-        if parsed.scheme() != "http" {
-            return Err(fail(&format!(
-                "scheme {:?} is not supported, only http",
-                parsed.scheme()
-            )));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(fail("credentials in the URL are not supported"));
-        }
-        let host = match parsed.host() {
-            Some(url::Host::Domain(d)) => d.to_string(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(fail("no host")),
-        };
-        let mut path = parsed.path().to_string();
-        if let Some(q) = parsed.query() {
-            path = format!("{path}?{q}");
-        }
         Ok(Self {
-            host,
-            port: parsed.port_or_known_default().unwrap_or(80),
+            host: u.host,
+            port: u.port,
             path,
         })
     }
 
     /// The `:authority` of each event's POST.
     pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::http_url::authority(&self.host, self.port)
     }
 }
 

@@ -87,3 +87,57 @@ pub fn alive(pid: u32) -> bool {
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .is_some_and(|state| state != "Z")
 }
+
+/// A supervised `seldon-mesh up` that printed `ready:`; a failing assertion (panic) stops it
+/// and everything it started.
+pub struct Started {
+    pub up: seldon_supervise::Supervised,
+    /// The prediction URL after `ready: `.
+    pub url: String,
+    /// Every stdout line up to the `watching …` line that ends the start.
+    pub printed: Vec<String>,
+}
+
+/// Writes `manifest` into `dir` and runs `up` on it with a free gateway port, the release
+/// filter, workdir `dir/run`, `--run NODE=COMMAND` for each of `runs` and `extra` arguments.
+pub fn start_up(
+    dir: &std::path::Path,
+    manifest: &str,
+    extra: &[&str],
+    runs: &[(&str, String)],
+) -> Started {
+    use std::io::BufRead as _;
+    envoy_ready();
+    let file = dir.join("sdep.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &free_port().to_string()])
+        .arg("--filter")
+        .arg(filter())
+        .arg("--workdir")
+        .arg(dir.join("run"))
+        .args(extra);
+    for (node, command) in runs {
+        cmd.arg("--run").arg(format!("{node}={command}"));
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    cmd.stdout(writer).stderr(Stdio::inherit());
+    let mut up = seldon_supervise::Supervised::spawn("seldon-mesh up", cmd).unwrap();
+    let mut printed = Vec::new();
+    let mut url = None;
+    for line in std::io::BufReader::new(reader).lines() {
+        let line = line.unwrap();
+        if let Some(u) = line.strip_prefix("ready: ") {
+            url = Some(u.to_string());
+        }
+        let done = line.starts_with("watching ");
+        printed.push(line);
+        if done && let Some(url) = url {
+            return Started { up, url, printed };
+        }
+    }
+    let status = up.wait().unwrap();
+    panic!("seldon-mesh up exited ({status}) before it was ready: {printed:#?}");
+}
