@@ -2,8 +2,8 @@
 # What `make ci` (and so .ci/run) runs: lints, then every test.
 #
 # The slow, cached Go builds (etcd, kube-apiserver, kube-controller-manager, istiod,
-# pilot-agent, istioctl, jaeger: ~25 min cold on 2 cores, beside the Rust build) start first, in the background, while the
-# Rust workspace builds and the fast tests run. Tests that need a binary call the same script,
+# pilot-agent, istioctl, jaeger: ~30 min cold on 2 cores, beside the Rust build) start first,
+# in the background, while the Rust workspace builds and the fast tests run. Tests that need a binary call the same script,
 # which waits on the build's lock (flock) and then only prints the cached path. The background
 # builds run in their own process groups and are killed when this script exits, however it
 # exits: nothing outlives `make ci`.
