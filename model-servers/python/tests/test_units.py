@@ -156,6 +156,15 @@ def test_metrics_store_exposition():
     assert 't_count{method="predict",model_name="m"} 1.0' in text
     assert 't_sum{method="predict",model_name="m"} 2.0' in text
     assert 't_bucket{le="+Inf",method="predict",model_name="m"} 1.0' in text
+    # seldon-core's exposed bounds: 0.001 … 29.999999999999996 (np.logspace's 30), +Inf; no le="0.0"
+    bounds = [line.split('le="')[1].split('"')[0] for line in text.splitlines() if line.startswith("t_bucket{")]
+    assert (len(bounds), bounds[0], bounds[-2], bounds[-1]) == (51, "0.001", "29.999999999999996", "+Inf")
+    # a time under 1 ms counts in the first bucket; a tag cannot override Seldon's labels
+    m.update([{"type": "TIMER", "key": "fast", "value": 0.5},
+              {"type": "COUNTER", "key": "c2", "value": 1, "tags": {"model_name": "evil", "t": "x"}}], "predict")
+    text = generate_latest(m.registry()).decode()
+    assert 'fast_bucket{le="0.001",method="predict",model_name="m"} 1.0' in text
+    assert 'c2_total{method="predict",model_name="m",t="x"} 1.0' in text
 
 
 def test_metadata_validation():

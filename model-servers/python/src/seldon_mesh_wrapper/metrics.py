@@ -22,8 +22,9 @@ COUNTER, GAUGE, TIMER = "COUNTER", "GAUGE", "TIMER"
 FEEDBACK_KEY = "seldon_api_model_feedback"
 FEEDBACK_REWARD_KEY = "seldon_api_model_feedback_reward"
 
-# Seldon's bins: 0 plus 50 log-spaced bounds from 1 ms to 30 s (TIMER values are ms).
-BUCKETS: tuple[float, ...] = tuple([0.0] + [float(b) for b in np.logspace(-3, np.log10(30), 50)])
+# Seldon's bucket bounds: 50 log-spaced from 1 ms to 30 s, then +Inf (TIMER values are ms).
+# seldon-core's BINS start at 0, but it exposes BINS[1:]: a time under 1 ms counts in le=0.001.
+BUCKETS: tuple[float, ...] = tuple(float(b) for b in np.logspace(-3, np.log10(30), 50))
 
 PREDICT, FEEDBACK, INPUT_TRANSFORM, OUTPUT_TRANSFORM = "predict", "feedback", "inputtransform", "outputtransform"
 ROUTER, AGGREGATE, HEALTH = "router", "aggregate", "health"
@@ -76,8 +77,9 @@ class SeldonMetrics:
         self._hists: dict[tuple[str, LabelKey], _Hist] = {}
 
     def _key(self, metric: dict, method: str) -> tuple[str, LabelKey]:
-        labels = {**self._labels, "method": method}
-        labels.update({str(k): str(v) for k, v in (metric.get("tags") or {}).items()})
+        # as seldon-core: a user tag never overrides Seldon's own labels
+        tags = {str(k): str(v) for k, v in (metric.get("tags") or {}).items()}
+        labels = {**tags, **self._labels, "method": method}
         return metric["key"], tuple(sorted(labels.items()))
 
     def update(self, metrics: Iterable[dict], method: str) -> None:
