@@ -1,14 +1,14 @@
 //! The Istio VirtualService (`networking.istio.io/v1`), one per SeldonDeployment (Seldon §2.6):
 //! `/seldon/<ns>/<sdep>/` rewritten to `/`, weights from `traffic`, the shadow predictor as
 //! `mirror` (+ `mirrorPercentage` when its traffic is > 0), retries from
-//! `seldon.io/istio-retries*`, and no route `timeout` (see [`retries`]). A gRPC route matched on the `seldon`/`namespace` headers
+//! `seldon.io/istio-retries*`, and a route `timeout` derived from the graphs ([`route_timeout_ms`]). A gRPC route matched on the `seldon`/`namespace` headers
 //! (Seldon's) is rendered only with `RenderOptions::grpc_entry`: nothing serves gRPC at the
 //! entry until the graph filter speaks it, so by default the ingress routes REST only.
 
 use seldon_crd::names;
 use serde_json::{Value, json};
 
-use crate::{Context, CustomObject, Predictor, RenderOptions};
+use crate::{Context, CustomObject, Predictor, RenderOptions, filter_config};
 
 /// Seldon's gRPC path regex.
 pub const GRPC_URI_REGEX: &str = ".*tensorflow.*|.*seldon.protos.*|.*inference.*";
@@ -49,6 +49,8 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
         "route": routes(names::PREDICTOR_HTTP_PORT),
     });
     retries(cx, &mut rest);
+    let timeout = duration(route_timeout_ms(cx, opts));
+    rest["timeout"] = json!(timeout);
     let mut http = vec![rest];
     if opts.grpc_entry {
         let mut grpc = json!({
@@ -60,6 +62,7 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
             "route": routes(names::PREDICTOR_GRPC_PORT),
         });
         retries(cx, &mut grpc);
+        grpc["timeout"] = json!(timeout);
         http.push(grpc);
     }
     for (route, port) in http
@@ -94,15 +97,47 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
     }
 }
 
-/// Retries (`seldon.io/istio-retries*`, Seldon's HTTPRetry).
-///
-/// No route `timeout`, as Seldon's own VirtualService (reference §2.6) and local mode's
-/// gateway: `seldon.io/rest-timeout` (and `grpc-timeout`) is the timeout of each node call,
-/// which the filter applies and answers with a JSON 504 naming the node and the puid. A route
-/// timeout of the same value cut a graph of two 8 s nodes with rest-timeout 10000 at 10 s,
-/// with Envoy's plain-text 504 naming no node (issue 11). Without `timeout` Istio writes
-/// `timeout: 0s` on the gateway's route (`setTimeout` in `route.go`), so neither it nor
-/// Envoy's 15 s default cuts the graph; the node timeouts bound it.
+/// The gateway route's timeout in milliseconds: the slowest predictor's graph deadline (the
+/// sum of node timeouts along its longest chain of calls, `seldon_executor::graph_deadline_ms`),
+/// never less than `seldon.io/rest-timeout` (Seldon also applied it to the whole request at the
+/// ingress), plus `seldon_executor::GATEWAY_GRACE_MS` so the filter's JSON 504 naming the late
+/// node always comes first. Local mode's gateway takes the same value. Without a `timeout`,
+/// the route would depend on what istiod writes for it (issue 11: no default may decide a
+/// user's timeout); with one of `rest-timeout`, a graph of two 8 s nodes with
+/// `rest-timeout: 10000` was cut at 10 s with Envoy's plain-text 504.
+pub fn route_timeout_ms(cx: &Context, opts: &RenderOptions) -> u64 {
+    let predictors: Vec<Predictor<'_>> = cx
+        .sdep
+        .spec
+        .predictors
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Predictor::new(cx, i, s))
+        .collect();
+    // `render` refuses a SeldonDeployment whose filter configs do not compile (`check`).
+    let plans: Vec<seldon_graph::Plan> = predictors
+        .iter()
+        .filter_map(|p| seldon_graph::compile(&filter_config(cx, p, opts)).ok())
+        .collect();
+    let whole_request = predictors
+        .iter()
+        .filter_map(|p| p.timeout_ms(cx, names::ANNOTATION_REST_TIMEOUT))
+        .filter(|t| *t > 0)
+        .max();
+    seldon_executor::route_timeout_ms(&plans, whole_request)
+}
+
+/// Milliseconds as a protobuf JSON duration, the form Istio's `timeout` takes (`21s`, `1.500s`).
+fn duration(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}.{:03}s", ms / 1000, ms % 1000)
+    }
+}
+
+/// Retries (`seldon.io/istio-retries*`, Seldon's HTTPRetry), as Seldon rendered them: a user
+/// who sets them bounds each attempt of the whole graph with `perTryTimeout`.
 fn retries(cx: &Context, route: &mut Value) {
     if let Some(attempts) = cx
         .annotation(names::ANNOTATION_ISTIO_RETRIES)

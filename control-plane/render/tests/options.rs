@@ -395,27 +395,38 @@ fn pods_name_their_metrics_port_for_istio_metrics_merge() {
     assert_eq!(pod_annotations(&objs)[0]["prometheus.io/port"], "9102");
 }
 
-// ---------- no gateway route timeout (issue 11) ----------
+// ---------- the gateway route timeout derives from the graph (issue 11) ----------
+
+/// The `timeout` of every route of the VirtualService in `objs`.
+fn route_timeouts(objs: &[Value]) -> Vec<String> {
+    let vs = of_kind(objs, "VirtualService");
+    assert_eq!(vs.len(), 1);
+    vs[0]["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["timeout"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no timeout: {r}"))
+                .to_string()
+        })
+        .collect()
+}
 
 #[test]
-fn rest_timeout_bounds_each_node_call_not_the_virtual_service_route() {
-    // two 8 s nodes with rest-timeout 10000 must not be cut at 10 s by the gateway
+fn route_timeout_is_the_sum_of_node_timeouts_along_the_graph() {
+    // two nodes in a chain with rest-timeout 10000 each: two 8 s nodes must not be cut at 10
+    // s (nor at Envoy's 15 s): 20 s of node calls + 1 s for the filter's own 504 to come first
     let mut sdep = sample("transformer-model");
     sdep.spec
         .annotations
         .insert("seldon.io/rest-timeout".to_string(), "10000".to_string());
-    sdep.spec
-        .annotations
-        .insert("seldon.io/grpc-timeout".to_string(), "10000".to_string());
     for opts in [RenderOptions::default(), with_grpc_entry()] {
         let objs = objects(&sdep, &opts);
-        let vs = of_kind(&objs, "VirtualService");
-        assert_eq!(vs.len(), 1);
-        let routes = vs[0]["spec"]["http"].as_array().unwrap();
-        assert_eq!(routes.len(), if opts.grpc_entry { 2 } else { 1 });
-        for r in routes {
-            assert!(r.get("timeout").is_none(), "{r}");
-        }
+        let timeouts = route_timeouts(&objs);
+        assert_eq!(timeouts.len(), if opts.grpc_entry { 2 } else { 1 });
+        assert!(timeouts.iter().all(|t| t == "21s"), "{timeouts:?}");
         // the annotation still times each node call in the filter
         let config = &of_kind(&objs, "WasmPlugin")[0]["spec"]["pluginConfig"];
         let nodes = config["nodes"].as_object().unwrap();
@@ -424,6 +435,12 @@ fn rest_timeout_bounds_each_node_call_not_the_virtual_service_route() {
             assert_eq!(n["timeoutMs"], 10000, "{n}");
         }
     }
+    // without the annotation the nodes' default (10 s each) decides, never Envoy's 15 s
+    sdep.spec.annotations.remove("seldon.io/rest-timeout");
+    assert_eq!(
+        route_timeouts(&objects(&sdep, &RenderOptions::default())),
+        ["21s"]
+    );
     // retries (Seldon's istio-retries) are still rendered, with their per-try timeout
     sdep.spec
         .annotations
@@ -432,11 +449,58 @@ fn rest_timeout_bounds_each_node_call_not_the_virtual_service_route() {
     let route = &of_kind(&objs, "VirtualService")[0]["spec"]["http"][0];
     assert_eq!(route["retries"]["attempts"], 2);
     assert_eq!(route["retries"]["perTryTimeout"], "1s");
-    assert!(route.get("timeout").is_none());
+    assert_eq!(route["timeout"], "21s");
 }
 
 #[test]
-fn no_golden_virtual_service_sets_a_route_timeout() {
+fn route_timeout_honours_rest_timeout_for_the_whole_request() {
+    // one model with rest-timeout 30000: 31 s, not Envoy's 15 s
+    let mut sdep = sample("sklearn-iris");
+    sdep.spec
+        .annotations
+        .insert("seldon.io/rest-timeout".to_string(), "30000".to_string());
+    assert_eq!(
+        route_timeouts(&objects(&sdep, &RenderOptions::default())),
+        ["31s"]
+    );
+    // milliseconds are kept, in the protobuf JSON duration form Istio takes
+    sdep.spec
+        .annotations
+        .insert("seldon.io/rest-timeout".to_string(), "2500".to_string());
+    assert_eq!(
+        route_timeouts(&objects(&sdep, &RenderOptions::default())),
+        ["3.500s"]
+    );
+    // a value that is not a number is the default (10 s per node call), as for the filter
+    sdep.spec
+        .annotations
+        .insert("seldon.io/rest-timeout".to_string(), "soon".to_string());
+    assert_eq!(
+        route_timeouts(&objects(&sdep, &RenderOptions::default())),
+        ["11s"]
+    );
+}
+
+#[test]
+fn route_timeout_covers_the_slowest_predictor_of_a_split() {
+    // ab-test: two single-model predictors; a predictor-level rest-timeout on one of them
+    let mut sdep = sample("ab-test");
+    assert!(sdep.spec.predictors.len() >= 2);
+    sdep.spec.predictors[1]
+        .annotations
+        .insert("seldon.io/rest-timeout".to_string(), "2500".to_string());
+    sdep.spec.predictors[0]
+        .annotations
+        .insert("seldon.io/rest-timeout".to_string(), "40000".to_string());
+    assert_eq!(
+        route_timeouts(&objects(&sdep, &RenderOptions::default())),
+        ["41s"]
+    );
+}
+
+#[test]
+fn every_golden_virtual_service_sets_a_route_timeout() {
+    let mut seen = 0;
     for entry in std::fs::read_dir(root().join("tests/golden")).unwrap() {
         let path = entry.unwrap().path();
         if !path.is_file() {
@@ -447,11 +511,16 @@ fn no_golden_virtual_service_sets_a_route_timeout() {
             let v: Value = serde::Deserialize::deserialize(doc).unwrap();
             if v["kind"] == "VirtualService" {
                 for r in v["spec"]["http"].as_array().unwrap() {
-                    assert!(r.get("timeout").is_none(), "{}: {r}", path.display());
+                    let t = r["timeout"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{}: {r}", path.display()));
+                    assert!(t.ends_with('s') && t != "0s", "{}: {t}", path.display());
+                    seen += 1;
                 }
             }
         }
     }
+    assert!(seen > 5, "only {seen} VirtualService routes in the goldens");
 }
 
 // ---------- tracing ----------

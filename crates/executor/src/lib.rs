@@ -23,6 +23,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod deadline;
 pub mod endpoint;
 pub mod failure;
 pub mod host;
@@ -33,6 +34,7 @@ pub mod request;
 pub mod service;
 pub mod trace;
 
+pub use deadline::{GATEWAY_GRACE_MS, graph_deadline_ms, route_timeout_ms};
 pub use endpoint::{Endpoint, NoEndpoint, classify};
 pub use failure::Failure;
 pub use host::{Call, CallDone, CallResponse, Header, Host, Response, Span};
