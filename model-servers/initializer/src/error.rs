@@ -21,6 +21,9 @@ pub enum InitError {
         status: u16,
         reason: String,
     },
+    /// A storage service (S3, GCS, Azure) refused or failed a request.
+    #[error("{uri}: {reason}")]
+    Store { uri: String, reason: String },
     #[error("{uri}: nothing there (no object, file or prefix with that name)")]
     NotFound { uri: String },
     #[error("{uri}: unexpected listing response: {reason}")]

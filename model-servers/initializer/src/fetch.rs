@@ -41,22 +41,6 @@ async fn send(
     })
 }
 
-/// The body of a successful response as text.
-pub async fn text(
-    uri: &str,
-    req: reqwest::RequestBuilder,
-    reason: fn(&str) -> String,
-) -> Result<String, InitError> {
-    send(uri, req, reason)
-        .await?
-        .text()
-        .await
-        .map_err(|source| InitError::Request {
-            uri: uri.to_owned(),
-            source,
-        })
-}
-
 /// Streams a successful response into `path` (through `.<name>.part`, renamed at the end so
 /// a crash never leaves a half file under the real name). Returns the byte count.
 pub async fn to_file(

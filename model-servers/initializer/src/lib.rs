@@ -1,21 +1,21 @@
-//! Copies a model URI (`file://`, `http(s)://`, `s3://`, `gs://`) into the model directory, as Seldon's storage initializer does.
+//! Copies a model URI (`file://`, `http(s)://`, `s3://`, `gs://`, `az://`) into the model
+//! directory, as Seldon's storage initializer does.
 //!
 //! ```text
 //! modelUri ──uri::parse──► Source ──┬─ Local ─► local::copy
 //!   (pure, env lookup)              ├─ Http ──► fetch::to_file ─► archive::unpack (.tar.gz/.tgz/.tar/.zip)
-//!                                   ├─ S3 ────► s3::S3 (ListObjectsV2 + GET, sigv4) ─► fetch::to_file
-//!                                   └─ Gcs ───► gcs::copy (JSON API list + alt=media) ─► fetch::to_file
+//!                                   └─ S3 / Gcs / Azure ─► store::*_options (env → object_store keys, pure)
+//!                                                        ─► store::copy (object_store: list + get)
 //!                          then, for SKLEARN_SERVER: sklearn::convert (model.joblib → model.onnx)
 //! ```
 
 pub mod archive;
 mod error;
 pub mod fetch;
-pub mod gcs;
 pub mod local;
 pub mod paths;
-pub mod s3;
 pub mod sklearn;
+pub mod store;
 pub mod uri;
 
 use std::path::{Path, PathBuf};
@@ -79,19 +79,16 @@ pub async fn run(
             unpacked = archived;
             (1, n)
         }
-        Source::S3 {
-            remote,
-            bucket,
-            prefix,
-        } => {
-            let config = s3::config_from_env(remote, env).map_err(config_err)?;
-            s3::S3::new(config, http()?)
-                .copy(uri, bucket, prefix, dest)
-                .await?
-        }
-        Source::Gcs { bucket, prefix } => {
-            let endpoint = gcs::endpoint_from_env(env).map_err(config_err)?;
-            gcs::copy(&http()?, &endpoint, uri, bucket, prefix, dest).await?
+        Source::S3 { .. } | Source::Gcs { .. } | Source::Azure { .. } => {
+            let remote = remote_store(&source, env).map_err(config_err)?;
+            store::copy(
+                remote.store.as_ref(),
+                uri,
+                &remote.base,
+                remote.prefix,
+                dest,
+            )
+            .await?
         }
     };
     let converted = sklearn::needs_conversion(opts.implementation.as_deref(), dest);
@@ -111,6 +108,72 @@ pub async fn run(
         unpacked,
         converted,
     })
+}
+
+/// An object store source, built.
+struct Remote<'a> {
+    store: std::sync::Arc<dyn store::Store>,
+    /// `scheme://bucket`, for the URIs of single objects in errors.
+    base: String,
+    prefix: &'a str,
+}
+
+/// The `object_store` options of a bucket source (`None` for local and HTTP sources).
+fn store_options(
+    source: &Source,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<Result<(store::Kind, store::StoreOptions), String>> {
+    Some(match source {
+        Source::Local(_) | Source::Http(_) => return None,
+        Source::S3 { remote, bucket, .. } => {
+            store::s3_options(remote, bucket, env).map(|o| (store::Kind::S3, o))
+        }
+        Source::Gcs { remote, bucket, .. } => {
+            store::gcs_options(remote, bucket, env).map(|o| (store::Kind::Gcs, o))
+        }
+        Source::Azure {
+            remote,
+            account,
+            container,
+            ..
+        } => store::azure_options(remote, account.as_deref(), container, env)
+            .map(|o| (store::Kind::Azure, o)),
+    })
+}
+
+fn remote_store<'a>(
+    source: &'a Source,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Remote<'a>, String> {
+    let (kind, options) = store_options(source, env).ok_or("not a bucket source")??;
+    let (base, prefix) = match source {
+        Source::S3 { bucket, prefix, .. } => (format!("s3://{bucket}"), prefix),
+        Source::Gcs { bucket, prefix, .. } => (format!("gs://{bucket}"), prefix),
+        Source::Azure {
+            container, prefix, ..
+        } => (format!("az://{container}"), prefix),
+        Source::Local(_) | Source::Http(_) => return Err("not a bucket source".into()),
+    };
+    Ok(Remote {
+        store: store::build(kind, &options)?,
+        base,
+        prefix,
+    })
+}
+
+/// Where `uri`'s bytes come from, without secrets: the URI itself for local and HTTP
+/// sources, and for buckets the URI plus the endpoint it resolves to in `env` (a custom S3
+/// endpoint, a GCS or Azure emulator, the region). Local mode keys its model cache on it.
+pub fn origin(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, InitError> {
+    let source = uri::parse(uri, env)?;
+    match store_options(&source, env) {
+        None => Ok(uri.to_owned()),
+        Some(Ok((_, options))) => Ok(format!("{uri}\n{}", store::origin(&options))),
+        Some(Err(reason)) => Err(InitError::Config {
+            uri: uri.to_owned(),
+            reason,
+        }),
+    }
 }
 
 /// One HTTP file into `dest`; archives are unpacked there. Returns (bytes, unpacked).

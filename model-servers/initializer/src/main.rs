@@ -10,7 +10,7 @@ use seldon_mesh_initializer::{Options, run, sklearn::Converter};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// file:///path, /path, http(s)://host/file[.tar.gz|.tgz|.tar|.zip], s3://bucket/prefix, gs://bucket/prefix, or rclone's remote:bucket/prefix
+    /// file:///path, /path, http(s)://host/file[.tar.gz|.tgz|.tar|.zip], s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, https://<account>.blob.core.windows.net/<container>/prefix, or rclone's remote:bucket/prefix
     uri: String,
     /// Destination directory (created if missing).
     #[arg(default_value = "/mnt/models")]

@@ -18,13 +18,31 @@ pub enum Source {
         bucket: String,
         prefix: String,
     },
-    /// Every object under `prefix` of a GCS bucket, read anonymously.
-    Gcs { bucket: String, prefix: String },
+    /// Every object under `prefix` of a GCS bucket. `remote` as for S3 (`GS` for `gs://`).
+    Gcs {
+        remote: String,
+        bucket: String,
+        prefix: String,
+    },
+    /// Every blob under `prefix` of an Azure Blob Storage container. `account` is set when
+    /// the URI names it (`https://<account>.blob.core.windows.net/...`); `remote` as for S3
+    /// (`AZUREBLOB` for `az://`).
+    Azure {
+        remote: String,
+        account: Option<String>,
+        container: String,
+        prefix: String,
+    },
 }
 
+/// The host suffix of Azure Blob Storage account URLs (KServe's `https://` form).
+pub const AZURE_BLOB_HOST: &str = ".blob.core.windows.net";
+
 /// Parses `uri` the way Seldon's rclone initializer resolves it: `s3://b/p`, `gs://b/p`,
-/// `http(s)://…`, `file://…` and plain paths, and rclone's `remote:bucket/path` when
-/// `RCLONE_CONFIG_<REMOTE>_TYPE` is `s3` or `gcs` (`s3:` and `gs:`/`gcs:` need no config).
+/// `az://container/p`, `https://<account>.blob.core.windows.net/<container>/p` (KServe's
+/// Azure form), other `http(s)://…`, `file://…` and plain paths, and rclone's
+/// `remote:bucket/path` when `RCLONE_CONFIG_<REMOTE>_TYPE` is `s3`, `gcs` or `azureblob`
+/// (`s3:`, `gs:`/`gcs:` and `azureblob:`/`azure:`/`az:` need no config).
 pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, InitError> {
     let bad = |reason: &str| InitError::BadUri {
         uri: uri.to_owned(),
@@ -39,6 +57,23 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
             "file" => Ok(Source::Local(PathBuf::from(rest))),
             "http" | "https" => {
                 let url = url::Url::parse(uri).map_err(|e| bad(&e.to_string()))?;
+                if let Some(account) = url
+                    .host_str()
+                    .and_then(|h| h.strip_suffix(AZURE_BLOB_HOST))
+                    .filter(|a| !a.is_empty() && !a.contains('.'))
+                {
+                    let path = percent_encoding::percent_decode_str(url.path())
+                        .decode_utf8()
+                        .map_err(|e| bad(&e.to_string()))?;
+                    return bucket_path(path.trim_start_matches('/'))
+                        .map(|(container, prefix)| Source::Azure {
+                            remote: "AZUREBLOB".into(),
+                            account: Some(account.to_owned()),
+                            container,
+                            prefix,
+                        })
+                        .map_err(|_| bad("no container name after the account"));
+                }
                 if url.path().ends_with('/') {
                     return Err(bad(
                         "an HTTP URI must name a file or an archive (.tar.gz, .tgz, .tar, .zip), not a directory",
@@ -54,13 +89,25 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
                 })
                 .map_err(bad),
             "gs" | "gcs" => bucket_path(rest)
-                .map(|(bucket, prefix)| Source::Gcs { bucket, prefix })
+                .map(|(bucket, prefix)| Source::Gcs {
+                    remote: "GS".into(),
+                    bucket,
+                    prefix,
+                })
                 .map_err(bad),
+            "az" | "azure" => bucket_path(rest)
+                .map(|(container, prefix)| Source::Azure {
+                    remote: "AZUREBLOB".into(),
+                    account: None,
+                    container,
+                    prefix,
+                })
+                .map_err(|_| bad("no container name")),
             "pvc" => Err(bad(
                 "pvc:// is mounted by the operator at /mnt/pvc/<path>; pass that path",
             )),
             other => Err(bad(&format!(
-                "unsupported scheme {other}:// (use file, http, https, s3 or gs)"
+                "unsupported scheme {other}:// (use file, http, https, s3, gs or az)"
             ))),
         };
     }
@@ -77,6 +124,7 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
         let kind = kind.as_deref().or(match name.as_str() {
             "S3" => Some("s3"),
             "GS" | "GCS" => Some("gcs"),
+            "AZUREBLOB" | "AZURE" | "AZ" => Some("azureblob"),
             _ => None,
         });
         let (bucket, prefix) = bucket_path(rest.trim_start_matches('/')).map_err(bad)?;
@@ -86,9 +134,19 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
                 bucket,
                 prefix,
             }),
-            Some("gcs" | "google cloud storage") => Ok(Source::Gcs { bucket, prefix }),
+            Some("gcs" | "google cloud storage") => Ok(Source::Gcs {
+                remote: name,
+                bucket,
+                prefix,
+            }),
+            Some("azureblob") => Ok(Source::Azure {
+                remote: name,
+                account: None,
+                container: bucket,
+                prefix,
+            }),
             Some(other) => Err(bad(&format!(
-                "rclone remote {remote}: type {other} is not supported (s3 or gcs)"
+                "rclone remote {remote}: type {other} is not supported (s3, gcs or azureblob)"
             ))),
             None => Err(bad(&format!(
                 "unknown rclone remote {remote}: set RCLONE_CONFIG_{name}_TYPE=s3"
@@ -141,8 +199,37 @@ mod tests {
         assert_eq!(
             p("gs://seldon-models/v1.19/sklearn/iris"),
             Source::Gcs {
+                remote: "GS".into(),
                 bucket: "seldon-models".into(),
                 prefix: "v1.19/sklearn/iris".into()
+            }
+        );
+        assert_eq!(
+            p("az://models/sklearn/iris"),
+            Source::Azure {
+                remote: "AZUREBLOB".into(),
+                account: None,
+                container: "models".into(),
+                prefix: "sklearn/iris".into()
+            }
+        );
+        // KServe's form: the account in the host, then container and path
+        assert_eq!(
+            p("https://myacct.blob.core.windows.net/models/v1/my%20model/"),
+            Source::Azure {
+                remote: "AZUREBLOB".into(),
+                account: Some("myacct".into()),
+                container: "models".into(),
+                prefix: "v1/my model".into()
+            }
+        );
+        assert_eq!(
+            p("azureblob:models/iris"),
+            Source::Azure {
+                remote: "AZUREBLOB".into(),
+                account: None,
+                container: "models".into(),
+                prefix: "iris".into()
             }
         );
         assert!(
@@ -171,17 +258,22 @@ mod tests {
             ("ftp://x/y", "unsupported scheme ftp"),
             ("pvc://claim/x", "/mnt/pvc"),
             ("https://example.com/models/", "not a directory"),
-            ("azure:container/x", "unknown rclone remote azure"),
+            ("blob:container/x", "unknown rclone remote blob"),
+            ("az://", "no container name"),
+            (
+                "https://acct.blob.core.windows.net/",
+                "no container name after the account",
+            ),
         ] {
             let err = parse(uri, &no_env).unwrap_err().to_string();
             assert!(err.starts_with(uri) && err.contains(why), "{uri}: {err}");
         }
-        let env = |_: &str| Some("azureblob".to_owned());
+        let env = |_: &str| Some("swift".to_owned());
         assert!(
             parse("az:c/x", &env)
                 .unwrap_err()
                 .to_string()
-                .contains("type azureblob is not supported")
+                .contains("type swift is not supported")
         );
     }
 }

