@@ -82,6 +82,13 @@ pub struct Config {
     /// `tracing` filter (`info`, `seldon_serving=debug`, ...).
     #[arg(long, env = "SELDON_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// OTLP/HTTP collector base URL: one span per request goes to `<URL>/v1/traces`
+    /// (protobuf). Unset: no spans, no exporter.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans (default: `PREDICTIVE_UNIT_ID`, else `seldon-server`).
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
 }
 
 impl Config {
@@ -93,6 +100,9 @@ impl Config {
         c.grpc_port = 0;
         c.metrics_port = 0;
         c.bind = IpAddr::from([127, 0, 0, 1]);
+        // the caller's environment must not turn tracing on
+        c.otlp_endpoint = None;
+        c.otel_service_name = None;
         c
     }
 

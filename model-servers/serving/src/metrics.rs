@@ -1,6 +1,6 @@
 //! Prometheus metrics with Seldon's wrapper names and labels: feedback counters and the
 //! custom metrics models return in `meta.metrics` (COUNTER adds, GAUGE sets, TIMER observes
-//! milliseconds into a seconds histogram with 50 log buckets from 1 ms to 30 s).
+//! milliseconds into a seconds histogram with Seldon's 50 log buckets from 1 ms to 30 s).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicU64;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::config::Config;
@@ -25,10 +25,27 @@ type FloatCounter = Family<Labels, Counter<f64, AtomicU64>>;
 type FloatGauge = Family<Labels, Gauge<f64, AtomicU64>>;
 type Timer = Family<Labels, Histogram, fn() -> Histogram>;
 
+/// Seldon's TIMER bucket bounds, bit for bit: seldon-core's `np.logspace(-3, np.log10(30), 50)`
+/// (10 to the power of evenly spaced exponents, the last exactly `log10(30)`), so the `le`
+/// labels equal the Python wrapper's (`0.001`, `0.0012341553253454693`, …,
+/// `29.999999999999996`).
+pub fn timer_bounds() -> Vec<f64> {
+    let (start, stop) = (-3.0f64, 30f64.log10());
+    let step = (stop - start) / 49.0;
+    (0..50u32)
+        .map(|i| {
+            let exponent = if i == 49 {
+                stop
+            } else {
+                f64::from(i) * step + start
+            };
+            10f64.powf(exponent)
+        })
+        .collect()
+}
+
 fn timer_histogram() -> Histogram {
-    // 1 ms · f^49 = 30 s
-    let factor = 30_000f64.powf(1.0 / 49.0);
-    Histogram::new(exponential_buckets(0.001, factor, 50))
+    Histogram::new(timer_bounds())
 }
 
 /// The `method` label values of Seldon's wrapper.
@@ -200,6 +217,14 @@ impl Metrics {
         }
     }
 
+    /// Exposes one of the server's own counters (tracing's `seldon_otlp_*`) next to the
+    /// custom metrics, without Seldon's labels.
+    pub fn register_counter(&self, name: &str, help: &str, counter: Counter) {
+        if let Ok(mut guard) = self.registry.lock() {
+            guard.0.register(name, help, counter);
+        }
+    }
+
     /// Counts one feedback and adds its reward.
     pub fn feedback(&self, reward: f64) {
         #[allow(clippy::cast_possible_truncation)]
@@ -216,11 +241,60 @@ impl Metrics {
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        if let Ok(guard) = self.registry.lock() {
-            let _ = prometheus_client::encoding::text::encode(&mut out, &guard.0);
+        let Ok(guard) = self.registry.lock() else {
+            return out;
+        };
+        let _ = prometheus_client::encoding::text::encode(&mut out, &guard.0);
+        if guard.1.timers.is_empty() {
+            return out;
         }
-        out
+        let buckets: Vec<String> = guard
+            .1
+            .timers
+            .keys()
+            .map(|k| format!("{k}_bucket{{"))
+            .collect();
+        drop(guard);
+        let mut fixed = String::with_capacity(out.len());
+        for line in out.lines() {
+            if buckets.iter().any(|b| line.starts_with(b.as_str())) {
+                fixed.push_str(&python_le(line));
+            } else {
+                fixed.push_str(line);
+            }
+            fixed.push('\n');
+        }
+        fixed
     }
+}
+
+/// A bucket line with its `le` written as Python's `repr` writes the bound (the shortest
+/// digits that round-trip, `.0` on whole numbers), so the label values are the Python
+/// wrapper's, string for string: prometheus_client's float formatting is exact too but may
+/// pick other digits (`…694` for `…693`), and Prometheus compares label values as strings.
+fn python_le(line: &str) -> String {
+    // prometheus_client writes `le` first: `name_bucket{le="…",labels…}`
+    let Some(start) = line
+        .find("{le=\"")
+        .or_else(|| line.rfind(",le=\""))
+        .map(|i| i + 5)
+    else {
+        return line.to_string();
+    };
+    let Some(len) = line[start..].find('"') else {
+        return line.to_string();
+    };
+    let Ok(bound) = line[start..start + len].parse::<f64>() else {
+        return line.to_string();
+    };
+    if !bound.is_finite() {
+        return line.to_string();
+    }
+    let mut digits = format!("{bound}");
+    if !digits.contains(['.', 'e']) {
+        digits.push_str(".0");
+    }
+    format!("{}{digits}{}", &line[..start], &line[start + len..])
 }
 
 #[cfg(test)]
@@ -275,6 +349,47 @@ mod tests {
                 .any(|l| l.starts_with("mytimer_sum{") && l.ends_with(" 0.02")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn bucket_bounds_are_written_as_python_writes_them() {
+        assert_eq!(
+            python_le(r#"t_bucket{le="0.0012341553253454694",method="predict"} 1"#),
+            r#"t_bucket{le="0.0012341553253454693",method="predict"} 1"#
+        );
+        assert_eq!(
+            python_le(r#"t_bucket{le="30"} 1"#),
+            r#"t_bucket{le="30.0"} 1"#
+        );
+        for same in [
+            r#"t_bucket{a="b",le="+Inf"} 3"#,
+            r#"t_bucket{a="b"} 3"#,
+            r#"t_bucket{a="b",le="x"} 3"#,
+        ] {
+            assert_eq!(python_le(same), same);
+        }
+        let m = metrics();
+        m.record(Method::Predict, &[metric("sale", MetricType::Timer, 2.0)]);
+        let text = m.encode();
+        let le: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("sale_bucket{"))
+            .map(|l| l.split("le=\"").nth(1).unwrap().split('"').next().unwrap())
+            .collect();
+        // numpy's repr of np.logspace(-3, np.log10(30), 50), then +Inf
+        assert_eq!(
+            (le.len(), le[0], le[1], le[3], le[49], le[50]),
+            (
+                51,
+                "0.001",
+                "0.0012341553253454693",
+                "0.001879790561123359",
+                "29.999999999999996",
+                "+Inf"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::catalogue::{Catalogue, LoadContext};
 use crate::config::{Config, ConfigError, parse_parameters};
 use crate::error::ModelError;
 use crate::model::Model;
+use crate::otel::{Edge, Otel, OtelError};
 use crate::service::Service;
 
 /// Why the server did not start or stopped with an error.
@@ -28,6 +29,8 @@ pub enum StartError {
     },
     #[error("{what} server failed: {reason}")]
     Serve { what: &'static str, reason: String },
+    #[error("tracing: {0}")]
+    Tracing(#[from] OtelError),
 }
 
 /// Builds the model from the catalogue and runs `load`.
@@ -67,6 +70,7 @@ pub struct Bound {
     metrics: TcpListener,
     service: Service,
     config: Config,
+    otel: Option<Otel>,
 }
 
 async fn bind(what: &'static str, config: &Config, port: u16) -> Result<TcpListener, StartError> {
@@ -76,8 +80,10 @@ async fn bind(what: &'static str, config: &Config, port: u16) -> Result<TcpListe
         .map_err(|source| StartError::Bind { what, addr, source })
 }
 
-/// Binds the HTTP, gRPC and metrics ports for `model`.
+/// Binds the HTTP, gRPC and metrics ports for `model`, and sets up span export when
+/// `config.otlp_endpoint` is set.
 pub async fn bind_all(config: Config, model: Arc<dyn Model>) -> Result<Bound, StartError> {
+    let otel = Otel::from_config(&config)?;
     let http = bind("http", &config, config.http_port).await?;
     let grpc = bind("grpc", &config, config.grpc_port).await?;
     let metrics = bind("metrics", &config, config.metrics_port).await?;
@@ -88,20 +94,28 @@ pub async fn bind_all(config: Config, model: Arc<dyn Model>) -> Result<Bound, St
             source,
         })
     };
+    let service = Service::new(model, &config);
+    if let Some(otel) = &otel {
+        for (name, help, counter) in otel.stats().counters() {
+            service.metrics.register_counter(name, help, counter);
+        }
+    }
     Ok(Bound {
         http_addr: local(&http, "http", config.http_port)?,
         grpc_addr: local(&grpc, "grpc", config.grpc_port)?,
         metrics_addr: local(&metrics, "metrics", config.metrics_port)?,
-        service: Service::new(model, &config),
+        service,
         http,
         grpc,
         metrics,
         config,
+        otel,
     })
 }
 
 impl Bound {
-    /// Serves until `shutdown` resolves, then drains in-flight requests on all ports.
+    /// Serves until `shutdown` resolves, then drains in-flight requests on all ports and
+    /// exports the spans still queued.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -114,7 +128,11 @@ impl Bound {
         let wait = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let rest = crate::rest::app(self.service.clone(), self.config.max_body_bytes);
+        let spans = self.otel.as_ref().map(Otel::spans);
+        let mut rest = crate::rest::app(self.service.clone(), self.config.max_body_bytes);
+        if let Some(spans) = &spans {
+            rest = rest.layer(spans.on(Edge::Rest));
+        }
         let metrics_service = self.service.metrics.clone();
         let metrics_app = axum::Router::new().route(
             &self.config.metrics_path,
@@ -137,10 +155,17 @@ impl Bound {
         let http = axum::serve(self.http, rest).with_graceful_shutdown(wait(rx.clone()));
         let metrics =
             axum::serve(self.metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
+        // without tracing, `option_layer` is the bare routes: no span code on the path
         let grpc = tonic::transport::Server::builder()
+            .layer(tower::util::option_layer(
+                spans.as_ref().map(|s| s.on(Edge::Grpc)),
+            ))
             .add_routes(grpc_routes)
             .serve_with_incoming_shutdown(grpc_incoming(self.grpc), wait(rx));
         let (h, m, g) = tokio::join!(http, metrics, grpc);
+        if let Some(otel) = self.otel {
+            otel.shutdown().await;
+        }
         h.map_err(|e| StartError::Serve {
             what: "http",
             reason: e.to_string(),

@@ -144,3 +144,154 @@ async fn real_server_speaks_rest_grpc_and_metrics_then_shuts_down() {
             .is_err()
     );
 }
+
+/// Returns its input and, like a Seldon user model, custom metrics of every type: a COUNTER
+/// (with a tag trying to override a Seldon label), a GAUGE set to the first input value (with
+/// its own tag) and a TIMER of 20.2 ms.
+#[derive(Debug)]
+struct Metered;
+
+#[seldon_serving::async_trait]
+impl seldon_serving::Model for Metered {
+    async fn predict(
+        &self,
+        r: seldon_serving::Request,
+    ) -> Result<seldon_serving::Output<seldon_serving::Payload>, seldon_serving::ModelError> {
+        use seldon_serving::{MetricType, metric};
+        #[allow(clippy::cast_possible_truncation)]
+        let first = r
+            .payload
+            .tensor()?
+            .as_f64()?
+            .first()
+            .copied()
+            .unwrap_or(0.0) as f32;
+        let mut counter = metric("mycounter", MetricType::Counter, 1.0);
+        counter.tags.insert("model_name".into(), "evil".into());
+        let mut gauge = metric("mygauge", MetricType::Gauge, first);
+        gauge.tags.insert("mytag".into(), "a".into());
+        Ok(seldon_serving::Output::new(r.payload)
+            .metric(counter)
+            .metric(gauge)
+            .metric(metric("mytimer", MetricType::Timer, 20.2)))
+    }
+}
+
+/// Seldon v1's custom-metric semantics on the real `/prometheus` (v1 and v2 calls alike):
+/// COUNTER adds (`<key>_total`), GAUGE keeps the last value, TIMER observes milliseconds as
+/// seconds into Seldon's buckets (`le` 0.001 … 29.999999999999996, +Inf); Seldon's labels win
+/// over a tag of the same name; the metric's own tags become labels.
+#[tokio::test]
+async fn custom_metrics_reach_prometheus_with_seldon_semantics() {
+    let mut config = Config::for_tests();
+    config.unit_id = "metered".into();
+    config.unit_image = "repo/metered:0.3".into();
+    config.deployment_id = "dep".into();
+    config.predictor_id = "main".into();
+    let bound = bind_all(config, Arc::new(Metered)).await.unwrap();
+    let (http, metrics) = (bound.http_addr, bound.metrics_addr);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    for value in [5.0, 7.0] {
+        let v: Value = client
+            .post(format!("http://{http}/api/v1.0/predictions"))
+            .json(&json!({"data": {"ndarray": [[value]]}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["data"]["ndarray"], json!([[value]]), "{v}");
+    }
+    let v: Value = client
+        .post(format!("http://{http}/v2/models/metered/infer"))
+        .json(&json!({"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [3.0]}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["outputs"][0]["data"], json!([3.0]), "{v}");
+
+    let r = client
+        .get(format!("http://{metrics}/prometheus"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let series = |prefix: &str| -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
+    let labels = "deployment_name=\"dep\",model_name=\"metered\",model_image=\"repo/metered\",\
+        model_version=\"0.3\",predictor_name=\"main\",predictor_version=\"\",worker_id=\"";
+    // COUNTER: 3 calls, one series (the `model_name` tag did not override Seldon's label)
+    let counter = series("mycounter_total{");
+    assert_eq!(counter.len(), 1, "{text}");
+    assert!(
+        counter[0].starts_with(&format!("mycounter_total{{{labels}")),
+        "{text}"
+    );
+    assert!(counter[0].contains("method=\"predict\""), "{text}");
+    assert!(!counter[0].contains("evil"), "{text}");
+    assert!(counter[0].ends_with(" 3.0"), "{text}");
+    // GAUGE: the last value, with its own tag
+    let gauge = series("mygauge{");
+    assert_eq!(gauge.len(), 1, "{text}");
+    assert!(gauge[0].contains("mytag=\"a\""), "{text}");
+    assert!(gauge[0].ends_with(" 3.0"), "{text}");
+    // TIMER: ms → seconds, Seldon's buckets
+    let sum = series("mytimer_sum{");
+    let count = series("mytimer_count{");
+    assert!(count.len() == 1 && count[0].ends_with(" 3"), "{text}");
+    let total: f64 = sum[0].rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((total - 0.0606).abs() < 1e-6, "{text}");
+    let buckets = series("mytimer_bucket{");
+    let le: Vec<&str> = buckets
+        .iter()
+        .map(|l| l.split("le=\"").nth(1).unwrap().split('"').next().unwrap())
+        .collect();
+    assert_eq!(le.len(), 51, "{text}");
+    assert_eq!(
+        (le[0], le[1], le[49], le[50]),
+        (
+            "0.001",
+            "0.0012341553253454693",
+            "29.999999999999996",
+            "+Inf"
+        ),
+        "the bounds of seldon-core's np.logspace(-3, log10(30), 50)"
+    );
+    let count_at = |bound: &str| -> u64 {
+        let line = buckets
+            .iter()
+            .find(|l| l.contains(&format!("le=\"{bound}\"")))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // 20.2 ms lies between the bounds 0.0196… and 0.0242…
+    let below = le
+        .iter()
+        .rev()
+        .find(|b| b.parse::<f64>().is_ok_and(|v| v < 0.0202))
+        .unwrap();
+    let above = le
+        .iter()
+        .find(|b| b.parse::<f64>().is_ok_and(|v| v >= 0.0202))
+        .unwrap();
+    assert_eq!(
+        (count_at(below), count_at(above), count_at("+Inf")),
+        (0, 3, 3),
+        "{text}"
+    );
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
