@@ -69,6 +69,14 @@ pub fn command(config: &Config, args: &FallbackArgs, dir: &Path) -> Command {
             config.metrics_port.to_string(),
         )
         .env("PREDICTIVE_UNIT_METRICS_ENDPOINT", &config.metrics_path);
+    // tracing given as flags reaches the wrapper as the variables it reads (the environment is
+    // inherited anyway)
+    if let Some(endpoint) = config.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+    }
+    if let Some(name) = config.otel_service_name.as_deref().filter(|n| !n.is_empty()) {
+        cmd.env("OTEL_SERVICE_NAME", name);
+    }
     cmd
 }
 
@@ -83,6 +91,8 @@ mod tests {
             "s",
             "--http-port",
             "9100",
+            "--otlp-endpoint",
+            "http://127.0.0.1:4318",
             "--parameters",
             r#"[{"name":"method","value":"predict","type":"STRING"},{"name":"model_uri","value":"gs://x","type":"STRING"}]"#,
         ])
@@ -109,6 +119,10 @@ mod tests {
         assert_eq!(
             env["PREDICTIVE_UNIT_HTTP_SERVICE_PORT"].as_deref(),
             Some("9100")
+        );
+        assert_eq!(
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"].as_deref(),
+            Some("http://127.0.0.1:4318")
         );
         let p: Value =
             serde_json::from_str(env["PREDICTIVE_UNIT_PARAMETERS"].as_deref().unwrap()).unwrap();
