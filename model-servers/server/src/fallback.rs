@@ -74,7 +74,11 @@ pub fn command(config: &Config, args: &FallbackArgs, dir: &Path) -> Command {
     if let Some(endpoint) = config.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
         cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
     }
-    if let Some(name) = config.otel_service_name.as_deref().filter(|n| !n.is_empty()) {
+    if let Some(name) = config
+        .otel_service_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+    {
         cmd.env("OTEL_SERVICE_NAME", name);
     }
     cmd
