@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +18,13 @@ import pytest
 
 MODELS = Path(__file__).parent / "models"
 CLI = shutil.which("seldon-core-microservice", path=str(Path(sys.executable).parent)) or "seldon-core-microservice"
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when pytest dies (no process outlives its test run)."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -49,14 +57,15 @@ def start_server(
     wait: bool = True,
 ) -> Server:
     http, grpc_port, metrics = free_port(), free_port(), free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREDICTIVE_UNIT", "SELDON_", "GRPC_"))}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREDICTIVE_UNIT", "SELDON_", "GRPC_", "OTEL_", "JAEGER_", "TRACING"))}
     full_env.update(env or {})
     log = tmp / f"server-{http}.log"
     cmd = [
         CLI, interface, "--http-port", str(http), "--grpc-port", str(grpc_port),
         "--metrics-port", str(metrics), "--host", "127.0.0.1", *args,
     ]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent)
     server = Server(proc, f"http://127.0.0.1:{http}", f"http://127.0.0.1:{metrics}", f"127.0.0.1:{grpc_port}", log)
     if wait:
         deadline = time.monotonic() + 60

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from concurrent.futures import Executor
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import grpc
 import numpy as np
@@ -193,12 +193,14 @@ class InferenceServicer(oip_grpc.GRPCInferenceServiceServicer):
             await context.abort(status_code_for(status), body["status"]["info"])
 
 
-def build_server(rt: Runtime, executor: Executor, address: str, max_message_bytes: int) -> grpc.aio.Server:
+def build_server(
+    rt: Runtime, executor: Executor, address: str, max_message_bytes: int, interceptors: Sequence[Any] = ()
+) -> grpc.aio.Server:
     options = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
     ]
-    server = grpc.aio.server(options=options)
+    server = grpc.aio.server(options=options, interceptors=list(interceptors))
     servicer = SeldonServicer(rt, executor)
     for add in (
         pb_grpc.add_GenericServicer_to_server,

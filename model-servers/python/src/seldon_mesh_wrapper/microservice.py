@@ -18,6 +18,7 @@ from .methods import Runtime
 from .metrics import SeldonMetrics
 from .rest import build_app, build_metrics_app
 from .settings import ConfigError, Settings, load_settings, load_user_class
+from .tracing import Tracing, TracingMiddleware, grpc_interceptor, setup
 
 logger = logging.getLogger("seldon_mesh_wrapper")
 
@@ -41,21 +42,25 @@ def make_runtime(settings: Settings) -> Runtime:
     return Runtime(user_model, settings, metrics, model_metadata)
 
 
-async def serve_all(rt: Runtime) -> None:
+async def serve_all(rt: Runtime, tracing: Tracing | None = None) -> None:
     s = rt.settings
     executor = ThreadPoolExecutor(max_workers=s.threads, thread_name_prefix="user-model")
     log_level = s.log_level.lower()
+    app = build_app(rt, executor)
+    rest_app = app if tracing is None else TracingMiddleware(app, tracing)
     servers = [
-        _Server(uvicorn.Config(build_app(rt, executor), host=s.host, port=s.http_port,
+        _Server(uvicorn.Config(rest_app, host=s.host, port=s.http_port,
                                log_level=log_level, access_log=False, lifespan="off")),
-        _Server(uvicorn.Config(build_metrics_app(rt), host=s.host, port=s.metrics_port,
+        _Server(uvicorn.Config(build_metrics_app(rt, [] if tracing is None else [tracing.stats]),
+                               host=s.host, port=s.metrics_port,
                                log_level=log_level, access_log=False, lifespan="off")),
     ]
     grpc_server = None
     if s.grpc_workers > 0:
         from .grpc_server import build_server
 
-        grpc_server = build_server(rt, executor, f"{s.host}:{s.grpc_port}", s.max_body_bytes)
+        interceptors = [] if tracing is None else [grpc_interceptor(tracing)]
+        grpc_server = build_server(rt, executor, f"{s.host}:{s.grpc_port}", s.max_body_bytes, interceptors)
         await grpc_server.start()
         logger.info("gRPC listening on %s:%d", s.host, s.grpc_port)
 
@@ -77,6 +82,9 @@ async def serve_all(rt: Runtime) -> None:
     stop.set()
     await stop_task
     executor.shutdown(wait=False, cancel_futures=True)
+    if tracing is not None:
+        # export what is queued before exit (blocking: the batch processor's own thread sends)
+        await loop.run_in_executor(None, tracing.shutdown)
     for server, result in zip(servers, results):
         if isinstance(result, BaseException) or not server.started:
             raise SystemExit(f"server on port {server.config.port} failed to start")
@@ -93,11 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        tracing = setup(settings, os.environ)
         rt = make_runtime(settings)
     except ConfigError as exc:
         logger.error("%s", exc)
         return 2
-    asyncio.run(serve_all(rt))
+    asyncio.run(serve_all(rt, tracing))
     return 0
 
 

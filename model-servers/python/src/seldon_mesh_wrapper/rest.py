@@ -12,7 +12,7 @@ import json
 import logging
 from concurrent.futures import Executor
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -261,10 +261,13 @@ def build_app(rt: Runtime, executor: Executor) -> Starlette:
     )
 
 
-def build_metrics_app(rt: Runtime) -> Starlette:
+def build_metrics_app(rt: Runtime, collectors: Sequence[Any] = ()) -> Starlette:
+    """The metrics port: the custom metrics, plus `collectors` (tracing's export counters)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     registry = rt.metrics.registry()
+    for collector in collectors:
+        registry.register(collector)
 
     async def scrape(_: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

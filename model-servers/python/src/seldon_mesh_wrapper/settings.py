@@ -91,6 +91,7 @@ class Settings:
     model_metadata: str | None = None
     payload_passthrough: bool = False
     include_metrics_in_response: bool = True
+    tracing: bool = False
 
     @property
     def request_path(self) -> dict[str, str]:
@@ -150,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Accepted for command-line compatibility with seldon-core; no effect here.
     for flag in ("--max-requests", "--max-requests-jitter", "--keepalive"):
         p.add_argument(flag, type=int, help=argparse.SUPPRESS)
-    for flag in ("--debug", "--tracing", "--single-threaded", "--access-log"):
+    # seldon-core's switch: `--tracing`, `--tracing 1` or TRACING=1 (spans: tracing.py)
+    p.add_argument("--tracing", nargs="?", const=1, type=int, help="export OpenTelemetry spans (also TRACING=1)")
+    for flag in ("--debug", "--single-threaded", "--access-log"):
         p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--pidfile", help=argparse.SUPPRESS)
     p.add_argument("--persistence", type=int, help=argparse.SUPPRESS)
@@ -194,6 +197,7 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         model_metadata=env.get("MODEL_METADATA"),
         payload_passthrough=_env_bool(env, "PAYLOAD_PASSTHROUGH", False),
         include_metrics_in_response=_env_bool(env, "INCLUDE_METRICS_IN_CLIENT_RESPONSE", True),
+        tracing=bool(args.tracing) if args.tracing is not None else _env_bool(env, "TRACING", False),
     )
 
 
