@@ -13,6 +13,7 @@
 
 pub mod apidocs;
 mod http_url;
+pub mod models;
 pub mod otlp;
 pub mod payload_logs;
 pub mod plan;
@@ -20,6 +21,7 @@ pub mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seldon_envoy::xds::{XdsError, XdsServer};
@@ -27,6 +29,7 @@ use seldon_envoy::{Envoy, EnvoyError, EnvoyOptions};
 use seldon_supervise::{SuperviseError, Supervised};
 use thiserror::Error;
 
+pub use models::{ModelCache, RemoteModel};
 pub use plan::{LocalOptions, LocalPlan, NodeProcess, plan, plan_next};
 pub use state::{EnvoyState, NodeState, RunState};
 
@@ -39,10 +42,16 @@ pub enum LocalError {
         "node `{node}` is a custom container; give its local command with --run {node}='<command>'"
     )]
     NoCommand { node: String },
+    #[error("node `{node}`: cannot fetch {uri}: {reason}")]
+    ModelFetch {
+        node: String,
+        uri: String,
+        reason: String,
+    },
     #[error(
-        "node `{node}` loads {uri:?}; local mode serves models from local paths or file:// URIs (copy it first, e.g. with seldon-mesh-initializer)"
+        "neither SELDON_MESH_CACHE nor HOME is set: no folder for fetched models; set SELDON_MESH_CACHE"
     )]
-    RemoteModel { node: String, uri: String },
+    NoCacheHome,
     #[error("starting node `{node}` failed")]
     Spawn {
         node: String,
@@ -108,6 +117,8 @@ pub struct Running {
     node_states: Vec<NodeState>,
     workdir: PathBuf,
     http: reqwest::Client,
+    /// Where remote models are fetched to (a reload may add some).
+    models: Arc<ModelCache>,
     /// `http://127.0.0.1:<gateway>` + the deployment prefix.
     pub base_url: String,
 }
@@ -156,7 +167,8 @@ impl Running {
         let mut started_specs = Vec::new();
         for p in &next.processes {
             if !self.plan.processes.contains(p) {
-                let child = spawn_node(p, &self.workdir, true)?;
+                let model = fetch_model(&self.models, p, progress).await?;
+                let child = spawn_node(p, model.as_deref(), &self.workdir, true)?;
                 progress(Progress::NodeStarted {
                     node: child.name().to_string(),
                     pid: child.pid(),
@@ -258,6 +270,16 @@ pub enum Progress {
     EnvoyReady { pid: u32, after: Duration },
     /// Every predictor answered `/ready` through its graph listener.
     Ready { after: Duration },
+    /// A node's remote `modelUri` is being fetched (it was not in the cache, or
+    /// `--refresh-models`).
+    ModelFetching { node: String, uri: String },
+    /// A node's remote model is in `dir`: fetched now, or found in the cache.
+    ModelReady {
+        node: String,
+        dir: PathBuf,
+        cached: bool,
+        after: Duration,
+    },
     /// A reload is live: Envoy took the new listeners and every predictor answers `/ready`,
     /// this long after the reload began.
     Reloaded { after: Duration },
@@ -268,14 +290,17 @@ pub enum Progress {
 /// How long a node may take to answer `/health/ping` (model loading included).
 pub const NODE_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Starts every node, then Envoy; returns once each predictor answers `/ready` through its
-/// graph listener. Node output goes to `<workdir>/<predictor>.<node>.log`.
+/// Fetches every remote model (into `models`), starts every node, then Envoy; returns once
+/// each predictor answers `/ready` through its graph listener. Node output goes to
+/// `<workdir>/<predictor>.<node>.log`.
 ///
 /// A failed start stops everything it started before it returns the error; so does dropping
-/// the future (e.g. on a signal while starting).
+/// the future (e.g. on a signal while starting). A failed fetch happens before any process
+/// starts.
 pub async fn up(
     plan: LocalPlan,
     workdir: &Path,
+    models: Arc<ModelCache>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Running, LocalError> {
     let began = Instant::now();
@@ -297,10 +322,14 @@ pub async fn up(
             detail: e.to_string(),
         })?;
 
+    let mut model_dirs = Vec::new();
+    for p in &plan.processes {
+        model_dirs.push(fetch_model(&models, p, progress).await?);
+    }
     // Dropped on every early return below: a failed start leaves nothing running.
     let mut nodes = Nodes::default();
-    for p in &plan.processes {
-        let child = spawn_node(p, workdir, false)?;
+    for (p, model) in plan.processes.iter().zip(&model_dirs) {
+        let child = spawn_node(p, model.as_deref(), workdir, false)?;
         progress(Progress::NodeStarted {
             node: child.name().to_string(),
             pid: child.pid(),
@@ -353,13 +382,34 @@ pub async fn up(
         node_states,
         workdir: workdir.to_path_buf(),
         http,
+        models,
         base_url,
     })
 }
 
+/// The local folder of `p`'s remote model (fetched or cached), if it has one.
+async fn fetch_model(
+    models: &ModelCache,
+    p: &NodeProcess,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Option<PathBuf>, LocalError> {
+    let Some(model) = &p.model else {
+        return Ok(None);
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let node = format!("{}.{}", p.predictor, p.node);
+    models.ensure(&node, model, &env, progress).await.map(Some)
+}
+
 /// Spawns one node process, its output to [`node_log`] (appended to when `append`: a
-/// reload may start a node while its predecessor still writes there).
-fn spawn_node(p: &NodeProcess, workdir: &Path, append: bool) -> Result<Supervised, LocalError> {
+/// reload may start a node while its predecessor still writes there). `model`: the local
+/// folder of its remote model (`SELDON_MODEL_URI`).
+fn spawn_node(
+    p: &NodeProcess,
+    model: Option<&Path>,
+    workdir: &Path,
+    append: bool,
+) -> Result<Supervised, LocalError> {
     let log_path = node_log(workdir, p);
     let io = |action, source| LocalError::Io {
         action,
@@ -377,6 +427,7 @@ fn spawn_node(p: &NodeProcess, workdir: &Path, append: bool) -> Result<Supervise
     let mut cmd = seldon_supervise::command(&p.program);
     cmd.args(&p.args)
         .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .envs(model.map(|m| ("SELDON_MODEL_URI", m.as_os_str())))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);

@@ -57,6 +57,9 @@ pub struct NodeProcess {
     /// The `PREDICTIVE_UNIT_*` variables the operator would set, with local ports.
     pub env: Vec<(String, String)>,
     pub http_port: u16,
+    /// A remote `modelUri` (`s3://`, `gs://`, `az://`, `https://`…): `up` fetches it into
+    /// the model cache and sets `SELDON_MODEL_URI` to its folder (`crate::models`).
+    pub model: Option<crate::models::RemoteModel>,
 }
 
 /// Everything to start.
@@ -246,11 +249,14 @@ pub fn plan_next(
                 rewrite: Some("/".into()),
                 clusters: weighted,
                 mirror,
-                // No gateway deadline (Envoy's default would cut every graph at 15 s): each
-                // node call has its own timeout in the filter (`seldon.io/rest-timeout`), and
-                // the filter always answers, naming the node that timed out. Istio's
-                // VirtualService default is the same (no route timeout).
-                timeout: Some(std::time::Duration::ZERO),
+                // Derived from the graphs, as the rendered VirtualService's (never Envoy's
+                // 15 s default): the filter's JSON 504 naming the late node always comes first.
+                timeout: Some(std::time::Duration::from_millis(
+                    seldon_render::virtual_service::route_timeout_ms(
+                        &cx,
+                        &RenderOptions::default(),
+                    ),
+                )),
             }],
         },
     });
@@ -335,6 +341,7 @@ fn node_process(
         ("PREDICTOR_ID".to_string(), predictor.to_string()),
         ("SELDON_DEPLOYMENT_ID".to_string(), cx.name.clone()),
     ];
+    let mut model = None;
     let (program, args) = if let Some(command) = opts.commands.get(&unit.name) {
         (
             PathBuf::from("sh"),
@@ -342,12 +349,16 @@ fn node_process(
         )
     } else if let Some(Implementation::Prepackaged(key)) = &unit.implementation {
         let uri = unit.model_uri.as_deref().unwrap_or_default();
-        let dir = local_model_dir(uri, &opts.base_dir).ok_or_else(|| LocalError::RemoteModel {
-            node: unit.name.clone(),
-            uri: uri.to_string(),
-        })?;
         env.push(("SELDON_IMPLEMENTATION".into(), key.clone()));
-        env.push(("SELDON_MODEL_URI".into(), dir.display().to_string()));
+        if crate::models::is_remote(uri) {
+            model = Some(crate::models::RemoteModel {
+                uri: uri.to_string(),
+                implementation: key.clone(),
+            });
+        } else {
+            let dir = local_model_dir(uri, &opts.base_dir);
+            env.push(("SELDON_MODEL_URI".into(), dir.display().to_string()));
+        }
         (opts.server_bin.clone(), Vec::new())
     } else {
         return Err(LocalError::NoCommand {
@@ -361,22 +372,18 @@ fn node_process(
         args,
         env,
         http_port,
+        model,
     })
 }
 
-/// `file://…` or a plain path (relative ones against `base`); remote URIs give `None`.
-fn local_model_dir(uri: &str, base: &Path) -> Option<PathBuf> {
-    let path = match uri.strip_prefix("file://") {
-        Some(p) => p,
-        None if uri.contains("://") || uri.is_empty() => return None,
-        None => uri,
-    };
-    let path = Path::new(path);
-    Some(if path.is_absolute() {
+/// `file://…` or a plain path (relative ones against `base`; none: `base`).
+fn local_model_dir(uri: &str, base: &Path) -> PathBuf {
+    let path = Path::new(uri.strip_prefix("file://").unwrap_or(uri));
+    if path.is_absolute() {
         path.to_path_buf()
     } else {
         base.join(path)
-    })
+    }
 }
 
 /// The `sh -c` line for a user's command: a single simple command is prefixed with `exec`,
@@ -620,10 +627,23 @@ spec:
     }
 
     #[test]
-    fn remote_models_are_refused_with_the_uri() {
+    fn remote_models_are_left_to_up_to_fetch() {
         let yaml = TWO_PREDICTORS.replace("models/xgb", "gs://bucket/xgb");
-        let err = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap_err();
-        assert!(err.to_string().contains("gs://bucket/xgb"), "{err}");
+        let p = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap();
+        let clf = p.processes.iter().find(|p| p.node == "clf").unwrap();
+        assert_eq!(
+            clf.model,
+            Some(crate::models::RemoteModel {
+                uri: "gs://bucket/xgb".into(),
+                implementation: "XGBOOST_SERVER".into()
+            })
+        );
+        assert!(
+            clf.env.iter().all(|(k, _)| k != "SELDON_MODEL_URI"),
+            "set by up once fetched"
+        );
+        let local = p.processes.iter().find(|p| p.node == "clf2").unwrap();
+        assert_eq!(local.model, None);
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub struct Args {
     /// `${SELDON_MESH_CACHE:-~/.cache/seldon-mesh}/swagger-ui-dist/<version>`.
     #[arg(long, value_name = "DIR", env = "SELDON_SWAGGER_UI_DIR")]
     pub swagger_ui: Option<PathBuf>,
+    /// Fetch remote `modelUri`s (s3://, gs://, az://, https://…) again instead of reusing
+    /// `${SELDON_MESH_CACHE:-~/.cache/seldon-mesh}/models` (once per run). Credentials and
+    /// endpoints come from the environment, as in the cluster's init container (AWS_*,
+    /// RCLONE_CONFIG_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*).
+    #[arg(long)]
+    pub refresh_models: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -128,6 +134,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let plan = seldon_local::plan(&parsed.sdep, &options, &mut free_port)?;
+    let models = std::sync::Arc::new(seldon_local::ModelCache::from_env(
+        args.refresh_models,
+        &exe_dir,
+    )?);
     let v2 = plan
         .predictors
         .first()
@@ -181,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?;
         // A signal while starting drops the `up` future, which stops what it started.
         let running = tokio::select! {
-            running = up(plan, &workdir, &mut report) => running?,
+            running = up(plan, &workdir, models, &mut report) => running?,
             signal = stop.recv() => {
                 eprintln!("{signal} while starting: stopped everything started so far");
                 return Ok(signal.exit_code());
@@ -453,6 +463,18 @@ fn progress_line(p: &Progress) -> String {
             after.as_secs_f64()
         ),
         Progress::NodeStopped { node } => format!("  stopped {node} (removed or replaced)"),
+        Progress::ModelFetching { node, uri } => format!("  fetching {uri} for {node}"),
+        Progress::ModelReady {
+            node,
+            dir,
+            cached,
+            after,
+        } => format!(
+            "  model   {node}: {} {} after {:.2} s",
+            if *cached { "cached in" } else { "fetched to" },
+            dir.display(),
+            after.as_secs_f64()
+        ),
     }
 }
 

@@ -106,7 +106,6 @@ pub fn start_up(
     extra: &[&str],
     runs: &[(&str, String)],
 ) -> Started {
-    use std::io::BufRead as _;
     envoy_ready();
     let file = dir.join("sdep.yaml");
     std::fs::write(&file, manifest).unwrap();
@@ -122,6 +121,14 @@ pub fn start_up(
     for (node, command) in runs {
         cmd.arg("--run").arg(format!("{node}={command}"));
     }
+    start_command(cmd)
+}
+
+/// Spawns `cmd` (a `seldon_supervise::command` that ends in `seldon-mesh up`, e.g. `bash -c`
+/// with an `exec`) with its stdout piped, and reads until the `watching …` line that ends
+/// the start.
+pub fn start_command(mut cmd: Command) -> Started {
+    use std::io::BufRead as _;
     let (reader, writer) = std::io::pipe().unwrap();
     cmd.stdout(writer).stderr(Stdio::inherit());
     let mut up = seldon_supervise::Supervised::spawn("seldon-mesh up", cmd).unwrap();
