@@ -381,6 +381,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unsupported scheme ftp://"), "{err}");
+        // nor does a URI with `..` (issue 11)
+        let climbing = RemoteModel {
+            uri: "s3://models/iris/../../secrets".into(),
+            implementation: "XGBOOST_SERVER".into(),
+        };
+        let err = cache
+            .ensure("clf", &climbing, &|_| None, &mut |_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("node `clf`: cannot fetch s3://models/iris/../../secrets: not a model URI we can copy from: `..` in the path"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

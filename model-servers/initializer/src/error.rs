@@ -41,11 +41,12 @@ pub enum InitError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{uri}: cannot unpack {}: {reason}", path.display())]
+    #[error("{uri}: cannot unpack {}: {source}", path.display())]
     Archive {
         uri: String,
         path: PathBuf,
-        reason: String,
+        #[source]
+        source: crate::archive::ArchiveError,
     },
     #[error("sklearn → ONNX conversion of {}: {reason}", dir.display())]
     Convert { dir: PathBuf, reason: String },

@@ -206,13 +206,12 @@ async fn copy_http(
     let (f, d) = (file.clone(), dest.to_owned());
     let unpacked = tokio::task::spawn_blocking(move || archive::unpack(kind, &f, &d))
         .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        .unwrap_or_else(|e| Err(archive::ArchiveError::Read(e.to_string())));
     std::fs::remove_dir_all(&scratch).map_err(|e| InitError::io(uri, &scratch, e))?;
-    unpacked.map_err(|reason| InitError::Archive {
+    unpacked.map_err(|source| InitError::Archive {
         uri: uri.to_owned(),
         path: PathBuf::from(&name),
-        reason,
+        source,
     })?;
     Ok((bytes, true))
 }

@@ -51,6 +51,11 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
     if uri.trim().is_empty() {
         return Err(bad("empty"));
     }
+    if traversal(uri) {
+        return Err(bad(
+            "`..` in the path: a model URI may not climb out of the folder, prefix or URL it names",
+        ));
+    }
     if let Some((scheme, rest)) = uri.split_once("://") {
         return match scheme.to_ascii_lowercase().as_str() {
             "file" if rest.is_empty() => Err(bad("no path after file://")),
@@ -156,6 +161,22 @@ pub fn parse(uri: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Source, 
     Ok(Source::Local(PathBuf::from(uri)))
 }
 
+/// Whether `uri` has a `..` segment, in any scheme: a bucket prefix, a local path, an rclone
+/// remote's path, or an HTTP(S) path, percent-decoded and with `\` as a separator (`url`
+/// would resolve `a/../b` silently, so the raw text is checked).
+fn traversal(uri: &str) -> bool {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let path = if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        let path = rest.split(['?', '#']).next().unwrap_or_default();
+        percent_encoding::percent_decode_str(path)
+            .decode_utf8_lossy()
+            .into_owned()
+    } else {
+        rest.to_owned()
+    };
+    path.split(['/', '\\']).any(|segment| segment == "..")
+}
+
 fn bucket_path(rest: &str) -> Result<(String, String), &'static str> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
@@ -175,6 +196,14 @@ mod tests {
     #[test]
     fn schemes() {
         let p = |u| parse(u, &no_env).unwrap();
+        // `..` inside a name, or in a query, is no traversal
+        assert!(
+            matches!(p("s3://b/v1..2/iris"), Source::S3 { prefix, .. } if prefix == "v1..2/iris")
+        );
+        assert!(matches!(
+            p("https://h/m/model.tgz?after=.."),
+            Source::Http(_)
+        ));
         assert_eq!(p("/mnt/pvc/iris"), Source::Local("/mnt/pvc/iris".into()));
         assert_eq!(
             p("file:///models/iris"),
@@ -259,6 +288,23 @@ mod tests {
             ("pvc://claim/x", "/mnt/pvc"),
             ("https://example.com/models/", "not a directory"),
             ("blob:container/x", "unknown rclone remote blob"),
+            // traversal, in every form
+            ("s3://models/iris/../secrets", "`..` in the path"),
+            ("gs://b/../other-bucket/x", "`..` in the path"),
+            ("az://models/..", "`..` in the path"),
+            ("minio:models/a/../../b", "`..` in the path"),
+            ("file:///mnt/models/../../etc", "`..` in the path"),
+            ("/mnt/pvc/../../etc", "`..` in the path"),
+            (
+                "https://example.com/m/../../etc/model.tgz",
+                "`..` in the path",
+            ),
+            ("https://example.com/m/%2E%2e/x.tgz", "`..` in the path"),
+            ("https://example.com/m/..%5Cx.tgz", "`..` in the path"),
+            (
+                "https://acct.blob.core.windows.net/models/a/%2e%2e/b",
+                "`..` in the path",
+            ),
             ("az://", "no container name"),
             (
                 "https://acct.blob.core.windows.net/",

@@ -150,6 +150,19 @@ fn missing_local_path_and_bad_uri_fail_naming_the_uri() {
         "{}",
         stderr(&out)
     );
+    // a modelUri with `..` is refused before anything is fetched (issue 11)
+    let out = run(
+        &["s3://models/iris/../../etc", dest.path().to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(
+            "s3://models/iris/../../etc: not a model URI we can copy from: `..` in the path"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["ftp://host/model", dest.path().to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -164,6 +177,26 @@ fn tar_gz(src: &Path) -> Vec<u8> {
     let mut b = tar::Builder::new(enc);
     b.append_dir_all(".", src).unwrap();
     b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A tar with one file entry named `name`, written raw (`tar::Builder` refuses `..`).
+fn tar_raw(name: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, &b"evil"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+/// A zip holding one symbolic link, `name` -> `target`.
+fn zip_link(name: &str, target: &str) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    w.add_symlink(name, target, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    w.finish().unwrap().into_inner()
 }
 
 fn zip_of(src: &Path) -> Vec<u8> {
@@ -187,6 +220,8 @@ fn http_single_file_and_archives() {
         ("iris.tar.gz".to_string(), tar_gz(src.path())),
         ("iris.zip".to_string(), zip_of(src.path())),
         ("broken.tgz".to_string(), b"not gzip".to_vec()),
+        ("evil.tar".to_string(), tar_raw("../evil.txt")),
+        ("out.zip".to_string(), zip_link("passwd", "/etc/passwd")),
     ]);
     let router =
         Router::new()
@@ -252,6 +287,35 @@ fn http_single_file_and_archives() {
         tree(dest.path()).is_empty(),
         "the scratch download is removed"
     );
+    // entries escaping the model directory refuse the archive (issue 11); nothing lands
+    // beside the destination, no link out of it is left
+    for (archive, why) in [
+        (
+            "evil.tar",
+            "cannot unpack evil.tar: refusing entry \"../evil.txt\": `..` in the name",
+        ),
+        (
+            "out.zip",
+            "cannot unpack out.zip: refusing link \"passwd\" -> \"/etc/passwd\": an absolute link",
+        ),
+    ] {
+        let outer = tempfile::tempdir().unwrap();
+        let models = outer.path().join("models");
+        let uri = format!("{base}/m/{archive}");
+        let out = run(&[&uri, models.to_str().unwrap()], &[]);
+        assert_eq!(out.status.code(), Some(1), "{archive}");
+        assert!(
+            stderr(&out).contains(&format!("{uri}: {why}")),
+            "{}",
+            stderr(&out)
+        );
+        let beside: Vec<_> = std::fs::read_dir(outer.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, vec!["models"], "{archive}");
+        assert_eq!(std::fs::read_dir(&models).unwrap().count(), 0, "{archive}");
+    }
     let out = run(
         &[
             "http://127.0.0.1:1/m/model.bst",
