@@ -67,6 +67,9 @@ pub const FILTER_TAG: &str = "0.1.0";
 /// Audience of the tokens the apiserver issues by default (the first `--api-audiences`).
 pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 const SYSTEM_NAMESPACE: &str = "seldon-system";
+/// The operator's `tracing.endpoint` with tracing on: the addon's collector Service, OTLP/HTTP,
+/// exactly as manifests/README.md tells users to set it.
+pub const TRACING_ENDPOINT: &str = "http://jaeger-collector.istio-system:4318";
 
 /// The repository root (this crate is `tests/mesh`).
 pub fn repo_root() -> PathBuf {
@@ -191,6 +194,10 @@ pub struct ClusterOptions {
     pub node_agent: bool,
     /// Extra image → command mappings for test images (ours are always mapped).
     pub images: BTreeMap<String, ImageCommand>,
+    /// Tracing as a user sets it up (README "Tracing"): a real Jaeger behind the addon's
+    /// `jaeger-collector` Service, the shipped mesh config's provider and `istio/telemetry.yaml`,
+    /// and the operator's `tracing.endpoint` = [`TRACING_ENDPOINT`].
+    pub tracing: bool,
 }
 
 impl ClusterOptions {
@@ -199,6 +206,7 @@ impl ClusterOptions {
             name: name.to_string(),
             node_agent: true,
             images: BTreeMap::new(),
+            tracing: false,
         }
     }
 }
@@ -524,17 +532,33 @@ async fn service_account_token(
     })
 }
 
+/// `spec.meshConfig` of the shipped `istio/mesh-config.yaml` (the IstioOperator a user
+/// installs with `istioctl install -f`).
+fn shipped_mesh_config() -> Result<Value, HarnessError> {
+    let file = "istio/mesh-config.yaml";
+    let shipped: Value = serde_yaml::from_str(&read(&repo_root().join(file))?).map_err(|e| {
+        HarnessError::Manifest {
+            file: file.into(),
+            message: e.to_string(),
+        }
+    })?;
+    let mesh = shipped["spec"]["meshConfig"].clone();
+    if mesh.is_object() {
+        Ok(mesh)
+    } else {
+        Err(HarnessError::Manifest {
+            file: file.into(),
+            message: "no spec.meshConfig".into(),
+        })
+    }
+}
+
 /// `proxyStatsMatcher` and `extraStatTags` of the shipped `istio/mesh-config.yaml`
 /// (`spec.meshConfig.defaultConfig`), which make Envoy keep the filter's metrics and turn its
 /// encoded labels into Prometheus labels.
 pub fn shipped_proxy_defaults() -> Result<Vec<(&'static str, Value)>, HarnessError> {
-    let shipped_path = repo_root().join("istio/mesh-config.yaml");
-    let shipped: Value =
-        serde_yaml::from_str(&read(&shipped_path)?).map_err(|e| HarnessError::Manifest {
-            file: "istio/mesh-config.yaml".into(),
-            message: e.to_string(),
-        })?;
-    let defaults = &shipped["spec"]["meshConfig"]["defaultConfig"];
+    let shipped = shipped_mesh_config()?;
+    let defaults = &shipped["defaultConfig"];
     Ok(["proxyStatsMatcher", "extraStatTags"]
         .into_iter()
         .filter(|k| !defaults[*k].is_null())
@@ -542,11 +566,29 @@ pub fn shipped_proxy_defaults() -> Result<Vec<(&'static str, Value)>, HarnessErr
         .collect())
 }
 
+/// `enableTracing` and `extensionProviders` of the shipped `istio/mesh-config.yaml`: the
+/// OpenTelemetry provider `jaeger` that the shipped `istio/telemetry.yaml` turns on.
+pub fn shipped_tracing() -> Result<Vec<(&'static str, Value)>, HarnessError> {
+    let shipped = shipped_mesh_config()?;
+    let providers = &shipped["extensionProviders"];
+    if !providers.is_array() {
+        return Err(HarnessError::Manifest {
+            file: "istio/mesh-config.yaml".into(),
+            message: "no spec.meshConfig.extensionProviders".into(),
+        });
+    }
+    Ok(vec![
+        ("enableTracing", shipped["enableTracing"].clone()),
+        ("extensionProviders", providers.clone()),
+    ])
+}
+
 /// The mesh config istiod reads (`--meshConfig`). Istio's defaults, except what upstream
 /// Envoy cannot load (see README "What differs from a production mesh"): no `prometheus`
 /// metrics provider (its `istio.stats` filter is Istio-proxy only). `proxyStatsMatcher` and
-/// `extraStatTags` are taken from the shipped `istio/mesh-config.yaml`.
-pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
+/// `extraStatTags` are taken from the shipped `istio/mesh-config.yaml`, and with `tracing`
+/// its tracing provider too ([`shipped_tracing`]).
+pub fn mesh_config(envoy: &Path, tracing: bool) -> Result<String, HarnessError> {
     let mut default_config = json!({
         "discoveryAddress": format!("{NODE_IP}:{ISTIOD_TLS_PORT}"),
         "binaryPath": envoy.display().to_string(),
@@ -556,7 +598,7 @@ pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
     for (key, value) in shipped_proxy_defaults()? {
         default_config[key] = value;
     }
-    let mesh = json!({
+    let mut mesh = json!({
         "rootNamespace": "istio-system",
         "trustDomain": "cluster.local",
         "enableAutoMtls": true,
@@ -565,6 +607,11 @@ pub fn mesh_config(envoy: &Path) -> Result<String, HarnessError> {
         "defaultProviders": {},
         "defaultConfig": default_config,
     });
+    if tracing {
+        for (key, value) in shipped_tracing()? {
+            mesh[key] = value;
+        }
+    }
     // JSON (a subset of YAML): a YAML emitter leaves `OFF` unquoted, which Go reads as a bool.
     serde_json::to_string_pretty(&mesh).map_err(|e| HarnessError::Check(e.to_string()))
 }
@@ -592,8 +639,13 @@ pub fn istiod_env() -> Vec<(&'static str, String)> {
 }
 
 /// The operator's config file: the shipped ConfigMap's `config.yaml` with the filter URL set
-/// to the local registry and the catalogue path to the repository's file.
-pub fn operator_config(filter_url: &str, catalogue: &Path) -> Result<String, HarnessError> {
+/// to the local registry, the catalogue path to the repository's file and, when given,
+/// `tracing.endpoint` (what `helm install --set tracing.endpoint=…` sets).
+pub fn operator_config(
+    filter_url: &str,
+    catalogue: &Path,
+    tracing_endpoint: Option<&str>,
+) -> Result<String, HarnessError> {
     let file = "manifests/operator/config.yaml";
     let docs = yaml_documents(&read(&repo_root().join(file))?, file)?;
     let cm = docs
@@ -622,6 +674,11 @@ pub fn operator_config(filter_url: &str, catalogue: &Path) -> Result<String, Har
         })?;
     map.insert("filterUrl".into(), filter_url.into());
     map.insert("catalogue".into(), catalogue.display().to_string().into());
+    if let Some(endpoint) = tracing_endpoint {
+        let mut tracing = serde_yaml::Mapping::new();
+        tracing.insert("endpoint".into(), endpoint.into());
+        map.insert("tracing".into(), tracing.into());
+    }
     serde_yaml::to_string(&config).map_err(|e| HarnessError::Check(e.to_string()))
 }
 
@@ -664,6 +721,7 @@ pub struct Cluster {
     timings: Vec<(String, Duration)>,
     started: Instant,
     keep: bool,
+    jaeger_query: Option<String>,
     // Dropped first (fields drop in declaration order after Drop::drop runs).
     node_agent: Option<NodeAgent>,
     procs: procs::Group,
@@ -905,10 +963,61 @@ impl Cluster {
         )
         .await?;
 
+        // Tracing, before istiod so its first push already has the collector's cluster: a
+        // real Jaeger on the node behind the addon's Service, and the shipped Telemetry.
+        let jaeger_query = if opts.tracing {
+            let dir = run_dir.join("jaeger");
+            let config = dir.join("config.yaml");
+            write(&config, &crate::jaeger::config(NODE_IP))?;
+            let mut cmd = Command::new(crate::jaeger::binary()?);
+            cmd.arg("--config")
+                .arg(format!("file:{}", config.display()));
+            procs.push(procs::spawn("jaeger", cmd, &logs)?);
+            let query = format!(
+                "http://127.0.0.1:{}{}",
+                crate::jaeger::QUERY_PORT,
+                crate::jaeger::QUERY_BASE_PATH
+            );
+            let services = format!("{query}/api/services");
+            wait_for(
+                "jaeger: query API and OTLP ports",
+                Duration::from_secs(60),
+                procs.last_mut(),
+                || {
+                    let (http, url) = (http.clone(), services.clone());
+                    async move {
+                        let query = http_ok(&http, &url).await?.is_some();
+                        let mut otlp = true;
+                        for port in [crate::jaeger::OTLP_GRPC_PORT, crate::jaeger::OTLP_HTTP_PORT] {
+                            otlp &= tokio::net::TcpStream::connect((NODE_IP, port))
+                                .await
+                                .is_ok();
+                        }
+                        Ok((query && otlp).then_some(()))
+                    }
+                },
+            )
+            .await?;
+            for obj in crate::jaeger::collector_objects(NODE_IP) {
+                apply_yaml(
+                    &admin,
+                    &serde_yaml::to_string(&obj).map_err(|e| HarnessError::Check(e.to_string()))?,
+                    "jaeger-collector Service and EndpointSlice",
+                )
+                .await?;
+            }
+            let telemetry = "istio/telemetry.yaml";
+            apply_yaml(&admin, &read(&repo_root().join(telemetry))?, telemetry).await?;
+            mark("jaeger ready, collector Service and Telemetry applied");
+            Some(query)
+        } else {
+            None
+        };
+
         // istiod
         let istiod_dir = run_dir.join("istiod");
         let mesh_path = istiod_dir.join("mesh.yaml");
-        write(&mesh_path, &mesh_config(&bins.envoy)?)?;
+        write(&mesh_path, &mesh_config(&bins.envoy, opts.tracing)?)?;
         let mut cmd = Command::new(&bins.pilot_discovery);
         cmd.current_dir(&istiod_dir)
             .envs(istiod_env())
@@ -987,7 +1096,11 @@ impl Cluster {
         let config_path = run_dir.join("operator/config.yaml");
         write(
             &config_path,
-            &operator_config(&registry.url(), &catalogue_path)?,
+            &operator_config(
+                &registry.url(),
+                &catalogue_path,
+                opts.tracing.then_some(TRACING_ENDPOINT),
+            )?,
         )?;
 
         // The webhook: its Service (without selector: the webhook is a process on the node,
@@ -1241,6 +1354,7 @@ impl Cluster {
             timings: Vec::new(),
             started,
             keep: false,
+            jaeger_query,
             node_agent: None,
             procs,
         };
@@ -1459,6 +1573,24 @@ impl Cluster {
         .await
     }
 
+    /// Jaeger's query API base (`http://127.0.0.1:16686/jaeger`) when the cluster runs with
+    /// tracing.
+    pub fn jaeger_query(&self) -> Option<&str> {
+        self.jaeger_query.as_deref()
+    }
+
+    /// The spans Jaeger holds for `trace_id` (empty until the first arrives); an error when
+    /// the cluster runs without tracing.
+    pub async fn jaeger_trace(
+        &self,
+        trace_id: &str,
+    ) -> Result<Vec<crate::jaeger::Span>, HarnessError> {
+        let query = self.jaeger_query.as_deref().ok_or_else(|| {
+            HarnessError::Check("the cluster runs without tracing (ClusterOptions::tracing)".into())
+        })?;
+        crate::jaeger::trace(&self.http, query, trace_id).await
+    }
+
     /// The gateway Envoy's counters whose name contains `filter`.
     pub async fn gateway_stats(&self, filter: &str) -> Result<BTreeMap<String, u64>, HarnessError> {
         envoy_stats(&self.http, self.gateway_admin(), filter).await
@@ -1606,7 +1738,7 @@ mod tests {
 
     #[test]
     fn mesh_config_turns_off_what_upstream_envoy_lacks_and_keeps_shipped_stats() {
-        let text = mesh_config(Path::new("/opt/envoy")).unwrap();
+        let text = mesh_config(Path::new("/opt/envoy"), false).unwrap();
         let v: Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(
             v["defaultProviders"],
@@ -1620,6 +1752,7 @@ mod tests {
                 .as_array()
                 .is_some_and(|a| !a.is_empty())
         );
+        assert!(v["extensionProviders"].is_null() && v["enableTracing"].is_null());
         let env: BTreeMap<_, _> = istiod_env().into_iter().collect();
         assert_eq!(env["PILOT_ENABLE_METADATA_EXCHANGE"], "false");
         assert_eq!(env["PILOT_ENABLE_ALPN_FILTER"], "false");
@@ -1627,10 +1760,46 @@ mod tests {
     }
 
     #[test]
+    fn tracing_takes_the_shipped_provider_that_the_shipped_telemetry_names() {
+        let v: Value =
+            serde_yaml::from_str(&mesh_config(Path::new("/opt/envoy"), true).unwrap()).unwrap();
+        assert_eq!(v["enableTracing"], true);
+        let providers = v["extensionProviders"].as_array().unwrap();
+        let telemetry: Value =
+            serde_yaml::from_str(&read(&repo_root().join("istio/telemetry.yaml")).unwrap())
+                .unwrap();
+        let named = &telemetry["spec"]["tracing"][0]["providers"][0]["name"];
+        let provider = providers
+            .iter()
+            .find(|p| &p["name"] == named)
+            .unwrap_or_else(|| {
+                panic!("telemetry.yaml names {named}, mesh-config has {providers:?}")
+            });
+        // The addon's collector Service, OTLP gRPC: the cluster the test's Service makes.
+        let otel = &provider["opentelemetry"];
+        assert_eq!(
+            otel["service"],
+            "jaeger-collector.istio-system.svc.cluster.local"
+        );
+        assert_eq!(otel["port"], crate::jaeger::OTLP_GRPC_PORT);
+        assert_eq!(
+            telemetry["spec"]["tracing"][0]["randomSamplingPercentage"],
+            100
+        );
+        // The operator's endpoint is the one manifests/README.md gives users.
+        let readme = read(&repo_root().join("manifests/README.md")).unwrap();
+        assert!(
+            readme.contains(&format!("tracing.endpoint={TRACING_ENDPOINT}")),
+            "manifests/README.md does not tell users tracing.endpoint={TRACING_ENDPOINT}"
+        );
+    }
+
+    #[test]
     fn operator_config_points_at_the_local_registry() {
         let text = operator_config(
             "oci://10.77.0.1:5000/seldon-mesh/graph-filter:0.1.0",
             Path::new("/repo/manifests/catalogue.yaml"),
+            None,
         )
         .unwrap();
         let v: Value = serde_yaml::from_str(&text).unwrap();
@@ -1643,6 +1812,15 @@ mod tests {
             v["ingress"], "istio",
             "the rest of the shipped config is kept"
         );
+        assert!(v["tracing"].is_null());
+        let text = operator_config(
+            "oci://10.77.0.1:5000/seldon-mesh/graph-filter:0.1.0",
+            Path::new("/repo/manifests/catalogue.yaml"),
+            Some(TRACING_ENDPOINT),
+        )
+        .unwrap();
+        let v: Value = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(v["tracing"]["endpoint"], TRACING_ENDPOINT);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! network namespace the test owns. See README.md.
 
 pub mod cluster;
+pub mod jaeger;
 pub mod netns;
 pub mod node_agent;
 pub mod procs;

@@ -380,9 +380,211 @@ fn ndarray(body: &Value) -> Value {
     body["data"]["ndarray"].clone()
 }
 
+/// The caller's trace context of the traced prediction (W3C ids this test chose).
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const CALLER_SPAN: &str = "b7ad6b7169203331";
+/// `service.name` of the spans of each producer: the gateway's and sidecars' Envoys (Istio's
+/// node cluster `<app>.<namespace>`) and the graph filter (`<predictor Service>.<namespace>`).
+const GATEWAY_SERVICE: &str = "istio-ingressgateway.istio-system";
+const FILTER_SERVICE: &str = "bandit-default.seldon";
+
+/// One prediction with a known `traceparent` through the gateway into `bandit` (router
+/// eg-router → model-a | model-b | model-c, model-b taken), then the trace in Jaeger: the
+/// gateway's spans, the graph pod's sidecar span, the filter's request span and one CLIENT
+/// span per node that ran (eg-router, model-b; none for model-a, model-c), and model-b's
+/// sidecar span under the filter's call — one tree, parents checked. Returns the spans.
+async fn traced_prediction_through_the_mesh(
+    cluster: &Cluster,
+) -> Result<Vec<seldon_mesh_e2e::jaeger::Span>, HarnessError> {
+    use seldon_mesh_e2e::jaeger::{Span, tree};
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let r = http
+        .post(format!(
+            "{}/seldon/seldon/bandit/api/v1.0/predictions",
+            cluster.gateway_url()
+        ))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .json(&json!({"data": {"ndarray": [[5.0]]}}))
+        .send()
+        .await?;
+    let sent = std::time::Instant::now();
+    let status = r.status();
+    let body: Value = r.json().await?;
+    check(
+        status.is_success() && ndarray(&body) == json!([[15.0]]),
+        format!("traced prediction: {status} {body}"),
+    )?;
+
+    // Envoy's OpenTelemetry tracer flushes every 5 s, the filter every second.
+    let by_service =
+        |spans: &[Span], service: &str| spans.iter().filter(|s| s.service == service).count();
+    cluster::wait_for(
+        &format!("trace {TRACE_ID} in Jaeger with the gateway's, sidecars' and filter's spans"),
+        Duration::from_secs(30),
+        None,
+        || async {
+            let spans = cluster.jaeger_trace(TRACE_ID).await?;
+            let sidecars = spans
+                .iter()
+                .filter(|s| s.service != GATEWAY_SERVICE && s.service != FILTER_SERVICE)
+                .count();
+            if by_service(&spans, GATEWAY_SERVICE) >= 2
+                && by_service(&spans, FILTER_SERVICE) >= 3
+                && sidecars >= 2
+            {
+                Ok(Some(spans))
+            } else {
+                Err(HarnessError::Check(format!("so far:\n{}", tree(&spans))))
+            }
+        },
+    )
+    .await?;
+    let arrived = sent.elapsed();
+    // One more Envoy flush period: a span that should not exist would show up now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let spans = cluster.jaeger_trace(TRACE_ID).await?;
+    let shown = tree(&spans);
+    eprintln!(
+        "trace {TRACE_ID}: {} spans in Jaeger {:.1}s after the answer:\n{shown}",
+        spans.len(),
+        arrived.as_secs_f64()
+    );
+    let fail = |what: &str| HarnessError::Check(format!("{what}; trace {TRACE_ID}:\n{shown}"));
+    let one = |pred: &dyn Fn(&Span) -> bool, what: &str| -> Result<Span, HarnessError> {
+        let found: Vec<&Span> = spans.iter().filter(|s| pred(s)).collect();
+        match found.as_slice() {
+            [s] => Ok((*s).clone()),
+            _ => Err(fail(&format!("{} spans {what}, want 1", found.len()))),
+        }
+    };
+    for s in &spans {
+        check(
+            s.trace_id == TRACE_ID,
+            format!("span of another trace: {s:?}"),
+        )?;
+    }
+
+    // The gateway continues the caller's trace and spawns an upstream span for the call.
+    let gateway = one(
+        &|s| s.parent.as_deref() == Some(CALLER_SPAN),
+        "child of the caller's span",
+    )?;
+    check(
+        gateway.service == GATEWAY_SERVICE,
+        format!("the caller's child is not the gateway's: {gateway:?}"),
+    )?;
+    let upstream = one(
+        &|s| s.service == GATEWAY_SERVICE && s.parent.as_deref() == Some(&gateway.span_id),
+        "of the gateway under its own request span",
+    )?;
+    check(
+        upstream.kind.as_deref() == Some("client"),
+        format!("the gateway's upstream span: {upstream:?}"),
+    )?;
+
+    // The filter's request span: a child of the context the sidecar forwards to it.
+    let request = one(
+        &|s| s.service == FILTER_SERVICE && s.kind.as_deref() == Some("server"),
+        "SERVER of the filter",
+    )?;
+    check(
+        request.parent.as_deref() == Some(&upstream.span_id),
+        format!(
+            "the filter's request span's parent is not the gateway's upstream span: {request:?}"
+        ),
+    )?;
+    check(
+        request.tag_str("seldon.deployment") == Some("bandit")
+            && request.tag_str("seldon.namespace") == Some("seldon")
+            && request.tag_str("seldon.predictor") == Some("default")
+            && request.tags.get("http.response.status_code") == Some(&json!(200)),
+        format!("the filter's request span's attributes: {request:?}"),
+    )?;
+
+    // The graph pod's sidecar: its inbound span, also under the gateway's upstream span.
+    let graph_pod = one(
+        &|s| {
+            s.service != GATEWAY_SERVICE
+                && s.service != FILTER_SERVICE
+                && s.parent.as_deref() == Some(&upstream.span_id)
+        },
+        "of a sidecar under the gateway's upstream span",
+    )?;
+    check(
+        graph_pod.kind.as_deref() == Some("server"),
+        format!("the graph pod's sidecar span: {graph_pod:?}"),
+    )?;
+
+    // One CLIENT span per node that ran, children of the request span; none for model-a or
+    // model-c, the branches the router did not take.
+    let clients: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.service == FILTER_SERVICE && s.kind.as_deref() == Some("client"))
+        .collect();
+    let mut names: Vec<&str> = clients
+        .iter()
+        .filter_map(|s| s.tag_str("seldon.node.name"))
+        .collect();
+    names.sort();
+    if names != ["eg-router", "model-b"] {
+        return Err(fail(&format!(
+            "filter CLIENT spans for nodes {names:?}, want eg-router and model-b only"
+        )));
+    }
+    let mut model_b_call = None;
+    for (node, node_type, method) in [
+        ("eg-router", "ROUTER", "route"),
+        ("model-b", "MODEL", "predict"),
+    ] {
+        let Some(s) = clients
+            .iter()
+            .find(|s| s.tag_str("seldon.node.name") == Some(node))
+        else {
+            return Err(fail(&format!("no span for {node}")));
+        };
+        check(
+            s.parent.as_deref() == Some(&request.span_id)
+                && s.tag_str("seldon.node.type") == Some(node_type)
+                && s.tag_str("seldon.node.method") == Some(method)
+                && s.tags.get("http.response.status_code") == Some(&json!(200))
+                && s.start_us >= request.start_us
+                && s.duration_us > 0,
+            format!("{node}'s span: {s:?}"),
+        )?;
+        if node == "model-b" {
+            model_b_call = Some(s.span_id.clone());
+        }
+    }
+
+    // model-b runs in its own pod: its sidecar's inbound span continues the filter's call.
+    let model_b_call = model_b_call.unwrap_or_default();
+    let model_b_pod = one(
+        &|s| s.parent.as_deref() == Some(model_b_call.as_str()),
+        "under the filter's model-b call",
+    )?;
+    check(
+        model_b_pod.service != FILTER_SERVICE
+            && model_b_pod.service != GATEWAY_SERVICE
+            && model_b_pod.kind.as_deref() == Some("server"),
+        format!("model-b's sidecar span: {model_b_pod:?}"),
+    )?;
+
+    // Nothing else: 2 gateway + 1 graph pod sidecar + 3 filter + 1 model-b sidecar.
+    if spans.len() != 7 {
+        return Err(fail(&format!("{} spans, want 7", spans.len())));
+    }
+    Ok(spans)
+}
+
 #[test]
 fn transformer_router_feedback_and_combiner_through_the_gateway() -> Result<(), HarnessError> {
-    cluster::run(sample_images()?, |cluster| {
+    // Tracing on, as a user sets it up: a real Jaeger, the shipped mesh config and Telemetry.
+    let mut opts = sample_images()?;
+    opts.tracing = true;
+    cluster::run(opts, |cluster| {
         Box::pin(async move {
             create_seldon_namespace(cluster).await?;
             for sample in [
@@ -468,6 +670,14 @@ fn transformer_router_feedback_and_combiner_through_the_gateway() -> Result<(), 
                 body["meta"]["routing"]["eg-router"] == json!(1),
                 format!("meta.routing names the branch: {body}"),
             )?;
+
+            // The same graph traced: gateway, sidecars and filter in one tree in Jaeger.
+            let started = std::time::Instant::now();
+            traced_prediction_through_the_mesh(cluster).await?;
+            eprintln!(
+                "traced prediction checked in Jaeger in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
 
             // Feedback through the gateway reaches the router, with the reward.
             let http = reqwest::Client::builder()
