@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use prost::Message as _;
 use prost_types::value::Kind;
 use seldon_protocol::v1 as w1;
 use seldon_protocol::v2::{self as w2, Datatype, TensorData};
 use serde_json::Value;
 use tonic::{Request, Response, Status};
 
+use crate::offload::on_pool;
 use crate::service::{Hook, Service};
 
 /// Code generated from `crates/protocol/proto` by `build.rs`.
@@ -296,22 +298,28 @@ impl SeldonGrpc {
         hook: Hook,
         r: Request<sp::SeldonMessage>,
     ) -> Result<Response<sp::SeldonMessage>, Status> {
-        let out = self.0.call_v1(hook, msg_from_pb(r.into_inner())).await?;
-        Ok(Response::new(msg_to_pb(out)))
+        let msg = r.into_inner();
+        let service = self.0.clone();
+        let out = on_pool(msg.encoded_len(), async move {
+            Ok::<_, Status>(msg_to_pb(service.call_v1(hook, msg_from_pb(msg)).await?))
+        })
+        .await?;
+        Ok(Response::new(out))
     }
     async fn aggregate(
         &self,
         r: Request<sp::SeldonMessageList>,
     ) -> Result<Response<sp::SeldonMessage>, Status> {
-        let list = w1::SeldonMessageList {
-            seldon_messages: r
-                .into_inner()
-                .seldon_messages
-                .into_iter()
-                .map(msg_from_pb)
-                .collect(),
-        };
-        Ok(Response::new(msg_to_pb(self.0.aggregate_v1(list).await?)))
+        let list = r.into_inner();
+        let service = self.0.clone();
+        let out = on_pool(list.encoded_len(), async move {
+            let list = w1::SeldonMessageList {
+                seldon_messages: list.seldon_messages.into_iter().map(msg_from_pb).collect(),
+            };
+            Ok::<_, Status>(msg_to_pb(service.aggregate_v1(list).await?))
+        })
+        .await?;
+        Ok(Response::new(out))
     }
     async fn feedback(
         &self,
@@ -634,9 +642,14 @@ impl inf::grpc_inference_service_server::GrpcInferenceService for InferenceGrpc 
         let r = r.into_inner();
         let (name, ver) = (r.model_name.clone(), r.model_version.clone());
         self.0.check_model(&name, version(&ver))?;
-        let request = infer_request_from_pb(r)?;
-        let response = self.0.infer_v2(&name, version(&ver), request).await?;
-        Ok(Response::new(infer_response_to_pb(response)))
+        let service = self.0.clone();
+        let out = on_pool(r.encoded_len(), async move {
+            let request = infer_request_from_pb(r)?;
+            let response = service.infer_v2(&name, version(&ver), request).await?;
+            Ok::<_, Status>(infer_response_to_pb(response))
+        })
+        .await?;
+        Ok(Response::new(out))
     }
 }
 

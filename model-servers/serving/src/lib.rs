@@ -27,6 +27,7 @@ pub mod catalogue;
 pub mod config;
 pub mod grpc;
 pub mod metrics;
+pub mod offload;
 pub mod otel;
 pub mod rest;
 pub mod server;

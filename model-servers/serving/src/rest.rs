@@ -13,6 +13,7 @@ use seldon_protocol::v1::{Feedback, SeldonMessage, SeldonMessageList};
 use seldon_protocol::v2::{self, binary};
 
 use crate::api_error::{ApiError, ServeError};
+use crate::offload::on_pool;
 use crate::service::{Hook, Service};
 
 /// Router state: the service and the body limit (for the 413 message).
@@ -120,39 +121,6 @@ fn v1_reply(msg: SeldonMessage) -> Result<Response, ApiError> {
     Ok(json(msg.to_vec().map_err(ApiError::v1)?))
 }
 
-/// Bodies at least this large are decoded (and their answers encoded) on tokio's blocking
-/// pool, not on an async worker: a 10 MB JSON decode takes long enough to hold a worker, and
-/// with every worker held, small requests and health probes wait behind it (issue 11, item
-/// 4). Smaller ones are decoded in place, where a thread hop would cost more than the decode.
-pub const OFF_WORKER_BYTES: usize = 64 * 1024;
-
-/// Runs `f` (a decode or an encode of `size` bytes) on the blocking pool when `size` is at
-/// least [`OFF_WORKER_BYTES`], else right here.
-async fn off_workers<T, E>(
-    size: usize,
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, ServeError>
-where
-    T: Send + 'static,
-    E: Into<ServeError> + Send + 'static,
-{
-    if size < OFF_WORKER_BYTES {
-        return f().map_err(Into::into);
-    }
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(e) => Err(ServeError::Worker(e.to_string())),
-    }
-}
-
-/// [`v1_reply`], encoding off the workers when the request was large.
-async fn v1_reply_sized(msg: SeldonMessage, request_size: usize) -> Result<Response, ApiError> {
-    let bytes = off_workers(request_size, move || msg.to_vec())
-        .await
-        .map_err(ApiError::v1)?;
-    Ok(json(bytes))
-}
-
 async fn call(
     state: AppState,
     hook: Hook,
@@ -161,18 +129,13 @@ async fn call(
 ) -> Result<Response, ApiError> {
     let bytes = v1_body(&state, &query, raw).map_err(ApiError::v1)?;
     let size = bytes.len();
-    let msg = off_workers(size, move || SeldonMessage::from_slice(&bytes))
-        .await
-        .map_err(ApiError::v1)?;
-    v1_reply_sized(
-        state
-            .service
-            .call_v1(hook, msg)
-            .await
-            .map_err(ApiError::v1)?,
-        size,
-    )
-    .await
+    let work = async move {
+        let msg = SeldonMessage::from_slice(&bytes)?;
+        drop(bytes);
+        let out = state.service.call_v1(hook, msg).await?;
+        Ok::<_, ServeError>(out.to_vec()?)
+    };
+    Ok(json(on_pool(size, work).await.map_err(ApiError::v1)?))
 }
 
 async fn predict(
@@ -214,14 +177,13 @@ async fn aggregate(
 ) -> Result<Response, ApiError> {
     let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
     let size = bytes.len();
-    let list = off_workers(size, move || SeldonMessageList::from_slice(&bytes))
-        .await
-        .map_err(ApiError::v1)?;
-    v1_reply_sized(
-        s.service.aggregate_v1(list).await.map_err(ApiError::v1)?,
-        size,
-    )
-    .await
+    let work = async move {
+        let list = SeldonMessageList::from_slice(&bytes)?;
+        drop(bytes);
+        let out = s.service.aggregate_v1(list).await?;
+        Ok::<_, ServeError>(out.to_vec()?)
+    };
+    Ok(json(on_pool(size, work).await.map_err(ApiError::v1)?))
 }
 
 async fn feedback(
@@ -230,10 +192,14 @@ async fn feedback(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
-    let fb = off_workers(bytes.len(), move || Feedback::from_slice(&bytes))
-        .await
-        .map_err(ApiError::v1)?;
-    v1_reply(s.service.feedback_v1(fb).await.map_err(ApiError::v1)?)
+    let size = bytes.len();
+    let work = async move {
+        let fb = Feedback::from_slice(&bytes)?;
+        drop(bytes);
+        let out = s.service.feedback_v1(fb).await?;
+        Ok::<_, ServeError>(out.to_vec()?)
+    };
+    Ok(json(on_pool(size, work).await.map_err(ApiError::v1)?))
 }
 
 async fn health_status(State(s): State<AppState>) -> Result<Response, ApiError> {
@@ -321,14 +287,18 @@ async fn infer_inner(
         .map(|v| binary::parse_header_length(v.as_bytes()))
         .transpose()?;
     let size = bytes.len();
-    let request = off_workers(size, move || binary::decode_request(&bytes, header_length)).await?;
-    let wants_binary = crate::v2::wants_binary(&request);
-    let response = s
-        .service
-        .infer_v2(&model, version.as_deref(), request)
-        .await?;
-    if wants_binary {
-        let encoded = off_workers(size, move || binary::encode_response(&response)).await?;
+    on_pool(size, async move {
+        let request = binary::decode_request(&bytes, header_length)?;
+        drop(bytes);
+        let wants_binary = crate::v2::wants_binary(&request);
+        let response = s
+            .service
+            .infer_v2(&model, version.as_deref(), request)
+            .await?;
+        if !wants_binary {
+            return Ok(json(response.to_vec()?));
+        }
+        let encoded = binary::encode_response(&response)?;
         Ok((
             [
                 (
@@ -343,9 +313,8 @@ async fn infer_inner(
             encoded.body,
         )
             .into_response())
-    } else {
-        Ok(json(off_workers(size, move || response.to_vec()).await?))
-    }
+    })
+    .await
 }
 
 async fn infer(
