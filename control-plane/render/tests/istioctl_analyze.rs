@@ -256,3 +256,22 @@ fn a_misspelt_field_in_an_added_localhost_cluster_is_reported() {
         "Schema validation warning: Envoy filter: unknown field \"conect_timeout\" in envoy.config.cluster.v3.Cluster"
     );
 }
+
+/// The shipped `istio/local-replies.yaml` (issue 11: Envoy's own replies on the ingress
+/// gateway as Seldon status JSON, from `seldon_envoy::local_reply`) with the mesh config
+/// (`pathNormalization: MERGE_SLASHES`): only its IST0133, which also proves it was analyzed.
+#[test]
+fn the_shipped_local_replies_envoy_filter_is_clean_or_explained() {
+    let istioctl = istioctl();
+    let mesh = MeshConfig::write("local-replies");
+    let file = repo().join("istio/local-replies.yaml");
+    let messages = analyze(&istioctl, &mesh, std::slice::from_ref(&file));
+    let unexplained: Vec<&Value> = messages.iter().filter(|m| !is_explained(m)).collect();
+    assert!(
+        unexplained.is_empty(),
+        "{}",
+        serde_json::to_string_pretty(&unexplained).unwrap()
+    );
+    assert_eq!(messages.len(), envoy_filters(&file), "{messages:?}");
+    assert_eq!(envoy_filters(&file), 1);
+}

@@ -11,6 +11,7 @@
 
 mod config;
 mod error;
+pub mod local_reply;
 mod process;
 mod render;
 #[cfg(feature = "xds")]

@@ -13,6 +13,7 @@ use crate::config::{
     Cluster, EnvoyConfig, GRAPH_FALLBACK_BODY, GRAPH_FALLBACK_STATUS, GatewayRoute, Listener,
     ListenerKind,
 };
+use crate::local_reply::{PUID_FROM_REQUEST_ID, PUID_HEADER, Scope, local_reply_config};
 
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
@@ -197,6 +198,32 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
             (all, vec![router()])
         }
     };
+    let local_reply = match &l.kind {
+        ListenerKind::Graph {
+            plugin_config_json, ..
+        } => Some(local_reply_config(
+            Scope::Graph,
+            filter_body_limit(plugin_config_json).unwrap_or(limit),
+        )),
+        ListenerKind::Gateway { .. } => Some(local_reply_config(Scope::Gateway, limit)),
+        // the baseline without the filter stays plain Envoy
+        ListenerKind::Route { .. } => None,
+    };
+    let mut hcm = json!({
+        "@type": HCM_TYPE,
+        "stat_prefix": l.name,
+        "codec_type": "AUTO",
+        // `/seldon/ns/a/../b/` must match b's prefix, not a's; `//` counts as `/`
+        // (Istio's MERGE_SLASHES normalization).
+        "normalize_path": true,
+        "merge_slashes": true,
+        "route_config": {
+            "name": l.name,
+            "virtual_hosts": [{ "name": l.name, "domains": ["*"], "routes": routes }],
+        },
+        "http_filters": http_filters,
+    });
+    set_opt(&mut hcm, "local_reply_config", local_reply);
     json!({
         "name": l.name,
         "address": socket_address("127.0.0.1", l.port),
@@ -208,20 +235,7 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
         "filter_chains": [{
             "filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": HCM_TYPE,
-                    "stat_prefix": l.name,
-                    "codec_type": "AUTO",
-                    // `/seldon/ns/a/../b/` must match b's prefix, not a's; `//` counts as `/`
-                    // (Istio's MERGE_SLASHES normalization).
-                    "normalize_path": true,
-                    "merge_slashes": true,
-                    "route_config": {
-                        "name": l.name,
-                        "virtual_hosts": [{ "name": l.name, "domains": ["*"], "routes": routes }],
-                    },
-                    "http_filters": http_filters,
-                },
+                "typed_config": hcm,
             }],
         }],
     })
@@ -263,7 +277,16 @@ fn gateway_route(r: &GatewayRoute) -> Value {
             },
         }]);
     }
-    json!({ "match": { "prefix": r.prefix }, "route": action })
+    json!({
+        "match": { "prefix": r.prefix },
+        "route": action,
+        // The puid of a request without one is Envoy's `x-request-id`, so that a local reply
+        // of the gateway (its 504) carries the same id the filter uses and echoes.
+        "request_headers_to_add": [{
+            "header": { "key": PUID_HEADER, "value": PUID_FROM_REQUEST_ID },
+            "append_action": "ADD_IF_ABSENT",
+        }],
+    })
 }
 
 /// The gateway's last route: a path no deployment serves gets a JSON 404 in Seldon's status
@@ -284,6 +307,13 @@ fn gateway_not_found() -> Value {
 
 /// Body of [`gateway_not_found`].
 pub const GATEWAY_NOT_FOUND_BODY: &str = r#"{"status":{"code":404,"info":"no SeldonDeployment is served at this path; call /seldon/<namespace>/<name>/api/v1.0/predictions (or /v2/models/<model>/infer)","reason":"NOT_FOUND","status":"FAILURE"}}"#;
+
+/// The filter's request body limit (`bodyLimitBytes` of its `FilterConfig` JSON), which its
+/// own 413 names; this crate does not depend on the graph crate, so it reads the one field.
+fn filter_body_limit(plugin_config_json: &str) -> Option<u32> {
+    let config: Value = serde_json::from_str(plugin_config_json).ok()?;
+    u32::try_from(config.get("bodyLimitBytes")?.as_u64()?).ok()
+}
 
 fn set_opt(obj: &mut Value, key: &str, value: Option<Value>) {
     if let Some(v) = value {
