@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use seldon_envoy::{Cluster, Envoy, EnvoyConfig, EnvoyOptions, Listener, ListenerKind};
+use seldon_envoy::{
+    Cluster, Envoy, EnvoyConfig, EnvoyOptions, GatewayRoute, Listener, ListenerKind,
+    WeightedCluster,
+};
 use seldon_graph::{FilterConfig, NodeUpstream, PredictiveUnit, Protocol, Transport};
 
 use crate::{HarnessError, TestModel, TestModelSpec};
@@ -14,6 +17,12 @@ pub const FILTER_WASM_ENV: &str = "SELDON_FILTER_WASM";
 
 /// Name of the listener running the filter.
 pub const GRAPH_LISTENER: &str = "graph";
+
+/// Name of the gateway listener in front of it ([`GraphSpec::gateway`]).
+pub const GATEWAY_LISTENER: &str = "gateway";
+
+/// The gateway's prefix for the graph (local mode's and Istio's `/seldon/<ns>/<sdep>/`).
+pub const GATEWAY_PREFIX: &str = "/seldon/default/sdep/";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -34,6 +43,10 @@ pub struct GraphSpec {
     /// The config's `tracing`, and the port on 127.0.0.1 of the OTLP/HTTP receiver its
     /// `cluster` points at.
     pub tracing: Option<(seldon_graph::Tracing, u16)>,
+    /// A gateway listener in front of the graph listener, as local mode's: [`GATEWAY_PREFIX`]
+    /// rewritten to `/`, route timeout derived from the graph
+    /// (`seldon_executor::route_timeout_ms`), Envoy's local replies as JSON.
+    pub gateway: bool,
 }
 
 impl GraphSpec {
@@ -48,6 +61,7 @@ impl GraphSpec {
             payload_logger: None,
             allow_on_headers_stop_iteration: true,
             tracing: None,
+            gateway: false,
         }
     }
 }
@@ -60,6 +74,8 @@ pub struct GraphUnderTest {
     pub config: FilterConfig,
     /// `http://127.0.0.1:<port>` of the graph listener.
     pub url: String,
+    /// `http://127.0.0.1:<port>/seldon/default/sdep` of the gateway, when the spec has one.
+    pub gateway_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -138,16 +154,38 @@ impl GraphUnderTest {
             payload_logger,
             tracing,
         };
-        seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
+        let plan = seldon_graph::compile(&config).map_err(|e| HarnessError::Spec(e.to_string()))?;
 
         let mut envoy_config = EnvoyConfig::new(seldon_envoy::free_port()?);
         envoy_config.allow_on_headers_stop_iteration = spec.allow_on_headers_stop_iteration;
         // Envoy's own limit sits above the filter's so the filter answers first, with JSON.
         envoy_config.buffer_limit_bytes =
             u32::try_from(spec.body_limit_bytes.saturating_mul(2).max(65_536)).unwrap_or(u32::MAX);
+        let graph_port = seldon_envoy::free_port()?;
+        if spec.gateway {
+            clusters.push(Cluster::http1(GRAPH_LISTENER, "127.0.0.1", graph_port));
+            envoy_config.listeners.push(Listener {
+                name: GATEWAY_LISTENER.into(),
+                port: seldon_envoy::free_port()?,
+                kind: ListenerKind::Gateway {
+                    routes: vec![GatewayRoute {
+                        prefix: GATEWAY_PREFIX.into(),
+                        rewrite: Some("/".into()),
+                        clusters: vec![WeightedCluster {
+                            cluster: GRAPH_LISTENER.into(),
+                            weight: 1,
+                        }],
+                        mirror: None,
+                        timeout: Some(std::time::Duration::from_millis(
+                            seldon_executor::route_timeout_ms([&plan], None),
+                        )),
+                    }],
+                },
+            });
+        }
         envoy_config.listeners.push(Listener {
             name: GRAPH_LISTENER.into(),
-            port: seldon_envoy::free_port()?,
+            port: graph_port,
             kind: ListenerKind::Graph {
                 wasm_path: filter_wasm()?,
                 plugin_config_json: config.to_json(),
@@ -176,11 +214,16 @@ impl GraphUnderTest {
         };
         let envoy = Envoy::start_with(envoy_config, dir.path(), &options).await?;
         let url = envoy.listener_url(GRAPH_LISTENER)?;
+        let gateway_url = match envoy.listener_url(GATEWAY_LISTENER) {
+            Ok(u) => Some(format!("{u}{}", GATEWAY_PREFIX.trim_end_matches('/'))),
+            Err(_) => None,
+        };
         Ok(Self {
             envoy,
             nodes,
             config,
             url,
+            gateway_url,
             _dir: dir,
         })
     }

@@ -89,6 +89,8 @@ pub struct TestModelSpec {
     /// Mode fail: a JSON object of exactly this many bytes instead of `fail_body`.
     pub fail_body_bytes: Option<usize>,
     pub delay_ms: Option<u64>,
+    /// Mode fail: only requests whose body contains this text fail; others are echoed.
+    pub fail_when: Option<String>,
 }
 
 impl TestModelSpec {
@@ -103,6 +105,7 @@ impl TestModelSpec {
             fail_body: None,
             fail_body_bytes: None,
             delay_ms: None,
+            fail_when: None,
         }
     }
 
@@ -128,6 +131,12 @@ impl TestModelSpec {
         self.mode = Mode::Fail;
         self.fail_status = status;
         self.fail_body_bytes = Some(bytes);
+        self
+    }
+
+    /// In mode fail, fail only requests whose body contains `marker`.
+    pub fn fail_when(mut self, marker: &str) -> Self {
+        self.fail_when = Some(marker.to_string());
         self
     }
 
@@ -158,6 +167,9 @@ impl TestModelSpec {
         }
         if let Some(ms) = self.delay_ms {
             a.extend(["--delay-ms".into(), ms.to_string()]);
+        }
+        if let Some(m) = &self.fail_when {
+            a.push(format!("--fail-when={m}"));
         }
         a
     }

@@ -57,6 +57,10 @@ struct Args {
     /// Delay before every POST answer (any mode; mode slow defaults it to 1000).
     #[arg(long, env = "SELDON_TESTMODEL_DELAY_MS")]
     delay_ms: Option<u64>,
+    /// Mode fail: fail only requests whose body contains this text; the others are echoed
+    /// (so a test can send a good request after a bad one to the same node).
+    #[arg(long, env = "SELDON_TESTMODEL_FAIL_WHEN")]
+    fail_when: Option<String>,
 }
 
 #[derive(Debug)]
@@ -92,6 +96,7 @@ fn json_response(v: Value) -> Response {
 /// Delay (mode slow / --delay-ms), then fail (mode fail) or run `f`.
 async fn answer(
     state: &AppState,
+    request: &[u8],
     f: impl FnOnce() -> Result<Value, ApiError>,
 ) -> Result<Response, ApiError> {
     let delay = match (state.args.delay_ms, state.args.mode) {
@@ -102,7 +107,11 @@ async fn answer(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if state.args.mode == Mode::Fail {
+    let fails = match &state.args.fail_when {
+        Some(marker) => contains(request, marker.as_bytes()),
+        None => true,
+    };
+    if state.args.mode == Mode::Fail && fails {
         let status = StatusCode::from_u16(state.args.fail_status)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = match (&state.args.fail_body, state.args.fail_body_bytes) {
@@ -123,9 +132,13 @@ async fn answer(
     f().map(json_response)
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// `/predict`, `/transform-input`, `/transform-output`: echo, or add in mode add/v2-add.
 async fn message(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    answer(&s, || {
+    answer(&s, &body, || {
         let mut msg = payload::parse(&body)?;
         if matches!(s.args.mode, Mode::Add | Mode::V2Add) {
             payload::add_to_message(&mut msg, s.args.add);
@@ -137,7 +150,7 @@ async fn message(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiEr
 }
 
 async fn route(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    answer(&s, || {
+    answer(&s, &body, || {
         let req = payload::parse(&body)?;
         let mut out = payload::route_answer(s.args.route);
         if let Some(meta) = req.get("meta") {
@@ -150,7 +163,7 @@ async fn route(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiErro
 }
 
 async fn aggregate(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    answer(&s, || {
+    answer(&s, &body, || {
         let msgs = payload::aggregate_inputs(payload::parse(&body)?)?;
         let mut out = payload::aggregate(&msgs)?;
         payload::tag(&mut out, &s.args.name);
@@ -160,7 +173,7 @@ async fn aggregate(State(s): State<Shared>, body: Bytes) -> Result<Response, Api
 }
 
 async fn send_feedback(State(s): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
-    answer(&s, || {
+    answer(&s, &body, || {
         let fb = payload::parse(&body)?;
         if let Ok(mut all) = s.feedback.lock() {
             all.push(fb);
@@ -177,7 +190,7 @@ async fn v2_infer(
     Path(model): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    answer(&s, || {
+    answer(&s, &body, || {
         let req = payload::parse(&body)?;
         Ok(payload::v2_infer(&model, &s.args.name, &req, s.args.add)?)
     })
