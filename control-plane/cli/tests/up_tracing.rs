@@ -302,3 +302,126 @@ async fn one_span_per_node_that_ran_in_a_real_jaeger() {
         );
     }
 }
+
+/// `tin` → router `rt` → `m0`, `m1`, where `rt` is the SDK's epsilon-greedy router (a
+/// `seldon-serving` server, `model-servers/sdk-example`) with epsilon 0: it always picks
+/// branch 0 before any feedback.
+const GRAPH_RUST_ROUTER: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: traced, namespace: team}
+spec:
+  predictors:
+  - name: main
+    graph:
+      name: tin
+      type: TRANSFORMER
+      children:
+      - name: rt
+        type: ROUTER
+        parameters:
+        - {name: n_branches, type: INT, value: "2"}
+        - {name: epsilon, type: FLOAT, value: "0"}
+        children:
+        - {name: m0, type: MODEL}
+        - {name: m1, type: MODEL}
+    componentSpecs:
+    - spec:
+        containers:
+        - {name: tin, image: me/tin:1}
+        - {name: rt, image: me/rt:1}
+        - {name: m0, image: me/m:1}
+        - {name: m1, image: me/m:1}
+"#;
+
+/// The nodes' own servers join the trace: `up --otlp-endpoint` hands the collector to every
+/// node process (`OTEL_EXPORTER_OTLP_ENDPOINT`), and a Rust node server continues the
+/// `traceparent` the filter sent it. So Jaeger holds, in the caller's trace, the filter's
+/// CLIENT span for `rt` and, as its child, `rt`'s own SERVER span (service `rt`, the node's
+/// name). The `testmodel` nodes export nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_node_server_continues_the_trace_under_its_node_span() {
+    const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let dir = tempfile::tempdir().unwrap();
+    let jaeger = Jaeger::start(dir.path()).await;
+    let otlp = format!("http://127.0.0.1:{}", jaeger.otlp);
+    let runs = [
+        ("tin", testmodel("tin", "--mode add --add 1")),
+        (
+            "rt",
+            format!("exec {}", sibling("epsilon-greedy-router").display()),
+        ),
+        ("m0", testmodel("m0", "--mode add --add 10")),
+        ("m1", testmodel("m1", "--mode add --add 100")),
+    ];
+    let common::Started { up: _up, url, .. } = start_up(
+        dir.path(),
+        GRAPH_RUST_ROUTER,
+        &["--otlp-endpoint", &otlp],
+        &runs,
+    );
+
+    let answer: Value = reqwest::Client::new()
+        .post(&url)
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"data": {"ndarray": [[1.0]]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // tin adds 1, the router picks m0 (epsilon 0, no feedback yet), which adds 10
+    assert_eq!(answer["data"]["ndarray"], json!([[12.0]]), "{answer}");
+
+    // the filter's request span and 3 node spans, and rt's own server span
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (spans, processes) = loop {
+        let (spans, processes) = jaeger.spans(TRACE).await;
+        if spans.len() >= 5 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            break jaeger.spans(TRACE).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Jaeger holds {} spans of trace {TRACE} after 20 s: {spans:#?} {processes}",
+            spans.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(spans.len(), 5, "{spans:#?}");
+    let service = |s: &Value| {
+        processes[s["processID"].as_str().unwrap()]["serviceName"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let filter_rt = spans
+        .iter()
+        .find(|s| {
+            service(s) == "traced-main.team" && tag(s, "seldon.node.name") == Some(&json!("rt"))
+        })
+        .unwrap_or_else(|| panic!("no filter span for rt: {spans:#?}"));
+    let servers: Vec<&Value> = spans.iter().filter(|s| service(s) == "rt").collect();
+    assert_eq!(servers.len(), 1, "one span from rt's server: {spans:#?}");
+    let rt = servers[0];
+    assert_eq!(rt["traceID"], TRACE, "{rt}");
+    assert_eq!(rt["operationName"], "POST /route", "{rt}");
+    assert_eq!(tag(rt, "span.kind"), Some(&json!("server")), "{rt}");
+    assert_eq!(
+        parent(rt),
+        filter_rt["spanID"].as_str(),
+        "rt's server span is a child of the filter's call to rt: {rt}\n{filter_rt}"
+    );
+    assert_eq!(tag(rt, "seldon.node.name"), Some(&json!("rt")), "{rt}");
+    // inside the call that carried it (one clock: both processes run here)
+    let window = |s: &Value| {
+        let start = s["startTime"].as_u64().unwrap();
+        (start, start + s["duration"].as_u64().unwrap())
+    };
+    let (call, server) = (window(filter_rt), window(rt));
+    assert!(
+        call.0 <= server.0 && server.1 <= call.1,
+        "rt's server span {server:?} lies outside the filter's call {call:?}"
+    );
+}

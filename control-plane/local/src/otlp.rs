@@ -56,6 +56,13 @@ impl OtlpEndpoint {
     pub fn authority(&self) -> String {
         crate::http_url::authority(&self.host, self.port)
     }
+
+    /// The base URL again (`http://<authority>[/base]`, no `/v1/traces`), as node processes
+    /// read it from `OTEL_EXPORTER_OTLP_ENDPOINT` to export their own SERVER spans.
+    pub fn base_url(&self) -> String {
+        let base = self.path.strip_suffix("/v1/traces").unwrap_or(&self.path);
+        format!("http://{}{base}", self.authority())
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +88,22 @@ mod tests {
         assert_eq!(e.host, "::1");
         assert_eq!(e.authority(), "[::1]:4318");
         assert_eq!(OtlpEndpoint::parse("http://jaeger").unwrap().port, 80);
+    }
+
+    #[test]
+    fn the_base_url_round_trips_for_the_nodes() {
+        for (url, base) in [
+            ("http://127.0.0.1:4318", "http://127.0.0.1:4318"),
+            ("http://127.0.0.1:4318/", "http://127.0.0.1:4318"),
+            (
+                "http://collector.local:4318/otel/",
+                "http://collector.local:4318/otel",
+            ),
+            ("http://[::1]:4318", "http://[::1]:4318"),
+            ("http://jaeger", "http://jaeger:80"),
+        ] {
+            assert_eq!(OtlpEndpoint::parse(url).unwrap().base_url(), base, "{url}");
+        }
     }
 
     #[test]

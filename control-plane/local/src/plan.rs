@@ -341,6 +341,12 @@ fn node_process(
         ("PREDICTOR_ID".to_string(), predictor.to_string()),
         ("SELDON_DEPLOYMENT_ID".to_string(), cx.name.clone()),
     ];
+    // The collector the filter exports to also takes the nodes' own SERVER spans
+    // (seldon-server, the SDK and the Python wrapper read the OpenTelemetry variable; the
+    // service name defaults to PREDICTIVE_UNIT_ID, the node's name).
+    if let Some(otlp) = &opts.otlp {
+        env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.base_url()));
+    }
     let mut model = None;
     let (program, args) = if let Some(command) = opts.commands.get(&unit.name) {
         (
@@ -520,6 +526,28 @@ spec:
         let back = FilterConfig::from_json(main.to_json().as_bytes()).unwrap();
         assert_eq!(back.tracing.as_ref(), Some(t));
         seldon_graph::compile(&back).unwrap();
+
+        // every node exports its own spans to the same collector; none without one
+        let otel = |p: &LocalPlan| -> Vec<Option<String>> {
+            p.processes
+                .iter()
+                .map(|n| {
+                    n.env
+                        .iter()
+                        .find(|(k, _)| k == "OTEL_EXPORTER_OTLP_ENDPOINT")
+                        .map(|(_, v)| v.clone())
+                })
+                .collect()
+        };
+        assert!(!on.processes.is_empty());
+        assert!(
+            otel(&on)
+                .iter()
+                .all(|v| v.as_deref() == Some("http://127.0.0.1:4318")),
+            "{:?}",
+            otel(&on)
+        );
+        assert!(otel(&off).iter().all(Option::is_none), "{:?}", otel(&off));
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub struct Args {
     pub request: Option<String>,
     /// Export trace spans (one per request, one per node call) as OTLP/HTTP protobuf to this
     /// collector base URL, e.g. `http://127.0.0.1:4318` (Jaeger, an OpenTelemetry Collector);
-    /// `/v1/traces` is appended. Default: off, no spans are made; the nodes still get the
-    /// caller's trace headers.
+    /// `/v1/traces` is appended. Every node process gets it as `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// so seldon-server, SDK and Python-wrapper nodes add their own SERVER spans. Default: off,
+    /// no spans are made; the nodes still get the caller's trace headers.
     #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// Where the payload logs of nodes with a `logger` go: an http:// URL taking CloudEvents
