@@ -6,21 +6,22 @@
 //! for the graph request, child of the caller's span, and one CLIENT span per node that ran,
 //! children of the request span, with their attributes; none for `m0`.
 //!
-//! Jaeger is the real v2 all-in-one (`scripts/jaeger-test-env.sh` builds it once), on free
-//! ports from a config this test writes. Both it and `up` are supervised: a failing assertion
-//! stops them and everything they started.
+//! A second graph puts a Rust node server (the SDK's router) in the trace: its own SERVER
+//! span hangs under the filter's span for its call.
+//!
+//! Jaeger is the real v2 all-in-one (`seldon-test-jaeger`; `scripts/jaeger-test-env.sh` builds
+//! it once). Both it and `up` are supervised: a failing assertion stops them and everything
+//! they started.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use seldon_supervise::Supervised;
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{free_port, sibling, start_up};
+use common::{sibling, start_up};
+use seldon_test_jaeger::{Jaeger, parent, tag};
 
 const GRAPH: &str = r#"
 apiVersion: machinelearning.seldon.io/v1
@@ -51,125 +52,6 @@ spec:
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
-fn jaeger_bin() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/jaeger-test-env.sh"
-        ))
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "scripts/jaeger-test-env.sh failed");
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-/// A real Jaeger with OTLP/HTTP on `otlp` and the query API on `query`; every other listener
-/// of the all-in-one default is left out or moved to a free port.
-struct Jaeger {
-    _process: Supervised,
-    otlp: u16,
-    query: u16,
-}
-
-impl Jaeger {
-    async fn start(dir: &std::path::Path) -> Self {
-        let (otlp, query, query_grpc) = (free_port(), free_port(), free_port());
-        let config = format!(
-            r#"
-service:
-  extensions: [jaeger_storage, jaeger_query]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  jaeger_query:
-    storage:
-      traces: memstore
-    http:
-      endpoint: 127.0.0.1:{query}
-    grpc:
-      endpoint: 127.0.0.1:{query_grpc}
-  jaeger_storage:
-    backends:
-      memstore:
-        memory:
-          max_traces: 1000
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:{otlp}
-processors:
-  batch:
-    timeout: 100ms
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: memstore
-"#
-        );
-        let file = dir.join("jaeger.yaml");
-        std::fs::write(&file, config).unwrap();
-        let mut cmd = seldon_supervise::command(jaeger_bin());
-        cmd.arg("--config")
-            .arg(format!("file:{}", file.display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("jaeger.log")).unwrap());
-        let mut process = Supervised::spawn("jaeger", cmd).unwrap();
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = process.try_wait().unwrap() {
-                panic!(
-                    "jaeger exited ({status}):\n{}",
-                    std::fs::read_to_string(dir.join("jaeger.log")).unwrap_or_default()
-                );
-            }
-            let ok = http
-                .get(format!("http://127.0.0.1:{query}/api/services"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok && std::net::TcpStream::connect(("127.0.0.1", otlp)).is_ok() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "jaeger not ready in 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            _process: process,
-            otlp,
-            query,
-        }
-    }
-
-    /// The spans Jaeger holds for `trace_id` (empty until they arrive).
-    async fn spans(&self, trace_id: &str) -> (Vec<Value>, Value) {
-        let r = reqwest::get(format!(
-            "http://127.0.0.1:{}/api/traces/{trace_id}",
-            self.query
-        ))
-        .await
-        .unwrap();
-        if !r.status().is_success() {
-            return (Vec::new(), Value::Null);
-        }
-        let body: Value = r.json().await.unwrap();
-        let trace = &body["data"][0];
-        (
-            trace["spans"].as_array().cloned().unwrap_or_default(),
-            trace["processes"].clone(),
-        )
-    }
-}
-
 fn testmodel(name: &str, args: &str) -> String {
     format!(
         "exec {} --port $PREDICTIVE_UNIT_HTTP_SERVICE_PORT --name {name} {args}",
@@ -177,27 +59,11 @@ fn testmodel(name: &str, args: &str) -> String {
     )
 }
 
-fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
-    span["tags"]
-        .as_array()?
-        .iter()
-        .find(|t| t["key"] == key)
-        .map(|t| &t["value"])
-}
-
-fn parent(span: &Value) -> Option<&str> {
-    span["references"]
-        .as_array()?
-        .iter()
-        .find(|r| r["refType"] == "CHILD_OF")
-        .and_then(|r| r["spanID"].as_str())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_span_per_node_that_ran_in_a_real_jaeger() {
     let dir = tempfile::tempdir().unwrap();
     let jaeger = Jaeger::start(dir.path()).await;
-    let otlp = format!("http://127.0.0.1:{}", jaeger.otlp);
+    let otlp = jaeger.endpoint();
     let runs = [
         ("tin", testmodel("tin", "--mode add --add 1")),
         ("rt", testmodel("rt", "--route 1")),
@@ -223,11 +89,11 @@ async fn one_span_per_node_that_ran_in_a_real_jaeger() {
     // exported every second, batched by Jaeger for 100 ms
     let deadline = Instant::now() + Duration::from_secs(20);
     let (spans, processes) = loop {
-        let (spans, processes) = jaeger.spans(TRACE_ID).await;
+        let (spans, processes) = jaeger.trace(TRACE_ID).await;
         if spans.len() >= 4 {
             // one more flush period: a late span would show up now
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            break jaeger.spans(TRACE_ID).await;
+            break jaeger.trace(TRACE_ID).await;
         }
         assert!(
             Instant::now() < deadline,
@@ -344,7 +210,7 @@ async fn a_rust_node_server_continues_the_trace_under_its_node_span() {
     const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
     let dir = tempfile::tempdir().unwrap();
     let jaeger = Jaeger::start(dir.path()).await;
-    let otlp = format!("http://127.0.0.1:{}", jaeger.otlp);
+    let otlp = jaeger.endpoint();
     let runs = [
         ("tin", testmodel("tin", "--mode add --add 1")),
         (
@@ -377,10 +243,10 @@ async fn a_rust_node_server_continues_the_trace_under_its_node_span() {
     // the filter's request span and 3 node spans, and rt's own server span
     let deadline = Instant::now() + Duration::from_secs(20);
     let (spans, processes) = loop {
-        let (spans, processes) = jaeger.spans(TRACE).await;
+        let (spans, processes) = jaeger.trace(TRACE).await;
         if spans.len() >= 5 {
             tokio::time::sleep(Duration::from_millis(1500)).await;
-            break jaeger.spans(TRACE).await;
+            break jaeger.trace(TRACE).await;
         }
         assert!(
             Instant::now() < deadline,

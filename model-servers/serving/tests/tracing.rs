@@ -15,9 +15,7 @@ use seldon_serving::grpc::pb::seldon::protos::{self as sp, model_client::ModelCl
 use seldon_supervise::Supervised;
 use serde_json::{Value, json};
 
-mod common;
-
-use common::jaeger::{Jaeger, free_port, parent, tag};
+use seldon_test_jaeger::{Jaeger, free_port, parent, tag};
 
 const SERVICE: &str = "summer";
 

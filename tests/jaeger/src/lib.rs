@@ -1,9 +1,7 @@
 //! A real Jaeger v2 all-in-one for tracing tests: OTLP/HTTP and the query API on free loopback
-//! ports, memory storage, supervised (stopped with the test, even on a panic).
-//!
-//! Same configuration as `control-plane/cli/tests/up_tracing.rs` (the binary comes from
-//! `scripts/jaeger-test-env.sh`, which builds it once per machine and waits on a running
-//! build's lock).
+//! ports, memory storage, supervised (stopped with the test, even on a panic). The binary
+//! comes from `scripts/jaeger-test-env.sh`, which builds it once per machine and waits on a
+//! running build's lock.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,13 +10,10 @@ use std::time::{Duration, Instant};
 use seldon_supervise::Supervised;
 use serde_json::Value;
 
-/// A free loopback port (bound, then released for the child to bind).
+/// A free loopback port for a listener a child binds later (below the ephemeral range, see
+/// `seldon_envoy::free_port`).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    seldon_envoy::free_port().expect("no free loopback port")
 }
 
 fn jaeger_bin() -> PathBuf {
@@ -34,6 +29,8 @@ fn jaeger_bin() -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
+/// A running Jaeger; dropping it stops the process.
+#[derive(Debug)]
 pub struct Jaeger {
     _process: Supervised,
     /// OTLP/HTTP receiver port.
