@@ -72,8 +72,11 @@ const SYSTEM_NAMESPACE: &str = "seldon-system";
 pub const TRACING_ENDPOINT: &str = "http://jaeger-collector.istio-system:4318";
 
 /// The repository root (this crate is `tests/mesh`).
+/// Without `..`: paths under it become the samples' `file://` model URIs, and the initializer
+/// refuses a URI that climbs (issue 11).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// Cargo's target directory (`CARGO_TARGET_DIR` or `<repo>/target`).
@@ -1734,6 +1737,18 @@ mod tests {
         assert_eq!(v["users"][0]["user"]["token"], "t");
         let kc: Kubeconfig = serde_json::from_value(v).unwrap();
         assert_eq!(kc.current_context.as_deref(), Some("mesh"));
+    }
+
+    #[test]
+    fn repo_root_has_no_parent_components_for_file_uris() {
+        let root = repo_root();
+        assert!(
+            root.components()
+                .all(|c| c != std::path::Component::ParentDir),
+            "{}",
+            root.display()
+        );
+        assert!(root.join("tests/mesh/Cargo.toml").is_file());
     }
 
     #[test]
