@@ -62,7 +62,9 @@ fmt:
 # pods run by the test's node agent in network namespaces. Needs root. The Go binaries are
 # built once from the module proxy and cached in ~/.cache/seldon-mesh (cold: ~30 min).
 test-mesh: wasm
+	scripts/setup-mesh-host.sh
 	scripts/kube-test-env.sh >/dev/null
+	scripts/jaeger-test-env.sh >/dev/null
 	scripts/istio-test-env.sh >/dev/null
 	model-servers/onnx/scripts/setup.sh >/dev/null
 	$(CARGO) build --locked -p seldon-mesh -p seldon-server -p seldon-mesh-initializer -p seldon-e2e --bins
