@@ -231,6 +231,15 @@ fn pod_spec(
             }
         }
         node_container_defaults(cx, p, unit, container);
+        // The filter's collector also takes the node servers' own SERVER spans (seldon-server,
+        // the SDK and the Python wrapper read the OpenTelemetry variable; service name = the
+        // node's name). The user's own value wins.
+        if let Some(endpoint) = opts.tracing_endpoint.as_deref()
+            && unit.endpoint.is_some()
+        {
+            let env = container.env.get_or_insert_with(Vec::new);
+            push_env(env, "OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
+        }
         if let Some(uri) = unit.model_uri.as_deref()
             && cx.annotation("seldon.io/no-storage-initializer") != Some("true")
         {

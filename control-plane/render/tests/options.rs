@@ -7,7 +7,8 @@
 //!   refused, unless `grpc_entry` is on;
 //! - the model initializer runs as Istio's proxy UID (Seldon #4450);
 //! - the EnvoyFilter has a priority (IST0151);
-//! - tracing: a collector endpoint lands in every WasmPlugin's FilterConfig (golden
+//! - tracing: a collector endpoint lands in every WasmPlugin's FilterConfig and in every node
+//!   container's `OTEL_EXPORTER_OTLP_ENDPOINT` (golden
 //!   `tests/golden/options/router-three-models-tracing.yaml`).
 
 use std::path::PathBuf;
@@ -552,6 +553,47 @@ fn a_tracing_endpoint_reaches_every_filter_config_and_matches_its_golden() {
         let config = seldon_graph::FilterConfig::from_json(&json).unwrap();
         seldon_graph::compile(&config).unwrap();
     }
+    // every node container exports its own spans to the same collector; a user's value wins
+    let otel = |objs: &[Value]| -> Vec<Option<String>> {
+        of_kind(objs, "Deployment")
+            .iter()
+            .flat_map(|d| {
+                d["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| c["name"] != "istio-proxy")
+                    .map(|c| {
+                        c["env"].as_array().and_then(|env| {
+                            env.iter()
+                                .find(|e| e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT")
+                                .map(|e| e["value"].as_str().unwrap().to_string())
+                        })
+                    })
+            })
+            .collect()
+    };
+    let on = otel(&objs);
+    assert!(!on.is_empty());
+    assert!(
+        on.iter()
+            .all(|v| v.as_deref() == Some("http://jaeger-collector.observability:4318")),
+        "{on:?}"
+    );
+    let mut own = sample("router-three-models");
+    own.spec.predictors[0].component_specs[0].spec.containers[0].env =
+        Some(vec![k8s_openapi::api::core::v1::EnvVar {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            value: Some("http://my-collector:4318".into()),
+            ..Default::default()
+        }]);
+    assert!(otel(&objects(&own, &opts)).contains(&Some("http://my-collector:4318".to_string())));
+    assert!(
+        otel(&objects(&sample("ab-test"), &RenderOptions::default()))
+            .iter()
+            .all(Option::is_none)
+    );
+
     // off by default: no tracing key at all
     let objs = objects(&sample("ab-test"), &RenderOptions::default());
     assert!(
