@@ -453,3 +453,60 @@ async fn a_failing_new_node_is_refused_weights_and_a_new_predictor_apply_a_remov
     assert_eq!(up.envoy_pid(), envoy, "Envoy was not restarted");
     tokio::task::spawn_blocking(move || drop(up)).await.unwrap();
 }
+
+/// Edits in quick succession each apply at once: the second save, right after the first
+/// reload, answers with its graph within 3 s (it used to wait out the first reload's 5 s drain
+/// and 1 s margin, 6 s). What the reloads replaced still goes after the drain: the removed
+/// predictor's node stops, and Envoy is the same process throughout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_edit_right_after_a_reload_applies_at_once() {
+    let mark = format!("quick-{}", std::process::id());
+    let runs = [("ma", testmodel("ma", 1.0)), ("mb", testmodel("mb", 100.0))];
+    let up = tokio::task::spawn_blocking(move || Up::start(&mark, ONE_PREDICTOR, &runs))
+        .await
+        .unwrap();
+    let url = up.url.clone();
+    assert!(answers(&url, 5).await.iter().all(|v| *v == 2.0));
+    let envoy = up.envoy_pid();
+    let ma = up.node_pid("ma").unwrap();
+
+    up.save(TWO_PREDICTORS);
+    up.wait_stderr("reloaded: the new graph answers", Duration::from_secs(10));
+    let got = answers(&url, 40).await;
+    assert!(got.contains(&101.0) && got.contains(&2.0), "{got:?}");
+
+    // the second edit, at once
+    let saved = up.save(ONLY_B);
+    let deadline = saved + Duration::from_secs(3);
+    let client = client();
+    loop {
+        let got = answers(&url, 10).await;
+        if got.iter().all(|v| *v == 101.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second edit did not answer within 3 s of its save: {got:?}\n{}",
+            up.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = saved.elapsed();
+    // still only b afterwards, on a kept-alive client too
+    for _ in 0..10 {
+        assert_eq!(answer(&predict(&client, &url).await), Ok(101.0));
+    }
+
+    // and the removed node still goes once the drain is over
+    let stderr = up.wait_stderr("stopped a.ma", Duration::from_secs(20));
+    assert_eq!(
+        stderr.matches("reloaded: the new graph answers").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(!alive(ma), "the removed node's process {ma} is stopped");
+    assert_eq!(up.node_pid("ma"), None, "up.json no longer lists it");
+    assert_eq!(up.envoy_pid(), envoy, "Envoy was not restarted");
+    eprintln!("second edit answered {took:?} after its save");
+    tokio::task::spawn_blocking(move || drop(up)).await.unwrap();
+}

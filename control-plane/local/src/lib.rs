@@ -119,6 +119,9 @@ pub struct Running {
     http: reqwest::Client,
     /// Where remote models are fetched to (a reload may add some).
     models: Arc<ModelCache>,
+    /// What earlier reloads replaced and Envoy may still use while it drains: retired by
+    /// [`Running::retire_due`], in the order they were replaced.
+    retiring: Vec<Retiring>,
     /// `http://127.0.0.1:<gateway>` + the deployment prefix.
     pub base_url: String,
 }
@@ -152,8 +155,10 @@ impl Running {
     ///    ADS, each waiting for Envoy's ACK; Envoy drains a replaced listener (its requests
     ///    in flight finish) while new connections get the new graph;
     /// 3. waits until every predictor answers `/ready` ([`Progress::Reloaded`]);
-    /// 4. after [`DRAIN_TIME`], drops the clusters nothing routes to any more and stops the
-    ///    processes of removed or changed nodes ([`Progress::NodeStopped`]).
+    /// 4. hands the clusters and processes of removed or changed nodes to
+    ///    [`Running::retire_due`], which drops and stops them once Envoy's drain is over
+    ///    ([`DRAIN_TIME`] + [`RETIRE_MARGIN`]); until then every push keeps their clusters. So
+    ///    the next edit applies at once, not after the drain of the previous one.
     ///
     /// If a new node does not start, or Envoy rejects the update (a NACK, quoted in the
     /// error), the new processes are stopped and the running graph stays as it was.
@@ -184,15 +189,11 @@ impl Running {
                 after: began.elapsed(),
             });
         }
-        self.xds
-            .push_clusters(&next.envoy, &self.plan.envoy)
-            .await?;
+        let in_use = self.in_use();
+        self.xds.push_clusters(&next.envoy, &in_use).await?;
         if let Err(e) = self.xds.push_listeners(&next.envoy).await {
-            // Envoy kept its listeners; serve the clusters they use, and nothing else.
-            let _ = self
-                .xds
-                .push_clusters(&self.plan.envoy, &self.plan.envoy)
-                .await;
+            // Envoy kept its listeners; serve the clusters they (and the draining ones) use.
+            let _ = self.xds.push_clusters(&self.plan.envoy, &in_use).await;
             return Err(e.into());
         }
 
@@ -213,7 +214,14 @@ impl Running {
                 self.nodes.0.push(pool.remove(i).1);
             }
         }
-        let mut retiring = Nodes(pool.into_iter().map(|(_, child)| child).collect());
+        // Envoy closes what the replaced listeners still hold at the end of DRAIN_TIME; a
+        // margin after it, so a client's keep-alive connection to an old listener is gone
+        // before the clusters and nodes it may still route to are.
+        self.retiring.push(Retiring {
+            due: Instant::now() + DRAIN_TIME + RETIRE_MARGIN,
+            envoy: self.plan.envoy.clone(),
+            nodes: Nodes(pool.into_iter().map(|(_, child)| child).collect()),
+        });
         self.envoy.set_config(next.envoy.clone());
         self.node_states = node_states(&next.processes, &self.nodes, &self.workdir);
         self.plan = next;
@@ -221,22 +229,60 @@ impl Running {
         progress(Progress::Reloaded {
             after: began.elapsed(),
         });
-        ready?;
+        ready
+    }
 
-        // Envoy closes what the replaced listeners still hold at the end of DRAIN_TIME; a
-        // margin after it, so a client's keep-alive connection to an old listener is gone
-        // before the clusters and nodes it may still route to are.
-        tokio::time::sleep(DRAIN_TIME + RETIRE_MARGIN).await;
-        let nothing = seldon_envoy::EnvoyConfig::new(self.plan.envoy.admin_port);
-        self.xds.push_clusters(&self.plan.envoy, &nothing).await?;
-        let names: Vec<String> = retiring.0.iter().map(|c| c.name().to_string()).collect();
-        let _ = seldon_supervise::stop_all(&mut retiring.0);
-        retiring.0.clear();
-        for node in names {
-            progress(Progress::NodeStopped { node });
+    /// Retires what reloads replaced once Envoy's drain is over: drops the clusters nothing
+    /// routes to any more (one push, waiting for the ACK) and stops the processes of removed or
+    /// changed nodes ([`Progress::NodeStopped`]). Nothing is due: returns at once. `up` calls
+    /// it between manifest reads; [`Running::stop`] stops whatever is still retiring.
+    pub async fn retire_due(
+        &mut self,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), LocalError> {
+        let now = Instant::now();
+        let (due, waiting): (Vec<Retiring>, Vec<Retiring>) = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .partition(|r| r.due <= now);
+        self.retiring = waiting;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let in_use = self.in_use();
+        self.xds.push_clusters(&self.plan.envoy, &in_use).await?;
+        for mut r in due {
+            let names: Vec<String> = r.nodes.0.iter().map(|c| c.name().to_string()).collect();
+            let _ = seldon_supervise::stop_all(&mut r.nodes.0);
+            r.nodes.0.clear();
+            for node in names {
+                progress(Progress::NodeStopped { node });
+            }
         }
         Ok(())
     }
+
+    /// The clusters Envoy may still route to besides the running plan's: those of the plans
+    /// whose listeners are still draining (`push_clusters` keeps them).
+    fn in_use(&self) -> seldon_envoy::EnvoyConfig {
+        let mut keep = self.plan.envoy.clone();
+        for r in &self.retiring {
+            for c in &r.envoy.clusters {
+                if !keep.clusters.iter().any(|k| k.name == c.name) {
+                    keep.clusters.push(c.clone());
+                }
+            }
+        }
+        keep
+    }
+}
+
+/// What one reload replaced: the plan Envoy's draining listeners were built from (their
+/// clusters stay served) and the processes of its removed or changed nodes, retired at `due`.
+#[derive(Debug)]
+struct Retiring {
+    due: Instant,
+    envoy: seldon_envoy::EnvoyConfig,
+    nodes: Nodes,
 }
 
 /// How long a listener replaced by a reload keeps serving the requests it has (Envoy's
@@ -383,6 +429,7 @@ pub async fn up(
         workdir: workdir.to_path_buf(),
         http,
         models,
+        retiring: Vec::new(),
         base_url,
     })
 }

@@ -294,6 +294,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         signal = stop.recv() => break signal,
                         () = tokio::time::sleep(WATCH_EVERY) => {}
                     }
+                    // what earlier reloads replaced goes once Envoy's drain is over
+                    let retired = tokio::select! {
+                        r = running.retire_due(&mut report) => Ok(r),
+                        signal = stop.recv() => Err(signal),
+                    };
+                    match retired {
+                        Err(signal) => break signal,
+                        Ok(Err(e)) => eprintln!("retiring replaced nodes failed: {e:#}"),
+                        Ok(Ok(())) => {}
+                    }
                     let Some(changed) = watch.changed() else {
                         continue;
                     };
