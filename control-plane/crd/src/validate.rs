@@ -40,7 +40,9 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
     let spec = &sdep.spec;
     match sdep.metadata.name.as_deref() {
         None | Some("") => out.push(v("metadata.name", "is required")),
-        Some(n) if !is_dns_label(n) => out.push(v("metadata.name", format!("{n:?} must be a DNS-1123 label (lower-case letters, digits and '-', at most 63 characters)"))),
+        // Any custom-resource name: longer or dotted names are hashed where they are derived
+        // (names::k8s_name, names::sdep_id), as Seldon does.
+        Some(n) if !names::is_dns1123_subdomain(n) => out.push(v("metadata.name", format!("{n:?} must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)"))),
         _ => {}
     }
     if spec.predictors.is_empty() {
@@ -82,7 +84,7 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
         let path = format!("spec.predictors[{i}]");
         if p.name.is_empty() {
             out.push(v(format!("{path}.name"), "is required"));
-        } else if !is_dns_label(&p.name) {
+        } else if !names::is_dns1123_label(&p.name) {
             out.push(v(
                 format!("{path}.name"),
                 format!("{:?} must be a DNS-1123 label", p.name),
@@ -95,6 +97,15 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
                     "duplicate predictor name {:?}; also used by spec.predictors[{first}]",
                     p.name
                 ),
+            ));
+        }
+        if let Some(svc) = p.annotations.get(names::ANNOTATION_SVC_NAME)
+            && !names::is_dns1035_label(svc)
+        {
+            // it names a Service and is a label value: used as given, as Seldon does
+            out.push(v(
+                format!("{path}.annotations.{}", names::ANNOTATION_SVC_NAME),
+                format!("{svc:?} must be a DNS-1035 label (a Service name: lower-case letters, digits and '-', starting with a letter, at most 63 characters)"),
             ));
         }
         if let Some(svc) = p.annotations.get(names::ANNOTATION_SVC_NAME)
@@ -152,6 +163,17 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
                 .iter()
                 .any(|c| c.spec.containers.iter().any(|k| k.name == unit.name));
             let builtin = matches!(unit.implementation, Some(Implementation::RandomAbtest));
+            if !names::is_dns1123_label(&unit.name) {
+                // a node's container (and, for prepackaged servers, the one we add) is named
+                // after it
+                out.push(v(
+                    format!("{upath}.name"),
+                    format!(
+                        "{:?} must be a DNS-1123 label (it names the node's container)",
+                        unit.name
+                    ),
+                ));
+            }
             if !has_container && !is_prepackaged(unit) && !builtin {
                 out.push(v(upath.clone(), format!("node {:?} has no container of the same name in componentSpecs and is not a prepackaged server", unit.name)));
             }
@@ -234,16 +256,6 @@ fn collect_paths<'a>(
         collect_paths(child, format!("{path}.children[{i}]"), out);
     }
     out.insert(0, (unit, path));
-}
-
-fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 #[cfg(test)]
@@ -363,6 +375,39 @@ spec:
         assert_eq!(
             out,
             ["spec.predictors[0].graph.endpoint.type: GRPC conflicts with spec.transport rest"]
+        );
+    }
+
+    #[test]
+    fn long_and_dotted_names_are_accepted_bad_ones_refused() {
+        let doc = |name: &str| {
+            format!(
+                "metadata: {{name: {name}}}\nspec:\n  predictors:\n  - name: p\n    graph: {{name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}}\n"
+            )
+        };
+        assert_eq!(check(&doc(&"a".repeat(253))), Vec::<String>::new());
+        assert_eq!(check(&doc("my.model.v1")), Vec::<String>::new());
+        let long = "a".repeat(254);
+        assert_eq!(
+            check(&doc(&long)),
+            vec![format!(
+                "metadata.name: \"{long}\" must be a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253 characters)"
+            )]
+        );
+        assert_eq!(check(&doc("a..b")).len(), 1);
+        assert_eq!(check(&doc("Ab")).len(), 1);
+        let bad_node = doc("x").replace("name: m,", "name: M_1,");
+        assert_eq!(
+            check(&bad_node),
+            vec!["spec.predictors[0].graph.name: \"M_1\" must be a DNS-1123 label (it names the node's container)".to_string()]
+        );
+        let bad_svc = doc("x").replace(
+            "  - name: p\n",
+            "  - name: p\n    annotations: {seldon.io/svc-name: 9svc}\n",
+        );
+        assert_eq!(
+            check(&bad_svc),
+            vec!["spec.predictors[0].annotations.seldon.io/svc-name: \"9svc\" must be a DNS-1035 label (a Service name: lower-case letters, digits and '-', starting with a letter, at most 63 characters)".to_string()]
         );
     }
 }
