@@ -89,6 +89,11 @@ pub struct Config {
     /// `service.name` of the spans (default: `PREDICTIVE_UNIT_ID`, else `seldon-server`).
     #[arg(long, env = "OTEL_SERVICE_NAME")]
     pub otel_service_name: Option<String>,
+    /// Seldon's model metadata (YAML or JSON: name, versions, platform, inputs, outputs,
+    /// custom); its keys replace the runtime's and `<model_uri>/metadata.yaml`'s. Invalid:
+    /// the server does not start.
+    #[arg(long, env = "MODEL_METADATA")]
+    pub model_metadata: Option<String>,
 }
 
 impl Config {
@@ -103,7 +108,22 @@ impl Config {
         // the caller's environment must not turn tracing on
         c.otlp_endpoint = None;
         c.otel_service_name = None;
+        c.model_metadata = None;
         c
+    }
+
+    /// Where the model artifact is: `--model-uri`, else the `model_uri` parameter, else
+    /// `/mnt/models`.
+    pub fn model_uri(&self, parameters: &BTreeMap<String, Value>) -> String {
+        self.model_uri
+            .clone()
+            .or_else(|| {
+                parameters
+                    .get("model_uri")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "/mnt/models".into())
     }
 
     /// The v2 model name.

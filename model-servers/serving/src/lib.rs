@@ -26,6 +26,7 @@ pub mod builtin;
 pub mod catalogue;
 pub mod config;
 pub mod grpc;
+pub mod metadata;
 pub mod metrics;
 pub mod offload;
 pub mod otel;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::catalogue::{Catalogue, LoadContext};
 use crate::config::{Config, ConfigError, parse_parameters};
 use crate::error::ModelError;
+use crate::metadata::{MetadataError, MetadataOverride};
 use crate::model::Model;
 use crate::otel::{Edge, Otel, OtelError};
 use crate::service::Service;
@@ -31,6 +32,18 @@ pub enum StartError {
     Serve { what: &'static str, reason: String },
     #[error("tracing: {0}")]
     Tracing(#[from] OtelError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+}
+
+/// The user's metadata (`MODEL_METADATA` over `<model_uri>/metadata.yaml`), checked.
+pub fn metadata_override(config: &Config) -> Result<MetadataOverride, StartError> {
+    let parameters = parse_parameters(&config.parameters)?;
+    let uri = config.model_uri(&parameters);
+    Ok(crate::metadata::load(
+        config.model_metadata.as_deref(),
+        Some(std::path::Path::new(&uri)),
+    )?)
 }
 
 /// Builds the model from the catalogue and runs `load`.
@@ -39,16 +52,7 @@ pub async fn load_model(
     catalogue: &Catalogue,
 ) -> Result<Arc<dyn Model>, StartError> {
     let parameters = parse_parameters(&config.parameters)?;
-    let model_uri = config
-        .model_uri
-        .clone()
-        .or_else(|| {
-            parameters
-                .get("model_uri")
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "/mnt/models".into());
+    let model_uri = config.model_uri(&parameters);
     let ctx = LoadContext {
         model_uri,
         parameters,
@@ -81,8 +85,9 @@ async fn bind(what: &'static str, config: &Config, port: u16) -> Result<TcpListe
 }
 
 /// Binds the HTTP, gRPC and metrics ports for `model`, and sets up span export when
-/// `config.otlp_endpoint` is set.
+/// `config.otlp_endpoint` is set. Invalid user metadata fails here, before any port is bound.
 pub async fn bind_all(config: Config, model: Arc<dyn Model>) -> Result<Bound, StartError> {
+    let user_metadata = metadata_override(&config)?;
     let otel = Otel::from_config(&config)?;
     let http = bind("http", &config, config.http_port).await?;
     let grpc = bind("grpc", &config, config.grpc_port).await?;
@@ -94,7 +99,7 @@ pub async fn bind_all(config: Config, model: Arc<dyn Model>) -> Result<Bound, St
             source,
         })
     };
-    let service = Service::new(model, &config);
+    let service = Service::new(model, &config).with_metadata(user_metadata);
     if let Some(otel) = &otel {
         for (name, help, counter) in otel.stats().counters() {
             service.metrics.register_counter(name, help, counter);
@@ -228,6 +233,8 @@ pub async fn run(config: Config, catalogue: &Catalogue) -> Result<(), StartError
                 .unwrap_or_else(|_| "info".into()),
         )
         .try_init();
+    // bad metadata is reported before a (possibly long) model load, not after it
+    metadata_override(&config)?;
     let model = load_model(&config, catalogue).await?;
     bind_all(config, model)
         .await?

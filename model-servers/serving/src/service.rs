@@ -8,6 +8,7 @@ use seldon_protocol::v2::{self, InferenceRequest, InferenceResponse, MetadataTen
 
 use crate::api_error::ServeError;
 use crate::config::Config;
+use crate::metadata::MetadataOverride;
 use crate::metrics::{Method, Metrics};
 use crate::model::{Model, Output, Payload};
 use crate::v1::{self as codec1, DataKind, Extras, Unit};
@@ -22,6 +23,8 @@ pub struct Service {
     pub model_version: Option<String>,
     pub include_metrics: bool,
     pub metrics: Arc<Metrics>,
+    /// `MODEL_METADATA` / `metadata.yaml`, laid over the model's own metadata.
+    pub user_metadata: Arc<MetadataOverride>,
 }
 
 impl std::fmt::Debug for Service {
@@ -55,7 +58,14 @@ impl Service {
             model_version: config.model_version.clone(),
             include_metrics: config.include_metrics_in_client_response,
             metrics: Arc::new(Metrics::new(config)),
+            user_metadata: Arc::default(),
         }
+    }
+
+    /// This service with the user's metadata over the model's (see [`crate::metadata`]).
+    pub fn with_metadata(mut self, user: MetadataOverride) -> Self {
+        self.user_metadata = Arc::new(user);
+        self
     }
 
     fn finish_v1(
@@ -147,9 +157,10 @@ impl Service {
         )
     }
 
-    /// `/metadata` (v1 model metadata; name defaults to the served model name).
+    /// `/metadata` (v1 model metadata: the model's, with the user's keys replacing its own;
+    /// name defaults to the served model name).
     pub fn metadata_v1(&self) -> v1::ModelMetadata {
-        let mut md = self.model.metadata();
+        let mut md = self.user_metadata.apply(self.model.metadata());
         if md.name.is_empty() {
             md.name.clone_from(&self.model_name);
         }
