@@ -15,6 +15,10 @@ pub const INTERNAL_ERROR: &str = "MICROSERVICE_INTERNAL_ERROR";
 pub const TOO_LARGE: &str = "MICROSERVICE_REQUEST_TOO_LARGE";
 /// Reason for a v2 call naming another model.
 pub const UNKNOWN_MODEL: &str = "MICROSERVICE_UNKNOWN_MODEL";
+/// Reason for a path no route serves.
+pub const NOT_FOUND: &str = "NOT_FOUND";
+/// Reason for a served path called with the wrong method.
+pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,12 +30,23 @@ pub enum ServeError {
     Protocol(#[from] ProtocolError),
     #[error("the request body is empty")]
     EmptyBody,
+    /// Valid JSON but not an object (serde would read an array as a struct's fields).
+    #[error("the request body must be a JSON object, found {0}")]
+    NotAnObject(&'static str),
     #[error("the request body exceeds the {limit}-byte limit")]
     TooLarge { limit: usize },
     #[error("reading the request body failed: {0}")]
     Body(String),
     #[error("model `{0}` is not served here")]
     UnknownModel(String),
+    /// No route serves the path (axum's fallback, which would answer an empty 404).
+    #[error(
+        "no route for {method} {path}: this server serves /predict, /api/v1.0/predictions, /api/v1.0/feedback, /health/ping, /health/status, /metadata and /v2/..."
+    )]
+    NoRoute { method: String, path: String },
+    /// The path is served, not with this method (axum would answer an empty 405).
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
     /// Decoding or encoding on the blocking pool did not finish (it panicked or the runtime
     /// is shutting down).
     #[error("decoding the request failed: {0}")]
@@ -45,6 +60,7 @@ impl ServeError {
             ServeError::Model(ModelError::BadData(_) | ModelError::NotImplemented(_))
             | ServeError::Protocol(_)
             | ServeError::EmptyBody
+            | ServeError::NotAnObject(_)
             | ServeError::Body(_) => (StatusCode::BAD_REQUEST, BAD_DATA),
             ServeError::Model(ModelError::Status {
                 http_status,
@@ -59,6 +75,10 @@ impl ServeError {
             }
             ServeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
             ServeError::UnknownModel(_) => (StatusCode::NOT_FOUND, UNKNOWN_MODEL),
+            ServeError::NoRoute { .. } => (StatusCode::NOT_FOUND, NOT_FOUND),
+            ServeError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED)
+            }
         }
     }
 }
@@ -91,6 +111,15 @@ impl ApiError {
         ApiError {
             api: Api::V2,
             error: error.into(),
+        }
+    }
+
+    /// In the shape of the protocol `path` belongs to: v2 under `/v2`, v1 elsewhere.
+    pub fn for_path(path: &str, error: impl Into<ServeError>) -> Self {
+        if path == "/v2" || path.starts_with("/v2/") {
+            Self::v2(error)
+        } else {
+            Self::v1(error)
         }
     }
 }

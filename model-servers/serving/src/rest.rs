@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use seldon_protocol::v1::{Feedback, SeldonMessage, SeldonMessageList};
@@ -73,25 +73,70 @@ pub fn app(service: Service, max_body_bytes: usize) -> Router {
             "/v2/models/{model}/versions/{version}/infer",
             post(infer_version),
         )
+        // Unknown paths and wrong methods answer JSON like every other error (axum's own
+        // answers are empty bodies).
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    let path = uri.path().to_string();
+    ApiError::for_path(
+        &path.clone(),
+        ServeError::NoRoute {
+            method: method.to_string(),
+            path,
+        },
+    )
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    let path = uri.path().to_string();
+    ApiError::for_path(
+        &path.clone(),
+        ServeError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+        },
+    )
+}
+
+fn body_error(state: &AppState, e: BytesRejection) -> ServeError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ServeError::TooLarge {
+            limit: state.max_body_bytes,
+        }
+    } else {
+        ServeError::Body(e.body_text())
+    }
+}
+
 /// The body, or why there is none usable (413 over the limit, 400 empty).
 fn body(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServeError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ServeError::TooLarge {
-                limit: state.max_body_bytes,
-            }
-        } else {
-            ServeError::Body(e.body_text())
-        }
-    })?;
+    let bytes = body.map_err(|e| body_error(state, e))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ServeError::EmptyBody);
     }
+    not_an_object(&bytes)?;
     Ok(bytes)
+}
+
+/// A body that starts as a JSON value other than an object is refused by its first byte (no
+/// second pass over a large body); anything else is left to the decoder's own errors.
+fn not_an_object(bytes: &[u8]) -> Result<(), ServeError> {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let rest = &bytes[start.unwrap_or(bytes.len())..];
+    let found = match rest.first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b'-' | b'0'..=b'9') => "a number",
+        _ if rest.starts_with(b"true") || rest.starts_with(b"false") => "a boolean",
+        _ if rest.starts_with(b"null") => "null",
+        _ => return Ok(()),
+    };
+    Err(ServeError::NotAnObject(found))
 }
 
 /// v1 body: the JSON body, or the wrapper's `?json=` query form.
@@ -101,7 +146,10 @@ fn v1_body(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Bytes, ServeError> {
     match (query.get("json"), &raw) {
-        (Some(q), Ok(b)) if b.is_empty() => Ok(Bytes::from(q.clone().into_bytes())),
+        (Some(q), Ok(b)) if b.is_empty() => {
+            not_an_object(q.as_bytes())?;
+            Ok(Bytes::from(q.clone().into_bytes()))
+        }
         _ => body(state, raw),
     }
 }
@@ -175,7 +223,14 @@ async fn aggregate(
     Query(q): Query<HashMap<String, String>>,
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let bytes = v1_body(&s, &q, raw).map_err(ApiError::v1)?;
+    // a JSON array of messages, or `{"seldonMessages": [...]}`: no object check here
+    let bytes = match (q.get("json"), raw) {
+        (Some(q), Ok(b)) if b.is_empty() => Bytes::from(q.clone().into_bytes()),
+        (_, raw) => raw.map_err(|e| ApiError::v1(body_error(&s, e)))?,
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::v1(ServeError::EmptyBody));
+    }
     let size = bytes.len();
     let work = async move {
         let list = SeldonMessageList::from_slice(&bytes)?;
