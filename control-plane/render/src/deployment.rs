@@ -64,14 +64,14 @@ pub fn selector(
     index: usize,
     component: &SeldonPodSpec,
 ) -> BTreeMap<String, String> {
-    let mut sel = BTreeMap::from([(names::LABEL_SELDON_ID.to_string(), cx.name.clone())]);
+    let mut sel = BTreeMap::from([(names::LABEL_SELDON_ID.to_string(), cx.id.clone())]);
     if index == p.root_component() {
         sel.insert(names::LABEL_SELDON_APP.to_string(), p.service.clone());
     }
     for c in &component.spec.containers {
         if find_unit(&p.spec.graph, &c.name).is_some() {
             sel.insert(
-                format!("{}{}", names::LABEL_SELDON_APP_SVC_PREFIX, c.name),
+                names::container_svc_label(&c.name),
                 names::container_service(&cx.name, &p.spec.name, &c.name),
             );
         }
@@ -407,7 +407,7 @@ fn model_initializer(
     init: &mut Vec<Container>,
     opts: &RenderOptions,
 ) {
-    let volume = format!("{}-provision-location", container.name);
+    let volume = names::container_suffixed(&container.name, "provision-location");
     let mounts = container.volume_mounts.get_or_insert_with(Vec::new);
     if mounts.iter().any(|m| m.mount_path == MODELS_DIR) {
         return; // the user mounts models themselves
@@ -442,7 +442,7 @@ fn model_initializer(
         read_only: Some(true),
         ..Default::default()
     });
-    let init_name = format!("{}-model-initializer", container.name);
+    let init_name = names::container_suffixed(&container.name, "model-initializer");
     if init.iter().any(|c| c.name == init_name) {
         return; // a user-supplied initializer is kept
     }

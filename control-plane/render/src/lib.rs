@@ -110,6 +110,8 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
 pub struct Context {
     pub sdep: SeldonDeployment,
     pub name: String,
+    /// The `seldon-deployment-id` label value: [`names::sdep_id`] of `name`.
+    pub id: String,
     pub namespace: String,
 }
 
@@ -122,6 +124,7 @@ impl Context {
         let namespace = seldon_crd::defaults::namespace(&sdep);
         Self {
             sdep,
+            id: names::sdep_id(&name),
             name,
             namespace,
         }
@@ -146,7 +149,7 @@ impl Context {
     /// Labels on every object: `seldon-deployment-id` and `app.kubernetes.io/managed-by`.
     pub fn base_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
-            (names::LABEL_SELDON_ID.to_string(), self.name.clone()),
+            (names::LABEL_SELDON_ID.to_string(), self.id.clone()),
             (
                 names::LABEL_MANAGED_BY.to_string(),
                 names::MANAGED_BY.to_string(),

@@ -36,7 +36,7 @@ pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> Vec<Serv
                 continue;
             };
             let svc = names::container_service(&cx.name, &p.spec.name, &container.name);
-            let selector_key = format!("{}{}", names::LABEL_SELDON_APP_SVC_PREFIX, container.name);
+            let selector_key = names::container_svc_label(&container.name);
             let mut labels = cx.base_labels();
             labels.insert(selector_key.clone(), svc.clone());
             let mut meta = cx.meta(&svc, labels);

@@ -92,7 +92,8 @@ pub fn render(cx: &Context, opts: &RenderOptions) -> CustomObject {
     CustomObject {
         api_version: "networking.istio.io/v1".to_string(),
         kind: "VirtualService".to_string(),
-        metadata: cx.meta(&names::k8s_name(&cx.name), cx.base_labels()),
+        // Seldon names it by the id (`seldonId`)
+        metadata: cx.meta(&cx.id, cx.base_labels()),
         spec: json!({"hosts": hosts, "gateways": [gateway], "http": http}),
     }
 }
