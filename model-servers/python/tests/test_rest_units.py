@@ -206,7 +206,8 @@ def test_blocking_predict_does_not_stall_the_server(server_factory, tmp_path):
         (["Plain", "--parameters", "not json"], {}, "parameters are not valid JSON"),
         (["Plain"], {"PREDICTIVE_UNIT_PARAMETERS": '[{"name": "a", "value": "x", "type": "INT"}]'},
          "parameter a: 'x' is not INT"),
-        (["Plain", "--workers", "2"], {}, "only --workers 1 is supported"),
+        (["Plain", "--workers", "0"], {}, "--workers / GUNICORN_WORKERS must be at least 1, got 0"),
+        (["Plain"], {"GUNICORN_WORKERS": "-1"}, "--workers / GUNICORN_WORKERS must be at least 1, got -1"),
         (["Multi.Nope"], {}, "module Multi has no class Nope"),
     ],
 )

@@ -209,3 +209,21 @@ def test_error_response_mapping():
     foreign = type("SeldonMicroserviceException", (Exception,), {
         "status_code": 400, "to_dict": lambda self: {"status": {"info": "foreign"}}})()
     assert error_response(foreign) == (400, {"status": {"info": "foreign"}})
+
+
+def test_worker_snapshots_merge_and_bad_files_are_skipped(tmp_path):
+    from seldon_mesh_wrapper.metrics import MergedMetrics, SeldonMetrics
+
+    for worker in ("101", "102"):
+        m = SeldonMetrics({"worker_id": worker}, snapshot_dir=str(tmp_path))
+        m._snapshot = str(tmp_path / f"{worker}.json")  # one process plays both workers
+        m.update([{"type": "COUNTER", "key": "calls", "value": 2},
+                  {"type": "TIMER", "key": "lat", "value": 5.0}], "predict")
+    (tmp_path / "999.json").write_text("{not json")  # a torn or foreign file
+    (tmp_path / "notes.txt").write_text("ignored")
+    samples = {(s.name, s.labels.get("worker_id"), s.labels.get("le")): s.value
+               for fam in MergedMetrics(str(tmp_path)).collect() for s in fam.samples}
+    assert samples[("calls_total", "101", None)] == 2
+    assert samples[("calls_total", "102", None)] == 2
+    assert samples[("lat_count", "101", None)] == 1
+    assert samples[("lat_bucket", "102", "+Inf")] == 1

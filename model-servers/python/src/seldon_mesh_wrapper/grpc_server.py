@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import grpc
 import numpy as np
-from google.protobuf import json_format
+from google.protobuf import any_pb2, json_format
 
 from . import methods, v2
 from .errors import error_response
@@ -38,10 +38,25 @@ def status_code_for(http_status: int) -> grpc.StatusCode:
 def to_message(result: Any) -> pb.SeldonMessage:
     if isinstance(result, pb.SeldonMessage):
         return result
+    custom = result.get("customData") if isinstance(result, dict) else None
+    if isinstance(custom, any_pb2.Any):
+        # a hook returned an Any: put it in the oneof as is (its type need not be known here)
+        message = json_format.ParseDict({k: v for k, v in result.items() if k != "customData"}, pb.SeldonMessage())
+        message.customData.CopyFrom(custom)
+        return message
     return json_format.ParseDict(result, pb.SeldonMessage())
 
 
 def to_dict(message: Any) -> Any:
+    """The message as JSON, except `customData`, which stays the `Any` message: seldon-core
+    passes `request.customData` to the hooks, and JSON needs the packed type's descriptor."""
+    if isinstance(message, pb.SeldonMessage) and message.WhichOneof("data_oneof") == "customData":
+        rest = pb.SeldonMessage()
+        rest.CopyFrom(message)
+        rest.ClearField("customData")
+        out = json_format.MessageToDict(rest)
+        out["customData"] = message.customData
+        return out
     return json_format.MessageToDict(message)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -69,12 +71,15 @@ LabelKey = tuple[tuple[str, str], ...]
 class SeldonMetrics:
     """Thread-safe store of custom metrics, exposed by `collect()` in Prometheus form."""
 
-    def __init__(self, default_labels: dict[str, str]) -> None:
+    def __init__(self, default_labels: dict[str, str], snapshot_dir: str | None = None) -> None:
         self._labels = dict(default_labels)
         self._lock = threading.Lock()
         self._counters: dict[tuple[str, LabelKey], float] = {}
         self._gauges: dict[tuple[str, LabelKey], float] = {}
         self._hists: dict[tuple[str, LabelKey], _Hist] = {}
+        # with several workers: this process's store, rewritten after each update, for the
+        # master's /prometheus (`MergedMetrics`); the role of PROMETHEUS_MULTIPROC_DIR
+        self._snapshot = None if snapshot_dir is None else os.path.join(snapshot_dir, f"{os.getpid()}.json")
 
     def _key(self, metric: dict, method: str) -> tuple[str, LabelKey]:
         # as seldon-core: a user tag never overrides Seldon's own labels
@@ -97,6 +102,34 @@ class SeldonMetrics:
                     idx = next((i for i, b in enumerate(BUCKETS) if seconds <= b), len(BUCKETS))
                     hist.counts[idx] += 1
                     hist.total += seconds
+            if self._snapshot is not None:
+                self._write_snapshot(self._snapshot)
+
+    def _write_snapshot(self, path: str) -> None:
+        """Writes the store as JSON, atomically (a reader never sees half a file)."""
+        data = {
+            "counters": [[n, list(map(list, lab)), v] for (n, lab), v in self._counters.items()],
+            "gauges": [[n, list(map(list, lab)), v] for (n, lab), v in self._gauges.items()],
+            "hists": [[n, list(map(list, lab)), h.counts, h.total] for (n, lab), h in self._hists.items()],
+        }
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+
+    def merge_snapshot(self, data: dict) -> None:
+        """Adds one worker's snapshot: counters and histograms add up, gauges take its value.
+        Series never collide across workers in practice (`worker_id` is a label)."""
+        with self._lock:
+            for name, labels, value in data.get("counters", []):
+                key = (name, tuple(tuple(p) for p in labels))
+                self._counters[key] = self._counters.get(key, 0.0) + value
+            for name, labels, value in data.get("gauges", []):
+                self._gauges[(name, tuple(tuple(p) for p in labels))] = value
+            for name, labels, counts, total in data.get("hists", []):
+                hist = self._hists.setdefault((name, tuple(tuple(p) for p in labels)), _Hist())
+                hist.counts = [a + b for a, b in zip(hist.counts, counts)]
+                hist.total += total
 
     def update_reward(self, reward: float) -> None:
         self.update(
@@ -149,3 +182,22 @@ def _group(store: dict) -> dict[str, list[tuple[dict, Any]]]:
 
 def _sample(name: str, labels: dict, value: float) -> Sample:
     return Sample(name, labels, value, None, None)
+
+
+class MergedMetrics:
+    """Collector of the master process: every worker's snapshot in `directory`, merged."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterable[Any]:
+        store = SeldonMetrics({})
+        for name in sorted(os.listdir(self.directory)):
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.directory, name)) as f:
+                    store.merge_snapshot(json.load(f))
+            except (OSError, ValueError):
+                continue  # a worker's file vanished or is not ours: skip it, never fail the scrape
+        yield from store.collect()

@@ -11,6 +11,7 @@ import binascii
 from typing import Any
 
 import numpy as np
+from google.protobuf import any_pb2, json_format
 
 from .errors import SeldonMicroserviceException
 from .user_model import client_class_names, client_custom_tags, client_feature_names
@@ -112,7 +113,32 @@ def extract_request_parts(request: Any) -> tuple[Any, dict | None, dict | None, 
             return base64.b64decode(request["binData"], validate=True), meta, None, "binData"
         except (binascii.Error, TypeError, ValueError) as exc:
             raise SeldonMicroserviceException(f"Invalid binData: {exc}") from exc
+    if "customData" in request:
+        return custom_data(request["customData"]), meta, None, "customData"
     raise SeldonMicroserviceException(f"Invalid request data type: {request}")
+
+
+def custom_data(value: Any) -> any_pb2.Any:
+    """v1 `customData`: the `google.protobuf.Any` itself, as seldon-core hands it to the hooks.
+
+    gRPC gives the message (kept as is by `grpc_server.to_dict`); REST gives its proto3 JSON
+    form (`{"@type": "type.googleapis.com/<T>", ...}`), parsed into an `Any` when the process
+    knows `<T>` (the well-known types, or the user's `_pb2` module imported by the model).
+    seldon-core 1.18's REST refused customData for all but the `*_raw` hooks.
+    """
+    if isinstance(value, any_pb2.Any):
+        return value
+    if not isinstance(value, dict) or not isinstance(value.get("@type"), str):
+        raise SeldonMicroserviceException(
+            'Invalid customData: expected the JSON form of google.protobuf.Any, {"@type": ..., ...}'
+        )
+    try:
+        return json_format.ParseDict(value, any_pb2.Any())
+    except (json_format.ParseError, TypeError, KeyError) as exc:
+        raise SeldonMicroserviceException(
+            f"Invalid customData of type {value['@type']}: {exc} "
+            "(a type that is not a protobuf well-known type must be imported by the model)"
+        ) from exc
 
 
 def request_names(datadef: dict | None) -> list:
@@ -161,6 +187,9 @@ def construct_response(
         response["strData"] = result
     elif isinstance(result, (np.ndarray, list)):
         response["data"] = _data_section(user_model, is_request, request, result)
+    elif isinstance(result, any_pb2.Any):
+        # REST renders it with MessageToDict, gRPC puts it in the oneof (grpc_server.to_message)
+        response["customData"] = result
     else:
         raise SeldonMicroserviceException(
             "Unknown data type returned as payload (must be list or np array):" + str(result)

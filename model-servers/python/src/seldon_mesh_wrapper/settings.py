@@ -80,6 +80,7 @@ class Settings:
     host: str = "0.0.0.0"
     log_level: str = "INFO"
     threads: int = 1
+    workers: int = 1
     grpc_workers: int = 1
     grpc_threads: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -143,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int)
     p.add_argument("--host", default=None)
     p.add_argument("--log-level", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.add_argument("--workers", type=int, help="REST worker processes (only 1 is supported)")
+    p.add_argument("--workers", type=int, help="worker processes serving REST and gRPC (default 1)")
     p.add_argument("--threads", type=int, help="threads running user code (default 1)")
     p.add_argument("--grpc-workers", type=int, help="0 disables gRPC")
     p.add_argument("--grpc-threads", type=int)
@@ -167,8 +168,8 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         return arg if arg is not None else _env_int(env, name, default)
 
     workers = pick(args.workers, "GUNICORN_WORKERS", 1)
-    if workers != 1:
-        raise ConfigError("only --workers 1 is supported; scale with replicas instead")
+    if workers < 1:
+        raise ConfigError(f"--workers / GUNICORN_WORKERS must be at least 1, got {workers}")
     labels_raw = env.get("PREDICTOR_LABELS", "{}")
     try:
         predictor_labels = json.loads(labels_raw) if labels_raw else {}
@@ -186,6 +187,7 @@ def load_settings(argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         host=args.host or env.get("PREDICTIVE_UNIT_SERVICE_HOST", "0.0.0.0"),
         log_level=(args.log_level or env.get("SELDON_LOG_LEVEL", "INFO")).upper(),
         threads=max(1, pick(args.threads, "GUNICORN_THREADS", 1)),
+        workers=workers,
         grpc_workers=pick(args.grpc_workers, "GRPC_WORKERS", 1),
         grpc_threads=max(1, pick(args.grpc_threads, "GRPC_THREADS", 1)),
         max_body_bytes=pick(args.max_body_bytes, "SELDON_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
