@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Creates/updates the venv at ~/.cache/seldon-mesh/pyvenv with the pinned dependencies,
-# installs this package (editable, with test extras) and runs pytest. Extra args go to pytest.
+# Creates/updates a venv with the pinned dependencies, installs this package (editable, with
+# test extras) and runs pytest. Extra args go to pytest.
+#
+# One venv per checkout (~/.cache/seldon-mesh/pyvenv-<hash of this folder>): an editable
+# install points into the checkout that ran it last, so two checkouts sharing a venv ran each
+# other's code (a CI clone's pytest once ran a half-edited wrapper of another checkout and
+# failed). $SELDON_MESH_PYVENV overrides it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${SELDON_MESH_PYVENV:-${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/pyvenv}"
+key="$(printf '%s' "$here" | sha256sum | cut -c1-12)"
+venv="${SELDON_MESH_PYVENV:-${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/pyvenv-$key}"
 python="${PYTHON311:-python3.11}"
 
 if [ ! -x "$venv/bin/python" ]; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,7 +28,31 @@ def die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _listen_range() -> tuple[int, int]:
+    """Ports to pick from: 20000 up to the kernel's ephemeral range (ip_local_port_range)."""
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return 20000, max(low, 20001)
+
+
 def free_port() -> int:
+    """A loopback port that was free a moment ago, for a child to bind later.
+
+    Not from bind(0): such a port is in the ephemeral range, where any outgoing connection
+    may take it before the child binds it (a CI run's Jaeger failed so: "bind: address already
+    in use"). Random candidates below that range, each checked by binding it; bind(0) last.
+    """
+    low, high = _listen_range()
+    for _ in range(64):
+        port = random.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
