@@ -187,7 +187,9 @@ pub enum DesiredError {
 }
 
 /// Turns render output into the objects to apply: in `namespace`, labelled with
-/// `seldon-deployment-id`, controller-owned by `owner`; sorted in [`OWNED_KINDS`] order.
+/// `seldon-deployment-id` (Seldon's id of `sdep_name`: the name up to 63 characters, else
+/// `seldon-<md5>`, as render labels them), controller-owned by `owner`; sorted in
+/// [`OWNED_KINDS`] order.
 pub fn prepare_desired(
     rendered: Vec<Value>,
     namespace: &str,
@@ -217,7 +219,10 @@ pub fn prepare_desired(
         }
         obj.metadata.namespace = Some(namespace.to_string());
         let labels = obj.metadata.labels.get_or_insert_with(BTreeMap::new);
-        labels.insert(names::LABEL_SDEP_ID.into(), sdep_name.into());
+        labels.insert(
+            names::LABEL_SDEP_ID.into(),
+            seldon_crd::names::sdep_id(sdep_name),
+        );
         labels
             .entry(names::LABEL_MANAGED_BY.into())
             .or_insert_with(|| names::MANAGED_BY.into());
@@ -350,6 +355,24 @@ mod tests {
 
     fn obj(api_version: &str, kind: &str, name: &str) -> Value {
         json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name, "resourceVersion": "7", "uid": "x"}})
+    }
+
+    #[test]
+    fn a_long_name_is_labelled_with_its_hashed_id_as_render_does() {
+        let long = "a".repeat(64);
+        let out = prepare_desired(
+            vec![obj("v1", "Service", "seldon-x")],
+            "seldon",
+            &long,
+            &owner("u1"),
+        )
+        .unwrap();
+        let id = &out[0].metadata.labels.as_ref().unwrap()[names::LABEL_SDEP_ID];
+        assert_eq!(id, &seldon_crd::names::hashed(&long));
+        assert_eq!(
+            crate::reconcile::sdep_selector(&long)[names::LABEL_SDEP_ID],
+            *id
+        );
     }
 
     #[test]

@@ -223,7 +223,12 @@ async fn prune(
     desired: &[DynamicObject],
     uid: &str,
 ) -> Result<Vec<ObjKey>, ReconcileError> {
-    let selector = format!("{}={}", names::LABEL_SDEP_ID, sdep.name_any());
+    // the label value is the id (hashed past 63 characters), not the name
+    let selector = format!(
+        "{}={}",
+        names::LABEL_SDEP_ID,
+        seldon_crd::names::sdep_id(&sdep.name_any())
+    );
     let mut deleted = Vec::new();
     for kind in OWNED_KINDS {
         let api: Api<DynamicObject> =
@@ -455,9 +460,13 @@ pub fn error_policy(
     Action::requeue(Duration::from_secs(15))
 }
 
-/// Labels as a map, for tests and callers that build selectors.
+/// Labels as a map, for tests and callers that build selectors: `seldon-deployment-id` with
+/// the id of SeldonDeployment `name`.
 pub fn sdep_selector(name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(names::LABEL_SDEP_ID.to_string(), name.to_string())])
+    BTreeMap::from([(
+        names::LABEL_SDEP_ID.to_string(),
+        seldon_crd::names::sdep_id(name),
+    )])
 }
 
 #[cfg(test)]

@@ -754,6 +754,62 @@ async fn operator_and_webhook_against_a_real_apiserver() {
         .unwrap();
     assert!(reconciles >= 3, "{body}");
 
+    // A 109-character, dotted name (any custom-resource name is valid): the webhook admits
+    // it, and every object render derives from it (Seldon's `seldon-<md5>` names and id
+    // label) is accepted by the API server and labelled with the id.
+    let long_text =
+        std::fs::read_to_string(repo().join("manifests/samples/long-name.yaml")).unwrap();
+    let long = seldon_crd::parse_yaml(&long_text).unwrap().remove(0).sdep;
+    let long_name = long.name_any();
+    assert!(long_name.len() > 100, "{long_name}");
+    sdeps.create(&PostParams::default(), &long).await.unwrap();
+    let id = seldon_crd::names::sdep_id(&long_name);
+    assert!(id.starts_with("seldon-") && id.len() == 39, "{id}");
+    let rendered = seldon_render::render(&long, &seldon_render::RenderOptions::default()).unwrap();
+    for k in [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "WasmPlugin",
+    ] {
+        let mut want: Vec<String> = rendered
+            .iter()
+            .filter(|m| m.kind() == k)
+            .map(|m| m.name().to_string())
+            .collect();
+        want.sort();
+        assert!(!want.is_empty(), "{k}");
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(admin.clone(), "seldon", &kind(k).api_resource());
+        let selector = format!("seldon-deployment-id={id}");
+        let got = eventually(
+            &format!("{k}s of the long-named SeldonDeployment"),
+            Duration::from_secs(30),
+            || {
+                let (api, selector, want) = (api.clone(), selector.clone(), want.clone());
+                async move {
+                    let mut got: Vec<String> = api
+                        .list(&ListParams::default().labels(&selector))
+                        .await
+                        .ok()?
+                        .items
+                        .iter()
+                        .map(|o| o.name_any())
+                        .collect();
+                    got.sort();
+                    (got == want).then_some(got)
+                }
+            },
+        )
+        .await;
+        assert!(
+            got.iter()
+                .all(|n| n.starts_with("seldon-") && n.len() <= 63),
+            "{got:?}"
+        );
+    }
+
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(20), controller)
         .await
