@@ -52,7 +52,8 @@ def test_two_workers_share_the_port_merge_metrics_and_stop_on_sigterm(tmp_path):
             out = pb_grpc.ModelStub(ch).Predict(
                 json_format.ParseDict({"data": {"ndarray": [[1]]}}, pb.SeldonMessage()), timeout=10
             )
-        assert int(json_format.MessageToDict(out)["meta"]["tags"]["pid"]) in workers
+        grpc_pid = int(json_format.MessageToDict(out)["meta"]["tags"]["pid"])
+        assert grpc_pid in workers
 
         # the master's /prometheus: one series per worker (worker_id = its pid), summing to all calls
         text = httpx.get(s.metrics + "/prometheus", timeout=10).text
@@ -63,7 +64,7 @@ def test_two_workers_share_the_port_merge_metrics_and_stop_on_sigterm(tmp_path):
         assert set(per_worker) == workers, text
         assert sum(per_worker.values()) == N_REQUESTS + 1, per_worker
         for pid, count in per_worker.items():
-            assert count == seen.count(pid) + (1 if pid == int(json_format.MessageToDict(out)["meta"]["tags"]["pid"]) else 0)
+            assert count == seen.count(pid) + (pid == grpc_pid), (pid, per_worker)
     finally:
         s.proc.send_signal(signal.SIGTERM)
         rc = s.proc.wait(timeout=60)
