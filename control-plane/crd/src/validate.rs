@@ -163,17 +163,6 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
                 .iter()
                 .any(|c| c.spec.containers.iter().any(|k| k.name == unit.name));
             let builtin = matches!(unit.implementation, Some(Implementation::RandomAbtest));
-            if !names::is_dns1123_label(&unit.name) {
-                // a node's container (and, for prepackaged servers, the one we add) is named
-                // after it
-                out.push(v(
-                    format!("{upath}.name"),
-                    format!(
-                        "{:?} must be a DNS-1123 label (it names the node's container)",
-                        unit.name
-                    ),
-                ));
-            }
             if !has_container && !is_prepackaged(unit) && !builtin {
                 out.push(v(upath.clone(), format!("node {:?} has no container of the same name in componentSpecs and is not a prepackaged server", unit.name)));
             }
@@ -396,11 +385,6 @@ spec:
         );
         assert_eq!(check(&doc("a..b")).len(), 1);
         assert_eq!(check(&doc("Ab")).len(), 1);
-        let bad_node = doc("x").replace("name: m,", "name: M_1,");
-        assert_eq!(
-            check(&bad_node),
-            vec!["spec.predictors[0].graph.name: \"M_1\" must be a DNS-1123 label (it names the node's container)".to_string()]
-        );
         let bad_svc = doc("x").replace(
             "  - name: p\n",
             "  - name: p\n    annotations: {seldon.io/svc-name: 9svc}\n",
