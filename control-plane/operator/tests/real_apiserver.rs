@@ -766,49 +766,95 @@ async fn operator_and_webhook_against_a_real_apiserver() {
     let id = seldon_crd::names::sdep_id(&long_name);
     assert!(id.starts_with("seldon-") && id.len() == 39, "{id}");
     let rendered = seldon_render::render(&long, &seldon_render::RenderOptions::default()).unwrap();
-    for k in [
+    // Routing (VirtualService, DestinationRules) is held back until the Deployments are
+    // available: check the rest, play the Deployment controller, then check routing.
+    let check_kinds = |kinds: &'static [&'static str]| {
+        let (admin, rendered, id) = (admin.clone(), &rendered, id.clone());
+        async move {
+            for k in kinds {
+                let mut want: Vec<String> = rendered
+                    .iter()
+                    .filter(|m| m.kind() == *k)
+                    .map(|m| m.name().to_string())
+                    .collect();
+                want.sort();
+                assert!(!want.is_empty(), "{k}");
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(admin.clone(), "seldon", &kind(k).api_resource());
+                let selector = format!("seldon-deployment-id={id}");
+                let got = eventually(
+                    &format!("{k}s of the long-named SeldonDeployment"),
+                    Duration::from_secs(30),
+                    || {
+                        let (api, selector, want) = (api.clone(), selector.clone(), want.clone());
+                        async move {
+                            let mut got: Vec<String> = api
+                                .list(&ListParams::default().labels(&selector))
+                                .await
+                                .ok()?
+                                .items
+                                .iter()
+                                .map(|o| o.name_any())
+                                .collect();
+                            got.sort();
+                            (got == want).then_some(got)
+                        }
+                    },
+                )
+                .await;
+                assert!(
+                    got.iter()
+                        .all(|n| n.starts_with("seldon-") && n.len() <= 63),
+                    "{got:?}"
+                );
+            }
+        }
+    };
+    check_kinds(&[
         "Deployment",
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "WasmPlugin",
-    ] {
-        let mut want: Vec<String> = rendered
-            .iter()
-            .filter(|m| m.kind() == k)
-            .map(|m| m.name().to_string())
-            .collect();
-        want.sort();
-        assert!(!want.is_empty(), "{k}");
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(admin.clone(), "seldon", &kind(k).api_resource());
-        let selector = format!("seldon-deployment-id={id}");
-        let got = eventually(
-            &format!("{k}s of the long-named SeldonDeployment"),
-            Duration::from_secs(30),
-            || {
-                let (api, selector, want) = (api.clone(), selector.clone(), want.clone());
-                async move {
-                    let mut got: Vec<String> = api
-                        .list(&ListParams::default().labels(&selector))
-                        .await
-                        .ok()?
-                        .items
-                        .iter()
-                        .map(|o| o.name_any())
-                        .collect();
-                    got.sort();
-                    (got == want).then_some(got)
-                }
-            },
-        )
-        .await;
-        assert!(
-            got.iter()
-                .all(|n| n.starts_with("seldon-") && n.len() <= 63),
-            "{got:?}"
-        );
+    ])
+    .await;
+    let long_deps = deployments
+        .list(&ListParams::default().labels(&format!("seldon-deployment-id={id}")))
+        .await
+        .unwrap();
+    for dep in long_deps.items {
+        deployments
+            .patch_status(
+                &dep.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"observedGeneration": dep.metadata.generation, "replicas": 1, "updatedReplicas": 1,
+                    "readyReplicas": 1, "availableReplicas": 1,
+                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable", "message": "ok"}]}})),
+            )
+            .await
+            .unwrap();
     }
+    check_kinds(&["VirtualService", "DestinationRule"]).await;
+    let status = eventually(
+        "long-named status Available",
+        Duration::from_secs(30),
+        || {
+            let (sdeps, n) = (sdeps.clone(), long_name.clone());
+            async move {
+                let s = sdeps.get(&n).await.ok()?.status?;
+                (s.state == Some(seldon_crd::State::Available)).then_some(s)
+            }
+        },
+    )
+    .await;
+    assert!(
+        status
+            .service_status
+            .keys()
+            .all(|k| k.starts_with("seldon-")),
+        "{:?}",
+        status.service_status
+    );
 
     let _ = stop_tx.send(());
     tokio::time::timeout(Duration::from_secs(20), controller)
