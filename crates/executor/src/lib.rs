@@ -25,6 +25,7 @@
 
 pub mod deadline;
 pub mod endpoint;
+pub mod entry_check;
 pub mod failure;
 pub mod host;
 pub mod metadata;

@@ -322,6 +322,9 @@ impl RequestExecutor {
                 self.run(host, root)
             }
             Some(Endpoint::Feedback) => {
+                if let Err(f) = check_feedback(&msg.body) {
+                    return self.fail(f);
+                }
                 match seldon_protocol::feedback_routing(&msg.body) {
                     Ok(routing) => self.routing = routing,
                     Err(e) => return self.fail(Failure::BadFeedback(e.to_string())),
@@ -834,16 +837,30 @@ impl RequestExecutor {
     /// tensor's name, shape, datatype and data) for `v2` graphs. Other content types (form
     /// posts, the v2 binary tensor extension) pass through unchecked.
     fn check_request(&self, body: &[u8]) -> Result<(), Failure> {
-        if !json_declared(self.content_type.as_deref())
-            || find_header(&self.forwarded, BINARY_HEADER).is_some()
-        {
+        if !json_declared(self.content_type.as_deref()) {
             return Ok(());
         }
-        let checked = match self.plan.protocol {
-            Protocol::V2 => seldon_protocol::check_v2_request(body),
-            _ => seldon_protocol::check_json_object(body, "request body"),
-        };
-        checked.map_err(|e| Failure::BadRequest(e.to_string()))
+        if let Some(length) = find_header(&self.forwarded, BINARY_HEADER) {
+            // The binary tensor extension: only its framing is checked here (the JSON part's
+            // length); the tensors are the model's to decode.
+            return seldon_protocol::v2::binary::parse_header_length(length.as_bytes())
+                .and_then(|n| seldon_protocol::v2::binary::split(body, n).map(|_| ()))
+                .map_err(|e| Failure::BadRequest(e.to_string()));
+        }
+        // Every value decoded as a node would (a `RawValue` skips some: `entry_check`).
+        let kind = crate::entry_check::json_kind(body)
+            .map_err(|e| Failure::BadRequest(format!("request body is not valid JSON: {e}")))?;
+        if kind != crate::entry_check::Kind::Object {
+            return Err(Failure::BadRequest(format!(
+                "request body must be a JSON object, found {}",
+                kind.described()
+            )));
+        }
+        match self.plan.protocol {
+            Protocol::V2 => seldon_protocol::check_v2_request(body)
+                .map_err(|e| Failure::BadRequest(e.to_string())),
+            _ => Ok(()),
+        }
     }
 
     fn fail(&mut self, failure: Failure) -> Step {
@@ -852,6 +869,23 @@ impl RequestExecutor {
         }
         self.respond(failure.to_response())
     }
+}
+
+/// The entry's check of a feedback body: strict JSON (`entry_check`), an object, and a
+/// numeric `reward`. Its routing is checked where it is read.
+fn check_feedback(body: &[u8]) -> Result<(), Failure> {
+    use crate::entry_check::{Kind, feedback_reward, json_kind};
+    match json_kind(body) {
+        Err(e) => Err(format!("feedback is not valid JSON: {e}")),
+        Ok(Kind::Object) => {
+            feedback_reward(body).map_err(|e| format!("feedback `reward` must be a number: {e}"))
+        }
+        Ok(kind) => Err(format!(
+            "feedback must be a JSON object, found {}",
+            kind.described()
+        )),
+    }
+    .map_err(Failure::BadFeedback)
 }
 
 /// Children picked by `route`: -1 all, -2 none, N the Nth. Err((route, child count)).
