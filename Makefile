@@ -3,9 +3,10 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
+FUZZ_SECONDS ?= 300
 WASM := target/wasm32-wasip1/release/seldon_filter.wasm
 
-.PHONY: help setup wasm images demo demo-filter test test-rust test-python test-mesh lint fmt ci bench
+.PHONY: help setup wasm images demo demo-filter test test-rust test-python test-mesh lint fmt ci bench fuzz
 
 help:
 	@echo "make demo   - local mode: seldon-mesh up on a sample graph, one prediction through it"
@@ -14,6 +15,7 @@ help:
 	@echo "make test-mesh - the walkthrough on a real apiserver, istiod, gateway and sidecars (root)"
 	@echo "make images - build every container image with podman (images/README.md)"
 	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
+	@echo "make fuzz   - libFuzzer on every fuzz target, FUZZ_SECONDS each (default 300; fuzz/README.md)"
 
 setup:
 	@scripts/setup.sh >/dev/null
@@ -78,3 +80,8 @@ ci:
 
 bench: setup
 	scripts/bench.sh
+
+# Not in CI (CI replays fuzz/corpus in `cargo test -p seldon-fuzz`). Nightly + cargo-fuzz,
+# installed once by fuzz/scripts/setup-cargo-fuzz.sh.
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/scripts/fuzz.sh

@@ -95,12 +95,15 @@ fn first_int(raw: &RawValue, what: &str) -> Result<i32, ProtocolError> {
 }
 
 /// Builds a combiner's `/aggregate` request: the bare JSON array `[m1,m2,...]` of its
-/// children's outputs, each copied verbatim. Every part must be valid JSON.
+/// children's outputs, each copied verbatim. Every part must be valid JSON in UTF-8.
 pub fn aggregate_request(parts: &[&[u8]]) -> Result<Vec<u8>, ProtocolError> {
     let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2);
     out.push(b'[');
     for (index, part) in parts.iter().enumerate() {
-        serde_json::from_slice::<serde::de::IgnoredAny>(part)
+        // A borrowed RawValue, not IgnoredAny: ignoring skips string contents without checking
+        // UTF-8, so a part with invalid UTF-8 inside a string was copied into the request
+        // (found by fuzz/ protocol_ops).
+        serde_json::from_slice::<&RawValue>(part)
             .map_err(|source| ProtocolError::AggregatePart { index, source })?;
         if index > 0 {
             out.push(b',');

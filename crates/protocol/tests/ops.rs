@@ -117,6 +117,25 @@ fn aggregate_names_the_part_that_is_not_json() {
     );
 }
 
+/// Found by fuzzing (fuzz/corpus/protocol_ops/aggregate-invalid-utf8.bin): a part whose string
+/// holds bytes that are not UTF-8 was accepted and copied, so the combiner got invalid JSON.
+#[test]
+fn aggregate_refuses_a_part_that_is_not_utf8() {
+    let bad: &[u8] = b"{\"reque~\xc3hst\":1}";
+    let err = aggregate_request(&[b"{}", bad]).unwrap_err();
+    assert!(
+        matches!(err, ProtocolError::AggregatePart { index: 1, .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("invalid unicode code point"),
+        "{err}"
+    );
+    // Valid UTF-8 (multi-byte) still passes verbatim.
+    let ok = "{\"é\":\"ü\"}".as_bytes();
+    assert_eq!(aggregate_request(&[ok]).unwrap(), [b"[", ok, b"]"].concat());
+}
+
 // ---------------------------------------------------------------- feedback_routing
 
 #[test]
