@@ -565,6 +565,13 @@ fn rows() -> Vec<Row> {
             V1(400, BAD, "must be a JSON object, found an array"),
         ),
         row(
+            "feedback missing request and response",
+            "`{}`",
+            post("/api/v1.0/feedback", "{}"),
+            // Seldon's wrapper takes it too (an empty request and response, reward 0)
+            Ok(r#"{"meta":{"requestPath":{"sum":"#),
+        ),
+        row(
             "feedback reward not a number",
             "`\"reward\":\"high\"`",
             post(
