@@ -9,6 +9,7 @@ pub mod parse;
 pub mod schema;
 pub mod spec;
 pub mod status;
+pub mod v1_compat;
 pub mod validate;
 
 pub use crd::{crd, crd_yaml};

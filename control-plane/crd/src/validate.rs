@@ -196,6 +196,9 @@ pub fn validate(sdep: &SeldonDeployment) -> Vec<Violation> {
         }
     }
 
+    // v1 fields and annotations that are not rendered: refused, never dropped in silence.
+    out.extend(crate::v1_compat::refusals(sdep));
+
     // Traffic and shadows.
     if shadows.len() > 1 {
         for i in &shadows[1..] {
