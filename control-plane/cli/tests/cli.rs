@@ -357,3 +357,38 @@ fn validate_refuses_grpc_transport_with_the_reason() {
     );
     assert!(stdout.contains("Use transport: rest"), "{stdout}");
 }
+
+/// Nothing in a v1 manifest is dropped in silence (issue 10): `validate` prints the refusal of a
+/// field and of an annotation seldon-mesh does not render, each with its path and what to do.
+#[test]
+fn validate_refuses_unrendered_v1_fields_with_what_to_do() {
+    let text_in = std::fs::read_to_string(samples_dir().join("sklearn-iris.yaml"))
+        .unwrap()
+        .replace(
+            "spec:\n",
+            "spec:\n  annotations:\n    seldon.io/engine-separate-pod: \"true\"\n",
+        )
+        .replace(
+            "  - name: default\n",
+            "  - name: default\n    explainer: {type: AnchorTabular, modelUri: gs://b/explainer}\n",
+        );
+    let f = write(&text_in);
+    let out = bin()
+        .args(["validate", "-f"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("has 2 problem(s)"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "spec.annotations[\"seldon.io/engine-separate-pod\"]: there is no executor container"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("spec.predictors[0].explainer: explainers are not rendered yet; remove it or run the explainer as a separate SeldonDeployment"),
+        "{stdout}"
+    );
+}
