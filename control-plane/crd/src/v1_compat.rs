@@ -226,3 +226,80 @@ pub fn refusals(sdep: &SeldonDeployment) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(yaml: &str) -> Vec<String> {
+        let s: SeldonDeployment = serde_yaml::from_str(yaml).unwrap();
+        refusals(&s).into_iter().map(|v| v.to_string()).collect()
+    }
+
+    const BASE: &str = "metadata: {name: x}\nspec:\n  predictors:\n  - name: p\n    graph: {name: m, implementation: SKLEARN_SERVER, modelUri: gs://a}\n";
+
+    #[test]
+    fn honoured_and_foreign_annotations_pass_unknown_seldon_ones_are_refused() {
+        for key in HONOURED_ANNOTATIONS {
+            assert_eq!(annotation_refusal(key), None, "{key}");
+        }
+        assert_eq!(annotation_refusal("prometheus.io/scrape"), None);
+        assert_eq!(annotation_refusal("sidecar.istio.io/inject"), None);
+        let engine = annotation_refusal("seldon.io/engine-log-level").unwrap();
+        assert!(engine.contains("LOG_LEVEL"), "{engine}");
+        assert!(
+            engine.contains("seldon.io/rest-timeout (honoured)"),
+            "{engine}"
+        );
+        assert!(
+            annotation_refusal("seldon.io/rest-timeot")
+                .unwrap()
+                .contains("not a Seldon Core v1.18 annotation"),
+        );
+        assert!(
+            annotation_refusal("mesh.seldon.io/body-limit")
+                .unwrap()
+                .contains("mesh.seldon.io/body-limit-bytes"),
+        );
+    }
+
+    #[test]
+    fn a_plain_manifest_and_seldon_s_empty_values_are_not_refused() {
+        assert!(refused(BASE).is_empty());
+        let empty = BASE.replace(
+            "  - name: p\n",
+            "  - name: p\n    svcOrchSpec: {}\n    engineResources: {}\n    ssl: {certSecretName: ''}\n    explainer: {containerSpec: {name: '', resources: {}}}\n",
+        );
+        assert_eq!(refused(&empty), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_unrendered_field_is_refused_with_its_path() {
+        let yaml = BASE
+            .replace("metadata: {name: x}", "metadata:\n  name: x\n  labels: {seldon.io/controller-id: c1}\n  annotations: {seldon.io/ambassador-config: 'x'}")
+            .replace("spec:\n", "spec:\n  oauth_key: k\n  annotations: {seldon.io/grpc-max-message-size: '1'}\n")
+            .replace(
+                "  - name: p\n",
+                "  - name: p\n    annotations: {seldon.io/executor-logger-queue-size: '5'}\n    svcOrchSpec: {replicas: 2}\n    engineResources: {requests: {cpu: '1'}}\n    ssl: {certSecretName: tls}\n    explainer: {type: AnchorTabular}\n    componentSpecs:\n    - kedaSpec: {triggers: []}\n",
+            );
+        let paths: Vec<String> = refused(&yaml)
+            .iter()
+            .map(|v| v.split(": ").next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "metadata.labels[\"seldon.io/controller-id\"]",
+                "spec.oauth_key",
+                "metadata.annotations[\"seldon.io/ambassador-config\"]",
+                "spec.annotations[\"seldon.io/grpc-max-message-size\"]",
+                "spec.predictors[0].annotations[\"seldon.io/executor-logger-queue-size\"]",
+                "spec.predictors[0].engineResources",
+                "spec.predictors[0].svcOrchSpec",
+                "spec.predictors[0].explainer",
+                "spec.predictors[0].ssl",
+                "spec.predictors[0].componentSpecs[0].kedaSpec",
+            ]
+        );
+    }
+}
