@@ -761,6 +761,8 @@ fn check_all(cases: Vec<Case>, file: &str) {
     );
 }
 
+/// Prints the render (or the violations) of one case, to pick a needle:
+/// `FIELD=spec.predictors.graph.logger cargo test -p seldon-render --test v1_fields debug_dump -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn debug_dump() {
