@@ -462,8 +462,15 @@ fn metric_pb(v: &Value) -> Result<Vec<u8>, ProtocolError> {
                 let f = v
                     .as_f64()
                     .ok_or_else(|| field_type("metric.value", "a number"))?;
+                // Beyond f32::MAX it would be written as infinity, which has no JSON form.
+                let f =
+                    crate::proto_json::f32_from_f64(f).map_err(|reason| ProtocolError::Field {
+                        context: CONTEXT,
+                        field: "metric.value",
+                        reason,
+                    })?;
                 put_tag(&mut out, 3, 5);
-                out.extend_from_slice(&(f as f32).to_le_bytes());
+                out.extend_from_slice(&f.to_le_bytes());
             }
             "tags" => {
                 for (k, t) in object(v, "metric.tags")? {

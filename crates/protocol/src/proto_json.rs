@@ -9,6 +9,34 @@ const LENIENT: GeneralPurposeConfig =
 const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
 const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
+/// A JSON number as a 32-bit float, refusing one beyond `f32::MAX` instead of reading it as
+/// infinity (which JSON cannot carry back: serde_json writes it as `null`). Found by fuzzing
+/// (fuzz/ protocol_ops: a `reward` of 1e39 re-serialized as `"reward":null`).
+pub(crate) fn f32_from_f64(value: f64) -> Result<f32, String> {
+    let narrowed = value as f32;
+    if narrowed.is_finite() {
+        Ok(narrowed)
+    } else {
+        Err(format!("{value:e} is out of range for a 32-bit float"))
+    }
+}
+
+/// `f32` fields (`deserialize_with`): see [`f32_from_f64`].
+pub(crate) fn finite_f32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let value = <f64 as serde::Deserialize>::deserialize(d)?;
+    f32_from_f64(value).map_err(serde::de::Error::custom)
+}
+
+/// `Vec<f32>` fields (`deserialize_with`): see [`f32_from_f64`].
+pub(crate) fn finite_f32_vec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+    let values = <Vec<f64> as serde::Deserialize>::deserialize(d)?;
+    values
+        .into_iter()
+        .map(f32_from_f64)
+        .collect::<Result<_, _>>()
+        .map_err(serde::de::Error::custom)
+}
+
 /// Encodes as standard padded base64, as protobuf JSON writers do.
 pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

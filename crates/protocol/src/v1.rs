@@ -170,7 +170,7 @@ pub struct Metric {
     pub key: String,
     #[serde(rename = "type", default)]
     pub metric_type: MetricType,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "proto_json::finite_f32")]
     pub value: f32,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
@@ -216,7 +216,7 @@ pub struct Feedback {
     /// Carries `meta.routing`, which decides which children receive the feedback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<SeldonMessage>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "proto_json::finite_f32")]
     pub reward: f32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truth: Option<SeldonMessage>,
@@ -304,7 +304,11 @@ pub struct TfTensor {
     pub tensor_content: Vec<u8>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub half_val: Vec<i32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "proto_json::finite_f32_vec"
+    )]
     pub float_val: Vec<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub double_val: Vec<f64>,
@@ -316,7 +320,11 @@ pub struct TfTensor {
         with = "proto_json::bytes_vec"
     )]
     pub string_val: Vec<Vec<u8>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "proto_json::finite_f32_vec"
+    )]
     pub scomplex_val: Vec<f32>,
     #[serde(
         default,

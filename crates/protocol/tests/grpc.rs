@@ -152,3 +152,24 @@ fn frames_are_one_uncompressed_message() {
         "an empty message is {{}}"
     );
 }
+
+/// Found while fixing the fuzzer's f32 finding (fuzz/ protocol_ops): a metric value beyond
+/// f32::MAX became an infinite protobuf float, which the way back to JSON cannot write.
+#[test]
+fn a_metric_value_beyond_f32_is_refused() {
+    let body = br#"{"meta":{"metrics":[{"key":"k","value":1e39}]}}"#;
+    let err = seldon_message_from_json(body).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("1e39 is out of range for a 32-bit float"),
+        "{err}"
+    );
+    let ok = br#"{"meta":{"metrics":[{"key":"k","value":3.4028235e38}]}}"#;
+    let pb = seldon_message_from_json(ok).unwrap();
+    let back: Value = serde_json::from_slice(&seldon_message_to_json(&pb).unwrap()).unwrap();
+    // Written in the float's shortest decimal form.
+    assert_eq!(
+        back["meta"]["metrics"][0]["value"].as_f64(),
+        Some(3.4028235e38)
+    );
+}

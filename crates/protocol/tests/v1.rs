@@ -273,6 +273,32 @@ fn feedback_failure_cases() {
     assert!(err.to_string().contains("invalid type"), "{err}");
 }
 
+/// Found by fuzzing (fuzz/corpus/protocol_ops/reward-beyond-f32.json): a 32-bit float field
+/// given a number beyond f32::MAX was read as infinity, which serializes as `null`, so the
+/// message did not read back. Now refused with the reason; f32::MAX itself still reads.
+#[test]
+fn f32_fields_refuse_numbers_beyond_f32() {
+    let err = Feedback::from_slice(br#"{"response":{},"reward":1e39}"#).unwrap_err();
+    assert!(
+        err.to_string().contains("out of range for a 32-bit float"),
+        "{err}"
+    );
+    let err = SeldonMessage::from_slice(
+        br#"{"meta":{"metrics":[{"key":"k","type":"GAUGE","value":-3.5e38}]}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let err = SeldonMessage::from_slice(
+        br#"{"data":{"tftensor":{"dtype":"DT_FLOAT","floatVal":[1,4e38]}}}"#,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    let fb = Feedback::from_slice(br#"{"reward":3.4028235e38}"#).unwrap();
+    assert_eq!(fb.reward, f32::MAX);
+    let written = serde_json::to_vec(&fb).unwrap();
+    assert_eq!(Feedback::from_slice(&written).unwrap(), fb);
+}
+
 #[test]
 fn message_list_reads_both_forms_and_writes_the_bare_array() {
     let bare = SeldonMessageList::from_slice(&read("v1/message_list.json")).unwrap();

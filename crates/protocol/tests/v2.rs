@@ -150,6 +150,21 @@ fn malformed_tensors_are_rejected_with_the_reason() {
     );
 }
 
+/// Found by fuzzing (fuzz/ v2_binary): FP32 JSON data beyond f32::MAX was read as infinity,
+/// which serializes as `null`. Now refused, naming the element.
+#[test]
+fn fp32_data_beyond_f32_is_refused() {
+    let body = br#"{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1.5,1e39]}]}"#;
+    let err = InferenceRequest::from_slice(body).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("FP32 element 1: 1e39 is out of range for a 32-bit float"),
+        "{err}"
+    );
+    let ok = br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[-3.4028235e38]}]}"#;
+    assert!(InferenceRequest::from_slice(ok).is_ok());
+}
+
 #[test]
 fn tensors_without_a_json_form_fail_to_serialize() {
     let fp16 = InferTensor::new("h", vec![1], TensorData::Fp16(vec![0x3c00])).unwrap();

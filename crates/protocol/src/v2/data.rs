@@ -123,12 +123,17 @@ impl TensorData {
                     "FP16 has no JSON representation; use the binary tensor extension".into(),
                 );
             }
-            // f64 → f32 rounds to nearest, which is what a JSON reader of FP32 must do.
+            // f64 → f32 rounds to nearest, which is what a JSON reader of FP32 must do; a value
+            // beyond f32::MAX is refused, not read as infinity (found by fuzzing).
             Datatype::Fp32 => Self::Fp32(
                 leaves
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| v.as_f64().map(|f| f as f32).ok_or_else(|| bad(i, v)))
+                    .map(|(i, v)| {
+                        let f = v.as_f64().ok_or_else(|| bad(i, v))?;
+                        crate::proto_json::f32_from_f64(f)
+                            .map_err(|e| format!("FP32 element {i}: {e}"))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             Datatype::Fp64 => Self::Fp64(
