@@ -18,6 +18,7 @@ mod binary;
 mod crd;
 mod executor;
 mod graph;
+mod json;
 mod protocol;
 
 pub use binary::v2_binary;
