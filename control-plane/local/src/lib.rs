@@ -189,11 +189,15 @@ impl Running {
                 after: began.elapsed(),
             });
         }
-        let in_use = self.in_use();
-        self.xds.push_clusters(&next.envoy, &in_use).await?;
-        if let Err(e) = self.xds.push_listeners(&next.envoy).await {
+        // The running plan and the ones still retiring stay served where `next` drops them:
+        // the old gateway listener drains for DRAIN_TIME and may still route to a removed
+        // predictor's graph listener and to removed nodes' clusters.
+        let serving = self.draining_with(&next.envoy, true);
+        self.xds.push_clusters(&next.envoy, &serving).await?;
+        if let Err(e) = self.xds.push_listeners(&serving).await {
             // Envoy kept its listeners; serve the clusters they (and the draining ones) use.
-            let _ = self.xds.push_clusters(&self.plan.envoy, &in_use).await;
+            let now = self.draining_with(&self.plan.envoy, false);
+            let _ = self.xds.push_clusters(&self.plan.envoy, &now).await;
             return Err(e.into());
         }
 
@@ -248,8 +252,9 @@ impl Running {
         if due.is_empty() {
             return Ok(());
         }
-        let in_use = self.in_use();
-        self.xds.push_clusters(&self.plan.envoy, &in_use).await?;
+        let serving = self.draining_with(&self.plan.envoy, false);
+        self.xds.push_listeners(&serving).await?;
+        self.xds.push_clusters(&self.plan.envoy, &serving).await?;
         for mut r in due {
             let names: Vec<String> = r.nodes.0.iter().map(|c| c.name().to_string()).collect();
             let _ = seldon_supervise::stop_all(&mut r.nodes.0);
@@ -261,18 +266,37 @@ impl Running {
         Ok(())
     }
 
-    /// The clusters Envoy may still route to besides the running plan's: those of the plans
-    /// whose listeners are still draining (`push_clusters` keeps them).
-    fn in_use(&self) -> seldon_envoy::EnvoyConfig {
-        let mut keep = self.plan.envoy.clone();
-        for r in &self.retiring {
-            for c in &r.envoy.clusters {
-                if !keep.clusters.iter().any(|k| k.name == c.name) {
-                    keep.clusters.push(c.clone());
+    /// `base` plus what Envoy may still use while replaced listeners drain: the listeners and
+    /// clusters of the plans still retiring (and of the running plan, when `base` is the one
+    /// replacing it) that `base` does not have. `base`'s own listeners and clusters win by name
+    /// (and a listener also by port).
+    fn draining_with(
+        &self,
+        base: &seldon_envoy::EnvoyConfig,
+        replacing_running: bool,
+    ) -> seldon_envoy::EnvoyConfig {
+        let mut out = base.clone();
+        let running = replacing_running.then_some(&self.plan.envoy);
+        for old in running
+            .into_iter()
+            .chain(self.retiring.iter().map(|r| &r.envoy))
+        {
+            for l in &old.listeners {
+                if !out
+                    .listeners
+                    .iter()
+                    .any(|k| k.name == l.name || k.port == l.port)
+                {
+                    out.listeners.push(l.clone());
+                }
+            }
+            for c in &old.clusters {
+                if !out.clusters.iter().any(|k| k.name == c.name) {
+                    out.clusters.push(c.clone());
                 }
             }
         }
-        keep
+        out
     }
 }
 
