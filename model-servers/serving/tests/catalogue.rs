@@ -578,7 +578,7 @@ fn rows() -> Vec<Row> {
                 "/api/v1.0/feedback",
                 r#"{"request":{"data":{"ndarray":[[1,2]]}},"reward":"high"}"#,
             ),
-            V1(400, BAD, "invalid type: string \"high\", expected f32"),
+            V1(400, BAD, "invalid type: string \"high\", expected f64"),
         ),
         row(
             "feedback request not an object",
