@@ -6,7 +6,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 300
 WASM := target/wasm32-wasip1/release/seldon_filter.wasm
 
-.PHONY: help setup wasm images demo demo-filter test test-rust test-python test-mesh lint fmt ci bench fuzz
+.PHONY: help setup wasm images demo demo-filter test test-rust test-python test-mesh lint fmt ci bench fuzz soak
 
 help:
 	@echo "make demo   - local mode: seldon-mesh up on a sample graph, one prediction through it"
@@ -16,6 +16,7 @@ help:
 	@echo "make images - build every container image with podman (images/README.md)"
 	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
 	@echo "make fuzz   - libFuzzer on every fuzz target, FUZZ_SECONDS each (default 300; fuzz/README.md)"
+	@echo "make soak   - 30 min at 500 rps through seldon-mesh up with node kills (SOAK_MINUTES; writes docs/soak.md)"
 
 setup:
 	@scripts/setup.sh >/dev/null
@@ -85,3 +86,11 @@ bench: setup
 # installed once by fuzz/scripts/setup-cargo-fuzz.sh.
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/scripts/fuzz.sh
+
+# Not in CI (CI runs a 20 s soak in `cargo test -p seldon-soak`): `seldon-mesh up` on a 3-node
+# graph, 500 rps, random node kills; writes docs/soak.md, exit 1 if an assertion failed
+# (tests/soak/README.md). SOAK_MINUTES (default 30) and the other SOAK_* variables pass through.
+soak: wasm
+	$(CARGO) build --locked -q -p seldon-mesh -p seldon-soak
+	$(CARGO) build --locked -q -p seldon-e2e --bin testmodel
+	SOAK_OUT=$${SOAK_OUT:-docs/soak.md} target/debug/seldon-soak

@@ -3,6 +3,8 @@
 # (default 300), starting from the committed corpus fuzz/corpus/<target>/ (read-only; new
 # inputs go to target/libfuzzer/work/corpus/<target>/). Prints inputs run and crashes per
 # target and exits non-zero if any target crashed. FUZZ_TARGETS picks targets (default all).
+# FUZZ_RUNS (e.g. 10000000) also stops each target after that many inputs, whichever comes
+# first; FUZZ_SUMMARY names the summary file (default target/libfuzzer/work/summary.tsv).
 # libFuzzer stops a target at its first crash; the input is in
 # target/libfuzzer/work/artifacts/<target>/ (replay: add it to fuzz/corpus/<target>/ and run
 # `cargo test -p seldon-fuzz`).
@@ -10,6 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 seconds="${FUZZ_SECONDS:-300}"
+runs_limit=()
+[[ -z "${FUZZ_RUNS:-}" ]] || runs_limit=(-runs="$FUZZ_RUNS")
 targets="${FUZZ_TARGETS:-protocol_ops v2_binary executor graph_compile crd_parse}"
 eval "$(fuzz/scripts/setup-cargo-fuzz.sh)"
 export PATH="$(dirname "$CARGO_FUZZ"):$PATH"
@@ -20,7 +24,7 @@ common=(--fuzz-dir fuzz/libfuzzer --sanitizer none --debug-assertions --target-d
 cargo +nightly fuzz build "${common[@]}" >&2
 
 work=target/libfuzzer/work
-summary="$work/summary.tsv"
+summary="${FUZZ_SUMMARY:-$work/summary.tsv}"
 mkdir -p "$work"
 printf 'target\tseconds\tinputs\tcrashes\tcorpus\n' >"$summary"
 failed=0
@@ -31,7 +35,7 @@ for t in $targets; do
     log="$work/$t.log"
     rc=0
     cargo +nightly fuzz run "${common[@]}" "$t" "$work/corpus/$t" "fuzz/corpus/$t" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+        -max_total_time="$seconds" "${runs_limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
         -artifact_prefix="$work/artifacts/$t/" -print_final_stats=1 >"$log" 2>&1 || rc=$?
     runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
     # After a crash libFuzzer prints no final stats: the last progress line has the count.
