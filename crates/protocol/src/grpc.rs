@@ -18,6 +18,9 @@ use serde_json::{Map, Number, Value};
 
 use crate::ProtocolError;
 use crate::proto_json::{decode_base64, encode_base64};
+use crate::wire::{
+    Fields, Varints, Wire, put_bytes, put_message, put_tag, put_varint, put_varint_field,
+};
 
 const CONTEXT: &str = "SeldonMessage (gRPC)";
 
@@ -67,7 +70,111 @@ pub fn seldon_message_to_json(pb: &[u8]) -> Result<Vec<u8>, ProtocolError> {
 /// A `SeldonMessage` in REST JSON → protobuf.
 pub fn seldon_message_from_json(json: &[u8]) -> Result<Vec<u8>, ProtocolError> {
     let value: Value = serde_json::from_slice(json).map_err(ProtocolError::json(CONTEXT))?;
-    let obj = object(&value, "SeldonMessage")?;
+    seldon_message_pb(&value)
+}
+
+/// A `Feedback` in protobuf (gRPC `SendFeedback`) → its REST JSON
+/// (`{"request","response","reward","truth"}`, defaults left out).
+pub fn feedback_to_json(pb: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let mut obj = Map::new();
+    for field in Fields::new(pb, CONTEXT) {
+        let (number, wire) = field?;
+        match (number, wire) {
+            (1, Wire::Len(b)) => insert(&mut obj, "request", seldon_message(b)?),
+            (2, Wire::Len(b)) => insert(&mut obj, "response", seldon_message(b)?),
+            (3, Wire::Fixed32(bits)) => {
+                let f = f32::from_bits(bits);
+                if f != 0.0 {
+                    insert(&mut obj, "reward", short_f32(f, "Feedback.reward")?);
+                }
+            }
+            (4, Wire::Len(b)) => insert(&mut obj, "truth", seldon_message(b)?),
+            (1..=4, _) => return Err(wrong_wire("Feedback", number)),
+            _ => {}
+        }
+    }
+    serde_json::to_vec(&Value::Object(obj)).map_err(ProtocolError::json(CONTEXT))
+}
+
+/// A `Feedback` in REST JSON → protobuf (to call a gRPC node's `SendFeedback`).
+pub fn feedback_from_json(json: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let value: Value = serde_json::from_slice(json).map_err(ProtocolError::json(CONTEXT))?;
+    let mut out = Vec::new();
+    for (key, v) in object(&value, "Feedback")? {
+        match key.as_str() {
+            "request" => put_message(&mut out, 1, &seldon_message_pb(v)?),
+            "response" => put_message(&mut out, 2, &seldon_message_pb(v)?),
+            "reward" => {
+                let f = v
+                    .as_f64()
+                    .ok_or_else(|| field_type("Feedback.reward", "a number"))?;
+                let f =
+                    crate::proto_json::f32_from_f64(f).map_err(|reason| ProtocolError::Field {
+                        context: CONTEXT,
+                        field: "Feedback.reward",
+                        reason,
+                    })?;
+                put_tag(&mut out, 3, 5);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            "truth" => put_message(&mut out, 4, &seldon_message_pb(v)?),
+            other => return Err(unknown_key("Feedback", other)),
+        }
+    }
+    Ok(out)
+}
+
+/// A combiner's input in REST JSON — a bare array `[m1, m2, …]` (what
+/// [`aggregate_request`](crate::aggregate_request) writes) or `{"seldonMessages": […]}` — →
+/// a `SeldonMessageList` in protobuf (to call a gRPC node's `Aggregate`).
+pub fn seldon_message_list_from_json(json: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let value: Value = serde_json::from_slice(json).map_err(ProtocolError::json(CONTEXT))?;
+    let items = match &value {
+        Value::Array(items) => items,
+        Value::Object(obj) => {
+            if let Some(other) = obj.keys().find(|k| *k != "seldonMessages") {
+                return Err(unknown_key("SeldonMessageList", other));
+            }
+            match obj.get("seldonMessages") {
+                Some(Value::Array(items)) => items,
+                Some(_) => return Err(field_type("seldonMessages", "an array")),
+                None => return Ok(Vec::new()),
+            }
+        }
+        _ => return Err(field_type("SeldonMessageList", "an array or an object")),
+    };
+    let mut out = Vec::new();
+    for m in items {
+        put_message(&mut out, 1, &seldon_message_pb(m)?);
+    }
+    Ok(out)
+}
+
+/// A `SeldonMessageList` in protobuf → `{"seldonMessages": […]}`.
+pub fn seldon_message_list_to_json(pb: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+    let mut items = Vec::new();
+    for field in Fields::new(pb, CONTEXT) {
+        match field? {
+            (1, Wire::Len(b)) => items.push(seldon_message(b)?),
+            (1, _) => return Err(wrong_wire("SeldonMessageList", 1)),
+            _ => {}
+        }
+    }
+    let mut obj = Map::new();
+    if !items.is_empty() {
+        obj.insert("seldonMessages".into(), Value::Array(items));
+    }
+    serde_json::to_vec(&Value::Object(obj)).map_err(ProtocolError::json(CONTEXT))
+}
+
+/// A 32-bit float as JSON in its shortest decimal form (0.1, not 0.10000000149011612).
+fn short_f32(f: f32, field: &'static str) -> Result<Value, ProtocolError> {
+    let wide = format!("{f}").parse::<f64>().unwrap_or(f64::from(f));
+    number(wide, field)
+}
+
+fn seldon_message_pb(value: &Value) -> Result<Vec<u8>, ProtocolError> {
+    let obj = object(value, "SeldonMessage")?;
     let mut out = Vec::new();
     let mut payloads = Vec::new();
     for (key, v) in obj {
@@ -113,7 +220,7 @@ pub fn seldon_message_from_json(json: &[u8]) -> Result<Vec<u8>, ProtocolError> {
 
 fn seldon_message(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut obj = Map::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         let (number, wire) = field?;
         match (number, wire) {
             (1, Wire::Len(b)) => insert(&mut obj, "status", status_json(b)?),
@@ -137,7 +244,7 @@ fn insert(obj: &mut Map<String, Value>, key: &str, v: Value) {
 
 fn status_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut obj = Map::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         match field? {
             (1, Wire::Varint(v)) if v != 0 => {
                 insert(&mut obj, "code", Value::from(v as i64 as i32));
@@ -167,7 +274,7 @@ fn meta_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut routing = Map::new();
     let mut request_path = Map::new();
     let mut metrics = Vec::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         match field? {
             (1, Wire::Len(b)) if !b.is_empty() => {
                 insert(&mut obj, "puid", Value::String(utf8(b, "meta.puid")?));
@@ -218,7 +325,7 @@ fn meta_json(pb: &[u8]) -> Result<Value, ProtocolError> {
 fn metric_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut obj = Map::new();
     let mut tags = Map::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         match field? {
             (1, Wire::Len(b)) if !b.is_empty() => {
                 insert(&mut obj, "key", Value::String(utf8(b, "metric.key")?));
@@ -234,9 +341,7 @@ fn metric_json(pb: &[u8]) -> Result<Value, ProtocolError> {
             (3, Wire::Fixed32(bits)) => {
                 let f = f32::from_bits(bits);
                 if f != 0.0 {
-                    // The float's shortest decimal form (0.1, not 0.10000000149011612).
-                    let wide = format!("{f}").parse::<f64>().unwrap_or(f64::from(f));
-                    insert(&mut obj, "value", number(wide, "metric.value")?);
+                    insert(&mut obj, "value", short_f32(f, "metric.value")?);
                 }
             }
             (4, Wire::Len(b)) => {
@@ -259,7 +364,7 @@ fn metric_json(pb: &[u8]) -> Result<Value, ProtocolError> {
 fn default_data_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut obj = Map::new();
     let mut names = Vec::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         match field? {
             (1, Wire::Len(b)) => names.push(Value::String(utf8(b, "data.names")?)),
             (2, Wire::Len(b)) => insert(&mut obj, "tensor", tensor_json(b)?),
@@ -277,11 +382,11 @@ fn default_data_json(pb: &[u8]) -> Result<Value, ProtocolError> {
 fn tensor_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut shape = Vec::new();
     let mut values = Vec::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         match field? {
             (1, Wire::Varint(v)) => shape.push(Value::from(v as i64 as i32)),
             (1, Wire::Len(b)) => {
-                for v in Varints(b) {
+                for v in Varints::new(b, CONTEXT) {
                     shape.push(Value::from(v? as i64 as i32));
                 }
             }
@@ -312,7 +417,7 @@ fn tensor_json(pb: &[u8]) -> Result<Value, ProtocolError> {
 /// `google.protobuf.Value` → JSON.
 fn value_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut out = Value::Null;
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         out = match field? {
             (1, Wire::Varint(_)) => Value::Null,
             (2, Wire::Fixed64(bits)) => number(f64::from_bits(bits), "google.protobuf.Value")?,
@@ -328,7 +433,7 @@ fn value_json(pb: &[u8]) -> Result<Value, ProtocolError> {
 
 fn struct_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut obj = Map::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         if let (1, Wire::Len(b)) = field? {
             let (k, v) = map_entry(b, "google.protobuf.Struct")?;
             let v = match v {
@@ -343,7 +448,7 @@ fn struct_json(pb: &[u8]) -> Result<Value, ProtocolError> {
 
 fn list_value_json(pb: &[u8]) -> Result<Value, ProtocolError> {
     let mut items = Vec::new();
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         if let (1, Wire::Len(b)) = field? {
             items.push(value_json(b)?);
         }
@@ -358,7 +463,7 @@ fn map_entry<'a>(
 ) -> Result<(String, Option<Wire<'a>>), ProtocolError> {
     let mut key = String::new();
     let mut value = None;
-    for field in Fields::new(pb) {
+    for field in Fields::new(pb, CONTEXT) {
         match field? {
             (1, Wire::Len(b)) => key = utf8(b, context)?,
             (2, w) => value = Some(w),
@@ -656,148 +761,5 @@ fn wrong_wire(message: &'static str, number: u32) -> ProtocolError {
 }
 
 fn truncated(field: &'static str) -> ProtocolError {
-    ProtocolError::Field {
-        context: CONTEXT,
-        field,
-        reason: "is truncated".into(),
-    }
-}
-
-// ---- wire format ----
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_tag(out: &mut Vec<u8>, number: u32, wire: u8) {
-    put_varint(out, (u64::from(number) << 3) | u64::from(wire));
-}
-
-fn put_varint_field(out: &mut Vec<u8>, number: u32, v: u64) {
-    put_tag(out, number, 0);
-    put_varint(out, v);
-}
-
-fn put_bytes(out: &mut Vec<u8>, number: u32, b: &[u8]) {
-    put_tag(out, number, 2);
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn put_message(out: &mut Vec<u8>, number: u32, m: &[u8]) {
-    put_bytes(out, number, m);
-}
-
-/// A field's value by wire type.
-#[derive(Debug, Clone, Copy)]
-enum Wire<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Len(&'a [u8]),
-    Fixed32(u32),
-}
-
-/// The fields of one message, in order; an error ends the iteration.
-struct Fields<'a> {
-    rest: &'a [u8],
-    failed: bool,
-}
-
-impl<'a> Fields<'a> {
-    fn new(pb: &'a [u8]) -> Self {
-        Self {
-            rest: pb,
-            failed: false,
-        }
-    }
-
-    fn next_field(&mut self) -> Result<(u32, Wire<'a>), ProtocolError> {
-        let key = read_varint(&mut self.rest)?;
-        let number = u32::try_from(key >> 3).map_err(|_| truncated("field number"))?;
-        let wire = match key & 7 {
-            0 => Wire::Varint(read_varint(&mut self.rest)?),
-            1 => {
-                let (b, rest) = self
-                    .rest
-                    .split_first_chunk::<8>()
-                    .ok_or_else(|| truncated("fixed64 field"))?;
-                self.rest = rest;
-                Wire::Fixed64(u64::from_le_bytes(*b))
-            }
-            2 => {
-                let len = usize::try_from(read_varint(&mut self.rest)?)
-                    .map_err(|_| truncated("length"))?;
-                if self.rest.len() < len {
-                    return Err(truncated("length-delimited field"));
-                }
-                let (b, rest) = self.rest.split_at(len);
-                self.rest = rest;
-                Wire::Len(b)
-            }
-            5 => {
-                let (b, rest) = self
-                    .rest
-                    .split_first_chunk::<4>()
-                    .ok_or_else(|| truncated("fixed32 field"))?;
-                self.rest = rest;
-                Wire::Fixed32(u32::from_le_bytes(*b))
-            }
-            w => {
-                return Err(ProtocolError::Field {
-                    context: CONTEXT,
-                    field: "wire type",
-                    reason: format!("{w} is not supported (groups are not used by Seldon)"),
-                });
-            }
-        };
-        Ok((number, wire))
-    }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = Result<(u32, Wire<'a>), ProtocolError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.rest.is_empty() {
-            return None;
-        }
-        let field = self.next_field();
-        self.failed = field.is_err();
-        Some(field)
-    }
-}
-
-/// The varints of a packed field.
-struct Varints<'a>(&'a [u8]);
-
-impl Iterator for Varints<'_> {
-    type Item = Result<u64, ProtocolError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.0.is_empty() {
-            return None;
-        }
-        let v = read_varint(&mut self.0);
-        if v.is_err() {
-            self.0 = &[];
-        }
-        Some(v)
-    }
-}
-
-fn read_varint(buf: &mut &[u8]) -> Result<u64, ProtocolError> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let (&b, rest) = buf.split_first().ok_or_else(|| truncated("varint"))?;
-        *buf = rest;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Ok(v);
-        }
-    }
-    Err(truncated("varint (longer than 10 bytes)"))
+    crate::wire::truncated(CONTEXT, field)
 }

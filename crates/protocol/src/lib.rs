@@ -13,6 +13,10 @@
 //!                 │   v2: InferenceRequest/Response, TensorData (all 13 datatypes), │
 //!                 │       metadata, ready, errors, binary tensor extension          │
 //!                 ├─────────────────────────────────────────────────────────────────┤
+//!  gRPC entry,    │ grpc: SeldonMessage, Feedback, SeldonMessageList                │
+//!  gRPC nodes ──▶ │ grpc_v2: ModelInfer, health, metadata                           │
+//!                 │ (protobuf ⇄ REST JSON over a hand-written wire codec, wire.rs)  │
+//!                 ├─────────────────────────────────────────────────────────────────┤
 //!  gRPC      ───▶ │ proto/: seldon/prediction.proto, tensorflow/…, inference/…      │
 //!  codegen        │ (wire facts; compiled by the servers, not here)                 │
 //!                 └─────────────────────────────────────────────────────────────────┘
@@ -26,11 +30,13 @@
 
 mod error;
 pub mod grpc;
+pub mod grpc_v2;
 mod ops;
 mod proto_json;
 mod raw;
 pub mod v1;
 pub mod v2;
+mod wire;
 
 pub use error::ProtocolError;
 pub use ops::{

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 
 use prost_reflect::prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
-use seldon_protocol::grpc::{frame, seldon_message_from_json, seldon_message_to_json, unframe};
+use seldon_protocol::grpc::{
+    feedback_from_json, feedback_to_json, frame, seldon_message_from_json,
+    seldon_message_list_from_json, seldon_message_list_to_json, seldon_message_to_json, unframe,
+};
 use serde_json::{Value, json};
 
 fn descriptor() -> MessageDescriptor {
@@ -171,5 +174,105 @@ fn a_metric_value_beyond_f32_is_refused() {
     assert_eq!(
         back["meta"]["metrics"][0]["value"].as_f64(),
         Some(3.4028235e38)
+    );
+}
+
+fn descriptor_of(name: &str) -> MessageDescriptor {
+    descriptor()
+        .parent_pool()
+        .get_message_by_name(name)
+        .unwrap()
+}
+
+#[test]
+fn feedback_matches_the_reference_both_ways() {
+    let fb = descriptor_of("seldon.protos.Feedback");
+    let json = testdata("feedback.json");
+    let mut de = serde_json::Deserializer::from_slice(&json);
+    let theirs = DynamicMessage::deserialize(fb.clone(), &mut de).unwrap();
+    // protobuf → JSON: what the reference encodes, we read as the reference maps it.
+    let ours: Value =
+        serde_json::from_slice(&feedback_to_json(&theirs.encode_to_vec()).unwrap()).unwrap();
+    assert_eq!(ours, reference_json(&theirs));
+    assert_eq!(ours["reward"], json!(1.0));
+    assert_eq!(
+        ours["response"]["meta"]["routing"]["inner-router"],
+        json!(0)
+    );
+    // JSON → protobuf: the reference decodes ours to the same message.
+    let pb = feedback_from_json(&json).unwrap();
+    let decoded = DynamicMessage::decode(fb, pb.as_slice()).unwrap();
+    assert_eq!(reference_json(&decoded), reference_json(&theirs));
+    // A reward with a fraction keeps its short form.
+    let pb = feedback_from_json(br#"{"reward":0.1}"#).unwrap();
+    assert_eq!(feedback_to_json(&pb).unwrap(), br#"{"reward":0.1}"#);
+}
+
+#[test]
+fn feedback_failures_are_named() {
+    for (input, needle) in [
+        (&b"{"[..], "is not valid JSON"),
+        (
+            br#"{"reward":"high"}"#,
+            "field `Feedback.reward` must be a number",
+        ),
+        (br#"{"reward":1e39}"#, "out of range for a 32-bit float"),
+        (br#"{"score":1}"#, "unknown key `score`"),
+        (br#"{"request":{"data":{"tftensor":{}}}}"#, "data.tftensor"),
+    ] {
+        let err = feedback_from_json(input).unwrap_err().to_string();
+        assert!(
+            err.contains(needle),
+            "{}: {err}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    // reward (field 3) as a varint: wrong wire type; a truncated sub-message.
+    let err = feedback_to_json(&[0x18, 1]).unwrap_err().to_string();
+    assert!(
+        err.contains("Feedback` field 3 has the wrong wire type"),
+        "{err}"
+    );
+    let err = feedback_to_json(&[0x0a, 4, 0x2a]).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn message_lists_match_the_reference() {
+    let list = descriptor_of("seldon.protos.SeldonMessageList");
+    let bare = testdata("message_list.json");
+    let wrapped = testdata("message_list_wrapped.json");
+    let mut de = serde_json::Deserializer::from_slice(&wrapped);
+    let theirs = DynamicMessage::deserialize(list.clone(), &mut de).unwrap();
+    for json in [&bare, &wrapped] {
+        let pb = seldon_message_list_from_json(json).unwrap();
+        let decoded = DynamicMessage::decode(list.clone(), pb.as_slice()).unwrap();
+        assert_eq!(reference_json(&decoded), reference_json(&theirs));
+    }
+    let ours: Value =
+        serde_json::from_slice(&seldon_message_list_to_json(&theirs.encode_to_vec()).unwrap())
+            .unwrap();
+    assert_eq!(ours, reference_json(&theirs));
+    for (input, needle) in [
+        (&br#"{"seldonMessages":{}}"#[..], "must be an array"),
+        (br#"{"messages":[]}"#, "unknown key `messages`"),
+        (br#""x""#, "an array or an object"),
+        (br#"[{"strData":1}]"#, "strData"),
+    ] {
+        let err = seldon_message_list_from_json(input)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(needle),
+            "{}: {err}",
+            String::from_utf8_lossy(input)
+        );
+    }
+    let err = seldon_message_list_to_json(&[0x08, 1])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("SeldonMessageList` field 1 has the wrong wire type"),
+        "{err}"
     );
 }
