@@ -376,9 +376,11 @@ impl Compiler<'_> {
                 ParameterType::Float | ParameterType::Double => {
                     p.value.trim().parse::<f64>().is_ok()
                 }
+                // Seldon's wrapper reads BOOL with strtobool, and its bandit examples write
+                // `"1"`; the values our wrapper reads the same way are accepted.
                 ParameterType::Bool => matches!(
                     p.value.trim().to_ascii_lowercase().as_str(),
-                    "true" | "false"
+                    "true" | "false" | "1" | "0"
                 ),
                 ParameterType::String => true,
                 ParameterType::Other(_) => false,
@@ -686,6 +688,19 @@ children:
         ] {
             assert!(text.contains(needle), "missing {needle:?} in {text}");
         }
+    }
+
+    #[test]
+    fn bool_parameters_take_seldons_one_and_zero() {
+        for v in ["true", "False", "1", "0"] {
+            let graph =
+                format!("{{name: r, parameters: [{{name: verbose, value: '{v}', type: BOOL}}]}}");
+            assert!(compile(&config(&graph)).is_ok(), "{v}");
+        }
+        let graph = "{name: r, parameters: [{name: verbose, value: 'yes', type: BOOL}]}";
+        assert!(
+            matches!(&rules(&config(graph))[..], [Rule::BadParameter { value, .. }] if value == "yes")
+        );
     }
 
     #[test]
