@@ -538,6 +538,27 @@ async fn every_corpus_manifest_is_served_or_refused_by_a_real_apiserver() {
             .unwrap_or_else(|e| panic!("ambassador/listener-host.yaml {}: {e}", v["kind"]));
     }
 
+    // The gRPC Mapping (rendered only with `grpc_entry`, once the entry serves gRPC) is valid
+    // for Emissary too, so turning the switch on cannot break an Ambassador install.
+    let mut grpc_mappings = 0;
+    for path in files
+        .iter()
+        .filter(|p| file_name(p).starts_with("ambassador"))
+    {
+        let mut opts = options_for(path);
+        opts.grpc_entry = true;
+        let text = std::fs::read_to_string(path).unwrap();
+        for m in render(&text, &opts).unwrap() {
+            if m["kind"] == "Mapping" && m["spec"]["grpc"] == true {
+                kube.apply(&m, true)
+                    .await
+                    .unwrap_or_else(|e| panic!("gRPC Mapping {}: {e}", m["metadata"]["name"]));
+                grpc_mappings += 1;
+            }
+        }
+    }
+    assert!(grpc_mappings > 0);
+
     // Negative control: the CRD schema is really in force for Mappings.
     let (text, _) = read_yaml(&repo().join("manifests/compat/ambassador-canary.yaml"));
     let mut mapping = render(&text, &options_for(Path::new("ambassador")))
