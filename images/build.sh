@@ -180,7 +180,8 @@ for name in "${names[@]}"; do
     ctx="$(fresh_context "$name")"
     add_binary "$ctx/rootfs" "$bin" /usr/local/bin/seldon-mesh-initializer
     mkdir -p "$ctx/rootfs/opt/seldon-mesh"
-    cp "$repo/model-servers/onnx/python/convert_sklearn.py" "$ctx/rootfs/opt/seldon-mesh/"
+    # the fetch-time converters (the initializer looks for the others beside convert_sklearn.py)
+    cp "$repo/model-servers/onnx/python/"convert_{sklearn,xgboost,tensorflow}.py "$ctx/rootfs/opt/seldon-mesh/"
     cp "$repo/model-servers/onnx/python/requirements.txt" "$ctx/requirements.txt"
     wheels "$ctx/wheels" -r "$repo/model-servers/onnx/python/requirements.txt"
     # The binary needs only glibc, which the Debian base has (same release as the build host).

@@ -50,6 +50,13 @@ pub enum InitError {
     },
     #[error("sklearn → ONNX conversion of {}: {reason}", dir.display())]
     Convert { dir: PathBuf, reason: String },
+    /// Another runtime's fetch-time conversion (`convert.rs`) failed.
+    #[error("{what} of {}: {reason}", dir.display())]
+    Conversion {
+        what: &'static str,
+        dir: PathBuf,
+        reason: String,
+    },
 }
 
 impl InitError {

@@ -6,10 +6,12 @@
 //!   (pure, env lookup)              ├─ Http ──► fetch::to_file ─► archive::unpack (.tar.gz/.tgz/.tar/.zip)
 //!                                   └─ S3 / Gcs / Azure ─► store::*_options (env → object_store keys, pure)
 //!                                                        ─► store::copy (object_store: list + get)
-//!                          then, for SKLEARN_SERVER: sklearn::convert (model.joblib → model.onnx)
+//!                          then convert::plan → convert::run: SKLEARN_SERVER model.joblib → model.onnx,
+//!                          XGBOOST_SERVER legacy model.bst → model.ubj, TENSORFLOW_SERVER SavedModel → model.onnx
 //! ```
 
 pub mod archive;
+pub mod convert;
 mod error;
 pub mod fetch;
 pub mod local;
@@ -29,8 +31,10 @@ pub use uri::Source;
 pub struct Options {
     pub uri: String,
     pub dest: PathBuf,
-    /// The prepackaged server the model is for (`SKLEARN_SERVER` triggers the conversion).
+    /// The prepackaged server the model is for: it decides the fetch-time conversion
+    /// (`convert::plan`).
     pub implementation: Option<String>,
+    /// The Python and `convert_sklearn.py`; the other scripts are looked for beside it.
     pub converter: sklearn::Converter,
 }
 
@@ -44,8 +48,9 @@ pub struct Summary {
     pub converted: bool,
 }
 
-/// Copies `opts.uri` into `opts.dest` (created if missing), then runs the SKLEARN_SERVER
-/// conversion when it applies. `env` reads configuration (credentials, endpoints).
+/// Copies `opts.uri` into `opts.dest` (created if missing), then runs the runtime's
+/// fetch-time conversion when one applies (`convert::plan`). `env` reads configuration
+/// (credentials, endpoints, `SELDON_TF_PYTHON`).
 pub async fn run(
     opts: &Options,
     env: &dyn Fn(&str) -> Option<String>,
@@ -91,17 +96,21 @@ pub async fn run(
             .await?
         }
     };
-    let converted = sklearn::needs_conversion(opts.implementation.as_deref(), dest);
-    if converted {
-        tracing::info!(dir = %dest.display(), script = %opts.converter.script.display(), "converting model.joblib to ONNX");
+    let conversion = convert::plan(opts.implementation.as_deref(), dest);
+    if let Some(conversion) = conversion {
+        tracing::info!(dir = %dest.display(), ?conversion, script = conversion.script(), "converting the model at fetch time");
         let (conv, dir) = (opts.converter.clone(), dest.to_owned());
-        tokio::task::spawn_blocking(move || sklearn::convert(&conv, &dir))
+        let tf_python = env(convert::TF_PYTHON_ENV);
+        let env = move |k: &str| (k == convert::TF_PYTHON_ENV).then(|| tf_python.clone())?;
+        tokio::task::spawn_blocking(move || convert::run(conversion, &conv, &env, &dir))
             .await
-            .map_err(|e| InitError::Convert {
+            .map_err(|e| InitError::Conversion {
+                what: conversion.what(),
                 dir: dest.to_owned(),
                 reason: e.to_string(),
             })??;
     }
+    let converted = conversion.is_some();
     Ok(Summary {
         files,
         bytes,

@@ -15,10 +15,13 @@ struct Args {
     /// Destination directory (created if missing).
     #[arg(default_value = "/mnt/models")]
     dest: PathBuf,
-    /// Prepackaged server the model is for; SKLEARN_SERVER converts model.joblib to ONNX.
+    /// Prepackaged server the model is for: SKLEARN_SERVER converts model.joblib to ONNX,
+    /// XGBOOST_SERVER a legacy binary model.bst to model.ubj, TENSORFLOW_SERVER a SavedModel
+    /// to model.onnx (with SELDON_TF_PYTHON's tf2onnx).
     #[arg(long, env = "SELDON_IMPLEMENTATION")]
     implementation: Option<String>,
-    /// The runtime's sklearn → ONNX script.
+    /// The runtime's sklearn → ONNX script; convert_xgboost.py and convert_tensorflow.py are
+    /// looked for beside it.
     #[arg(
         long,
         env = "SELDON_SKLEARN_CONVERTER",

@@ -47,6 +47,7 @@ pub enum XgbError {
     /// A legacy binary (`model.bst`, pre-JSON) model: no public schema, not read natively.
     #[error(
         "legacy binary XGBoost model (`model.bst` format) is not supported by the native loader; \
+         the model initializer converts it to model.ubj at fetch time (XGBOOST_SERVER), or \
          re-save it with `booster.save_model(\"model.json\")` or `\"model.ubj\"` (xgboost >= 1.0)"
     )]
     LegacyBinary,
