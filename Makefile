@@ -14,7 +14,7 @@ help:
 	@echo "make wasm   - build the release filter module ($(WASM))"
 	@echo "make test-mesh - the walkthrough on a real apiserver, istiod, gateway and sidecars (root)"
 	@echo "make images - build every container image with podman (images/README.md)"
-	@echo "make bench  - the data-plane benchmark (writes docs/benchmarks/dataplane.md)"
+	@echo "make bench  - the data-plane benchmark, peers included (writes docs/benchmarks/dataplane.md)"
 	@echo "make fuzz   - libFuzzer on every fuzz target, FUZZ_SECONDS each (default 300; fuzz/README.md)"
 	@echo "make soak   - 30 min at 500 rps through seldon-mesh up with node kills (SOAK_MINUTES; writes docs/soak.md)"
 
@@ -79,8 +79,11 @@ test: test-rust test-python test-mesh
 ci:
 	scripts/ci.sh
 
+# The peers (KServe's router, Seldon's executor; Go, cached) are built first; without Go or a
+# Seldon Core snapshot the bench runs without them and its peer table says how to get them.
 bench: setup
-	scripts/bench.sh
+	@peers="$$(scripts/peers-build.sh)" || { echo "make bench: peers not built (above); running without the peer table" >&2; peers=; }; \
+	scripts/bench.sh $${peers:+--peers "$$peers"}
 
 # Not in CI (CI replays fuzz/corpus in `cargo test -p seldon-fuzz`). Nightly + cargo-fuzz,
 # installed once by fuzz/scripts/setup-cargo-fuzz.sh.

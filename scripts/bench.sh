@@ -6,6 +6,11 @@
 #   scripts/bench.sh                      # working tree
 #   SELDON_BENCH_REV=HEAD scripts/bench.sh  # a committed revision (git archive snapshot)
 #   scripts/bench.sh --runtime wasmtime --out /tmp/wasmtime.md   # extra flags go to seldon-bench
+#   scripts/bench.sh --peers "$(scripts/peers-build.sh)"          # + the peer table (issue 12)
+#
+# With --peers the bench runs in a network namespace of its own (`unshare --net`, loopback
+# only): the KServe router listens on :8080 and the Seldon executor on :<port>, every
+# interface, and 8080 is often taken on a shared machine.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +63,17 @@ fi
 if nice -n -10 true 2>/dev/null; then
     PIN=(nice -n -10 "${PIN[@]}")
 fi
+# The peer table: its own network namespace (see the top).
+NETNS=()
+if [[ " $* " == *" --peers"* || -n "${SELDON_BENCH_PEERS:-}" ]]; then
+    if unshare --net true 2>/dev/null; then
+        NETNS=(unshare --net -- sh -c 'ip link set lo up && exec "$@"' sh)
+    elif unshare --net --map-root-user true 2>/dev/null; then
+        NETNS=(unshare --net --map-root-user -- sh -c 'ip link set lo up && exec "$@"' sh)
+    else
+        log "no network namespace (unshare): the peers share this host's ports"
+    fi
+fi
 cd "$ROOT"
-exec "${PIN[@]}" "$BENCH" --oha "$TOOLS/bin/oha" --out docs/benchmarks/dataplane.md \
+exec "${NETNS[@]}" "${PIN[@]}" "$BENCH" --oha "$TOOLS/bin/oha" --out docs/benchmarks/dataplane.md \
     --command "scripts/bench.sh${SELDON_BENCH_REV:+  # SELDON_BENCH_REV=$SELDON_BENCH_REV}" "$@"

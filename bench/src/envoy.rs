@@ -4,10 +4,11 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use seldon_envoy::{EnvoyConfig, WASM_RUNTIME};
+use seldon_supervise::Supervised;
 
 /// Which wasm runtime runs the filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -65,10 +66,11 @@ pub fn render(config: &EnvoyConfig, runtime: Runtime) -> Result<String, EnvoyRun
     Ok(yaml.replace(WASM_RUNTIME, runtime.extension()))
 }
 
-/// A running Envoy, killed on drop.
+/// A running Envoy, stopped on drop; through `seldon-supervise` it also dies with the bench
+/// (parent-death signal) when the bench aborts (the release profile aborts on panic).
 #[derive(Debug)]
 pub struct BenchEnvoy {
-    child: Child,
+    child: Supervised,
     pub admin_url: String,
     pub log_path: PathBuf,
     http: reqwest::Client,
@@ -101,14 +103,13 @@ impl BenchEnvoy {
         let log_err = log.try_clone().map_err(io("cloning", &log_path))?;
         let mut cmd = match cpu {
             Some(cpu) => {
-                let mut c = Command::new("taskset");
+                let mut c = seldon_supervise::command("taskset");
                 c.args(["-c", &cpu.to_string()]).arg(&bin);
                 c
             }
-            None => Command::new(&bin),
+            None => seldon_supervise::command(&bin),
         };
-        let child = cmd
-            .arg("-c")
+        cmd.arg("-c")
             .arg(&config_path)
             .args(["--concurrency", &concurrency.to_string()])
             .args(["--base-id", &config.admin_port.to_string()])
@@ -116,9 +117,14 @@ impl BenchEnvoy {
             .args(["-l", "warning"])
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(io("spawning", &bin))?;
+            .stderr(log_err);
+        let child = Supervised::spawn("envoy", cmd)
+            .map_err(|e| EnvoyRunError::Io {
+                action: "spawning",
+                path: bin.clone(),
+                source: std::io::Error::other(e),
+            })?
+            .with_grace(Duration::from_secs(2));
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))
@@ -169,9 +175,9 @@ impl BenchEnvoy {
         }
     }
 
-    /// Envoy's pid (taskset execs Envoy, so it is the same process).
+    /// Envoy's pid (setpriv and taskset exec Envoy, so it is the same process).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.pid()
     }
 
     /// GET an admin path; `None`-like errors become an empty string for the report.
@@ -223,13 +229,6 @@ pub fn prometheus_sum(text: &str, name: &str) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.trim().parse::<u64>().ok())
         .sum()
-}
-
-impl Drop for BenchEnvoy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 pub mod envoy;
 pub mod load;
 pub mod oha;
+pub mod peers;
 pub mod report;
 pub mod run;
 pub mod sink;

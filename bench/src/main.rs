@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use seldon_bench::envoy::Runtime;
-use seldon_bench::report;
 use seldon_bench::run::{self, RunSpec};
+use seldon_bench::{peers, report};
 
 #[derive(Debug, Parser)]
 #[command(about = "Client-orchestrated calls vs the graph filter, side by side in one Envoy")]
@@ -56,6 +56,13 @@ struct Args {
     /// without drops.
     #[arg(long, env = "SELDON_BENCH_TRACE_QUEUE_SPANS", default_value_t = seldon_bench::topology::default_trace_queue_spans())]
     trace_queue_spans: u32,
+    /// The directory with the peers' binaries (`scripts/peers-build.sh` prints it): runs the
+    /// peer table (issue 12) after the other scenarios. Needs oha.
+    #[arg(long, env = "SELDON_BENCH_PEERS")]
+    peers: Option<PathBuf>,
+    /// Fixed rate of the peer table.
+    #[arg(long, env = "SELDON_BENCH_PEER_RATE", default_value_t = 500)]
+    peer_rate: u32,
     /// The oha binary; without it the oha runs are skipped.
     #[arg(long, env = "SELDON_BENCH_OHA")]
     oha: Option<PathBuf>,
@@ -138,6 +145,16 @@ fn facts(args: &Args) -> Vec<(String, String)> {
                 .unwrap_or_else(|_| sh("git", &["rev-parse", "--short", "HEAD"])),
         ),
     ];
+    if let Some(dir) = &args.peers {
+        for name in [peers::KSERVE_ROUTER, peers::SELDON_EXECUTOR] {
+            let stamp = std::fs::read_to_string(dir.join(format!("{name}.version")))
+                .unwrap_or_else(|_| "? (no version stamp)".into());
+            f.push((
+                name.into(),
+                format!("{} ({stamp})", dir.join(name).display()),
+            ));
+        }
+    }
     if let Some(oha) = &args.oha {
         f.push((
             "oha".into(),
@@ -184,11 +201,45 @@ async fn main() -> anyhow::Result<()> {
             oha: args.oha.clone(),
         }
     };
+    // Checked before anything starts: a missing peer fails the run at once.
+    let peer_bins = args
+        .peers
+        .as_deref()
+        .map(peers::PeerBins::find)
+        .transpose()
+        .context("--peers")?;
     let facts = facts(&args);
     let tracing = seldon_bench::topology::traced(0, spec.trace_queue_spans);
     let mut r = run::run(&spec, &mut |line| eprintln!("bench: {line}"))
         .await
         .context("benchmark run")?;
+    if let Some(bins) = peer_bins {
+        r.peers = match &spec.oha {
+            None => report::PeerSection::NotRun(
+                "not run: the peer table is measured with oha; give `--oha`".into(),
+            ),
+            Some(oha) => {
+                let p = peers::PeerSpec {
+                    bins,
+                    oha: oha.clone(),
+                    rate: if args.smoke { 200 } else { args.peer_rate },
+                    duration: spec.duration,
+                    warmup: spec.warmup,
+                    rounds: spec.rounds,
+                    connections: spec.connections,
+                    saturation: spec.saturation,
+                    saturation_connections: spec.saturation_connections,
+                    orchestrator_cpu: spec.envoy_cpu,
+                    runtime: spec.runtime,
+                    body: run::payload(spec.payload_floats),
+                };
+                let t = peers::run(&p, &mut |line| eprintln!("bench: {line}"))
+                    .await
+                    .context("peer table")?;
+                report::PeerSection::Measured(t)
+            }
+        };
+    }
     r.command = args.command.clone();
     r.facts = facts;
     let pin = match spec.envoy_cpu {
@@ -204,6 +255,10 @@ async fn main() -> anyhow::Result<()> {
         ("pinning".into(), pin),
         ("nodes".into(), "3 × `testmodel --mode echo` (release build), each behind an Envoy cluster; the 1-node graph and the (c) route use the same `m` server".into()),
         ("tracing (d)".into(), format!("`graph3-traced`: sampleRatio 1.0, flushIntervalMs {}, batchSpans {}, maxQueueSpans {} per worker, OTLP/HTTP protobuf to the bench's counting sink (cluster `otlp-sink`); its own Wasm VM", tracing.flush_interval_ms, tracing.batch_spans, tracing.max_queue_spans)),
+        ("peers".into(), match &args.peers {
+            Some(d) => format!("{} (`kserve-router`, `seldon-executor`); peer table at {} rps; Envoy and both peers on the orchestrator CPU ({})", d.display(), if args.smoke { 200 } else { args.peer_rate }, spec.envoy_cpu.map(|c| c.to_string()).unwrap_or_else(|| "not pinned".into())),
+            None => "not run".into(),
+        }),
         ("smoke".into(), args.smoke.to_string()),
     ];
     let previous = args

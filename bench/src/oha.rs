@@ -103,10 +103,13 @@ pub fn parse(json: &str) -> Result<OhaResult, OhaError> {
     })
 }
 
-/// Runs oha and parses its output.
+/// Runs oha and parses its output. Through `seldon-supervise`: oha dies with the bench if the
+/// bench aborts mid-run (the caller's `spawn_blocking` thread waits in `output()` until oha
+/// exits, so the parent-death signal cannot fire early).
 pub fn run(bin: &Path, spec: &OhaSpec) -> Result<OhaResult, OhaError> {
-    let out = Command::new(bin)
-        .args(args(spec))
+    let mut cmd = Command::new(bin);
+    cmd.args(args(spec));
+    let out = seldon_supervise::wrap(&cmd)
         .output()
         .map_err(|source| OhaError::Spawn {
             bin: bin.display().to_string(),

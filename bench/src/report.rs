@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::oha::OhaResult;
+use crate::peers::RowKind;
 use crate::stats::Summary;
 
 /// Lines after this one in `dataplane.md` are written by people and preserved.
@@ -21,6 +22,114 @@ pub const GOAL_MIN_THROUGHPUT_RATIO: f64 = 0.85;
 pub const GOAL_TRACING_MAX_ADDED_P50_PCT: f64 = 10.0;
 /// …and keeps at least this share of (b)'s saturation throughput.
 pub const GOAL_TRACING_MIN_THROUGHPUT_RATIO: f64 = 0.90;
+
+/// Issue 12: seldon-mesh's saturation throughput on the 3-node chain ≥ this × the best peer's…
+pub const GOAL_PEER_THROUGHPUT_FACTOR: f64 = 2.0;
+/// …its p50 at the fixed rate ≤ the best peer's, its p99 ≤ this share of the best peer's.
+pub const GOAL_PEER_P99_SHARE: f64 = 0.5;
+
+/// One row of the peer table: oha at the fixed rate and at saturation, per round.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerResult {
+    pub label: String,
+    pub kind: RowKind,
+    pub fixed: Vec<OhaResult>,
+    pub saturation: Vec<OhaResult>,
+    /// CPU of the orchestrator processes (Envoy and/or the peer) per request, saturation rounds.
+    pub cpu_us_per_request: Vec<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl PeerResult {
+    pub fn p50_us(&self) -> f64 {
+        median(self.fixed.iter().map(|r| r.p50_us).collect())
+    }
+    pub fn p99_us(&self) -> f64 {
+        median(self.fixed.iter().map(|r| r.p99_us).collect())
+    }
+    pub fn saturation_rps(&self) -> f64 {
+        median(self.saturation.iter().map(|r| r.rps).collect())
+    }
+    pub fn cpu_us(&self) -> f64 {
+        median(self.cpu_us_per_request.clone())
+    }
+    fn failed(&self) -> u64 {
+        self.fixed
+            .iter()
+            .chain(&self.saturation)
+            .map(|r| r.failed)
+            .sum()
+    }
+}
+
+/// The measured peer table.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerTable {
+    pub rate: u32,
+    pub connections: usize,
+    pub saturation_connections: usize,
+    pub rows: Vec<PeerResult>,
+    pub checks: Vec<String>,
+}
+
+/// The best peer row by one measure: (its label, the value).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Best {
+    pub label: String,
+    pub value: f64,
+}
+
+impl PeerTable {
+    pub fn candidate(&self) -> Option<&PeerResult> {
+        self.rows.iter().find(|r| r.kind == RowKind::Candidate)
+    }
+    fn best(&self, f: impl Fn(&PeerResult) -> f64, higher_is_better: bool) -> Option<Best> {
+        self.rows
+            .iter()
+            .filter(|r| r.kind == RowKind::Peer)
+            .map(|r| Best {
+                label: r.label.clone(),
+                value: f(r),
+            })
+            .filter(|b| b.value.is_finite())
+            .reduce(|a, b| {
+                let b_wins = if higher_is_better {
+                    b.value > a.value
+                } else {
+                    b.value < a.value
+                };
+                if b_wins { b } else { a }
+            })
+    }
+    /// The highest saturation throughput among the peers (bare or behind Envoy).
+    pub fn best_throughput(&self) -> Option<Best> {
+        self.best(PeerResult::saturation_rps, true)
+    }
+    /// The lowest p50 at the fixed rate among the peers.
+    pub fn best_p50(&self) -> Option<Best> {
+        self.best(PeerResult::p50_us, false)
+    }
+    /// The lowest p99 at the fixed rate among the peers.
+    pub fn best_p99(&self) -> Option<Best> {
+        self.best(PeerResult::p99_us, false)
+    }
+}
+
+/// The peer table, or why it did not run.
+#[derive(Debug, Clone, Serialize)]
+pub enum PeerSection {
+    NotRun(String),
+    Measured(PeerTable),
+}
+
+impl PeerSection {
+    /// What the report says when no `--peers` was given.
+    pub const HOW_TO: &str = "not run: no `--peers DIR`. Build the peers (Go; minutes) with `scripts/peers-build.sh`, which prints DIR (`~/.cache/seldon-mesh/peers`), then `scripts/bench.sh --peers DIR` (`make bench` does both)";
+}
 
 /// One side of a comparison, measured by the bench's own generator.
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +212,8 @@ pub struct Report {
     pub tracing_warning: Option<String>,
     /// Sanity checks (bodies verified, router untouched, errors).
     pub checks: Vec<String>,
+    /// Issue 12: the 3-node chain behind seldon-mesh and behind each peer.
+    pub peers: PeerSection,
 }
 
 /// `filter rps / direct rps` from the medians of the saturation rounds.
@@ -217,6 +328,7 @@ pub fn markdown(r: &Report, previous: Option<&str>) -> String {
     }
     let _ = writeln!(out);
     tracing_goals(&mut out, r);
+    peer_goals(&mut out, r);
 
     let _ = writeln!(
         out,
@@ -293,6 +405,7 @@ pub fn markdown(r: &Report, previous: Option<&str>) -> String {
     }
 
     tracing_section(&mut out, r);
+    peer_section(&mut out, r);
 
     let _ = writeln!(out, "## Settings\n");
     for (k, v) in &r.settings {
@@ -314,6 +427,166 @@ pub fn markdown(r: &Report, previous: Option<&str>) -> String {
         out.push_str(tail.strip_prefix('\n').unwrap_or(tail));
     }
     out
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.2}", us / 1000.0)
+}
+
+/// "Goals (issue 12)": the candidate row against the best peer row of each measure.
+fn peer_goals(out: &mut String, r: &Report) {
+    let _ = writeln!(out, "## Goals (issue 12: faster than every peer)\n");
+    let _ = writeln!(out, "| goal | measured | |");
+    let _ = writeln!(out, "|---|---|---|");
+    let goals = [
+        format!(
+            "3-node chain: saturation throughput ≥ {GOAL_PEER_THROUGHPUT_FACTOR:.0}× the best peer's"
+        ),
+        "3-node chain: p50 ≤ the best peer's at the fixed rate".to_owned(),
+        format!(
+            "3-node chain: p99 ≤ {:.0}% of the best peer's at the fixed rate",
+            GOAL_PEER_P99_SHARE * 100.0
+        ),
+    ];
+    match &r.peers {
+        PeerSection::NotRun(why) => {
+            for g in &goals {
+                let _ = writeln!(out, "| {g} | {why} | |");
+            }
+        }
+        PeerSection::Measured(t) => {
+            let rows = t.candidate().map(|c| {
+                let tp = t.best_throughput().map(|b| {
+                    let x = c.saturation_rps() / b.value;
+                    (
+                        format!(
+                            "{:.2}× ({:.0} vs {:.0} rps, {})",
+                            x,
+                            c.saturation_rps(),
+                            b.value,
+                            b.label
+                        ),
+                        x >= GOAL_PEER_THROUGHPUT_FACTOR,
+                    )
+                });
+                let p50 = t.best_p50().map(|b| {
+                    (
+                        format!("{} vs {} ms ({})", ms(c.p50_us()), ms(b.value), b.label),
+                        c.p50_us() <= b.value,
+                    )
+                });
+                let p99 = t.best_p99().map(|b| {
+                    let limit = b.value * GOAL_PEER_P99_SHARE;
+                    (
+                        format!(
+                            "{} ms vs a limit of {} ms ({}'s {} ms)",
+                            ms(c.p99_us()),
+                            ms(limit),
+                            b.label,
+                            ms(b.value)
+                        ),
+                        c.p99_us() <= limit,
+                    )
+                });
+                [tp, p50, p99]
+            });
+            for (i, g) in goals.iter().enumerate() {
+                match rows.as_ref().and_then(|r| r[i].clone()) {
+                    Some((text, ok)) => {
+                        let _ = writeln!(out, "| {g} | {text} | {} |", verdict(ok));
+                    }
+                    None => {
+                        let _ = writeln!(out, "| {g} | no candidate or peer row | |");
+                    }
+                }
+            }
+        }
+    }
+    match &r.saturation {
+        Some(sat) => {
+            let ratio = throughput_ratio(sat);
+            let _ = writeln!(
+                out,
+                "| 1-node graph ≥ {:.0}% of a plain route's throughput ((c) above) | {:.1}% | {} |",
+                GOAL_MIN_THROUGHPUT_RATIO * 100.0,
+                ratio * 100.0,
+                verdict(ratio >= GOAL_MIN_THROUGHPUT_RATIO)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "| 1-node graph ≥ {:.0}% of a plain route's throughput | not run (no oha) | |",
+                GOAL_MIN_THROUGHPUT_RATIO * 100.0
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
+/// The peer table itself.
+fn peer_section(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "## Peers (issue 12): the 3-node chain behind each orchestrator\n"
+    );
+    let t = match &r.peers {
+        PeerSection::NotRun(why) => {
+            let _ = writeln!(out, "{why}.\n");
+            return;
+        }
+        PeerSection::Measured(t) => t,
+    };
+    let _ = writeln!(
+        out,
+        "TRANSFORMER `t1` → TRANSFORMER `t2` → MODEL `m`, three `testmodel --mode echo` nodes, the payload below. \
+         oha `-q {}` with `--latency-correction` ({} connections) gives p50/p99, then a closed loop with {} connections \
+         the saturation rps; medians of the rounds. Orchestrator CPU: user + system time of Envoy and/or the peer \
+         process per answered request at saturation.\n",
+        t.rate, t.connections, t.saturation_connections
+    );
+    let _ = writeln!(
+        out,
+        "| orchestrator | p50 ms | p99 ms | saturation rps | orchestrator CPU µs/request | per round p50/p99 ms; rps | non-2xx or errors |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|");
+    for row in &t.rows {
+        let rounds = row
+            .fixed
+            .iter()
+            .map(|x| format!("{}/{}", ms(x.p50_us), ms(x.p99_us)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rps = row
+            .saturation
+            .iter()
+            .map(|x| format!("{:.0}", x.rps))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let cpu = if row.cpu_us_per_request.iter().all(|c| *c == 0.0) {
+            "–".to_owned()
+        } else {
+            format!("{:.0}", row.cpu_us())
+        };
+        let label = if row.kind == RowKind::Candidate {
+            format!("**{}**", row.label)
+        } else {
+            row.label.clone()
+        };
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {:.0} | {cpu} | {rounds}; {rps} | {} |",
+            ms(row.p50_us()),
+            ms(row.p99_us()),
+            row.saturation_rps(),
+            row.failed()
+        );
+    }
+    let _ = writeln!(out);
+    for c in &t.checks {
+        let _ = writeln!(out, "- {c}");
+    }
+    let _ = writeln!(out);
 }
 
 fn pct(v: f64) -> String {
@@ -490,7 +763,108 @@ mod tests {
             )),
             tracing_warning: None,
             checks: vec!["ok".into()],
+            peers: PeerSection::NotRun(PeerSection::HOW_TO.into()),
         }
+    }
+
+    fn peer(label: &str, kind: RowKind, p50: f64, p99: f64, rps: f64) -> PeerResult {
+        let r = OhaResult {
+            rps,
+            p50_us: p50,
+            p99_us: p99,
+            success_rate: 1.0,
+            ok: 10,
+            failed: 0,
+        };
+        PeerResult {
+            label: label.into(),
+            kind,
+            fixed: vec![r],
+            saturation: vec![r],
+            cpu_us_per_request: vec![100.0],
+        }
+    }
+
+    fn table(mesh: (f64, f64, f64)) -> PeerTable {
+        PeerTable {
+            rate: 500,
+            connections: 16,
+            saturation_connections: 32,
+            rows: vec![
+                peer("mesh up", RowKind::Candidate, mesh.0, mesh.1, mesh.2),
+                peer("mesh graph", RowKind::Mesh, 10.0, 10.0, 1e6),
+                peer("seldon", RowKind::Peer, 1040.0, 3000.0, 1342.0),
+                peer("kserve", RowKind::Peer, 730.0, 1160.0, 2766.0),
+                peer("kserve+envoy", RowKind::Peer, 990.0, 1980.0, 1767.0),
+                peer("floor", RowKind::Floor, 110.0, 200.0, 16878.0),
+            ],
+            checks: vec!["peer check".into()],
+        }
+    }
+
+    #[test]
+    fn peer_goals_compare_with_the_best_peer_of_each_measure() {
+        let mut r = report();
+        r.peers = PeerSection::Measured(table((1050.0, 1590.0, 1448.0)));
+        let md = markdown(&r, None);
+        assert!(
+            md.contains("| 3-node chain: saturation throughput ≥ 2× the best peer's | 0.52× (1448 vs 2766 rps, kserve) | **missed** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3-node chain: p50 ≤ the best peer's at the fixed rate | 1.05 vs 0.73 ms (kserve) | **missed** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 3-node chain: p99 ≤ 50% of the best peer's at the fixed rate | 1.59 ms vs a limit of 0.58 ms (kserve's 1.16 ms) | **missed** |"),
+            "{md}"
+        );
+        assert!(md.contains("| 1-node graph ≥ 85% of a plain route's throughput ((c) above) | 80.0% | **missed** |"), "{md}");
+        // The table: the candidate in bold, the floor without being a peer.
+        assert!(
+            md.contains("| **mesh up** | 1.05 | 1.59 | 1448 | 100 | 1.05/1.59; 1448 | 0 |"),
+            "{md}"
+        );
+        assert!(md.contains("| floor | 0.11 | 0.20 | 16878 |"), "{md}");
+        assert!(md.contains("- peer check"), "{md}");
+    }
+
+    #[test]
+    fn peer_goals_are_met_when_the_candidate_wins_by_the_margins() {
+        let mut r = report();
+        r.peers = PeerSection::Measured(table((700.0, 580.0, 5600.0)));
+        let md = markdown(&r, None);
+        assert!(md.matches("**met**").count() >= 3, "{md}");
+        assert!(
+            md.contains("2.02× (5600 vs 2766 rps, kserve) | **met** |"),
+            "{md}"
+        );
+        assert!(md.contains("0.70 vs 0.73 ms (kserve) | **met** |"), "{md}");
+        assert!(
+            md.contains("0.58 ms vs a limit of 0.58 ms (kserve's 1.16 ms) | **met** |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn without_peers_the_report_says_how_to_get_them() {
+        let md = markdown(&report(), None);
+        assert!(md.contains("## Peers (issue 12)"), "{md}");
+        assert!(md.contains("scripts/peers-build.sh"), "{md}");
+        assert!(
+            md.contains("| 3-node chain: p50 ≤ the best peer's at the fixed rate | not run: no `--peers DIR`"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_table_without_peer_rows_judges_nothing() {
+        let mut t = table((1.0, 1.0, 1.0));
+        t.rows.retain(|r| r.kind != RowKind::Peer);
+        assert_eq!(t.best_throughput(), None);
+        let mut r = report();
+        r.peers = PeerSection::Measured(t);
+        assert!(markdown(&r, None).contains("| no candidate or peer row | |"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::envoy::Runtime;
 use crate::load::{self, Call, LoadSpec};
 use crate::oha::{self, OhaResult, OhaSpec};
-use crate::report::{Comparison, OhaRow, Report, Side};
+use crate::report::{Comparison, OhaRow, PeerSection, Report, Side};
 use crate::stats::{self, Summary};
 use crate::topology::{self, SetupError, Topology};
 
@@ -42,6 +42,8 @@ pub enum RunError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Load(#[from] load::LoadError),
+    #[error("peer table: {0}")]
+    Peers(#[from] crate::peers::PeerError),
     #[error("{path}: {source}")]
     Call {
         path: &'static str,
@@ -90,7 +92,7 @@ pub fn check_answer(label: &'static str, sent: &str, got: &[u8]) -> Result<(), R
 }
 
 /// Envoy's CPU time so far (user + system, all threads), µs, from `/proc/<pid>/stat`.
-fn cpu_us(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_us(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the `(comm)`; utime and stime are fields 14 and 15 of the whole line.
     let rest = stat.rsplit_once(')')?.1;
@@ -166,7 +168,11 @@ fn url(call: &Call) -> String {
     format!("http://{}{}", call.addr, call.path)
 }
 
-async fn oha_run(bin: &std::path::Path, spec: OhaSpec, label: &str) -> Result<OhaResult, RunError> {
+pub(crate) async fn oha_run(
+    bin: &std::path::Path,
+    spec: OhaSpec,
+    label: &str,
+) -> Result<OhaResult, RunError> {
     let bin = bin.to_owned();
     tokio::task::spawn_blocking(move || oha::run(&bin, &spec))
         .await
@@ -473,6 +479,7 @@ pub async fn run(spec: &RunSpec, log: &mut dyn FnMut(&str)) -> Result<Report, Ru
         tracing_saturation,
         tracing_warning,
         checks,
+        peers: PeerSection::NotRun(PeerSection::HOW_TO.into()),
     })
 }
 

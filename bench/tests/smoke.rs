@@ -15,7 +15,9 @@ fn smoke_run_writes_a_report_with_every_scenario() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-bench"));
     cmd.args(["--smoke", "--out"])
         .arg(&out)
-        .env_remove("SELDON_BENCH_OUT");
+        .env_remove("SELDON_BENCH_OUT")
+        // The peer table has its own opt-in test (tests/peers.rs) in a network namespace.
+        .env_remove("SELDON_BENCH_PEERS");
     if std::env::var_os("SELDON_TESTMODEL_BIN").is_none() {
         // target/<profile>/deps/smoke-… → target/<profile>/testmodel
         let exe = std::env::current_exe().unwrap();
@@ -58,6 +60,12 @@ fn smoke_run_writes_a_report_with_every_scenario() {
     ] {
         assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
     }
+    // Without --peers the peer table and its goals say how to get the peers.
+    assert!(md.contains("## Peers (issue 12)"), "{md}");
+    assert!(
+        md.contains("not run: no `--peers DIR`. Build the peers"),
+        "{md}"
+    );
     assert_eq!(
         oha.is_some(),
         md.contains("## Saturation"),
@@ -89,6 +97,24 @@ fn smoke_run_writes_a_report_with_every_scenario() {
     assert!(
         md.contains("(d) tracing: no span dropped, no export failed"),
         "{md}"
+    );
+}
+
+#[test]
+fn a_peers_dir_without_the_binaries_fails_naming_the_build_script() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_seldon-bench"))
+        .args(["--smoke", "--oha", "/bin/true", "--peers"])
+        .arg(dir.path())
+        .env("SELDON_TESTMODEL_BIN", "/nonexistent/testmodel")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Checked before anything starts: the missing testmodel is not reached.
+    assert!(
+        err.contains("no kserve-router in") && err.contains("scripts/peers-build.sh"),
+        "{err}"
     );
 }
 
