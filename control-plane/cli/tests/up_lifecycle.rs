@@ -239,7 +239,8 @@ fn status_and_logs_find_a_running_up_by_its_manifest() {
         .args(["--run", &format!("t={}", testmodel("t"))])
         .args(["--run", &format!("m={}", testmodel("m"))]);
     let (reader, writer) = std::io::pipe().unwrap();
-    cmd.stdout(writer).stderr(Stdio::inherit());
+    // stdout and stderr (progress, the exit notice) in one pipe
+    cmd.stderr(writer.try_clone().unwrap()).stdout(writer);
     let mut up = Supervised::spawn("seldon-mesh up", cmd).unwrap();
     let mut out = BufReader::new(reader);
     let mut printed = String::new();
@@ -289,6 +290,34 @@ fn status_and_logs_find_a_running_up_by_its_manifest() {
     let (code, stdout, _) = cli(&["status"]);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("not healthy: main.m"), "{stdout}");
+    // up notices: it reaps the node (no zombie stays) and says so once, with the log's path.
+    let (lines, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let notice = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("exited  main.m") => break line,
+            Ok(line) => printed.push_str(&line),
+            Err(_) => panic!("up did not report main.m's exit within 5 s: {printed}"),
+        }
+    };
+    assert!(
+        notice.contains("signal: 9")
+            && notice.contains("503 naming it")
+            && notice.contains(&workdir.join("main.m.log").display().to_string()),
+        "{notice}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{m_pid}")).exists(),
+        "main.m (pid {m_pid}) is still a zombie after up reported it"
+    );
 
     signal(up.pid(), "TERM");
     wait_exit(&mut up, Duration::from_secs(20));

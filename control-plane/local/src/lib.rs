@@ -19,6 +19,7 @@ pub mod payload_logs;
 pub mod plan;
 pub mod state;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -124,6 +125,8 @@ pub struct Running {
     retiring: Vec<Retiring>,
     /// `http://127.0.0.1:<gateway>` + the deployment prefix.
     pub base_url: String,
+    /// Pids of nodes already reported by [`Running::reap_exited`].
+    exited: HashSet<u32>,
 }
 
 impl Running {
@@ -135,6 +138,34 @@ impl Running {
     /// The plan that runs (after the last successful reload).
     pub fn plan(&self) -> &LocalPlan {
         &self.plan
+    }
+
+    /// Reaps node processes that exited on their own (a crash, a kill from outside), so no
+    /// zombie stays, and reports each once as [`Progress::NodeExited`]. `up` does not restart
+    /// them (as `docker run` without a restart policy would not): the graph answers 503
+    /// naming the node until something listens on its port again, and `status` names it.
+    pub fn reap_exited(&mut self, progress: &mut dyn FnMut(Progress)) {
+        for child in &mut self.nodes.0 {
+            let pid = child.pid();
+            if self.exited.contains(&pid) {
+                continue;
+            }
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
+            self.exited.insert(pid);
+            let log = self
+                .node_states
+                .iter()
+                .find(|n| n.pid == pid)
+                .map(|n| n.log.clone())
+                .unwrap_or_default();
+            progress(Progress::NodeExited {
+                node: child.name().to_string(),
+                status: status.to_string(),
+                log,
+            });
+        }
     }
 
     /// Stops Envoy, then every node; the same as dropping it, spelled out at call sites.
@@ -355,6 +386,12 @@ pub enum Progress {
     Reloaded { after: Duration },
     /// A removed or replaced node's process was stopped after the drain.
     NodeStopped { node: String },
+    /// A node's process exited on its own while running ([`Running::reap_exited`]).
+    NodeExited {
+        node: String,
+        status: String,
+        log: PathBuf,
+    },
 }
 
 /// How long a node may take to answer `/health/ping` (model loading included).
@@ -468,6 +505,7 @@ pub async fn up(
         models,
         retiring: Vec::new(),
         base_url,
+        exited: HashSet::new(),
     })
 }
 

@@ -294,6 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         signal = stop.recv() => break signal,
                         () = tokio::time::sleep(WATCH_EVERY) => {}
                     }
+                    running.reap_exited(&mut report);
                     // what earlier reloads replaced goes once Envoy's drain is over
                     let retired = tokio::select! {
                         r = running.retire_due(&mut report) => Ok(r),
@@ -474,6 +475,11 @@ fn progress_line(p: &Progress) -> String {
             after.as_secs_f64()
         ),
         Progress::NodeStopped { node } => format!("  stopped {node} (removed or replaced)"),
+        Progress::NodeExited { node, status, log } => format!(
+            "  exited  {node} ({status}); requests through it answer 503 naming it until \
+             something listens on its port again; its log: {}",
+            log.display()
+        ),
         Progress::ModelFetching { node, uri } => format!("  fetching {uri} for {node}"),
         Progress::ModelReady {
             node,
