@@ -6,7 +6,8 @@
 #   export ORT_DYLIB_PATH=$(model-servers/onnx/scripts/setup.sh)
 #
 # `--with-wrapper` also installs the project's Python wrapper (model-servers/python,
-# `seldon-core-microservice`), which serves the estimators skl2onnx cannot convert.
+# `seldon-core-microservice`) with its `mlflow` extra: it serves the estimators skl2onnx cannot
+# convert, and MLFLOW_SERVER's models only mlflow.pyfunc can run.
 #
 # Idempotent: reinstalls only when python/requirements.txt changed. Everything but the
 # final path goes to stderr, so the output can be captured.
@@ -38,7 +39,7 @@ if [[ "${1:-}" == "--with-wrapper" ]]; then
   if [[ ! -x "$venv/bin/seldon-core-microservice" || "$(cat "$wstamp" 2>/dev/null)" != "$wwant" ]]; then
     echo "setup.sh: installing the Python wrapper $wrapper into $venv" >&2
     "$venv/bin/pip" uninstall --quiet --yes seldon-mesh-wrapper >/dev/null 2>&1 || true
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$wrapper" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$wrapper[mlflow]" >&2
     echo "$wwant" > "$wstamp"
   fi
 fi

@@ -43,15 +43,37 @@ pub fn reason(dir: &Path) -> Option<String> {
     Some(format!("{estimator}: {why}"))
 }
 
-/// The wrapper command: same ports and parameters, `model_uri` set to `dir`.
+/// MLFLOW_SERVER's Python class in the wrapper package (`mlflow.pyfunc`; the wrapper's
+/// `mlflow` extra).
+pub const MLFLOW_CLASS: &str = "seldon_mesh_wrapper.mlflow_server.MLFlowServer";
+
+/// The wrapper command for SKLEARN_SERVER: `SKLearnServer` from the fallback directory.
 pub fn command(config: &Config, args: &FallbackArgs, dir: &Path) -> Command {
+    command_for(
+        "SKLearnServer",
+        &args.python_fallback_dir,
+        config,
+        args,
+        dir,
+    )
+}
+
+/// The wrapper command: `class` (a module in `cwd`, or a dotted name the wrapper imports),
+/// same ports and parameters, `model_uri` set to `dir`.
+pub fn command_for(
+    class: &str,
+    cwd: &Path,
+    config: &Config,
+    args: &FallbackArgs,
+    dir: &Path,
+) -> Command {
     let mut params: Vec<Value> = serde_json::from_str(&config.parameters).unwrap_or_default();
     params.retain(|p| p.get("name").and_then(Value::as_str) != Some("model_uri"));
     params.push(json!({"name": "model_uri", "value": dir.display().to_string(), "type": "STRING"}));
     let mut cmd = Command::new(&args.python_wrapper);
-    cmd.arg("SKLearnServer")
+    cmd.arg(class)
         .args(["--service-type", "MODEL"])
-        .current_dir(&args.python_fallback_dir)
+        .current_dir(cwd)
         .env(
             "PREDICTIVE_UNIT_PARAMETERS",
             Value::Array(params).to_string(),

@@ -7,6 +7,7 @@
 //!                                       MLFLOW_SERVER     mlflow::open                (MLmodel → flavor → one of the above)
 //!                                       TENSORFLOW_SERVER tensorflow::open            (model.onnx from tf2onnx)
 //!  python-fallback.json in an SKLEARN_SERVER dir ──► fallback: exec seldon-core-microservice SKLearnServer
+//!  an MLmodel only mlflow.pyfunc runs (MLFLOW_SERVER) ──► exec seldon-core-microservice seldon_mesh_wrapper.mlflow_server.MLFlowServer
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -48,6 +48,36 @@ pub fn read_mlmodel(dir: &Path) -> Result<MlModel, RuntimeError> {
     serde_yaml::from_str(&text).map_err(|e| bad(format!("not a valid MLmodel file: {e}")))
 }
 
+/// Why `dir` is served by the Python wrapper (`mlflow.pyfunc`) instead of natively: its
+/// `MLmodel` has a `python_function` flavor and no flavor this server runs, or only a
+/// `sklearn` flavor without its ONNX twin (`model.onnx`). `None` when it is served natively or
+/// cannot be read (`open` then says why).
+pub fn python_reason(dir: &Path) -> Option<String> {
+    let mlmodel = read_mlmodel(dir).ok()?;
+    if !mlmodel.flavors.contains_key("python_function") {
+        return None;
+    }
+    let flavors = mlmodel
+        .flavors
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    match NATIVE_FLAVORS
+        .iter()
+        .find(|f| mlmodel.flavors.contains_key(**f))
+    {
+        None => Some(format!("no flavor served natively (it has: {flavors})")),
+        Some(&"sklearn")
+            if !dir.join("model.onnx").is_file()
+                && !dir.join(seldon_onnx::sklearn::FALLBACK_MARKER).is_file() =>
+        {
+            Some("its sklearn flavor has no ONNX twin (model.onnx)".into())
+        }
+        Some(_) => None,
+    }
+}
+
 /// MLflow column / numpy dtypes → Open Inference Protocol datatypes (MLflow has no
 /// standard for this; `double`→FP64, `long`→INT64, strings/binary/datetime → BYTES).
 pub fn datatype(mlflow_type: &str) -> &'static str {
@@ -293,6 +323,30 @@ mod tests {
             signature_entries(r#"[{"name": "x"}]"#, "inputs")
                 .unwrap_err()
                 .contains("has no type")
+        );
+    }
+
+    #[test]
+    fn python_function_models_go_to_the_python_wrapper() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(python_reason(d.path()), None, "no MLmodel: open says why");
+        let write = |text: &str| std::fs::write(d.path().join("MLmodel"), text).unwrap();
+        write("flavors:\n  python_function: {loader_module: mlflow.pyfunc.model}\n");
+        assert_eq!(
+            python_reason(d.path()).as_deref(),
+            Some("no flavor served natively (it has: python_function)")
+        );
+        write(
+            "flavors:\n  python_function: {loader_module: mlflow.sklearn}\n  sklearn: {pickled_model: model.pkl}\n",
+        );
+        assert!(python_reason(d.path()).unwrap().contains("no ONNX twin"));
+        std::fs::write(d.path().join("model.onnx"), b"").unwrap();
+        assert_eq!(python_reason(d.path()), None);
+        write("flavors:\n  onnx: {data: model.onnx}\n");
+        assert_eq!(
+            python_reason(d.path()),
+            None,
+            "no python_function: native only"
         );
     }
 
