@@ -72,6 +72,13 @@ pub enum ProtocolError {
     /// Graph metadata was asked for a node whose model metadata is missing.
     #[error("graph metadata: no model metadata for node `{node}`")]
     MissingNodeMetadata { node: String },
+    /// A payload has no form in the other protocol (`bridge`): e.g. `jsonData` into v2.
+    #[error("cannot convert {direction}: {reason}")]
+    Bridge {
+        /// e.g. `"Seldon v1 request → v2"`.
+        direction: &'static str,
+        reason: String,
+    },
 }
 
 impl ProtocolError {

@@ -13,6 +13,8 @@
 //!                 │   v2: InferenceRequest/Response, TensorData (all 13 datatypes), │
 //!                 │       metadata, ready, errors, binary tensor extension          │
 //!                 ├─────────────────────────────────────────────────────────────────┤
+//!  executor  ───▶ │ bridge: v1 ⇄ v2 between nodes of different protocols            │
+//!                 ├─────────────────────────────────────────────────────────────────┤
 //!  gRPC entry,    │ grpc: SeldonMessage, Feedback, SeldonMessageList                │
 //!  gRPC nodes ──▶ │ grpc_v2: ModelInfer, health, metadata                           │
 //!                 │ (protobuf ⇄ REST JSON over a hand-written wire codec, wire.rs)  │
@@ -28,6 +30,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod bridge;
 mod error;
 pub mod grpc;
 pub mod grpc_v2;
