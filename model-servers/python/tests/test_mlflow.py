@@ -1,7 +1,10 @@
 """MLFLOW_SERVER's Python path (`seldon_mesh_wrapper.mlflow_server.MLFlowServer`): real MLflow
-models saved by the pinned mlflow-skinny (tests/mlflow/make_models.py), served by the real
-`seldon-core-microservice`, compared on 1000 rows with `mlflow.pyfunc.load_model(...).predict`
-called directly in this process.
+models saved by the pinned mlflow-skinny (tests/mlflow/make_models.py, run in a child process,
+which also records `mlflow.pyfunc.load_model(...).predict` called directly on 1000 rows),
+served by the real `seldon-core-microservice` and compared with those answers.
+
+mlflow, pandas and sklearn are never imported into the pytest process: their threads made a
+later test's fork (subprocess with preexec_fn) abort the whole run.
 
 Tolerance: 1e-12 absolute (float64 through JSON; observed ≤ 2e-15)."""
 
@@ -30,16 +33,17 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rows() -> np.ndarray:
-    rng = np.random.default_rng(11)
-    return rng.normal(0.0, 1.0, size=(1000, 4)) * [0.8, 0.4, 1.7, 0.7] + [5.8, 3.0, 3.7, 1.2]
+def expected(models: Path) -> dict:
+    return json.loads((models / "expected.json").read_text())
 
 
-def direct(path: Path, x) -> np.ndarray:
-    import mlflow.pyfunc
+@pytest.fixture(scope="module")
+def rows(expected: dict) -> np.ndarray:
+    return np.asarray(expected["rows"], dtype=np.float64)
 
-    out = mlflow.pyfunc.load_model(str(path)).predict(x)
-    return np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=np.float64)
+
+def direct(expected: dict, name: str) -> np.ndarray:
+    return np.asarray(expected[name], dtype=np.float64)
 
 
 def params(model_uri: Path, **extra: str) -> str:
@@ -63,8 +67,8 @@ def serve(tmp_path_factory: pytest.TempPathFactory):
         stop_server(s)
 
 
-def test_sklearn_pyfunc_matches_mlflow_on_1000_rows(models, rows, serve):
-    want = direct(models / "sklearn", rows)
+def test_sklearn_pyfunc_matches_mlflow_on_1000_rows(models, expected, rows, serve):
+    want = direct(expected, "sklearn")
     assert want.shape == (1000, 3)
     server = serve(models / "sklearn")
     with server.client() as c:
@@ -87,8 +91,8 @@ def test_sklearn_pyfunc_matches_mlflow_on_1000_rows(models, rows, serve):
     assert "loaded" in server.output() and "mlflow.sklearn" in server.output()
 
 
-def test_custom_python_model_matches_mlflow_on_1000_rows(models, rows, serve):
-    want = direct(models / "custom", rows)
+def test_custom_python_model_matches_mlflow_on_1000_rows(models, expected, rows, serve):
+    want = direct(expected, "custom")
     assert want.shape == (1000, 2)
     server = serve(models / "custom")
     with server.client() as c:
@@ -104,11 +108,9 @@ def test_custom_python_model_matches_mlflow_on_1000_rows(models, rows, serve):
         assert np.allclose(got[:, 0], rows @ w + b, rtol=0, atol=1e-12)
 
 
-def test_dataframe_xtype_passes_names_as_columns(models, rows, serve):
-    import pandas as pd
-
+def test_dataframe_xtype_passes_names_as_columns(models, expected, rows, serve):
     names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-    want = direct(models / "custom", pd.DataFrame(rows[:5], columns=names))
+    want = direct(expected, "custom")[:5]  # the model reads the frame's values, in order
     server = serve(models / "custom", xtype="DataFrame")
     with server.client() as c:
         r = c.post("/api/v1.0/predictions", json={"data": {"names": names, "ndarray": rows[:5].tolist()}})
