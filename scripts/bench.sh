@@ -49,7 +49,7 @@ if [[ "$("$TOOLS/bin/oha" --version 2>/dev/null || true)" != "oha $OHA_VERSION" 
     cargo install oha --version "$OHA_VERSION" --locked --no-default-features --features native-tls --root "$TOOLS"
 fi
 
-(cd "$ROOT" && cargo build -p seldon-bench --release)
+(cd "$SRC" && cargo build -p seldon-bench --release)
 BENCH="$CARGO_TARGET_DIR/release/seldon-bench"
 
 # 2 cores: Envoy (the thing measured, --concurrency 1) gets CPU 1 to itself; the load

@@ -54,6 +54,9 @@ pub fn args(spec: &OhaSpec) -> Vec<String> {
         "json".into(),
         "-z".into(),
         format!("{}ms", spec.duration.as_millis()),
+        // Requests still in flight at the deadline finish and count; without this oha aborts
+        // them and counts one error per busy connection ("aborted due to deadline").
+        "--wait-ongoing-requests-after-deadline".into(),
         "-c".into(),
         spec.connections.to_string(),
         "-m".into(),
@@ -146,6 +149,7 @@ mod tests {
         let a = args(&spec);
         assert!(a.windows(2).any(|w| w == ["-q", "1000"]));
         assert!(a.contains(&"--latency-correction".to_string()));
+        assert!(a.contains(&"--wait-ongoing-requests-after-deadline".to_string()));
         assert_eq!(a.last().map(String::as_str), Some("http://x/"));
         let sat = OhaSpec { rate: None, ..spec };
         assert!(!args(&sat).contains(&"-q".to_string()));
