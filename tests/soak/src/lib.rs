@@ -211,6 +211,39 @@ impl RssTrack {
     }
 }
 
+/// What else is sampled with the RSS: the load's requests in flight and Envoy's tcmalloc
+/// figures (`server.memory_allocated`: bytes in use; `server.memory_heap_size`: bytes the
+/// heap holds from the OS, freed or not).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub t: f64,
+    pub in_flight: u64,
+    pub envoy_allocated: Option<u64>,
+    pub envoy_heap: Option<u64>,
+    /// The machine's 1-minute load average (`/proc/loadavg`).
+    pub load1: Option<f64>,
+}
+
+/// The 1-minute load average from a `/proc/loadavg` text.
+pub fn load1(loadavg: &str) -> Option<f64> {
+    loadavg.split_whitespace().next()?.parse().ok()
+}
+
+/// `server.memory_allocated` and `server.memory_heap_size` from Envoy's `/stats` text.
+pub fn envoy_memory(stats: &str) -> (Option<u64>, Option<u64>) {
+    let get = |name: &str| {
+        stats.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|r| r.strip_prefix(':'))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    };
+    (
+        get("server.memory_allocated"),
+        get("server.memory_heap_size"),
+    )
+}
+
 /// One kill of a node and its restart, in seconds since the run started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kill {
@@ -266,6 +299,9 @@ pub struct Results {
     pub latencies_us: Vec<u32>,
     pub kills: Vec<Kill>,
     pub rss: Vec<RssTrack>,
+    /// Requests in flight and Envoy's own memory figures, at every RSS sample.
+    pub timeline: Vec<Sample>,
+    pub max_in_flight: u64,
     /// What ran it: date, machine, load.
     pub context: Vec<String>,
 }
@@ -502,10 +538,77 @@ impl Results {
                 }
             );
         }
+        let _ = writeln!(s, "\n## Over time\n");
+        let _ = writeln!(
+            s,
+            "At most {} requests were in flight at once. Envoy's RSS beside what its allocator \
+             says is in use (`server.memory_allocated`) and what its heap holds \
+             (`server.memory_heap_size`); every sample is in the samples CSV.\n",
+            self.max_in_flight
+        );
+        let _ = writeln!(
+            s,
+            "| at | in flight | Envoy RSS | allocated | heap | load (1 min) |\n|---:|---:|---:|---:|---:|---:|"
+        );
+        let mib = |b: Option<u64>| {
+            b.map_or("-".to_string(), |b| {
+                format!("{:.1} MiB", b as f64 / 1048576.0)
+            })
+        };
+        let envoy = self.rss.iter().find(|t| t.label == "envoy");
+        let step = (self.timeline.len() / 12).max(1);
+        for (i, x) in self.timeline.iter().enumerate() {
+            if i % step != 0 && i + 1 != self.timeline.len() {
+                continue;
+            }
+            let rss = envoy
+                .and_then(|e| {
+                    e.samples
+                        .iter()
+                        .min_by(|a, b| (a.0 - x.t).abs().total_cmp(&(b.0 - x.t).abs()))
+                })
+                .map(|(_, k)| k * 1024);
+            let _ = writeln!(
+                s,
+                "| {:.0} s | {} | {} | {} | {} | {} |",
+                x.t,
+                x.in_flight,
+                mib(rss),
+                mib(x.envoy_allocated),
+                mib(x.envoy_heap),
+                x.load1.map_or("-".into(), |l| format!("{l:.1}"))
+            );
+        }
         if !self.mismatches.is_empty() || !self.transport_examples.is_empty() {
             let _ = writeln!(s, "\n## Examples\n");
             for m in self.mismatches.iter().chain(&self.transport_examples) {
                 let _ = writeln!(s, "- {m}");
+            }
+        }
+        s
+    }
+}
+
+impl Results {
+    /// Every sample, one per line: `seconds,series,value` (series `rss_kib:<process>#<pid>`,
+    /// `in_flight`, `envoy_allocated`, `envoy_heap`).
+    pub fn samples_csv(&self) -> String {
+        let mut s = String::from("seconds,series,value\n");
+        for t in &self.rss {
+            for (at, kib) in &t.samples {
+                let _ = writeln!(s, "{at:.1},rss_kib:{}#{},{kib}", t.label, t.pid);
+            }
+        }
+        for x in &self.timeline {
+            let _ = writeln!(s, "{:.1},in_flight,{}", x.t, x.in_flight);
+            if let Some(a) = x.envoy_allocated {
+                let _ = writeln!(s, "{:.1},envoy_allocated,{a}", x.t);
+            }
+            if let Some(h) = x.envoy_heap {
+                let _ = writeln!(s, "{:.1},envoy_heap,{h}", x.t);
+            }
+            if let Some(l) = x.load1 {
+                let _ = writeln!(s, "{:.1},load1,{l}", x.t);
             }
         }
         s
@@ -527,6 +630,8 @@ pub struct Config {
     pub rss_min_span: Duration,
     /// Where the report goes, besides stdout.
     pub out: Option<std::path::PathBuf>,
+    /// Where every sample goes (CSV), `SOAK_SAMPLES`, else beside `out` as `<out>-samples.csv`.
+    pub samples: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -573,6 +678,15 @@ impl Config {
             })),
             rss_min_span: d(num("SOAK_RSS_MIN_SPAN_SECONDS")?.unwrap_or((secs / 2.0).min(300.0))),
             out: get("SOAK_OUT").filter(|v| !v.is_empty()).map(Into::into),
+            samples: get("SOAK_SAMPLES")
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+                .or_else(|| {
+                    get("SOAK_OUT")
+                        .filter(|v| !v.is_empty())
+                        .map(|o| o.trim_end_matches(".md").to_string() + "-samples.csv")
+                        .map(Into::into)
+                }),
         })
     }
 }
@@ -785,6 +899,35 @@ mod tests {
             let pairs: &'static [(&'static str, &'static str)] = bad;
             assert!(Config::from_env(env(pairs)).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn envoy_memory_reads_the_two_stats_or_none() {
+        let stats = "server.memory_allocated: 1234\nserver.memory_heap_size: 5678\nserver.memory_physical_size: 9\n";
+        assert_eq!(envoy_memory(stats), (Some(1234), Some(5678)));
+        assert_eq!(envoy_memory("server.live: 1\n"), (None, None));
+        let r = Results {
+            timeline: vec![Sample {
+                t: 1.0,
+                in_flight: 3,
+                envoy_allocated: Some(7),
+                envoy_heap: None,
+                load1: None,
+            }],
+            ..Results::default()
+        };
+        assert!(
+            r.samples_csv()
+                .contains("1.0,in_flight,3\n1.0,envoy_allocated,7\n"),
+            "{}",
+            r.samples_csv()
+        );
+    }
+
+    #[test]
+    fn load1_is_the_first_field_of_loadavg() {
+        assert_eq!(load1("16.85 15.01 14.96 3/900 123\n"), Some(16.85));
+        assert_eq!(load1(""), None);
     }
 
     #[test]

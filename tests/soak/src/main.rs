@@ -7,6 +7,7 @@
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,11 +41,16 @@ fn main() -> ExitCode {
             let span = config.rss_min_span.as_secs_f64();
             let report = results.markdown(span);
             println!("{report}");
-            if let Some(out) = &config.out
-                && let Err(e) = std::fs::write(out, &report)
-            {
-                eprintln!("seldon-soak: cannot write {}: {e}", out.display());
-                return ExitCode::from(2);
+            for (path, text) in [
+                (&config.out, report.clone()),
+                (&config.samples, results.samples_csv()),
+            ] {
+                if let Some(path) = path
+                    && let Err(e) = std::fs::write(path, text)
+                {
+                    eprintln!("seldon-soak: cannot write {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
             }
             let failures = results.failures(span);
             if failures.is_empty() {
@@ -132,6 +138,10 @@ impl Node {
 
 struct Shared {
     t0: Instant,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    /// Envoy's admin address (for its memory stats).
+    admin_url: String,
     results: Mutex<Results>,
     nodes: Mutex<Vec<Node>>,
 }
@@ -180,6 +190,9 @@ fn run(config: &Config) -> Result<Results> {
     }
     let shared = Arc::new(Shared {
         t0: Instant::now(),
+        in_flight: AtomicU64::new(0),
+        max_in_flight: AtomicU64::new(0),
+        admin_url: state.envoy.admin_url.clone(),
         results: Mutex::new(Results {
             target_rps: config.rps,
             warmup: config.warmup.as_secs_f64(),
@@ -308,6 +321,7 @@ async fn soak(
     cleaner.await?;
     let mut results = lock(&shared.results);
     results.seconds = shared.now().min(config.duration.as_secs_f64());
+    results.max_in_flight = shared.max_in_flight.load(Ordering::Relaxed);
     if interrupted {
         results
             .context
@@ -356,6 +370,10 @@ async fn load(shared: Arc<Shared>, url: String, rps: u32, end: Instant) -> Resul
 async fn one_request(client: &reqwest::Client, url: &str, id: u64, shared: &Shared) {
     let sent = shared.now();
     let started = Instant::now();
+    let now_in_flight = shared.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    shared
+        .max_in_flight
+        .fetch_max(now_in_flight, Ordering::Relaxed);
     let answer = async {
         let r = client
             .post(url)
@@ -374,6 +392,7 @@ async fn one_request(client: &reqwest::Client, url: &str, id: u64, shared: &Shar
     }
     .await;
     let done = shared.now();
+    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
     let mut res = lock(&shared.results);
     match answer {
         Err(e) => {
@@ -550,7 +569,21 @@ async fn sample_rss(
     every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .ok();
+    let stats_url = format!("{}/stats?filter=^server%5C.memory_", shared.admin_url);
     loop {
+        let stats = match &client {
+            Some(c) => match c.get(&stats_url).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            },
+            None => String::new(),
+        };
+        let (envoy_allocated, envoy_heap) = seldon_soak::envoy_memory(&stats);
         let live: Vec<(String, u32)> = lock(&shared.nodes)
             .iter()
             .filter(|n| !n.down)
@@ -559,6 +592,15 @@ async fn sample_rss(
         let t = shared.now();
         {
             let mut res = lock(&shared.results);
+            res.timeline.push(seldon_soak::Sample {
+                t,
+                in_flight: shared.in_flight.load(Ordering::Relaxed),
+                envoy_allocated,
+                envoy_heap,
+                load1: std::fs::read_to_string("/proc/loadavg")
+                    .ok()
+                    .and_then(|l| seldon_soak::load1(&l)),
+            });
             for tr in res.rss.iter_mut() {
                 let current = tr.label == "envoy"
                     || tr.label == "up"
