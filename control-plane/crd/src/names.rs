@@ -37,6 +37,7 @@ pub const LABEL_COMBINER: &str = "seldon.io/combiner";
 pub const LABEL_TRANSFORMER: &str = "seldon.io/transformer";
 pub const LABEL_OUTPUT_TRANSFORMER: &str = "seldon.io/output-transformer";
 pub const LABEL_SHADOW: &str = "seldon.io/shadow";
+pub const LABEL_EXPLAINER: &str = "seldon.io/explainer";
 
 // Annotations (reference §1.5).
 pub const ANNOTATION_REST_TIMEOUT: &str = "seldon.io/rest-timeout";
@@ -206,6 +207,12 @@ pub fn deployment(
         format!("{sdep}-{predictor}-{index}-{suffix}")
     };
     k8s_name(&raw)
+}
+
+/// A predictor's explainer Deployment and Service (Seldon's `GetExplainerDeploymentName`):
+/// `<sdep>-<predictor>-explainer`, hashed like every derived name.
+pub fn explainer(sdep: &str, predictor: &str) -> String {
+    k8s_name(&format!("{sdep}-{predictor}-explainer"))
 }
 
 /// In-cluster DNS name of a Service.

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Container;
 
-use crate::spec::SeldonDeployment;
+use seldon_graph::{EndpointType, Protocol};
+
+use crate::spec::{Explainer, SeldonDeployment};
 use crate::validate::Violation;
 
 /// `seldon.io/*` annotations that render (or the graph filter) honours. Anything else under
@@ -118,6 +120,112 @@ fn empty_container(c: &Container) -> bool {
     c == Container::default()
 }
 
+/// Seldon's `IsEmptyExplainer`: `explainer` is rendered when anything but Seldon's own empty
+/// serialisation (`containerSpec: {name: "", resources: {}}`) is set.
+pub fn explainer_requested(e: &Explainer) -> bool {
+    let mut e = e.clone();
+    if e.container_spec.as_ref().is_some_and(empty_container) {
+        e.container_spec = None;
+    }
+    e != Explainer::default()
+}
+
+/// Seldon 1.18's Alibi explainer types (`AlibiExplainerType`) with MLServer's tag for each
+/// (`ExplainerTypeToMLServerExplainerType`, `mlserver.go`), used by the v2 explainer.
+pub const EXPLAINER_TYPES: &[(&str, &str)] = &[
+    ("AnchorTabular", "anchor_tabular"),
+    ("AnchorImages", "anchor_image"),
+    ("AnchorText", "anchor_text"),
+    ("Counterfactuals", "counterfactuals"),
+    ("Contrastive", "contrastive"),
+    ("KernelShap", "kernel_shap"),
+    ("IntegratedGradients", "integrated_gradients"),
+    ("ALE", "ALE"),
+    ("TreeShap", "tree_shap"),
+];
+
+/// What of an explainer is not rendered: an unknown `type` (the server would exit at start),
+/// the protocol's unused half (`config` is the Alibi server's, `initParameters` MLServer's:
+/// Seldon dropped the other in silence), and a gRPC endpoint (the explainer serves HTTP only).
+fn explainer_refusals(
+    e: &Explainer,
+    sdep: &SeldonDeployment,
+    path: &str,
+    out: &mut Vec<Violation>,
+) {
+    let v2 = sdep.spec.protocol() == Protocol::V2;
+    let custom_image = e
+        .container_spec
+        .as_ref()
+        .and_then(|c| c.image.as_deref())
+        .is_some_and(|i| !i.is_empty());
+    let known = || {
+        EXPLAINER_TYPES
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut push = |at: &str, message: String| {
+        out.push(Violation {
+            path: format!("{path}{at}"),
+            message,
+        })
+    };
+    match e.explainer_type.as_deref() {
+        Some(t) if EXPLAINER_TYPES.iter().any(|(k, _)| *k == t) => {}
+        Some(t) => push(
+            ".type",
+            format!(
+                "{t:?} is not an Alibi explainer type Seldon knows (known: {})",
+                known()
+            ),
+        ),
+        None if custom_image => {}
+        None => push(
+            ".type",
+            format!(
+                "is required: Seldon's explainer image runs the Alibi explainer named here \
+                 (known: {}); or give containerSpec.image for an explainer of your own",
+                known()
+            ),
+        ),
+    }
+    if v2 && !e.config.is_empty() {
+        push(
+            ".config",
+            "is passed as command-line flags to the Alibi explain server of protocol seldon; \
+             the v2 explainer (MLServer's Alibi runtime) reads initParameters instead — move \
+             the values there (a JSON object string)"
+                .to_string(),
+        );
+    }
+    if !v2 && e.init_parameters.as_deref().is_some_and(|s| !s.is_empty()) {
+        push(
+            ".initParameters",
+            "is read by the v2 explainer (MLServer) only; for protocol seldon/tensorflow put \
+             the explainer's parameters in config (passed as --key=value flags)"
+                .to_string(),
+        );
+    }
+    if let Some(ip) = e.init_parameters.as_deref().filter(|s| !s.is_empty())
+        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(ip).is_err()
+    {
+        push(
+            ".initParameters",
+            "must be a JSON object string (it is spliced into MLSERVER_MODEL_EXTRA)".to_string(),
+        );
+    }
+    if e.endpoint.as_ref().and_then(|ep| ep.endpoint_type.as_ref()) == Some(&EndpointType::Grpc) {
+        push(
+            ".endpoint.type",
+            "the explainer serves HTTP only (Seldon's too: \"Explainer only accepts http at \
+             present\"); use REST or leave it unset"
+                .to_string(),
+        );
+    }
+}
+
 /// Every v1 field or annotation that is present and not rendered, with what to do instead.
 /// Empty values (`svcOrchSpec: {}`, `explainer: {containerSpec: {name: ""}}`, which
 /// `kubectl get` prints for a Seldon-created object) are not refused.
@@ -184,19 +292,10 @@ pub fn refusals(sdep: &SeldonDeployment) -> Vec<Violation> {
                  annotations instead)",
             );
         }
-        if let Some(e) = &p.explainer {
-            let mut e = e.clone();
-            if e.container_spec.as_ref().is_some_and(empty_container) {
-                e.container_spec = None;
-            }
-            if e != Default::default() {
-                refuse(
-                    &mut out,
-                    format!("{path}.explainer"),
-                    "explainers are not rendered yet; remove it or run the explainer as a \
-                     separate SeldonDeployment (a MODEL node serving the Alibi explainer)",
-                );
-            }
+        if let Some(e) = &p.explainer
+            && explainer_requested(e)
+        {
+            explainer_refusals(e, sdep, &format!("{path}.explainer"), &mut out);
         }
         if let Some(ssl) = &p.ssl
             && ssl
@@ -214,12 +313,24 @@ pub fn refusals(sdep: &SeldonDeployment) -> Vec<Violation> {
             );
         }
         for (j, c) in p.component_specs.iter().enumerate() {
-            if c.keda_spec.is_some() {
+            let Some(keda) = &c.keda_spec else { continue };
+            let at = format!("{path}.componentSpecs[{j}]");
+            if c.hpa_spec.is_some() {
                 refuse(
                     &mut out,
-                    format!("{path}.componentSpecs[{j}].kedaSpec"),
-                    "KEDA ScaledObjects are not rendered yet; use hpaSpec (rendered as an \
-                     autoscaling/v2 HorizontalPodAutoscaler) or remove kedaSpec",
+                    format!("{at}.kedaSpec"),
+                    "hpaSpec and kedaSpec both scale this component's Deployment: KEDA's \
+                     ScaledObject creates its own HorizontalPodAutoscaler, and two autoscalers \
+                     on one Deployment fight over its replicas — keep one (KEDA's `cpu`/`memory` \
+                     triggers cover what hpaSpec's Resource metrics do)",
+                );
+            }
+            if keda.triggers.is_empty() {
+                refuse(
+                    &mut out,
+                    format!("{at}.kedaSpec.triggers"),
+                    "a KEDA ScaledObject needs at least one trigger (KEDA refuses it otherwise); \
+                     add one, e.g. {type: cpu, metricType: Utilization, metadata: {value: \"50\"}}",
                 );
             }
         }
@@ -280,7 +391,7 @@ mod tests {
             .replace("spec:\n", "spec:\n  oauth_key: k\n  annotations: {seldon.io/grpc-max-message-size: '1'}\n")
             .replace(
                 "  - name: p\n",
-                "  - name: p\n    annotations: {seldon.io/executor-logger-queue-size: '5'}\n    svcOrchSpec: {replicas: 2}\n    engineResources: {requests: {cpu: '1'}}\n    ssl: {certSecretName: tls}\n    explainer: {type: AnchorTabular}\n    componentSpecs:\n    - kedaSpec: {triggers: []}\n",
+                "  - name: p\n    annotations: {seldon.io/executor-logger-queue-size: '5'}\n    svcOrchSpec: {replicas: 2}\n    engineResources: {requests: {cpu: '1'}}\n    ssl: {certSecretName: tls}\n    explainer: {type: Anchors}\n    componentSpecs:\n    - {hpaSpec: {maxReplicas: 2}, kedaSpec: {triggers: []}}\n",
             );
         let paths: Vec<String> = refused(&yaml)
             .iter()
@@ -296,10 +407,88 @@ mod tests {
                 "spec.predictors[0].annotations[\"seldon.io/executor-logger-queue-size\"]",
                 "spec.predictors[0].engineResources",
                 "spec.predictors[0].svcOrchSpec",
-                "spec.predictors[0].explainer",
+                "spec.predictors[0].explainer.type",
                 "spec.predictors[0].ssl",
                 "spec.predictors[0].componentSpecs[0].kedaSpec",
+                "spec.predictors[0].componentSpecs[0].kedaSpec.triggers",
             ]
+        );
+    }
+
+    #[test]
+    fn explainers_and_keda_render_what_they_can_and_refuse_the_rest() {
+        let with = |spec: &str, predictor: &str| {
+            BASE.replace("spec:\n", &format!("spec:\n{spec}"))
+                .replace("  - name: p\n", &format!("  - name: p\n{predictor}"))
+        };
+        // rendered: a known type (seldon and v2), a custom image without a type, KEDA alone
+        for (spec, pred) in [
+            (
+                "",
+                "    explainer: {type: AnchorTabular, config: {threshold: '0.9'}}\n",
+            ),
+            (
+                "  protocol: v2\n",
+                "    explainer: {type: KernelShap, initParameters: '{\"a\": 1}'}\n",
+            ),
+            (
+                "",
+                "    explainer: {containerSpec: {name: e, image: me/explainer:1}}\n",
+            ),
+            (
+                "",
+                "    componentSpecs:\n    - kedaSpec: {triggers: [{type: cpu, metadata: {value: '50'}}]}\n",
+            ),
+        ] {
+            assert_eq!(refused(&with(spec, pred)), Vec::<String>::new(), "{pred}");
+        }
+        let one = |spec: &str, pred: &str| {
+            let r = refused(&with(spec, pred));
+            assert_eq!(r.len(), 1, "{r:?}");
+            r[0].clone()
+        };
+        let m = one("", "    explainer: {modelUri: gs://b/e}\n");
+        assert!(
+            m.starts_with("spec.predictors[0].explainer.type: is required"),
+            "{m}"
+        );
+        assert!(m.contains("AnchorTabular, AnchorImages"), "{m}");
+        let m = one(
+            "  protocol: v2\n",
+            "    explainer: {type: AnchorTabular, config: {a: b}}\n",
+        );
+        assert!(
+            m.starts_with("spec.predictors[0].explainer.config:") && m.contains("initParameters"),
+            "{m}"
+        );
+        let m = one(
+            "",
+            "    explainer: {type: AnchorTabular, initParameters: '{}'}\n",
+        );
+        assert!(
+            m.starts_with("spec.predictors[0].explainer.initParameters:") && m.contains("config"),
+            "{m}"
+        );
+        let m = one(
+            "  protocol: v2\n",
+            "    explainer: {type: AnchorTabular, initParameters: '[1]'}\n",
+        );
+        assert!(m.contains("JSON object"), "{m}");
+        let m = one(
+            "",
+            "    explainer: {type: AnchorTabular, endpoint: {type: GRPC}}\n",
+        );
+        assert!(
+            m.starts_with("spec.predictors[0].explainer.endpoint.type:") && m.contains("HTTP only"),
+            "{m}"
+        );
+        let m = one(
+            "",
+            "    componentSpecs:\n    - {hpaSpec: {maxReplicas: 3}, kedaSpec: {triggers: [{type: cpu, metadata: {value: '50'}}]}}\n",
+        );
+        assert!(
+            m.starts_with("spec.predictors[0].componentSpecs[0].kedaSpec:") && m.contains("fight"),
+            "{m}"
         );
     }
 }

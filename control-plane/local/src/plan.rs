@@ -100,6 +100,19 @@ pub fn plan_next(
             .collect();
         return Err(LocalError::Invalid(text.join("\n")));
     }
+    // Explainers are rendered for the cluster only (issue 10): refused here, not run without.
+    if let Some(i) = sdep.spec.predictors.iter().position(|p| {
+        p.explainer
+            .as_ref()
+            .is_some_and(seldon_crd::v1_compat::explainer_requested)
+    }) {
+        return Err(LocalError::Invalid(format!(
+            "spec.predictors[{i}].explainer: local mode does not run explainers (the Alibi \
+             explain server is a Python image of Seldon's, not a local program); remove the \
+             explainer to run the predictor locally — `seldon-mesh render` and the operator \
+             deploy it in the cluster"
+        )));
+    }
     let cx = Context::new(sdep);
     let admin_port = match previous {
         Some(p) => p.envoy.admin_port,
@@ -705,6 +718,27 @@ spec:
         // Without a previous plan every port is new.
         let other = plan_next(&sdep(&yaml), &opts(), &mut fresh, None).unwrap();
         assert_ne!(by_node(&other, "tin"), by_node(&first, "tin"));
+    }
+
+    #[test]
+    fn an_explainer_is_refused_with_advice() {
+        let yaml = TWO_PREDICTORS.replace(
+            "  - name: canary\n",
+            "  - name: canary\n    explainer: {type: AnchorTabular}\n",
+        );
+        let err = plan(&sdep(&yaml), &opts(), &mut ports()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("spec.predictors[1].explainer: local mode does not run explainers")
+                && text.contains("remove the explainer"),
+            "{text}"
+        );
+        // Seldon's empty serialisation is not an explainer
+        let empty = TWO_PREDICTORS.replace(
+            "  - name: canary\n",
+            "  - name: canary\n    explainer: {containerSpec: {name: ''}}\n",
+        );
+        assert!(plan(&sdep(&empty), &opts(), &mut ports()).is_ok());
     }
 
     #[test]

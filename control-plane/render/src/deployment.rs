@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Container, DownwardAPIProjection, DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvFromSource,
-    EnvVar, ExecAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
+    EnvVar, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     ProjectedVolumeSource, ResourceRequirements, SecretEnvSource, SecurityContext, TCPSocketAction,
     Volume, VolumeMount, VolumeProjection,
@@ -21,7 +21,7 @@ use seldon_crd::defaults::{effective_replicas, find_unit};
 use seldon_crd::{SeldonPodSpec, names};
 use seldon_graph::{EndpointType, Implementation, PredictiveUnit, PredictiveUnitType};
 
-use crate::catalogue::Catalogue;
+use crate::catalogue::{Catalogue, Placeholders};
 use crate::{Context, Predictor, RenderOptions};
 
 /// Where models are downloaded to and read from.
@@ -29,6 +29,8 @@ pub const MODELS_DIR: &str = "/mnt/models";
 /// Downward-API volume with the pod's annotations (read by wrappers for timeouts).
 pub const PODINFO_VOLUME: &str = "seldon-podinfo";
 pub const PODINFO_PATH: &str = "/etc/podinfo";
+/// Seldon's annotation: no model-initializer; the server reads `modelUri` itself.
+pub const NO_STORAGE_INITIALIZER: &str = "seldon.io/no-storage-initializer";
 
 /// The Deployments of predictor `p`, in componentSpec order.
 pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> Vec<Deployment> {
@@ -218,16 +220,50 @@ fn pod_spec(
         if let Some(Implementation::Prepackaged(key)) = &unit.implementation
             && let Some(server) = opts.catalogue.get(key)
         {
+            let endpoint = unit.endpoint.clone().unwrap_or_default();
+            let no_storage = cx.annotation(NO_STORAGE_INITIALIZER) == Some("true");
+            let vars = Placeholders {
+                model_name: &unit.name,
+                http_port: endpoint.http_port.unwrap_or(names::HTTP_PORT_BASE),
+                grpc_port: endpoint.grpc_port.unwrap_or(names::GRPC_PORT_BASE),
+                model_dir: match &unit.model_uri {
+                    Some(uri) if no_storage => uri,
+                    _ => MODELS_DIR,
+                },
+                namespace: &cx.namespace,
+            };
             // the user's skeleton container (resources, env, image) wins
             if container.image.as_deref().is_none_or(str::is_empty) {
                 container.image = Some(server.image.clone());
             }
             if container.args.is_none() && container.command.is_none() {
-                container.args = Some(Catalogue::args(server, &unit.name));
+                container.args = Some(Catalogue::args(server, &vars));
             }
             let env = container.env.get_or_insert_with(Vec::new);
             for (k, v) in &server.env {
-                push_env(env, k, v);
+                push_env(env, k, &vars.apply(v));
+            }
+            // HTTP probes where the server has health paths (Triton, MLServer: Seldon's)
+            let http_get = |path: &String, delay| Probe {
+                http_get: Some(HTTPGetAction {
+                    path: Some(path.clone()),
+                    port: IntOrString::String(names::PORT_NAME_HTTP.to_string()),
+                    scheme: Some("HTTP".to_string()),
+                    ..Default::default()
+                }),
+                initial_delay_seconds: Some(delay),
+                period_seconds: Some(5),
+                ..Default::default()
+            };
+            if let Some(path) = &server.readiness_path {
+                container
+                    .readiness_probe
+                    .get_or_insert_with(|| http_get(path, 20));
+            }
+            if let Some(path) = &server.liveness_path {
+                container
+                    .liveness_probe
+                    .get_or_insert_with(|| http_get(path, 60));
             }
         }
         node_container_defaults(cx, p, unit, container);
@@ -241,7 +277,7 @@ fn pod_spec(
             push_env(env, "OTEL_EXPORTER_OTLP_ENDPOINT", endpoint);
         }
         if let Some(uri) = unit.model_uri.as_deref()
-            && cx.annotation("seldon.io/no-storage-initializer") != Some("true")
+            && cx.annotation(NO_STORAGE_INITIALIZER) != Some("true")
         {
             model_initializer(unit, uri, container, &mut volumes, &mut init, opts);
         }
@@ -250,6 +286,19 @@ fn pod_spec(
         }
     }
 
+    finish_pod(&mut pod, volumes, init, opts);
+    pod
+}
+
+/// What every rendered pod gets (graph components and the explainer): the `seldon-podinfo`
+/// volume mounted in every container, the volumes and init containers collected, grace 20 s,
+/// the default user, the GPU pool.
+pub(crate) fn finish_pod(
+    pod: &mut PodSpec,
+    mut volumes: Vec<Volume>,
+    init: Vec<Container>,
+    opts: &RenderOptions,
+) {
     // Downward-API pod annotations in every container (Seldon's seldon-podinfo).
     if !volumes.iter().any(|v| v.name == PODINFO_VOLUME) {
         volumes.push(Volume {
@@ -295,8 +344,7 @@ fn pod_spec(
             ..Default::default()
         });
     }
-    gpu_pool(&mut pod, opts);
-    pod
+    gpu_pool(pod, opts);
 }
 
 fn push_env(env: &mut Vec<EnvVar>, name: &str, value: &str) {
@@ -399,7 +447,7 @@ fn node_container_defaults(
 /// documents: its rules let that UID out unredirected. Its traffic bypasses the mesh (no mTLS,
 /// no egress policy), as with istio-init, which runs after app init containers. See
 /// README "Model downloads before the sidecar".
-fn model_initializer(
+pub(crate) fn model_initializer(
     unit: &PredictiveUnit,
     uri: &str,
     container: &mut Container,

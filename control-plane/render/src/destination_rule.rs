@@ -8,6 +8,12 @@ use serde_json::json;
 use crate::{Context, CustomObject, Predictor, RenderOptions};
 
 pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomObject {
+    rule(cx, p, &p.service, opts)
+}
+
+/// The DestinationRule of Service `service` (the predictor's, or its explainer's): subset
+/// `<predictor>` by the predictor's `version` label.
+pub fn rule(cx: &Context, p: &Predictor<'_>, service: &str, opts: &RenderOptions) -> CustomObject {
     let version = p
         .spec
         .labels
@@ -21,9 +27,9 @@ pub fn render(cx: &Context, p: &Predictor<'_>, opts: &RenderOptions) -> CustomOb
     CustomObject {
         api_version: "networking.istio.io/v1".to_string(),
         kind: "DestinationRule".to_string(),
-        metadata: cx.meta(&p.service, cx.base_labels()),
+        metadata: cx.meta(service, cx.base_labels()),
         spec: json!({
-            "host": p.fqdn(cx),
+            "host": names::fqdn(service, &cx.namespace),
             "subsets": [{"name": p.spec.name, "labels": {names::LABEL_VERSION: version}}],
             "trafficPolicy": policy,
         }),

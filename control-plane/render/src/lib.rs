@@ -4,10 +4,11 @@
 //! ```text
 //!  SeldonDeployment ──apply_defaults──► defaulted spec ──check──► Vec<Violation> (CRD rules + compile)
 //!                                             │
-//!                      per predictor ─────────┼──► deployment / service / hpa / pdb       (Kubernetes)
+//!                      per predictor ─────────┼──► deployment / service / hpa / keda / pdb (Kubernetes, KEDA)
 //!                                             ├──► destination_rule / wasm_plugin (FilterConfig) / envoy_filter
 //!                                             │    / node_calls (localhost clusters, when on)  (Istio)
-//!                                             └──► ambassador (Mappings, when ingress = ambassador)
+//!                                             ├──► ambassador (Mappings, when ingress = ambassador)
+//!                                             └──► explainer (Deployment, Service, its route)
 //!                      per SeldonDeployment ──────► virtual_service                        (Istio ingress)
 //! ```
 
@@ -17,8 +18,10 @@ pub mod check;
 pub mod deployment;
 pub mod destination_rule;
 pub mod envoy_filter;
+pub mod explainer;
 pub mod filter_config;
 pub mod hpa;
+pub mod keda;
 pub mod manifest;
 pub mod node_calls;
 pub mod options;
@@ -32,7 +35,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use seldon_crd::{PredictorSpec, SeldonDeployment, Violation, names};
 
-pub use catalogue::{Catalogue, CatalogueError, Server};
+pub use catalogue::{Catalogue, CatalogueError, ExplainerImages, Placeholders, Server};
 pub use check::check;
 pub use filter_config::filter_config;
 pub use manifest::{CustomObject, Manifest, to_yaml};
@@ -81,6 +84,7 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
                 .into_iter()
                 .map(|h| Manifest::HorizontalPodAutoscaler(Box::new(h))),
         );
+        out.extend(keda::render(&cx, &p).into_iter().map(Manifest::Custom));
         out.extend(
             pdb::render(&cx, &p)
                 .into_iter()
@@ -98,6 +102,8 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
                     .map(Manifest::Custom),
             );
         }
+        // the explainer's Deployment, Service and route (after the predictor's own objects)
+        out.extend(explainer::render(&cx, &p, opts));
     }
     if opts.ingress == Ingress::Istio {
         out.push(Manifest::Custom(virtual_service::render(&cx, opts)));

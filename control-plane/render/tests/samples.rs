@@ -5,7 +5,8 @@
 //! - Kubernetes objects deserialize into their k8s-openapi types with no unknown field
 //!   (`serde_path_to_error` names the field) and re-serialize to the same JSON;
 //! - Istio objects validate against Istio's own CRD schemas (`tests/schemas/istio-crds.gen.yaml`,
-//!   the `openAPIV3Schema` of the version we emit) with the `jsonschema` crate;
+//!   the `openAPIV3Schema` of the version we emit) with the `jsonschema` crate, and KEDA
+//!   ScaledObjects against KEDA's own CRD (`tests/schemas/keda/`) the same way;
 //! - Ambassador Mappings validate against Emissary's own Mapping CRD
 //!   (`tests/schemas/emissary/emissary-crds.gen.yaml`, v3alpha1, with its licence) the same way;
 //!   the operator's `compat_corpus` test also creates them in a real API server.
@@ -247,9 +248,44 @@ fn to_json_schema(v: Value) -> Value {
     }
 }
 
+/// KEDA's own ScaledObject CRD (`tests/schemas/keda/`, see its NOTICE), `v1alpha1`, closed
+/// like the Istio schemas.
+fn keda_schema() -> jsonschema::Validator {
+    let text =
+        std::fs::read_to_string(root().join("tests/schemas/keda/keda.sh_scaledobjects.yaml"))
+            .unwrap();
+    let crd: Value = serde_yaml::from_str(&text).unwrap();
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    let mut schema = to_json_schema(version["schema"]["openAPIV3Schema"].clone());
+    schema
+        .as_object_mut()
+        .unwrap()
+        .remove("additionalProperties");
+    jsonschema::draft4::new(&schema).unwrap()
+}
+
+#[test]
+fn keda_schema_catches_a_wrong_field() {
+    let keda = keda_schema();
+    let mut so = serde_json::json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"scaleTargetRef": {"name": "d"}, "triggers": [{"type": "cpu", "metadata": {"value": "50"}}]}});
+    assert!(keda.is_valid(&so), "{so}");
+    so["spec"]["minReplicas"] = serde_json::json!(1); // HPA's name, not KEDA's minReplicaCount
+    assert!(!keda.is_valid(&so));
+    so["spec"].as_object_mut().unwrap().remove("minReplicas");
+    so["spec"]["triggers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("metadata");
+    assert!(!keda.is_valid(&so), "triggers[].metadata is required");
+}
+
 #[test]
 fn every_rendered_object_passes_its_schema() {
     let schemas = schemas();
+    let keda = keda_schema();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for (sample, path) in samples() {
         for m in render_sample(&path, &sample) {
@@ -260,6 +296,13 @@ fn every_rendered_object_passes_its_schema() {
                 "Service" => check_typed::<Service>(&value, &what),
                 "HorizontalPodAutoscaler" => check_typed::<HorizontalPodAutoscaler>(&value, &what),
                 "PodDisruptionBudget" => check_typed::<PodDisruptionBudget>(&value, &what),
+                "ScaledObject" => {
+                    let errors: Vec<String> = keda
+                        .iter_errors(&value)
+                        .map(|e| format!("{e} at {}", e.instance_path()))
+                        .collect();
+                    assert!(errors.is_empty(), "{what}: {errors:?}");
+                }
                 kind => {
                     let key = (m.api_version().to_string(), kind.to_string());
                     let validator = schemas
@@ -281,6 +324,7 @@ fn every_rendered_object_passes_its_schema() {
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "ScaledObject",
         "VirtualService",
         "DestinationRule",
         "WasmPlugin",

