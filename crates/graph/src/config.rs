@@ -60,6 +60,23 @@ pub enum Protocol {
     V2,
 }
 
+impl Protocol {
+    /// The config spelling (`seldon`, `tensorflow`, `v2`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Seldon => "seldon",
+            Self::Tensorflow => "tensorflow",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Lists `kfserving` too: the alias is accepted on input, so the schema must accept it.
 #[cfg(feature = "schema")]
 impl schemars::JsonSchema for Protocol {
@@ -82,6 +99,22 @@ pub enum Transport {
     #[default]
     Rest,
     Grpc,
+}
+
+impl Transport {
+    /// The config spelling (`rest`, `grpc`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One node's upstream, resolved to Envoy terms.

@@ -38,6 +38,8 @@ pub enum Rule {
     UnknownType(String, String),
     #[error("unknown method {0:?}; expected one of {1}")]
     UnknownMethod(String, String),
+    #[error("unknown endpoint type {0:?}; expected one of {1}")]
+    UnknownEndpointType(String, String),
     #[error("type UNKNOWN_TYPE needs `methods`")]
     MethodsRequired,
     #[error("a {0} needs at least one child")]
@@ -67,9 +69,13 @@ pub enum Rule {
     #[error("upstream timeoutMs must be greater than 0")]
     ZeroTimeout,
     #[error(
-        "all nodes must use one endpoint type; this one uses {found}, the graph uses {expected}"
+        "endpoint.type {endpoint} conflicts with the node's upstream transport {upstream} (nodes.<name>.transport)"
     )]
-    MixedTransport { expected: String, found: String },
+    TransportConflict { endpoint: String, upstream: String },
+    #[error(
+        "protocol {node} conflicts with the node's upstream protocol {upstream} (nodes.<name>.protocol)"
+    )]
+    ProtocolConflict { node: String, upstream: String },
     #[error("gRPC node calls are not supported by the filter yet; use REST (endpoint.type: REST)")]
     GrpcUnsupported,
     #[error("the {0} protocol is not supported by the filter; use seldon or v2")]

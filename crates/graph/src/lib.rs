@@ -24,7 +24,7 @@ pub mod unit;
 
 pub use config::{FilterConfig, NodeUpstream, PayloadLogger, Protocol, Tracing, Transport};
 pub use error::{GraphError, Problem, Rule};
-pub use plan::{InputStep, NodeId, Plan, PlanNode, RouteStep, compile};
+pub use plan::{Capabilities, InputStep, NodeId, Plan, PlanNode, RouteStep, compile, compile_with};
 pub use unit::{
     Endpoint, EndpointType, Implementation, Logger, LoggerMode, Parameter, ParameterType,
     PredictiveUnit, PredictiveUnitMethod, PredictiveUnitType,

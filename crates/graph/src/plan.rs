@@ -12,6 +12,18 @@
 //! | output          | OUTPUT_TRANSFORMER or TRANSFORM_OUTPUT                      | `/transform-output`  |
 //! | feedback        | MODEL, ROUTER (not RANDOM_ABTEST) or SEND_FEEDBACK; never v2 nodes | `/send-feedback` |
 //!
+//! Each node also gets its **protocol** (`PredictiveUnit.protocol`, else `nodes.<n>.protocol`,
+//! else the deployment's) and its **transport** (`nodes.<n>.transport`, which must agree with
+//! `endpoint.type` when that is set). REST and gRPC nodes may be mixed in one graph, and so may
+//! Seldon and v2 nodes: `receives` and `returns` say which protocol the payload has where it
+//! enters and leaves each node, so the executor knows where to convert
+//! (`seldon_protocol::bridge`):
+//!
+//! * a body sent to a node is converted from its protocol to the node's `protocol`;
+//! * a child's answer is converted to its parent's `protocol` before the parent's
+//!   `/aggregate` or `/transform-output`, else to the parent's `returns`;
+//! * the root's answer (in `root.returns`) is converted to `Plan::protocol` for the client.
+//!
 //! v2 nodes are called on `/v2/models/<node>/infer` for every step. v2 graphs are model chains
 //! that RANDOM_ABTEST may split (decided in the filter, as Seldon's executor decides it); a
 //! ROUTER's `/route` and a COMBINER's `/aggregate` have no v2 form and are refused. Feedback is
@@ -65,7 +77,24 @@ pub struct PlanNode {
     pub upstream: Option<NodeUpstream>,
     /// Protocol for calls to this node.
     pub protocol: Protocol,
+    /// How the filter calls this node (REST for nodes it never calls).
+    pub transport: Transport,
+    /// Protocol of the payload this node is handed: the entry's for the root, else what its
+    /// parent passes down (the parent's `protocol` after its input step, else the parent's
+    /// `receives`).
+    pub receives: Protocol,
+    /// Protocol of what this node hands back: its `protocol` when its last call is its own
+    /// (`/predict`, `/transform-input` of a leaf, `/aggregate`, `/transform-output`); else its
+    /// children's common `returns`, or — when those differ — the protocol it passed down.
+    pub returns: Protocol,
     pub logger: Option<Logger>,
+}
+
+impl PlanNode {
+    /// Whether payloads change protocol at this node (on the way in or out).
+    pub fn bridges(&self) -> bool {
+        self.is_remote() && (self.receives != self.protocol || self.returns != self.protocol)
+    }
 }
 
 /// The first call made on a node.
@@ -104,14 +133,34 @@ impl PlanNode {
     }
 }
 
-/// Validates `config` and builds its `Plan`; on failure returns every problem found.
+/// What the executor that runs a plan can do; `compile_with` refuses what it cannot, by node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Calls nodes over gRPC (`transport: grpc`, `endpoint.type: GRPC`).
+    pub grpc_nodes: bool,
+}
+
+impl Capabilities {
+    /// The filter today: REST node calls only.
+    pub const FILTER: Self = Self { grpc_nodes: false };
+    /// Everything the graph model allows.
+    pub const ALL: Self = Self { grpc_nodes: true };
+}
+
+/// Validates `config` for the filter ([`Capabilities::FILTER`]) and builds its `Plan`; on
+/// failure returns every problem found.
 pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
+    compile_with(config, Capabilities::FILTER)
+}
+
+/// [`compile`] for an executor with `capabilities`.
+pub fn compile_with(config: &FilterConfig, capabilities: Capabilities) -> Result<Plan, GraphError> {
     let mut cx = Compiler {
         config,
+        capabilities,
         problems: Vec::new(),
         seen: BTreeMap::new(),
         nodes: Vec::new(),
-        transport: None,
     };
     if config.body_limit_bytes == 0 {
         cx.problem(&config.graph.name, "bodyLimitBytes", Rule::ZeroBodyLimit);
@@ -126,7 +175,7 @@ pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
     if let Some(tracing) = &config.tracing {
         cx.tracing(tracing);
     }
-    cx.node(&config.graph, "graph".to_string(), None, 1);
+    cx.node(&config.graph, "graph".to_string(), None, 1, config.protocol);
     for name in config.nodes.keys() {
         if !cx.seen.contains_key(name) {
             cx.problem(name, &format!("nodes.{name}"), Rule::UnknownUpstream);
@@ -156,12 +205,11 @@ pub fn compile(config: &FilterConfig) -> Result<Plan, GraphError> {
 
 struct Compiler<'a> {
     config: &'a FilterConfig,
+    capabilities: Capabilities,
     problems: Vec<Problem>,
     /// node name → path where first seen
     seen: BTreeMap<String, String>,
     nodes: Vec<PlanNode>,
-    /// (transport, path of the first node that fixed it)
-    transport: Option<(EndpointType, String)>,
 }
 
 impl Compiler<'_> {
@@ -212,6 +260,7 @@ impl Compiler<'_> {
         path: String,
         parent: Option<NodeId>,
         depth: usize,
+        receives: Protocol,
     ) -> NodeId {
         let name = unit.name.as_str();
         if depth > MAX_DEPTH {
@@ -328,10 +377,8 @@ impl Compiler<'_> {
         } else {
             None
         };
-        let protocol = upstream
-            .as_ref()
-            .and_then(|u| u.protocol)
-            .unwrap_or(self.config.protocol);
+        let protocol = self.protocol(unit, upstream.as_ref(), &path);
+        let transport = upstream.as_ref().map(|u| u.transport).unwrap_or_default();
         if protocol == Protocol::V2 {
             if route == RouteStep::Remote {
                 self.problem(name, &path, Rule::NotInV2("a ROUTER's /route"));
@@ -355,18 +402,61 @@ impl Compiler<'_> {
             parent,
             upstream,
             protocol,
+            transport,
+            receives,
+            returns: protocol,
             logger: unit.logger.clone(),
         });
+        let passed_down = if input.is_some() { protocol } else { receives };
         let children: Vec<NodeId> = unit
             .children
             .iter()
             .enumerate()
             .map(|(i, child)| {
-                self.node(child, format!("{path}.children[{i}]"), Some(id), depth + 1)
+                let path = format!("{path}.children[{i}]");
+                self.node(child, path, Some(id), depth + 1, passed_down)
             })
             .collect();
+        // What this node hands back (see `PlanNode::returns`).
+        let own_last_call = aggregate || transform_output || children.is_empty();
+        let returns = if own_last_call {
+            protocol
+        } else {
+            let mut answers = children.iter().map(|c| self.nodes[*c].returns);
+            let first = answers.next().unwrap_or(passed_down);
+            if answers.all(|p| p == first) {
+                first
+            } else {
+                passed_down
+            }
+        };
         self.nodes[id].children = children;
+        self.nodes[id].returns = returns;
         id
+    }
+
+    /// The node's protocol: its own field, else its upstream's, else the deployment's.
+    fn protocol(
+        &mut self,
+        unit: &PredictiveUnit,
+        upstream: Option<&NodeUpstream>,
+        path: &str,
+    ) -> Protocol {
+        let upstream = upstream.and_then(|u| u.protocol);
+        if let (Some(node), Some(up)) = (unit.protocol, upstream)
+            && node != up
+        {
+            let rule = Rule::ProtocolConflict {
+                node: node.to_string(),
+                upstream: up.to_string(),
+            };
+            self.problem(&unit.name, &format!("{path}.protocol"), rule);
+        }
+        if unit.protocol == Some(Protocol::Tensorflow) {
+            let rule = Rule::ProtocolUnsupported("tensorflow");
+            self.problem(&unit.name, &format!("{path}.protocol"), rule);
+        }
+        unit.protocol.or(upstream).unwrap_or(self.config.protocol)
     }
 
     fn check_parameters(&mut self, unit: &PredictiveUnit, path: &str) {
@@ -407,22 +497,13 @@ impl Compiler<'_> {
                 Rule::ModelUriRequired(key.clone()),
             );
         }
-        if let Some(t) = unit.endpoint.as_ref().and_then(|e| e.endpoint_type.clone()) {
-            self.check_transport(&unit.name, &format!("{path}.endpoint.type"), t);
-        }
-    }
-
-    fn check_transport(&mut self, node: &str, path: &str, t: EndpointType) {
-        match &self.transport {
-            Some((expected, _)) if *expected != t => {
-                let rule = Rule::MixedTransport {
-                    expected: expected.to_string(),
-                    found: t.to_string(),
-                };
-                self.problem(node, path, rule);
-            }
-            Some(_) => {}
-            None => self.transport = Some((t, path.to_string())),
+        if let Some(EndpointType::Other(t)) = unit
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.endpoint_type.as_ref())
+        {
+            let rule = Rule::UnknownEndpointType(t.clone(), EndpointType::KNOWN.join(", "));
+            self.problem(&unit.name, &format!("{path}.endpoint.type"), rule);
         }
     }
 
@@ -467,12 +548,27 @@ impl Compiler<'_> {
         if up.timeout_ms == 0 {
             self.problem(name, &format!("{upath}.timeoutMs"), Rule::ZeroTimeout);
         }
-        let t = match up.transport {
-            Transport::Rest => EndpointType::Rest,
-            Transport::Grpc => EndpointType::Grpc,
+        // `endpoint.type` is what the user wrote; the upstream is what the renderer resolved
+        // (cluster and port). They must agree, or the node would be called on the wrong port.
+        let endpoint = unit
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.endpoint_type.as_ref());
+        let declared = match endpoint {
+            Some(EndpointType::Rest) => Some(Transport::Rest),
+            Some(EndpointType::Grpc) => Some(Transport::Grpc),
+            _ => None,
         };
-        self.check_transport(name, &format!("{upath}.transport"), t);
-        if up.transport == Transport::Grpc {
+        if let (Some(declared), Some(t)) = (declared, endpoint)
+            && declared != up.transport
+        {
+            let rule = Rule::TransportConflict {
+                endpoint: t.to_string(),
+                upstream: up.transport.to_string(),
+            };
+            self.problem(name, &format!("{path}.endpoint.type"), rule);
+        }
+        if up.transport == Transport::Grpc && !self.capabilities.grpc_nodes {
             self.problem(name, &format!("{upath}.transport"), Rule::GrpcUnsupported);
         }
         if up.protocol == Some(Protocol::Tensorflow) {
@@ -733,17 +829,133 @@ children:
     }
 
     #[test]
-    fn transports_must_agree_and_grpc_is_refused() {
+    fn grpc_nodes_are_refused_by_the_filter_and_may_mix_with_rest() {
         let mut cfg = config(
             "{name: m, endpoint: {type: REST}, children: [{name: n, endpoint: {type: GRPC}}]}",
         );
         cfg.nodes.get_mut("n").unwrap().transport = Transport::Grpc;
-        let got = rules(&cfg);
-        assert!(
-            got.iter().any(|r| matches!(r, Rule::MixedTransport { .. })),
-            "{got:?}"
+        let err = compile(&cfg).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nodes.n.transport (node `n`): gRPC node calls are not supported by the filter yet; use REST (endpoint.type: REST)"
         );
-        assert!(got.contains(&Rule::GrpcUnsupported), "{got:?}");
+        // An executor that calls gRPC nodes gets a plan mixing both.
+        let plan = compile_with(&cfg, Capabilities::ALL).unwrap();
+        let node = |n: &str| &plan.nodes[plan.find(n).unwrap()];
+        assert_eq!(node("m").transport, Transport::Rest);
+        assert_eq!(node("n").transport, Transport::Grpc);
+    }
+
+    #[test]
+    fn endpoint_type_must_agree_with_the_upstream() {
+        let cfg = config("{name: m, endpoint: {type: GRPC}}");
+        let err = compile_with(&cfg, Capabilities::ALL).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "graph.endpoint.type (node `m`): endpoint.type GRPC conflicts with the node's upstream transport rest (nodes.<name>.transport)"
+        );
+        let cfg = config("{name: m, endpoint: {type: QUIC}}");
+        assert_eq!(
+            rules(&cfg),
+            [Rule::UnknownEndpointType(
+                "QUIC".into(),
+                "REST, GRPC".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_node_may_declare_its_protocol() {
+        let mut cfg = config(
+            "{name: t, type: TRANSFORMER, children: [{name: m, implementation: TRITON_SERVER, modelUri: 'gs://m', protocol: v2}]}",
+        );
+        let plan = compile(&cfg).unwrap();
+        assert_eq!(plan.nodes[1].protocol, Protocol::V2);
+        // `kfserving` is v2 here too; the upstream may say the same, not something else.
+        cfg.graph.children[0].protocol = serde_json::from_str(r#""kfserving""#).unwrap();
+        cfg.nodes.get_mut("m").unwrap().protocol = Some(Protocol::V2);
+        assert!(compile(&cfg).is_ok());
+        cfg.nodes.get_mut("m").unwrap().protocol = Some(Protocol::Seldon);
+        assert_eq!(
+            compile(&cfg).unwrap_err().to_string(),
+            "graph.children[0].protocol (node `m`): protocol v2 conflicts with the node's upstream protocol seldon (nodes.<name>.protocol)"
+        );
+        cfg.nodes.get_mut("m").unwrap().protocol = None;
+        cfg.graph.children[0].protocol = Some(Protocol::Tensorflow);
+        assert_eq!(rules(&cfg), [Rule::ProtocolUnsupported("tensorflow")]);
+    }
+
+    /// (protocol, receives, returns, bridges) of node `n`.
+    fn flow(plan: &Plan, n: &str) -> (Protocol, Protocol, Protocol, bool) {
+        let node = &plan.nodes[plan.find(n).unwrap()];
+        (node.protocol, node.receives, node.returns, node.bridges())
+    }
+
+    #[test]
+    fn a_v1_transformer_feeds_a_v2_model_and_back() {
+        use Protocol::{Seldon, V2};
+        let plan = compile(&config(
+            "{name: t, type: TRANSFORMER, children: [{name: m, protocol: v2}]}",
+        ))
+        .unwrap();
+        assert_eq!(flow(&plan, "t"), (Seldon, Seldon, V2, true));
+        // The model is handed v1 (converted on the way in) and answers v2, which the executor
+        // converts to the graph's protocol for the client.
+        assert_eq!(flow(&plan, "m"), (V2, Seldon, V2, true));
+        assert_eq!(plan.protocol, Seldon);
+        // With an output transformer on top, the v2 answer is converted for it, and it
+        // answers v1.
+        let plan = compile(&config(
+            "{name: o, type: OUTPUT_TRANSFORMER, children: [{name: t, type: TRANSFORMER, children: [{name: m, protocol: v2}]}]}",
+        ))
+        .unwrap();
+        assert_eq!(flow(&plan, "o"), (Seldon, Seldon, Seldon, false));
+        assert_eq!(flow(&plan, "m"), (V2, Seldon, V2, true));
+    }
+
+    #[test]
+    fn a_v2_graph_may_hold_a_v1_transformer() {
+        use Protocol::{Seldon, V2};
+        let mut cfg =
+            config("{name: t, type: TRANSFORMER, protocol: seldon, children: [{name: m}]}");
+        cfg.protocol = V2;
+        let plan = compile(&cfg).unwrap();
+        assert_eq!(flow(&plan, "t"), (Seldon, V2, V2, true));
+        assert_eq!(flow(&plan, "m"), (V2, Seldon, V2, true));
+        assert!(
+            plan.nodes
+                .iter()
+                .all(|n| !n.send_feedback || n.protocol == Seldon)
+        );
+    }
+
+    #[test]
+    fn answers_of_mixed_children_meet_in_one_protocol() {
+        use Protocol::{Seldon, V2};
+        // A combiner takes every child's answer in its own protocol.
+        let plan = compile(&config(
+            "{name: c, type: COMBINER, children: [{name: a, protocol: v2}, {name: b}]}",
+        ))
+        .unwrap();
+        assert_eq!(flow(&plan, "c"), (Seldon, Seldon, Seldon, false));
+        assert_eq!(flow(&plan, "a"), (V2, Seldon, V2, true));
+        assert_eq!(flow(&plan, "b"), (Seldon, Seldon, Seldon, false));
+        // A router passes its chosen child's answer up: when children answer in different
+        // protocols, in the protocol it passed down.
+        let plan = compile(&config(
+            "{name: r, type: ROUTER, children: [{name: a, protocol: v2}, {name: b}]}",
+        ))
+        .unwrap();
+        assert_eq!(flow(&plan, "r"), (Seldon, Seldon, Seldon, false));
+        // ... and when they agree, in theirs.
+        let plan = compile(&config(
+            "{name: r, type: ROUTER, children: [{name: a, protocol: v2}, {name: b, protocol: v2}]}",
+        ))
+        .unwrap();
+        assert_eq!(flow(&plan, "r"), (Seldon, Seldon, V2, true));
+        // A v2 node still cannot route or combine.
+        let cfg = config("{name: r, type: ROUTER, protocol: v2, children: [{name: a}]}");
+        assert_eq!(rules(&cfg), [Rule::NotInV2("a ROUTER's /route")]);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::config::Protocol;
+
 /// One node of an inference graph (Seldon's `PredictiveUnit`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -22,6 +24,11 @@ pub struct PredictiveUnit {
     pub implementation: Option<Implementation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<Endpoint>,
+    /// The protocol this node speaks (`seldon`, `v2`), overriding the deployment's
+    /// `spec.protocol` for calls to this node; the filter converts payloads between nodes of
+    /// different protocols. A seldon-mesh extension: Seldon v1 has only the graph-level one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<Parameter>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
