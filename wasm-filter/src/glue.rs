@@ -13,7 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{
+    Action, BufferType, ContextType, GrpcStatusCode, LogLevel, MapType, MetricType,
+};
+use seldon_executor::host::GrpcStatus;
+use seldon_executor::names::{TIMEOUT_HEADER, UPSTREAM_HEADER};
 use seldon_executor::{Call, CallDone, CallResponse, Host, RequestExecutor, Response, Span, Step};
 use seldon_graph::{FilterConfig, Plan, compile};
 
@@ -30,6 +34,11 @@ proxy_wasm::main! {{
 const LOG_QUEUE_LIMIT: usize = 10_000;
 /// How often the root context sends queued payload logs.
 const LOG_TICK: Duration = Duration::from_millis(100);
+/// The VM's environment variable (`vm_config.environment_variables`) that turns tail calls on:
+/// set by `seldon-envoy` on listeners with `allow_on_headers_stop_iteration: true` and a
+/// `cluster_header` route on [`UPSTREAM_HEADER`]. Without both the filter must not hold
+/// request headers nor rewrite them late, so it keeps to callouts (the mesh's WasmPlugin).
+pub const TAIL_CALLS_ENV: &str = "SELDON_TAIL_CALLS";
 
 /// Holds the compiled plan, the metric ids, the payload-log queue and the span queue for this
 /// VM (one per worker thread). Payload logs (CloudEvent calls the executor built) and span
@@ -44,6 +53,8 @@ struct GraphRoot {
     spans: Option<Rc<RefCell<Exporter>>>,
     /// Export POSTs in flight: token → spans in the body.
     exports: HashMap<u32, usize>,
+    /// The listener routes tail calls ([`TAIL_CALLS_ENV`]).
+    tail_calls: bool,
 }
 
 impl GraphRoot {
@@ -125,6 +136,7 @@ impl RootContext for GraphRoot {
                 return false;
             }
         };
+        self.tail_calls = std::env::var(TAIL_CALLS_ENV).is_ok_and(|v| v == "enabled");
         match compile(&config) {
             Ok(plan) => {
                 let logs = plan
@@ -166,13 +178,18 @@ impl RootContext for GraphRoot {
         Some(Box::new(GraphRequest {
             logs: Rc::clone(&self.logs),
             spans: self.spans.clone(),
-            exec: self.plan.clone().map(RequestExecutor::new),
+            exec: self
+                .plan
+                .clone()
+                .map(|p| RequestExecutor::new(p).with_tail_calls(self.tail_calls)),
             plan: self.plan.clone(),
             metrics: Rc::clone(&self.metrics),
             started: now(),
             method: String::new(),
             body_seen: 0,
             responded: false,
+            tail_calls: self.tail_calls,
+            tail: Tail::None,
         }))
     }
 
@@ -233,6 +250,24 @@ struct GraphRequest {
     method: String,
     body_seen: usize,
     responded: bool,
+    /// Request headers are held until the body arrived, so a tail call can rewrite them.
+    tail_calls: bool,
+    tail: Tail,
+}
+
+/// Where the tail call (`Step::Tail`) is.
+enum Tail {
+    None,
+    /// Handed to the router; the response callbacks wait for its answer.
+    Sent,
+    /// The answer's headers arrived (held); the body is being buffered.
+    Headers {
+        status: Option<u16>,
+        headers: Vec<(String, String)>,
+        body_seen: usize,
+    },
+    /// Answered: the response passes unchanged.
+    Done,
 }
 
 /// Starts an HTTP call through Envoy.
@@ -357,16 +392,203 @@ impl GraphRequest {
     /// buffer filter that must follow this one, which holds them until the body has passed,
     /// and it never passes: the filter buffers it (`Pause` in body callbacks) and answers. So
     /// the request never reaches Envoy's router (the header trap, DESIGN.md, fix 2; it works
-    /// with or without `allow_on_headers_stop_iteration`). Anything else pauses.
+    /// with or without `allow_on_headers_stop_iteration`). With tail calls on, the headers are
+    /// held instead (fix 1), to be rewritten for the tail call, whose request alone goes on to
+    /// the router (`Continue`). Anything else pauses.
     fn apply(&mut self, step: Step) -> Action {
         match step {
+            Step::WaitBody if self.tail_calls => Action::Pause,
             Step::WaitBody => Action::Continue,
             Step::Wait => Action::Pause,
             Step::Respond(response) => {
                 self.send(response);
                 Action::Pause
             }
+            Step::Tail(call) => {
+                if let Err(detail) = self.hand_over(&call) {
+                    let step = self.with_executor(|exec, host| exec.on_tail_failed(host, detail));
+                    return match step {
+                        Some(step) => self.apply(step),
+                        None => self.not_configured(),
+                    };
+                }
+                self.tail = Tail::Sent;
+                Action::Continue
+            }
         }
+    }
+
+    /// Turns the held request into the tail call: its headers (pseudo-headers, the forwarded
+    /// ones, the cluster for the `cluster_header` route, the node's timeout for the router)
+    /// and its body. Envoy clears the route cache when a filter changes request headers, so
+    /// the router picks the tail route. Only called with the headers held and the body
+    /// buffered (tail calls on), where Envoy accepts both writes.
+    fn hand_over(&mut self, call: &Call) -> Result<(), String> {
+        let scheme = hostcalls::get_map_value(MapType::HttpRequestHeaders, ":scheme")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "http".into());
+        let body = call.body.as_deref().unwrap_or_default();
+        let length = body.len().to_string();
+        let timeout = call.timeout_ms.to_string();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(call.headers.len() + 7);
+        headers.push((":method", call.method));
+        headers.push((":path", &call.path));
+        headers.push((":authority", &call.authority));
+        headers.push((":scheme", &scheme));
+        headers.push((UPSTREAM_HEADER, &call.cluster));
+        headers.push((TIMEOUT_HEADER, &timeout));
+        headers.push(("content-length", &length));
+        headers.extend(call.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        hostcalls::set_map(MapType::HttpRequestHeaders, headers)
+            .map_err(|s| format!("rewriting the request headers failed: {s:?}"))?;
+        hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.body_seen, body)
+            .map_err(|s| format!("rewriting the request body failed: {s:?}"))
+    }
+
+    /// The tail call's whole answer arrived: the executor checks it and says what the client
+    /// gets, which replaces the node's answer (status, headers, body) in place. With no body
+    /// to replace (the answer ended with its headers), the filter answers with a local reply,
+    /// which Envoy still allows while the response headers are held.
+    fn tail_answered(&mut self, body: Vec<u8>, body_size: usize, headers_only: bool) -> Action {
+        let Tail::Headers {
+            status, headers, ..
+        } = std::mem::replace(&mut self.tail, Tail::Done)
+        else {
+            return Action::Continue;
+        };
+        let from_upstream = headers
+            .iter()
+            .any(|(k, _)| k == "x-envoy-upstream-service-time");
+        // Envoy's own answer for the node (503 connect failure, 504 timeout) had its body
+        // rewritten by the listener's local_reply_config; the executor quotes the cause.
+        // For a gRPC request Envoy's own answer is already gRPC (trailers-only, `:status` 200):
+        // its `grpc-status` says what happened.
+        let grpc_status = headers
+            .iter()
+            .find(|(k, _)| k == "grpc-status")
+            .map(|(_, v)| v.as_str());
+        let status = match (from_upstream, grpc_status) {
+            (false, Some("14")) => Some(503),
+            (false, Some("4")) => Some(504),
+            _ => status,
+        };
+        let body = if from_upstream {
+            body
+        } else {
+            hostcalls::get_property(vec!["response", "code_details"])
+                .ok()
+                .flatten()
+                .map(|d| format!("Envoy: {}", String::from_utf8_lossy(&d)).into_bytes())
+                .unwrap_or(body)
+        };
+        let response = CallResponse {
+            status,
+            headers,
+            body,
+        };
+        let step = self.with_executor(|exec, host| exec.on_tail_response(host, response));
+        let Some(Step::Respond(response)) = step else {
+            log::error!("seldon filter: the tail call's answer left the request unanswered");
+            return Action::Continue;
+        };
+        if let Some(grpc) = &response.grpc {
+            if headers_only {
+                self.rewrite_grpc_trailers_only(&response, grpc);
+            } else {
+                self.rewrite_grpc(&response, grpc, body_size);
+            }
+            return Action::Continue;
+        }
+        if headers_only {
+            self.send(response);
+            return Action::Pause;
+        }
+        self.responded = true;
+        let status = response.status.to_string();
+        let length = response.body.len().to_string();
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(response.headers.len() + 2);
+        pairs.push((":status", &status));
+        pairs.push(("content-length", &length));
+        pairs.extend(
+            response
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let rewritten = hostcalls::set_map(MapType::HttpResponseHeaders, pairs).and_then(|()| {
+            hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &response.body)
+        });
+        if let Err(status) = rewritten {
+            log::error!("seldon filter: rewriting the tail call's answer failed: {status:?}");
+        }
+        self.record_server(response.status);
+        Action::Continue
+    }
+
+    /// The tail call's answer as a gRPC answer: `:status` 200, `content-type:
+    /// application/grpc`, the framed message (none on an error), and `grpc-status` (with
+    /// `grpc-message` and `seldon-node` on an error) added as response trailers, which Envoy
+    /// allows at the end of the response body (`experiments/grpc-entry`).
+    fn rewrite_grpc(&mut self, response: &Response, grpc: &GrpcStatus, body_size: usize) {
+        self.responded = true;
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(response.headers.len() + 1);
+        pairs.push((":status", "200"));
+        pairs.extend(
+            response
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let code = grpc.code.to_string();
+        let message = grpc.encoded_message();
+        let rewritten = hostcalls::set_map(MapType::HttpResponseHeaders, pairs)
+            .and_then(|()| {
+                hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &response.body)
+            })
+            .and_then(|()| {
+                hostcalls::add_map_value(MapType::HttpResponseTrailers, "grpc-status", &code)
+            })
+            .and_then(|()| {
+                if grpc.code == 0 {
+                    return Ok(());
+                }
+                hostcalls::add_map_value(MapType::HttpResponseTrailers, "grpc-message", &message)?;
+                match response.header(seldon_executor::names::NODE_HEADER) {
+                    Some(node) => hostcalls::add_map_value(
+                        MapType::HttpResponseTrailers,
+                        seldon_executor::names::NODE_HEADER,
+                        node,
+                    ),
+                    None => Ok(()),
+                }
+            });
+        if let Err(status) = rewritten {
+            log::error!("seldon filter: rewriting the tail call's gRPC answer failed: {status:?}");
+        }
+        self.record_server(response.status);
+    }
+
+    /// A gRPC error for an answer that ended with its headers (Envoy's own trailers-only
+    /// answer for an unreachable or late tail node): its headers rewritten in place.
+    fn rewrite_grpc_trailers_only(&mut self, response: &Response, grpc: &GrpcStatus) {
+        self.responded = true;
+        let code = grpc.code.to_string();
+        let message = grpc.encoded_message();
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(response.headers.len() + 3);
+        pairs.push((":status", "200"));
+        pairs.extend(
+            response
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        pairs.push(("grpc-status", &code));
+        pairs.push(("grpc-message", &message));
+        if let Err(status) = hostcalls::set_map(MapType::HttpResponseHeaders, pairs) {
+            log::error!("seldon filter: rewriting Envoy's gRPC answer failed: {status:?}");
+        }
+        self.record_server(response.status);
     }
 
     fn send(&mut self, response: Response) {
@@ -374,6 +596,23 @@ impl GraphRequest {
             return;
         }
         self.responded = true;
+        if let Some(grpc) = &response.grpc {
+            // A gRPC local reply is trailers-only (Envoy drops any body): status, message
+            // naming the node, and the rest of the headers as metadata.
+            let metadata: Vec<(&str, &[u8])> = response
+                .headers
+                .iter()
+                .filter(|(k, _)| k != "content-type")
+                .map(|(k, v)| (k.as_str(), v.as_bytes()))
+                .collect();
+            if let Err(status) =
+                hostcalls::send_grpc_response(grpc_code(grpc), Some(&grpc.message), metadata)
+            {
+                log::error!("seldon filter: send_grpc_response failed: {status:?}");
+            }
+            self.record_server(response.status);
+            return;
+        }
         let headers: Vec<(&str, &str)> = response
             .headers
             .iter()
@@ -384,6 +623,11 @@ impl GraphRequest {
         {
             log::error!("seldon filter: send_http_response failed: {status:?}");
         }
+        self.record_server(response.status);
+    }
+
+    /// The server metrics of the request's answer.
+    fn record_server(&mut self, code: u16) {
         if let Some(plan) = &self.plan {
             let service = self
                 .exec
@@ -391,12 +635,7 @@ impl GraphRequest {
                 .and_then(RequestExecutor::endpoint)
                 .map_or("unknown", |e| e.metric_service());
             let elapsed = now().duration_since(self.started).unwrap_or_default();
-            let (d, p, m, code) = (
-                &plan.deployment,
-                &plan.predictor,
-                &self.method,
-                response.status,
-            );
+            let (d, p, m) = (&plan.deployment, &plan.predictor, &self.method);
             self.metrics
                 .borrow_mut()
                 .record(|k| metrics::server(k, d, p, service, m, code), elapsed);
@@ -429,8 +668,13 @@ impl Context for GraphRequest {
             body,
         };
         let step = self.with_executor(|exec, host| exec.on_call_response(host, token, response));
-        if let Some(step) = step {
-            self.apply(step);
+        if let Some(step) = step
+            && self.apply(step) == Action::Continue
+        {
+            // The tail call was made from here: the held request goes on to the router.
+            if let Err(status) = hostcalls::resume_http_request() {
+                log::error!("seldon filter: resuming the tail call failed: {status:?}");
+            }
         }
     }
 }
@@ -472,6 +716,53 @@ impl HttpContext for GraphRequest {
         }
         self.run_body()
     }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if !matches!(self.tail, Tail::Sent) {
+            return Action::Continue;
+        }
+        let headers = hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| v.parse::<u16>().ok());
+        self.tail = Tail::Headers {
+            status,
+            headers,
+            body_seen: 0,
+        };
+        if end_of_stream {
+            return self.tail_answered(Vec::new(), 0, true);
+        }
+        // Held until the whole answer is checked: it may still turn into an error.
+        Action::Pause
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Tail::Headers { body_seen, .. } = &mut self.tail else {
+            return Action::Continue;
+        };
+        *body_seen = body_size;
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.tail_answered(body, body_size, false)
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        let Tail::Headers { body_seen, .. } = self.tail else {
+            return Action::Continue;
+        };
+        let body = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_seen)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.tail_answered(body, body_seen, false)
+    }
 }
 
 impl GraphRequest {
@@ -500,5 +791,29 @@ impl GraphRequest {
             metrics: &self.metrics,
         };
         Some(f(exec, &mut host))
+    }
+}
+
+/// proxy-wasm's enum for a gRPC status code (an unknown code is UNKNOWN).
+fn grpc_code(status: &GrpcStatus) -> GrpcStatusCode {
+    use GrpcStatusCode as G;
+    match status.code {
+        0 => G::Ok,
+        1 => G::Cancelled,
+        3 => G::InvalidArgument,
+        4 => G::DeadlineExceeded,
+        5 => G::NotFound,
+        6 => G::AlreadyExists,
+        7 => G::PermissionDenied,
+        8 => G::ResourceExhausted,
+        9 => G::FailedPrecondition,
+        10 => G::Aborted,
+        11 => G::OutOfRange,
+        12 => G::Unimplemented,
+        13 => G::Internal,
+        14 => G::Unavailable,
+        15 => G::DataLoss,
+        16 => G::Unauthenticated,
+        _ => G::Unknown,
     }
 }

@@ -68,13 +68,15 @@ pub struct Resources {
 pub fn resources(config: &EnvoyConfig) -> Result<Resources, EnvoyError> {
     config.check()?;
     let limit = config.buffer_limit_bytes;
+    let mut clusters: Vec<Value> = config.clusters.iter().map(|c| cluster(c, limit)).collect();
+    clusters.extend(grpc_twins(config).iter().map(|c| cluster(c, limit)));
     Ok(Resources {
         listeners: config
             .listeners
             .iter()
             .map(|l| listener(config, l, limit))
             .collect(),
-        clusters: config.clusters.iter().map(|c| cluster(c, limit)).collect(),
+        clusters,
     })
 }
 
@@ -138,15 +140,7 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
             plugin_config_json,
             vm_id,
         } => (
-            // Only reachable if the graph filter let a request through: a tripwire whose
-            // `http.<name>.rq_direct_response` counter must stay 0.
-            vec![json!({
-                "match": { "prefix": "/" },
-                "direct_response": {
-                    "status": GRAPH_FALLBACK_STATUS,
-                    "body": { "inline_string": GRAPH_FALLBACK_BODY },
-                },
-            })],
+            graph_routes(config.allow_on_headers_stop_iteration),
             vec![
                 json!({
                     "name": "envoy.filters.http.wasm",
@@ -154,11 +148,7 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
                         "@type": WASM_TYPE,
                         "config": {
                             "name": l.name,
-                            "vm_config": {
-                                "vm_id": vm_id,
-                                "runtime": WASM_RUNTIME,
-                                "code": { "local": { "filename": wasm_path.display().to_string() } },
-                            },
+                            "vm_config": graph_vm_config(config, vm_id, wasm_path),
                             "configuration": { "@type": STRING_VALUE_TYPE, "value": plugin_config_json },
                             // `Pause` in on_http_request_headers keeps the router waiting
                             // while body callbacks still arrive (the header trap, fix 1).
@@ -193,7 +183,8 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
             )
         }
         ListenerKind::Gateway { routes } => {
-            let mut all: Vec<Value> = routes.iter().map(gateway_route).collect();
+            let mut all: Vec<Value> = grpc_gateway_routes(routes);
+            all.extend(routes.iter().map(gateway_route));
             all.push(gateway_not_found());
             (all, vec![router()])
         }
@@ -239,6 +230,55 @@ fn listener(config: &EnvoyConfig, l: &Listener, limit: u32) -> Value {
             }],
         }],
     })
+}
+
+/// The name of the request header a tail call names its node's cluster in
+/// (`seldon_executor::names::UPSTREAM_HEADER`).
+pub const TAIL_CALL_HEADER: &str = "x-seldon-upstream";
+
+/// The graph filter's environment variable that turns tail calls on
+/// (`seldon_filter::glue::TAIL_CALLS_ENV`).
+pub const TAIL_CALLS_ENV: &str = "SELDON_TAIL_CALLS";
+
+/// A graph listener's routes. With `allow_on_headers_stop_iteration` the filter holds request
+/// headers, so it can hand the graph's last node call (the tail call) to the router: a route
+/// on the cluster the filter names in [`TAIL_CALL_HEADER`] (a client's header of that name
+/// never gets there: the filter rewrites every header of a tail call and answers every other
+/// request itself). Its timeout is off: the filter sets the node's own timeout on each tail
+/// call (`x-envoy-upstream-rq-timeout-ms`), as on its callouts. Last, only reachable if the
+/// graph filter let any other request through: a tripwire whose
+/// `http.<name>.rq_direct_response` counter must stay 0.
+fn graph_routes(tail_calls: bool) -> Vec<Value> {
+    let tail = json!({
+        "match": { "prefix": "/", "headers": [{ "name": TAIL_CALL_HEADER, "present_match": true }] },
+        "route": { "cluster_header": TAIL_CALL_HEADER, "timeout": "0s" },
+        "request_headers_to_remove": [TAIL_CALL_HEADER],
+    });
+    let tripwire = json!({
+        "match": { "prefix": "/" },
+        "direct_response": {
+            "status": GRAPH_FALLBACK_STATUS,
+            "body": { "inline_string": GRAPH_FALLBACK_BODY },
+        },
+    });
+    if tail_calls {
+        vec![tail, tripwire]
+    } else {
+        vec![tripwire]
+    }
+}
+
+/// The graph filter's VM; tells the filter when it may make tail calls ([`graph_routes`]).
+fn graph_vm_config(config: &EnvoyConfig, vm_id: &str, wasm_path: &std::path::Path) -> Value {
+    let mut vm = json!({
+        "vm_id": vm_id,
+        "runtime": WASM_RUNTIME,
+        "code": { "local": { "filename": wasm_path.display().to_string() } },
+    });
+    if config.allow_on_headers_stop_iteration {
+        vm["environment_variables"] = json!({ "key_values": { TAIL_CALLS_ENV: "enabled" } });
+    }
+    vm
 }
 
 fn router() -> Value {
@@ -287,6 +327,85 @@ fn gateway_route(r: &GatewayRoute) -> Value {
             "append_action": "ADD_IF_ABSENT",
         }],
     })
+}
+
+/// Suffix of the HTTP/2 twin of a gateway route's cluster, for its gRPC route.
+pub const GRPC_TWIN_SUFFIX: &str = "-grpc";
+
+/// The deployment a gateway route serves, from its prefix `/seldon/<namespace>/<name>/`.
+fn deployment_of(prefix: &str) -> Option<(&str, &str)> {
+    let rest = prefix.strip_prefix("/seldon/")?.strip_suffix('/')?;
+    let (namespace, name) = rest.split_once('/')?;
+    (!namespace.is_empty() && !name.is_empty() && !name.contains('/')).then_some((namespace, name))
+}
+
+/// gRPC at the gateway, as Seldon v1's ingress routes it: a gRPC request whose metadata
+/// `seldon` and `namespace` name a deployment goes to that deployment's route, path kept
+/// (`/seldon.protos.Seldon/Predict`), over HTTP/2 (the `-grpc` twin of each cluster: gRPC's
+/// trailers do not cross HTTP/1.1). One per deployment route (`/seldon/<ns>/<name>/`), with
+/// its split, mirror and timeout; first, since gRPC paths match no deployment prefix.
+fn grpc_gateway_routes(routes: &[GatewayRoute]) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    routes
+        .iter()
+        .filter_map(|r| {
+            let (namespace, name) = deployment_of(&r.prefix)?;
+            if !seen.insert((namespace, name)) {
+                return None;
+            }
+            let twin = |c: &str| format!("{c}{GRPC_TWIN_SUFFIX}");
+            let grpc = GatewayRoute {
+                prefix: "/".into(),
+                rewrite: None,
+                clusters: r
+                    .clusters
+                    .iter()
+                    .map(|wc| crate::config::WeightedCluster {
+                        cluster: twin(&wc.cluster),
+                        weight: wc.weight,
+                    })
+                    .collect(),
+                mirror: r.mirror.as_ref().map(|m| crate::config::Mirror {
+                    cluster: twin(&m.cluster),
+                    percent: m.percent,
+                }),
+                timeout: r.timeout,
+            };
+            let mut route = gateway_route(&grpc);
+            route["match"] = json!({
+                "prefix": "/",
+                "grpc": {},
+                "headers": [
+                    { "name": "seldon", "string_match": { "exact": name } },
+                    { "name": "namespace", "string_match": { "exact": namespace } },
+                ],
+            });
+            Some(route)
+        })
+        .collect()
+}
+
+/// The HTTP/2 twins of the clusters the gRPC gateway routes use ([`grpc_gateway_routes`]).
+fn grpc_twins(config: &EnvoyConfig) -> Vec<Cluster> {
+    let mut names = std::collections::BTreeSet::new();
+    for l in &config.listeners {
+        if let ListenerKind::Gateway { routes } = &l.kind {
+            for r in routes.iter().filter(|r| deployment_of(&r.prefix).is_some()) {
+                names.extend(r.clusters.iter().map(|wc| wc.cluster.as_str()));
+                names.extend(r.mirror.iter().map(|m| m.cluster.as_str()));
+            }
+        }
+    }
+    config
+        .clusters
+        .iter()
+        .filter(|c| names.contains(c.name.as_str()))
+        .map(|c| Cluster {
+            name: format!("{}{GRPC_TWIN_SUFFIX}", c.name),
+            http2: true,
+            ..c.clone()
+        })
+        .collect()
 }
 
 /// The gateway's last route: a path no deployment serves gets a JSON 404 in Seldon's status
@@ -383,5 +502,48 @@ mod tests {
             v["route"]["request_mirror_policies"][0]["runtime_fraction"]["default_value"]["numerator"],
             125_000
         );
+    }
+
+    #[test]
+    fn grpc_routes_match_seldon_metadata_and_use_http2_twins() {
+        assert_eq!(deployment_of("/seldon/ns/iris/"), Some(("ns", "iris")));
+        assert_eq!(deployment_of("/seldon/ns/"), None);
+        assert_eq!(deployment_of("/docs/"), None);
+        assert_eq!(deployment_of("/seldon/ns/a/b/"), None);
+        let mut config = EnvoyConfig::new(9901);
+        config.clusters = vec![Cluster::http1("iris-main", "127.0.0.1", 9000)];
+        config.listeners = vec![Listener {
+            name: "gateway".into(),
+            port: 8080,
+            kind: ListenerKind::Gateway {
+                routes: vec![GatewayRoute {
+                    prefix: "/seldon/ns/iris/".into(),
+                    rewrite: Some("/".into()),
+                    clusters: vec![crate::config::WeightedCluster {
+                        cluster: "iris-main".into(),
+                        weight: 1,
+                    }],
+                    mirror: None,
+                    timeout: None,
+                }],
+            },
+        }];
+        let r = resources(&config).unwrap();
+        let twin = &r.clusters[1];
+        assert_eq!(twin["name"], "iris-main-grpc");
+        assert!(twin.to_string().contains("http2_protocol_options"));
+        let routes = &r.listeners[0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]
+            ["virtual_hosts"][0]["routes"];
+        assert_eq!(
+            routes[0]["match"]["headers"][0]["string_match"]["exact"],
+            "iris"
+        );
+        assert_eq!(
+            routes[0]["match"]["headers"][1]["string_match"]["exact"],
+            "ns"
+        );
+        assert_eq!(routes[0]["route"]["cluster"], "iris-main-grpc");
+        assert!(routes[0]["route"].get("prefix_rewrite").is_none());
+        assert_eq!(routes[1]["match"]["prefix"], "/seldon/ns/iris/");
     }
 }

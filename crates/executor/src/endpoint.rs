@@ -18,7 +18,8 @@
 //! | `GET /ready`, `/api/v1.0/status`, `/api/v1.0/health/status`, `/health/status`, `/v2/health/ready` | any | every node ready |
 //! | `GET /live`, `/v2/health/live` | any | the filter is up |
 //! | `GET /health/ping` | any | `pong` |
-//! | `POST /seldon.protos.*`, `/inference.*`, `/tensorflow.serving.*` (gRPC) | any | 404 `GRPC_NOT_SERVED` (gRPC clients see `grpc-status: 12`) |
+//! | `POST /seldon.protos.Seldon/Predict`, `/seldon.protos.Seldon/SendFeedback` (gRPC, one unary frame) | seldon | run the graph / feedback, answered as gRPC (needs tail calls) |
+//! | other `POST /seldon.protos.*`, `/inference.*`, `/tensorflow.serving.*` (gRPC) | any | 404 `GRPC_NOT_SERVED` (gRPC clients see `grpc-status: 12`) |
 
 use seldon_graph::{NodeId, Plan, Protocol};
 
@@ -50,14 +51,19 @@ pub enum Endpoint {
     Live,
     /// `GET /health/ping`: `pong`, as Seldon's Python wrapper answers.
     Ping,
+    /// gRPC `seldon.protos.Seldon/Predict` (seldon graphs): the SeldonMessage turned into its
+    /// REST JSON, the graph run as for `Predictions`, the answer turned back.
+    GrpcPredict,
+    /// gRPC `seldon.protos.Seldon/SendFeedback`: as `Feedback`, answered with a SeldonMessage.
+    GrpcFeedback,
 }
 
 impl Endpoint {
     /// The `service` label of the server metrics (Seldon's names where it has one).
     pub fn metric_service(&self) -> &'static str {
         match self {
-            Endpoint::Predictions | Endpoint::V2Infer => "predictions",
-            Endpoint::Feedback => "feedback",
+            Endpoint::Predictions | Endpoint::V2Infer | Endpoint::GrpcPredict => "predictions",
+            Endpoint::Feedback | Endpoint::GrpcFeedback => "feedback",
             Endpoint::GraphMetadata | Endpoint::NodeMetadata(_) | Endpoint::V2ModelMetadata(_) => {
                 "metadata"
             }
@@ -65,7 +71,17 @@ impl Endpoint {
             Endpoint::Live | Endpoint::Ping => "live",
         }
     }
+
+    /// A gRPC call (answered with gRPC status and framed protobuf).
+    pub fn is_grpc(&self) -> bool {
+        matches!(self, Endpoint::GrpcPredict | Endpoint::GrpcFeedback)
+    }
 }
+
+/// Seldon's gRPC service at the entry (`proto/seldon/prediction.proto`).
+pub const GRPC_SELDON_PREDICT: &str = "/seldon.protos.Seldon/Predict";
+/// Seldon's gRPC feedback method.
+pub const GRPC_SELDON_FEEDBACK: &str = "/seldon.protos.Seldon/SendFeedback";
 
 /// Why a request matches no endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +130,14 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
         "/live" | "/v2/health/live" => return get(Endpoint::Live),
         "/health/ping" => return get(Endpoint::Ping),
         _ => {}
+    }
+    if plan.protocol == Protocol::Seldon {
+        let post = |e: Endpoint| expect_method(method, "POST", path, e);
+        match path {
+            GRPC_SELDON_PREDICT => return post(Endpoint::GrpcPredict),
+            GRPC_SELDON_FEEDBACK => return post(Endpoint::GrpcFeedback),
+            _ => {}
+        }
     }
     if is_grpc_method(path) {
         return Err(NoEndpoint::GrpcNotServed {

@@ -74,6 +74,12 @@ pub enum Failure {
     NotReady { node: String, status: String },
     #[error("{0}")]
     NoEndpoint(NoEndpointText),
+    /// A gRPC call whose answer would not come from one node call through Envoy's router
+    /// (the tail call): a filter cannot put a message in a gRPC local reply.
+    #[error(
+        "gRPC answers need the graph's last step to be one node call through Envoy's router (the tail call): {0}"
+    )]
+    GrpcNeedsTail(String),
 }
 
 /// `NoEndpoint` with its message.
@@ -155,6 +161,7 @@ impl Failure {
             Failure::BadFeedback(_)
             | Failure::BadRequest(_)
             | Failure::BodyTooLarge { .. }
+            | Failure::GrpcNeedsTail(_)
             | Failure::NoEndpoint(_) => None,
         }
     }
@@ -174,6 +181,7 @@ impl Failure {
             Failure::BadFeedbackRoute { .. } => (400, "BAD_FEEDBACK"),
             Failure::BodyTooLarge { .. } => (413, "PAYLOAD_TOO_LARGE"),
             Failure::NotReady { .. } => (503, "NOT_READY"),
+            Failure::GrpcNeedsTail(_) => (501, "GRPC_NOT_SERVED"),
             Failure::NoEndpoint(t) => match t.kind {
                 NoEndpoint::MethodNotAllowed { .. } => (405, "METHOD_NOT_ALLOWED"),
                 NoEndpoint::NotFound { .. }
@@ -183,6 +191,16 @@ impl Failure {
                 | NoEndpoint::NoFeedbackInV2 => (404, "NOT_FOUND"),
                 NoEndpoint::GrpcNotServed { .. } => (404, "GRPC_NOT_SERVED"),
             },
+        }
+    }
+
+    /// The gRPC status of this failure (a gRPC call's error): the code from its HTTP status
+    /// (gRPC's own HTTP mapping, with a node's unusable answer INTERNAL), the message its
+    /// text, naming the node.
+    pub fn to_grpc(&self) -> crate::host::GrpcStatus {
+        crate::host::GrpcStatus {
+            code: grpc_code(self.status_and_reason().0),
+            message: self.to_string(),
         }
     }
 
@@ -201,6 +219,7 @@ impl Failure {
                     .map(|ct| ("content-type".to_string(), ct.clone()))
                     .collect(),
                 body: body.clone(),
+                grpc: None,
             },
             _ => Response::json(
                 status,
@@ -213,5 +232,26 @@ impl Failure {
                 .push((names::NODE_HEADER.to_string(), node.to_string()));
         }
         response
+    }
+}
+
+/// gRPC status code for an HTTP status (gRPC's HTTP-to-gRPC mapping, refined for the filter:
+/// 400 INVALID_ARGUMENT, 413 RESOURCE_EXHAUSTED, 502 INTERNAL (a node's unusable answer),
+/// 504 DEADLINE_EXCEEDED).
+pub fn grpc_code(status: u16) -> u32 {
+    match status {
+        200..=299 => 0,
+        400 => 3,
+        401 => 16,
+        403 => 7,
+        404 => 5,
+        405 | 501 => 12,
+        408 | 504 => 4,
+        409 => 10,
+        413 | 429 => 8,
+        499 => 1,
+        503 => 14,
+        500..=599 => 13,
+        _ => 2,
     }
 }

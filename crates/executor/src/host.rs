@@ -82,6 +82,32 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
+    /// For a gRPC call: the status the client gets in `grpc-status`/`grpc-message`
+    /// (trailers), `body` then being the framed message (or empty on an error).
+    pub grpc: Option<GrpcStatus>,
+}
+
+/// A gRPC status: code (0 OK, 3 INVALID_ARGUMENT, …) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcStatus {
+    pub code: u32,
+    pub message: String,
+}
+
+impl GrpcStatus {
+    /// The message as `grpc-message` carries it: percent-encoded outside printable ASCII
+    /// (and `%` itself), as the gRPC HTTP/2 spec asks.
+    pub fn encoded_message(&self) -> String {
+        let mut out = String::with_capacity(self.message.len());
+        for b in self.message.bytes() {
+            if (0x20..=0x7e).contains(&b) && b != b'%' {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
 }
 
 impl Response {
@@ -100,6 +126,7 @@ impl Response {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body,
+            grpc: None,
         }
     }
 }

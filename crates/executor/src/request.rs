@@ -28,6 +28,13 @@ pub enum Step {
     Wait,
     /// Answer the client with this and stop.
     Respond(Response),
+    /// The tail call: hand this call to Envoy's router instead of a callout (the host rewrites
+    /// the request's `:path`, `:authority`, headers and body and sets
+    /// [`names::UPSTREAM_HEADER`] to `call.cluster`). Its answer is the request's answer once
+    /// checked: the host passes it to [`RequestExecutor::on_tail_response`], which returns the
+    /// `Step::Respond` to rewrite the node's answer into. Only offered when the host said it
+    /// can ([`RequestExecutor::with_tail_calls`]).
+    Tail(Call),
 }
 
 /// Runs one request.
@@ -53,6 +60,14 @@ pub struct RequestExecutor {
     done: bool,
     /// The request span, when tracing is on and the endpoint is traced (`trace.rs`).
     trace: Option<RequestTrace>,
+    /// The host can hand the last node call to Envoy's router (`Step::Tail`).
+    tail_calls: bool,
+    /// The tail call, once handed over: what it is for, as `pending` holds callouts.
+    tail: Option<Pending>,
+    /// The tail call to hand over at the end of this event.
+    tail_out: Option<Call>,
+    /// A tail call was made: the answer will come from the router (gRPC needs it).
+    tailed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +143,73 @@ impl RequestExecutor {
             skip_logging: false,
             done: false,
             trace: None,
+            tail_calls: false,
+            tail: None,
+            tail_out: None,
+            tailed: false,
         }
+    }
+
+    /// Lets the executor answer with `Step::Tail` for the graph's last node call: the host can
+    /// still rewrite the request when the body has arrived (Envoy's
+    /// `allow_on_headers_stop_iteration`, request headers held) and routes it by
+    /// [`names::UPSTREAM_HEADER`].
+    pub fn with_tail_calls(mut self, on: bool) -> Self {
+        self.tail_calls = on;
+        self
+    }
+
+    /// The tail call's answer (`Step::Tail`), as Envoy's router delivered it: checked like any
+    /// node answer, then the request's answer (or the failure naming the node).
+    pub fn on_tail_response(&mut self, host: &mut dyn Host, response: CallResponse) -> Step {
+        let step = match self.tail.take() {
+            Some(pending) => self.answered(host, pending, response),
+            None => self.fail(Failure::DispatchFailed {
+                node: String::new(),
+                service: Service::Predict,
+                detail: "an answer came from the router but no tail call was made".into(),
+            }),
+        };
+        self.end_spans(host);
+        step
+    }
+
+    /// The host could not hand the tail call over (`Step::Tail`): the request fails, naming
+    /// the node.
+    pub fn on_tail_failed(&mut self, host: &mut dyn Host, detail: String) -> Step {
+        let step = match self.tail.take() {
+            Some(pending) => {
+                let plan = Rc::clone(&self.plan);
+                let node = &plan.nodes[pending.node];
+                let failure = Failure::DispatchFailed {
+                    node: node.name.clone(),
+                    service: pending.service,
+                    detail,
+                };
+                if let (Some(trace), Some(span)) = (&self.trace, &pending.span) {
+                    let now = host.now_ns();
+                    let error = Some(failure.to_string());
+                    if let Some(s) =
+                        trace.node_span(span, node, pending.service, None, None, now, error)
+                    {
+                        host.span_done(s);
+                    }
+                }
+                self.fail(failure)
+            }
+            None => self.fail(Failure::DispatchFailed {
+                node: String::new(),
+                service: Service::Predict,
+                detail,
+            }),
+        };
+        self.end_spans(host);
+        step
+    }
+
+    /// True while a tail call is with the router.
+    pub fn tail_pending(&self) -> bool {
+        self.tail.is_some()
     }
 
     /// The endpoint this request was classified as, once headers arrived.
@@ -223,6 +304,7 @@ impl RequestExecutor {
         let method = find_header(&headers, ":method")
             .unwrap_or("GET")
             .to_string();
+
         let path = find_header(&headers, ":path").unwrap_or("/").to_string();
         self.puid = match find_header(&headers, names::PUID_HEADER) {
             Some(p) if !p.is_empty() => p.to_string(),
@@ -246,9 +328,22 @@ impl RequestExecutor {
             Err(no) => return self.fail(Failure::from(no)),
         };
         self.endpoint = Some(endpoint.clone());
+        if endpoint.is_grpc() && !self.tail_calls {
+            return self.fail(Failure::GrpcNeedsTail(
+                "this listener does not hold request headers (allow_on_headers_stop_iteration), so the filter keeps to callouts".into(),
+            ));
+        }
+        if end_of_stream {
+            // No body to rewrite: Envoy gives a filter no way to add one to the request.
+            self.tail_calls = false;
+        }
         let traced = matches!(
             endpoint,
-            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer
+            Endpoint::Predictions
+                | Endpoint::Feedback
+                | Endpoint::V2Infer
+                | Endpoint::GrpcPredict
+                | Endpoint::GrpcFeedback
         );
         if traced && let Some(tracing) = &self.plan.tracing {
             let plan = Rc::clone(&self.plan);
@@ -260,10 +355,20 @@ impl RequestExecutor {
             self.trace = Some(trace);
         }
         match endpoint {
-            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer if end_of_stream => {
+            Endpoint::Predictions
+            | Endpoint::Feedback
+            | Endpoint::V2Infer
+            | Endpoint::GrpcPredict
+            | Endpoint::GrpcFeedback
+                if end_of_stream =>
+            {
                 self.body_arrived(host, Vec::new())
             }
-            Endpoint::Predictions | Endpoint::Feedback | Endpoint::V2Infer => Step::WaitBody,
+            Endpoint::Predictions
+            | Endpoint::Feedback
+            | Endpoint::V2Infer
+            | Endpoint::GrpcPredict
+            | Endpoint::GrpcFeedback => Step::WaitBody,
             Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
             Endpoint::Ping => self.respond(Response::with_type(
                 200,
@@ -307,6 +412,31 @@ impl RequestExecutor {
         if let Some(step) = self.check_body_size(body.len()) {
             return step;
         }
+        let body = match self.endpoint {
+            Some(Endpoint::GrpcPredict) => {
+                match seldon_protocol::grpc::unframe(&body)
+                    .and_then(seldon_protocol::grpc::seldon_message_to_json)
+                {
+                    Ok(json) => json,
+                    Err(e) => return self.fail(Failure::BadRequest(format!("gRPC Predict: {e}"))),
+                }
+            }
+            Some(Endpoint::GrpcFeedback) => {
+                match seldon_protocol::grpc::unframe(&body)
+                    .and_then(seldon_protocol::grpc::feedback_to_json)
+                {
+                    Ok(json) => json,
+                    Err(e) => {
+                        return self.fail(Failure::BadFeedback(format!("gRPC SendFeedback: {e}")));
+                    }
+                }
+            }
+            _ => body,
+        };
+        if self.endpoint.as_ref().is_some_and(Endpoint::is_grpc) {
+            // Nodes get the message's REST JSON.
+            self.content_type = Some("application/json".into());
+        }
         let msg = Msg {
             body,
             content_type: self.content_type.clone(),
@@ -314,14 +444,14 @@ impl RequestExecutor {
             producer: None,
         };
         match self.endpoint {
-            Some(Endpoint::Predictions) | Some(Endpoint::V2Infer) => {
+            Some(Endpoint::Predictions | Endpoint::V2Infer | Endpoint::GrpcPredict) => {
                 if let Err(f) = self.check_request(&msg.body) {
                     return self.fail(f);
                 }
                 let root = self.new_task(0, None, Mode::Predict, msg);
                 self.run(host, root)
             }
-            Some(Endpoint::Feedback) => {
+            Some(Endpoint::Feedback | Endpoint::GrpcFeedback) => {
                 if let Err(f) = check_feedback(&msg.body) {
                     return self.fail(f);
                 }
@@ -341,6 +471,12 @@ impl RequestExecutor {
         let Some(pending) = self.pending.remove(&token) else {
             return Step::Wait;
         };
+        self.answered(host, pending, response)
+    }
+
+    /// A call (callout or tail call) answered: metrics, the hop's check, its span, then the
+    /// graph goes on.
+    fn answered(&mut self, host: &mut dyn Host, pending: Pending, response: CallResponse) -> Step {
         let plan = Rc::clone(&self.plan);
         let node = &plan.nodes[pending.node];
         let now = host.now_ns();
@@ -426,7 +562,51 @@ impl RequestExecutor {
                 },
             }
         }
-        Step::Wait
+        match self.tail_out.take() {
+            Some(call) => Step::Tail(call),
+            None => Step::Wait,
+        }
+    }
+
+    /// Whether the call for `service` on task `t` is the graph's last: its answer, unchanged
+    /// by any further node call, becomes the request's answer (`finish` may still add the
+    /// routing). So: a prediction (or feedback's last `/send-feedback`); after this call the task has no children to run and no
+    /// `/transform-output` left; every ancestor waits on this one child only and makes no call
+    /// after it (no `/aggregate`, no `/transform-output`). Feedback, routers' `/route` and
+    /// probes stay callouts.
+    fn is_tail(&self, t: usize, service: Service) -> bool {
+        if !self.tail_calls || !self.pending.is_empty() || self.tail.is_some() {
+            return false;
+        }
+        let task = &self.tasks[t];
+        let node = &self.plan.nodes[task.node];
+        let last_of_task = match (task.mode, service) {
+            (Mode::Predict, Service::Predict | Service::TransformInput) => {
+                node.children.is_empty() && !node.transform_output
+            }
+            (Mode::Predict, Service::Aggregate) => !node.transform_output,
+            (Mode::Predict, Service::TransformOutput) | (Mode::Feedback, Service::SendFeedback) => {
+                true
+            }
+            _ => false,
+        };
+        if !last_of_task {
+            return false;
+        }
+        let mut up = task.parent;
+        while let Some((p, _)) = up {
+            let parent = &self.tasks[p];
+            let pnode = &self.plan.nodes[parent.node];
+            let calls_after = match parent.mode {
+                Mode::Predict => pnode.aggregate || pnode.transform_output,
+                Mode::Feedback => pnode.send_feedback,
+            };
+            if parent.selected.len() != 1 || calls_after {
+                return false;
+            }
+            up = parent.parent;
+        }
+        true
     }
 
     /// Moves task `t` through its stages until it must wait or is done.
@@ -625,7 +805,36 @@ impl RequestExecutor {
             msg.content_type.clone()
         };
         let call = self.call(node, service, Some(body), content_type)?;
+        if self.is_tail(t, service) {
+            self.hand_over(host, call, id, service, t);
+            return Ok(());
+        }
         self.dispatch(host, call, id, service, Some(t))
+    }
+
+    /// Keeps the tail call to return as `Step::Tail` (with its span, as `dispatch` does).
+    fn hand_over(
+        &mut self,
+        host: &mut dyn Host,
+        mut call: Call,
+        node: NodeId,
+        service: Service,
+        t: usize,
+    ) {
+        let started_ns = host.now_ns();
+        let span = self.trace.as_ref().map(|trace| {
+            let bytes_out = call.body.as_ref().map_or(0, Vec::len);
+            trace.child(host, &mut call.headers, bytes_out, started_ns)
+        });
+        self.tail = Some(Pending {
+            node,
+            service,
+            started_ns,
+            task: Some(t),
+            span,
+        });
+        self.tailed = true;
+        self.tail_out = Some(call);
     }
 
     /// Dispatches `call` and remembers what it is for under the host's token. With tracing
@@ -804,9 +1013,10 @@ impl RequestExecutor {
 
     /// The root finished: answer with its message.
     fn finish(&mut self, msg: Msg) -> Step {
+        let producer = msg.producer;
         let body = match self.endpoint {
-            Some(Endpoint::Feedback) if !msg.from_node => b"{}".to_vec(),
-            Some(Endpoint::Predictions) if self.plan.routes => {
+            Some(Endpoint::Feedback | Endpoint::GrpcFeedback) if !msg.from_node => b"{}".to_vec(),
+            Some(Endpoint::Predictions | Endpoint::GrpcPredict) if self.plan.routes => {
                 match seldon_protocol::inject_routing(&msg.body, &self.routing) {
                     Ok(b) => b,
                     // A non-JSON answer still reaches the client; it just carries no routing.
@@ -815,8 +1025,47 @@ impl RequestExecutor {
             }
             _ => msg.body,
         };
+        if self.endpoint.as_ref().is_some_and(Endpoint::is_grpc) {
+            return self.finish_grpc(producer, body);
+        }
         let content_type = msg.content_type.as_deref().unwrap_or("application/json");
         self.respond(Response::with_type(200, content_type, body))
+    }
+
+    /// A gRPC call's answer: the REST JSON turned into a framed SeldonMessage, `grpc-status`
+    /// 0. Only an answer that comes through the router can carry it (`Failure::GrpcNeedsTail`).
+    fn finish_grpc(&mut self, producer: Option<NodeId>, json: Vec<u8>) -> Step {
+        if !self.tailed {
+            return self.fail(Failure::GrpcNeedsTail(
+                "this graph's answer is not one node's (parallel children without a combiner, or a router skipping its children)".into(),
+            ));
+        }
+        match seldon_protocol::grpc::seldon_message_from_json(&json) {
+            Ok(pb) => {
+                let mut response =
+                    Response::with_type(200, "application/grpc", seldon_protocol::grpc::frame(&pb));
+                response.grpc = Some(crate::host::GrpcStatus {
+                    code: 0,
+                    message: String::new(),
+                });
+                self.respond(response)
+            }
+            Err(e) => {
+                let (node, service) = match producer {
+                    Some(id) => (self.plan.nodes[id].name.clone(), Service::Predict),
+                    None => (String::new(), Service::Predict),
+                };
+                let service = match self.endpoint {
+                    Some(Endpoint::GrpcFeedback) => Service::SendFeedback,
+                    _ => service,
+                };
+                self.fail(Failure::BadOutput {
+                    node,
+                    service,
+                    detail: format!("its answer is not a SeldonMessage for the gRPC client: {e}"),
+                })
+            }
+        }
     }
 
     /// The one way out: every answer, success or failure, ends the request here and carries
@@ -867,7 +1116,17 @@ impl RequestExecutor {
         if let Some(trace) = &mut self.trace {
             trace.failed(failure.to_string());
         }
-        self.respond(failure.to_response())
+        let mut response = failure.to_response();
+        if self.endpoint.as_ref().is_some_and(Endpoint::is_grpc) {
+            // gRPC errors: status and message (naming the node) in trailers, no body.
+            response.grpc = Some(failure.to_grpc());
+            response.body.clear();
+            response.headers.retain(|(k, _)| k != "content-type");
+            response
+                .headers
+                .push(("content-type".into(), "application/grpc".into()));
+        }
+        self.respond(response)
     }
 }
 

@@ -1171,7 +1171,7 @@ fn grpc_methods_are_refused_clearly() {
     for (protocol, method, hint) in [
         (
             Protocol::Seldon,
-            "/seldon.protos.Seldon/Predict",
+            "/tensorflow.serving.PredictionService/Predict",
             "POST /api/v1.0/predictions",
         ),
         (

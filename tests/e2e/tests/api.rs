@@ -456,18 +456,22 @@ async fn grpc_call(
     (status, headers, collected.to_bytes(), trailers)
 }
 
-/// gRPC at the graph entry is not served yet (issue 12, item 1): a gRPC client gets a proper
-/// gRPC error, UNIMPLEMENTED with a message that says so, not a hang or an HTTP error page.
-/// (Why answers need a tail call first: wasm-filter/README.md, "Answering gRPC".)
+/// A gRPC service the entry does not serve (only `seldon.protos.Seldon` is, `tests/grpc.rs`):
+/// a gRPC client gets a proper gRPC error, UNIMPLEMENTED with a message that says so, not a
+/// hang or an HTTP error page.
 #[tokio::test]
-async fn grpc_predict_is_refused_with_unimplemented() {
+async fn an_unserved_grpc_service_is_refused_with_unimplemented() {
     let g = start(GraphSpec::new(
         "name: m",
         vec![TestModelSpec::new("m", Mode::Echo)],
     ))
     .await;
-    let (status, headers, data, trailers) =
-        grpc_call(&g.url, "/seldon.protos.Seldon/Predict", b"\x1a\x00").await;
+    let (status, headers, data, trailers) = grpc_call(
+        &g.url,
+        "/tensorflow.serving.PredictionService/Predict",
+        b"\x1a\x00",
+    )
+    .await;
     assert_eq!(status, 200, "gRPC errors travel in grpc-status");
     assert!(
         data.is_empty() && trailers.is_none(),
@@ -484,7 +488,7 @@ async fn grpc_predict_is_refused_with_unimplemented() {
     let message: Value = serde_json::from_str(&percent_decode(header("grpc-message"))).unwrap();
     assert_eq!(
         message["status"]["info"],
-        "gRPC at the graph entry is not served yet (/seldon.protos.Seldon/Predict); use REST: POST /api/v1.0/predictions"
+        "gRPC at the graph entry is not served yet (/tensorflow.serving.PredictionService/Predict); use REST: POST /api/v1.0/predictions"
     );
     assert_eq!(message["status"]["reason"], "GRPC_NOT_SERVED");
     assert!(calls(&g, "m").await.is_empty());
