@@ -313,8 +313,26 @@ pub fn refusals(sdep: &SeldonDeployment) -> Vec<Violation> {
             );
         }
         for (j, c) in p.component_specs.iter().enumerate() {
-            let Some(keda) = &c.keda_spec else { continue };
             let at = format!("{path}.componentSpecs[{j}]");
+            // Seldon's executor and Python wrapper also read seldon.io/* from the pod's own
+            // annotations (podinfo), so one set here took effect in Seldon; render reads them
+            // from the SeldonDeployment and predictor only: refused, never copied in silence.
+            for key in c.metadata.annotations.iter().flat_map(|a| a.keys()) {
+                let seldon = key.starts_with("seldon.io/") || key.starts_with("mesh.seldon.io/");
+                let message = match annotation_refusal(key) {
+                    Some(m) => m,
+                    None if seldon => format!(
+                        "is read from spec.annotations or {path}.annotations; on a componentSpec \
+                         it would only be copied onto the pods — move it there"
+                    ),
+                    None => continue,
+                };
+                out.push(Violation {
+                    path: format!("{at}.metadata.annotations[{key:?}]"),
+                    message,
+                });
+            }
+            let Some(keda) = &c.keda_spec else { continue };
             if c.hpa_spec.is_some() {
                 refuse(
                     &mut out,
@@ -411,6 +429,21 @@ mod tests {
                 "spec.predictors[0].ssl",
                 "spec.predictors[0].componentSpecs[0].kedaSpec",
                 "spec.predictors[0].componentSpecs[0].kedaSpec.triggers",
+            ]
+        );
+    }
+
+    #[test]
+    fn seldon_annotations_on_a_component_are_refused_others_kept() {
+        let yaml = BASE.replace(
+            "  - name: p\n",
+            "  - name: p\n    componentSpecs:\n    - metadata: {annotations: {seldon.io/rest-timeout: '5000', seldon.io/engine-x: '1', prometheus.io/port: '6000'}}\n",
+        );
+        assert_eq!(
+            refused(&yaml),
+            [
+                "spec.predictors[0].componentSpecs[0].metadata.annotations[\"seldon.io/engine-x\"]: sets the environment variable X of Seldon's executor; there is no executor container: the graph runs in the sidecar's filter. Equivalents: the per-hop timeout is seldon.io/rest-timeout (honoured), the request size limit mesh.seldon.io/body-limit-bytes, tracing is the mesh's; remove it",
+                "spec.predictors[0].componentSpecs[0].metadata.annotations[\"seldon.io/rest-timeout\"]: is read from spec.annotations or spec.predictors[0].annotations; on a componentSpec it would only be copied onto the pods — move it there",
             ]
         );
     }
