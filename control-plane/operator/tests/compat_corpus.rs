@@ -8,7 +8,7 @@
 //!    server (strict field validation; the webhook admits it) and read back as `v1`, and
 //!    renders the same objects as the file does;
 //! 2. every object `seldon_render::render` gives for it (Deployments, Services, HPAs, PDBs,
-//!    Istio objects, Emissary `Mapping`s for files named `ambassador-*`) is applied with
+//!    Istio objects, KEDA ScaledObjects, Emissary `Mapping`s for files named `ambassador-*`) is applied with
 //!    server-side apply, dry-run, strict field validation: the API server checks each against
 //!    its built-in type or the CRD's schema, and a misspelt field fails instead of being pruned;
 //! 3. every manifest under `manifests/compat/refused/` is denied by the webhook through the
@@ -40,10 +40,12 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The CRDs installed besides ours: Istio's and Emissary's (Mapping, Host, Listener).
+/// The CRDs installed besides ours: Istio's, Emissary's (Mapping, Host, Listener) and KEDA's
+/// ScaledObject.
 const CRD_FILES: &[&str] = &[
     "control-plane/render/tests/schemas/istio-crds.gen.yaml",
     "control-plane/render/tests/schemas/emissary/emissary-crds.gen.yaml",
+    "control-plane/render/tests/schemas/keda/keda.sh_scaledobjects.yaml",
 ];
 
 /// `manifests/compat/*.yaml` (or `refused/*.yaml`), sorted.
@@ -500,6 +502,7 @@ async fn every_corpus_manifest_is_served_or_refused_by_a_real_apiserver() {
         "WasmPlugin",
         "EnvoyFilter",
         "Mapping",
+        "ScaledObject",
     ] {
         assert!(kinds.contains_key(kind), "the corpus renders no {kind}");
     }
