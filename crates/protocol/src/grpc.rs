@@ -22,6 +22,61 @@ use crate::wire::{
     Fields, Varints, Wire, put_bytes, put_message, put_tag, put_varint, put_varint_field,
 };
 
+/// gRPC method paths (`:path`) of the services in `proto/`: what a gRPC call at the entry
+/// names, and what the filter calls on a gRPC node for each step. Pinned against the `.proto`
+/// services in `tests/grpc.rs`.
+pub mod method {
+    /// Entry (graph-level API, service `seldon.protos.Seldon`).
+    pub const SELDON_PREDICT: &str = "/seldon.protos.Seldon/Predict";
+    pub const SELDON_SEND_FEEDBACK: &str = "/seldon.protos.Seldon/SendFeedback";
+    /// Node calls, Seldon protocol: one service per node kind, as Seldon's executor calls them.
+    pub const MODEL_PREDICT: &str = "/seldon.protos.Model/Predict";
+    pub const MODEL_SEND_FEEDBACK: &str = "/seldon.protos.Model/SendFeedback";
+    pub const TRANSFORMER_TRANSFORM_INPUT: &str = "/seldon.protos.Transformer/TransformInput";
+    pub const OUTPUT_TRANSFORMER_TRANSFORM_OUTPUT: &str =
+        "/seldon.protos.OutputTransformer/TransformOutput";
+    pub const ROUTER_ROUTE: &str = "/seldon.protos.Router/Route";
+    pub const ROUTER_SEND_FEEDBACK: &str = "/seldon.protos.Router/SendFeedback";
+    pub const COMBINER_AGGREGATE: &str = "/seldon.protos.Combiner/Aggregate";
+    /// `UNKNOWN_TYPE` nodes with several methods serve `Generic`.
+    pub const GENERIC_TRANSFORM_INPUT: &str = "/seldon.protos.Generic/TransformInput";
+    pub const GENERIC_TRANSFORM_OUTPUT: &str = "/seldon.protos.Generic/TransformOutput";
+    pub const GENERIC_ROUTE: &str = "/seldon.protos.Generic/Route";
+    pub const GENERIC_AGGREGATE: &str = "/seldon.protos.Generic/Aggregate";
+    pub const GENERIC_SEND_FEEDBACK: &str = "/seldon.protos.Generic/SendFeedback";
+    /// Open Inference Protocol (`inference.GRPCInferenceService`), entry and v2 nodes alike.
+    pub const MODEL_INFER: &str = "/inference.GRPCInferenceService/ModelInfer";
+    pub const MODEL_READY: &str = "/inference.GRPCInferenceService/ModelReady";
+    pub const MODEL_METADATA: &str = "/inference.GRPCInferenceService/ModelMetadata";
+    pub const SERVER_LIVE: &str = "/inference.GRPCInferenceService/ServerLive";
+    pub const SERVER_READY: &str = "/inference.GRPCInferenceService/ServerReady";
+    pub const SERVER_METADATA: &str = "/inference.GRPCInferenceService/ServerMetadata";
+
+    /// Every path above.
+    pub const ALL: [&str; 20] = [
+        SELDON_PREDICT,
+        SELDON_SEND_FEEDBACK,
+        MODEL_PREDICT,
+        MODEL_SEND_FEEDBACK,
+        TRANSFORMER_TRANSFORM_INPUT,
+        OUTPUT_TRANSFORMER_TRANSFORM_OUTPUT,
+        ROUTER_ROUTE,
+        ROUTER_SEND_FEEDBACK,
+        COMBINER_AGGREGATE,
+        GENERIC_TRANSFORM_INPUT,
+        GENERIC_TRANSFORM_OUTPUT,
+        GENERIC_ROUTE,
+        GENERIC_AGGREGATE,
+        GENERIC_SEND_FEEDBACK,
+        MODEL_INFER,
+        MODEL_READY,
+        MODEL_METADATA,
+        SERVER_LIVE,
+        SERVER_READY,
+        SERVER_METADATA,
+    ];
+}
+
 const CONTEXT: &str = "SeldonMessage (gRPC)";
 
 /// One uncompressed gRPC message with its 5-byte prefix (flag 0, big-endian length).

@@ -276,3 +276,53 @@ fn message_lists_match_the_reference() {
         "{err}"
     );
 }
+
+#[test]
+fn method_paths_name_real_rpcs() {
+    use seldon_protocol::grpc::method;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let fds = protox::compile(
+        [
+            "seldon/prediction.proto",
+            "inference/open_inference_grpc.proto",
+        ],
+        [dir],
+    )
+    .unwrap();
+    let pool = DescriptorPool::from_file_descriptor_set(fds).unwrap();
+    let mut rpcs = Vec::new();
+    for service in pool.services() {
+        for m in service.methods() {
+            rpcs.push(format!("/{}/{}", service.full_name(), m.name()));
+        }
+    }
+    for path in method::ALL {
+        assert!(
+            rpcs.iter().any(|r| r == path),
+            "{path} is not an rpc of proto/: {rpcs:?}"
+        );
+    }
+    // Each step's input type is what our codecs read.
+    let input_of = |path: &str| {
+        let (service, name) = path[1..].split_once('/').unwrap();
+        let s = pool.get_service_by_name(service).unwrap();
+        let m = s.methods().find(|m| m.name() == name).unwrap();
+        m.input().full_name().to_string()
+    };
+    assert_eq!(
+        input_of(method::COMBINER_AGGREGATE),
+        "seldon.protos.SeldonMessageList"
+    );
+    assert_eq!(
+        input_of(method::MODEL_SEND_FEEDBACK),
+        "seldon.protos.Feedback"
+    );
+    assert_eq!(
+        input_of(method::SELDON_PREDICT),
+        "seldon.protos.SeldonMessage"
+    );
+    assert_eq!(input_of(method::MODEL_INFER), "inference.ModelInferRequest");
+    // The list is complete and has no duplicates.
+    let unique: std::collections::BTreeSet<_> = method::ALL.iter().collect();
+    assert_eq!(unique.len(), method::ALL.len());
+}
