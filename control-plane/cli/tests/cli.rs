@@ -370,7 +370,7 @@ fn validate_refuses_unrendered_v1_fields_with_what_to_do() {
         )
         .replace(
             "  - name: default\n",
-            "  - name: default\n    explainer: {type: AnchorTabular, modelUri: gs://b/explainer}\n",
+            "  - name: default\n    explainer: {type: Anchors, modelUri: gs://b/explainer}\n",
         );
     let f = write(&text_in);
     let out = bin()
@@ -388,7 +388,7 @@ fn validate_refuses_unrendered_v1_fields_with_what_to_do() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("spec.predictors[0].explainer: explainers are not rendered yet; remove it or run the explainer as a separate SeldonDeployment"),
+        stdout.contains("spec.predictors[0].explainer.type: \"Anchors\" is not an Alibi explainer type Seldon knows (known: AnchorTabular,"),
         "{stdout}"
     );
 }
