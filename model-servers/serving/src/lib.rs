@@ -30,6 +30,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod offload;
 pub mod otel;
+pub mod parse_errors;
 pub mod rest;
 pub mod server;
 pub mod service;

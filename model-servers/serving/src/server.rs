@@ -157,7 +157,9 @@ impl Bound {
         let grpc_routes = crate::grpc::routes(self.service.clone(), self.config.max_body_bytes);
         tracing::info!(http = %self.http_addr, grpc = %self.grpc_addr, metrics = %self.metrics_addr, "serving");
 
-        let http = axum::serve(self.http, rest).with_graceful_shutdown(wait(rx.clone()));
+        // hyper's own refusals of a malformed request head answer JSON too (parse_errors.rs)
+        let http = axum::serve(crate::parse_errors::JsonParseErrors(self.http), rest)
+            .with_graceful_shutdown(wait(rx.clone()));
         let metrics =
             axum::serve(self.metrics, metrics_app).with_graceful_shutdown(wait(rx.clone()));
         // without tracing, `option_layer` is the bare routes: no span code on the path

@@ -242,6 +242,7 @@ fn row(class: &'static str, sent: &'static str, request: Vec<u8>, expect: Expect
 }
 
 const BAD: &str = "MICROSERVICE_BAD_DATA";
+const TOO_LARGE: &str = "MICROSERVICE_REQUEST_TOO_LARGE";
 
 fn rows() -> Vec<Row> {
     use Expect::{Ok, V1, V2};
@@ -509,6 +510,53 @@ fn rows() -> Vec<Row> {
                 V1_GOOD.as_bytes(),
             ),
             Ok("[3.0]"),
+        ),
+        // --- refused by hyper's HTTP/1 parser before any route (src/parse_errors.rs)
+        row(
+            "header block over hyper's buffer",
+            "one 2 MiB header",
+            http(
+                "POST",
+                p,
+                &[("x-big", &"a".repeat(2 << 20))],
+                V1_GOOD.as_bytes(),
+            ),
+            V1(431, TOO_LARGE, "the request's headers are too large"),
+        ),
+        row(
+            "too many headers",
+            "101 headers",
+            {
+                let names: Vec<String> = (0..101).map(|i| format!("x-h{i}")).collect();
+                let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+                http("POST", p, &headers, V1_GOOD.as_bytes())
+            },
+            V1(431, TOO_LARGE, "at most 100 headers"),
+        ),
+        row(
+            "raw non-ASCII byte in the path",
+            "`POST /pr\\xe9dict`",
+            b"POST /pr\xe9dict HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}".to_vec(),
+            V1(400, BAD, "a path byte that is not printable ASCII"),
+        ),
+        row(
+            "v2 path with a raw non-ASCII byte",
+            "`POST /v2/models/s\\xe9/infer`",
+            b"POST /v2/models/s\xe9/infer HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}".to_vec(),
+            V2(400, "a path byte that is not printable ASCII"),
+        ),
+        row(
+            "header without a colon",
+            "`bad header` line",
+            format!("POST {p} HTTP/1.1\r\nbad header\r\ncontent-length: 2\r\n\r\n{{}}")
+                .into_bytes(),
+            V1(400, BAD, "an invalid header name"),
+        ),
+        row(
+            "control character in a header value",
+            "`x: a\\x01b`",
+            format!("POST {p} HTTP/1.1\r\nx: a\x01b\r\ncontent-length: 2\r\n\r\n{{}}").into_bytes(),
+            V1(400, BAD, "an invalid header value"),
         ),
         // --- paths and methods
         row(
