@@ -326,3 +326,42 @@ fn method_paths_name_real_rpcs() {
     let unique: std::collections::BTreeSet<_> = method::ALL.iter().collect();
     assert_eq!(unique.len(), method::ALL.len());
 }
+
+/// Every JSON number as a double: protobuf carries `google.protobuf.Value` numbers (ndarray,
+/// jsonData, tags) as doubles, so `1` comes back as `1.0` on any protobuf path.
+fn doubles(v: Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Array(items) => Value::Array(items.into_iter().map(doubles).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, doubles(v))).collect()),
+        other => other,
+    }
+}
+
+/// The model server's own conversions (`seldon_serving::grpc`, what a real gRPC node runs)
+/// agree with ours on every converted payload, both ways.
+#[test]
+fn the_model_servers_conversions_agree_with_ours() {
+    use seldon_protocol::v1::SeldonMessage;
+    use seldon_serving::grpc::pb::seldon::protos as sp;
+    use seldon_serving::grpc::{msg_from_pb, msg_to_pb};
+    let canonical = |m: &SeldonMessage| doubles(serde_json::to_value(m).unwrap());
+    for name in CONVERTED {
+        let json = testdata(name);
+        let typed = SeldonMessage::from_slice(&json).unwrap();
+        let ours = seldon_message_from_json(&json).unwrap();
+        let theirs = msg_from_pb(sp::SeldonMessage::decode(ours.as_slice()).unwrap());
+        assert_eq!(
+            canonical(&theirs),
+            canonical(&typed),
+            "{name}: the server reads ours"
+        );
+        let pb = msg_to_pb(typed.clone()).encode_to_vec();
+        let back = SeldonMessage::from_slice(&seldon_message_to_json(&pb).unwrap()).unwrap();
+        assert_eq!(
+            canonical(&back),
+            canonical(&typed),
+            "{name}: we read the server's"
+        );
+    }
+}

@@ -768,3 +768,35 @@ fn json_side_failures() {
     assert!(err_text(model_ref(&[0x0a, 4, b'a'])).contains("is truncated"));
     assert!(err_text(model_ref(&[0x08, 0x80])).contains("truncated"));
 }
+
+/// The model server's own gRPC conversions (`seldon_serving::grpc`, what a real gRPC node
+/// runs) agree with ours: it reads what we send a gRPC node, and we read what it answers.
+#[test]
+fn the_model_servers_conversions_agree_with_ours() {
+    use seldon_serving::grpc::{infer_request_from_pb, infer_response_to_pb};
+    for name in ["request_fp32.json", "request_mixed.json"] {
+        let json = testdata(name);
+        let ours = infer_request_from_json(&json, "m", "").unwrap();
+        let theirs = infer_request_from_pb(pb::ModelInferRequest::decode(ours.as_slice()).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: the server refuses ours: {e}"));
+        let mut expected = InferenceRequest::from_slice(&json).unwrap();
+        expected.outputs = None; // the server does not read requested outputs
+        assert_eq!(theirs, expected, "{name}");
+    }
+    for name in ["response_fp32.json", "response_mixed.json"] {
+        let response = InferenceResponse::from_slice(&testdata(name)).unwrap();
+        let pb = infer_response_to_pb(response.clone()).encode_to_vec();
+        let ours = infer_response_to_json(&pb).unwrap();
+        // The server leaves output tensor `parameters` out of its gRPC answer
+        // (`infer_response_to_pb` writes an empty map); everything else must match.
+        let mut expected = response;
+        for o in &mut expected.outputs {
+            o.parameters = None;
+        }
+        assert_eq!(
+            InferenceResponse::from_slice(&ours).unwrap(),
+            expected,
+            "{name}"
+        );
+    }
+}
