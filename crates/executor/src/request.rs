@@ -320,6 +320,8 @@ impl RequestExecutor {
                 !k.starts_with(':')
                     && !k.starts_with("x-envoy-")
                     && k != names::PUID_HEADER
+                    // only the filter names a tail call's cluster
+                    && k != names::UPSTREAM_HEADER
                     && !names::NOT_FORWARDED.contains(&k.as_str())
             })
             .collect();

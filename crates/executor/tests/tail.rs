@@ -514,3 +514,20 @@ fn grpc_message_is_percent_encoded_outside_printable_ascii() {
     };
     assert_eq!(s.encoded_message(), "node `m` 100%25 %E2%80%94 %C3%A9%0A");
 }
+
+#[test]
+fn a_clients_own_upstream_header_never_reaches_the_tail_call() {
+    let mut run = Run::new("name: m");
+    let headers = [
+        (":method", "POST"),
+        (":path", "/api/v1.0/predictions"),
+        ("x-seldon-upstream", "payload-logger"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    run.exec.on_headers(&mut run.host, headers, false);
+    let call = tail(run.exec.on_body(&mut run.host, ONE.as_bytes().to_vec()));
+    assert_eq!(call.cluster, "node_m");
+    assert_eq!(call.header("x-seldon-upstream"), None);
+}

@@ -87,6 +87,20 @@ async fn a_one_model_graph_is_answered_by_a_tail_call_not_a_callout() {
     let yaml = std::fs::read_to_string(g.envoy.config_path()).unwrap();
     assert!(yaml.contains("cluster_header: x-seldon-upstream"), "{yaml}");
     let url = format!("{}/api/v1.0/predictions", g.url);
+    // A client's own routing header is dropped: only the filter picks the tail's cluster.
+    let hijack = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-seldon-upstream", "nowhere")
+        .body(ONE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hijack.status(), 200);
+    g.node("m").clear_calls().await.unwrap();
     let a = post(&url, ONE, Some("puid-1")).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(
@@ -113,12 +127,12 @@ async fn a_one_model_graph_is_answered_by_a_tail_call_not_a_callout() {
         None,
         "the route removes the filter's routing header"
     );
-    assert_eq!(paths_taken(&g).await, (1, 0, 0));
-    // A second request on a fresh connection, and the counters follow.
+    assert_eq!(paths_taken(&g).await, (2, 0, 0));
+    // A third request on a fresh connection, and the counters follow.
     let b = post(&url, ONE, None).await;
     assert_eq!(b.status, 200, "{}", b.body);
     assert_eq!(b.header("seldon-puid").map(str::len), Some(36));
-    assert_eq!(paths_taken(&g).await, (2, 0, 0));
+    assert_eq!(paths_taken(&g).await, (3, 0, 0));
 }
 
 #[tokio::test]
