@@ -92,7 +92,13 @@ build_seldon() {
     if [[ ! -d "$src/executor" ]]; then
         log "seldon-executor $SELDON_TAG: extracting operator/ executor/ proto/ at ${commit:0:9}"
         rm -rf "$src" && mkdir -p "$src"
+        # A snapshot may lack large blobs elsewhere in the tree (git archive then names one,
+        # e.g. a doc/ image, and still exits 0): check that every file we need arrived.
         git --git-dir="$SELDON_CORE_GIT" archive "$commit" operator executor proto | tar -x -C "$src"
+        local want got
+        want="$(git --git-dir="$SELDON_CORE_GIT" ls-tree -r "$commit" operator executor proto | wc -l)"
+        got="$(find "$src" -type f -o -type l | wc -l)"
+        [[ "$want" == "$got" ]] || die "extracted $got of $want files of operator/ executor/ proto/"
     fi
     rm -rf "$src/executor/_operator"
     cp -r "$src/operator" "$src/executor/_operator"
