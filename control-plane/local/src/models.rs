@@ -399,8 +399,10 @@ mod tests {
 
     #[tokio::test]
     async fn cached_entries_are_reused_and_refresh_fetches_once_per_run() {
+        // model.json: XGBoost's JSON needs no fetch-time conversion (a legacy model.bst would
+        // run convert_xgboost.py; the converters have their own tests in the initializer)
         let src = tempfile::tempdir().unwrap();
-        std::fs::write(src.path().join("model.bst"), b"v1").unwrap();
+        std::fs::write(src.path().join("model.json"), b"v1").unwrap();
         // an http(s) model: served by a one-file HTTP server on loopback
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -427,7 +429,7 @@ mod tests {
             script: "/none.py".into(),
         };
         let model = RemoteModel {
-            uri: format!("http://127.0.0.1:{port}/m/model.bst"),
+            uri: format!("http://127.0.0.1:{port}/m/model.json"),
             implementation: "XGBOOST_SERVER".into(),
         };
         let cache = ModelCache::new(dir.path().join("models"), false, conv.clone());
@@ -436,7 +438,7 @@ mod tests {
             .ensure("clf", &model, &|_| None, &mut |p| seen.push(p))
             .await
             .unwrap();
-        assert_eq!(std::fs::read(first.join("model.bst")).unwrap(), b"v1");
+        assert_eq!(std::fs::read(first.join("model.json")).unwrap(), b"v1");
         *body.lock().unwrap() = b"v2".to_vec();
         let again = cache
             .ensure("clf", &model, &|_| None, &mut |p| seen.push(p))
@@ -444,7 +446,7 @@ mod tests {
             .unwrap();
         assert_eq!(again, first);
         assert_eq!(
-            std::fs::read(again.join("model.bst")).unwrap(),
+            std::fs::read(again.join("model.json")).unwrap(),
             b"v1",
             "reused"
         );
@@ -462,13 +464,13 @@ mod tests {
             .ensure("clf", &model, &|_| None, &mut |_| {})
             .await
             .unwrap();
-        assert_eq!(std::fs::read(r.join("model.bst")).unwrap(), b"v2");
+        assert_eq!(std::fs::read(r.join("model.json")).unwrap(), b"v2");
         *body.lock().unwrap() = b"v3".to_vec();
         let r = refresh
             .ensure("clf", &model, &|_| None, &mut |_| {})
             .await
             .unwrap();
-        assert_eq!(std::fs::read(r.join("model.bst")).unwrap(), b"v2");
+        assert_eq!(std::fs::read(r.join("model.json")).unwrap(), b"v2");
         let names: Vec<String> = std::fs::read_dir(dir.path().join("models"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
