@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make ci` (and so .ci/run) runs: lints, then every test.
 #
-# The slow, cached Go builds (etcd, kube-apiserver, kube-controller-manager, istiod,
+# The slow, cached Go builds (etcd, kube-apiserver, kube-controller-manager, istiod, grpcurl,
 # pilot-agent, istioctl, jaeger: ~30 min cold on 2 cores, beside the Rust build) start first,
 # in the background, while the Rust workspace builds and the fast tests run. Tests that need a binary call the same script,
 # which waits on the build's lock (flock) and then only prints the cached path. The background
@@ -25,7 +25,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for s in kube-test-env istio-test-env jaeger-test-env; do
+for s in kube-test-env istio-test-env jaeger-test-env grpcurl-env; do
     setsid bash "scripts/$s.sh" >"$logs/$s.log" 2>&1 </dev/null &
     pids+=("$!")
 done

@@ -19,6 +19,8 @@ struct Up {
     child: Child,
     url: String,
     nodes: Vec<(String, u16)>,
+    /// What `up` prints after `ready:`, up to its `status:` line (the `try:` commands).
+    hints: Vec<String>,
 }
 
 impl Drop for Up {
@@ -55,7 +57,8 @@ fn up(manifest: &str, runs: &[(&str, String)]) -> Up {
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
     let mut nodes = Vec::new();
-    for line in out.lines() {
+    let mut lines = out.lines();
+    while let Some(line) = lines.next() {
         let line = line.unwrap();
         // The summary table: PREDICTOR NODE ADDRESS PID STATE LOG; Envoy's row has no predictor.
         let cells: Vec<&str> = line.split_whitespace().collect();
@@ -70,10 +73,20 @@ fn up(manifest: &str, runs: &[(&str, String)]) -> Up {
             ));
         }
         if let Some(url) = line.strip_prefix("ready: ") {
+            let mut hints = Vec::new();
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                let last = line.starts_with("status: ");
+                hints.push(line);
+                if last {
+                    break;
+                }
+            }
             return Up {
                 child,
                 url: url.to_string(),
                 nodes,
+                hints,
             };
         }
     }
@@ -173,6 +186,73 @@ async fn traffic_split_and_shadow_through_the_gateway() {
         mirrored, 400,
         "the shadow predictor gets a copy of every request"
     );
+}
+
+const ONE_MODEL: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: one, namespace: team}
+spec:
+  predictors:
+  - name: main
+    graph: {name: m, type: MODEL}
+    componentSpecs: [{spec: {containers: [{name: m, image: me/m:1}]}}]
+"#;
+
+/// `up` prints a gRPC command beside the curl one; run exactly as printed (grpcurl from
+/// scripts/grpcurl-env.sh first on PATH), it answers Seldon `Predict` through the gateway port.
+#[test]
+fn the_printed_grpcurl_command_predicts() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/grpcurl-env.sh");
+    let built = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let grpcurl = std::path::PathBuf::from(String::from_utf8(built.stdout).unwrap().trim());
+    let u = up(ONE_MODEL, &[("m", testmodel("m", 1.0))]);
+    let curl = u.hints.iter().find(|l| l.starts_with("try: curl")).unwrap();
+    let hint = u
+        .hints
+        .iter()
+        .find_map(|l| l.strip_prefix("try (gRPC): "))
+        .unwrap_or_else(|| panic!("no gRPC hint after the curl one: {:#?}", u.hints));
+    assert!(curl.contains("[[5.1,3.5,1.4,0.2]]"), "{curl}");
+    assert!(
+        hint.starts_with("grpcurl -plaintext -import-path ")
+            && hint.contains("-H 'seldon: one' -H 'namespace: team'")
+            && hint.ends_with(" seldon.protos.Seldon/Predict"),
+        "{hint}"
+    );
+    let path = format!(
+        "{}:{}",
+        grpcurl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(hint)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{hint}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row: Vec<f64> = v["data"]["ndarray"][0]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let want = [6.1, 4.5, 2.4, 1.2]; // the sample + 1 (testmodel --add 1)
+    assert_eq!(row.len(), 4, "{v}");
+    for (got, want) in row.iter().zip(want) {
+        assert!((got - want).abs() < 1e-9, "{v}");
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //! an invalid one is refused with the validator's message and the running graph stays. A
 //! valid one is applied over xDS without restarting Envoy (`seldon_local::Running::reload`).
 
+pub mod grpc_hint;
 pub mod logs;
 pub mod status;
 
@@ -256,6 +257,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     out,
                     "try: curl -s -X POST {url} -H 'content-type: application/json' -d '{sample}'"
                 );
+                // Seldon graphs also answer gRPC Predict at the gateway port (h2c).
+                if !v2 && let Some(authority) = grpc_hint::authority_of(&running.base_url) {
+                    match grpc_hint::write_protos(&workdir) {
+                        Ok(root) => {
+                            let _ = writeln!(
+                                out,
+                                "try (gRPC): {}",
+                                grpc_hint::seldon_predict(
+                                    &root,
+                                    authority,
+                                    &state.namespace,
+                                    &state.deployment,
+                                    &sample
+                                )
+                            );
+                        }
+                        Err(e) => eprintln!("no gRPC hint: writing the .proto files failed: {e}"),
+                    }
+                }
                 let _ = writeln!(
                     out,
                     "swagger ui: {}{}{}",
