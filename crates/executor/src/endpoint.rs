@@ -19,6 +19,7 @@
 //! | `GET /live`, `/v2/health/live` | any | the filter is up |
 //! | `GET /health/ping` | any | `pong` |
 //! | `POST /seldon.protos.Seldon/Predict`, `/seldon.protos.Seldon/SendFeedback` (gRPC, one unary frame) | seldon | run the graph / feedback, answered as gRPC (needs tail calls) |
+//! | `POST /inference.GRPCInferenceService/ModelInfer` (gRPC, one unary frame) | v2 | run the graph, answered as a `ModelInferResponse` (needs tail calls) |
 //! | other `POST /seldon.protos.*`, `/inference.*`, `/tensorflow.serving.*` (gRPC) | any | 404 `GRPC_NOT_SERVED` (gRPC clients see `grpc-status: 12`) |
 
 use seldon_graph::{NodeId, Plan, Protocol};
@@ -56,13 +57,20 @@ pub enum Endpoint {
     GrpcPredict,
     /// gRPC `seldon.protos.Seldon/SendFeedback`: as `Feedback`, answered with a SeldonMessage.
     GrpcFeedback,
+    /// gRPC `inference.GRPCInferenceService/ModelInfer` (v2 graphs): the `ModelInferRequest`
+    /// turned into v2 REST JSON, the graph run as for `V2Infer`, the answer turned into a
+    /// `ModelInferResponse`. Like `/v2/models/infer`, any model name runs the graph.
+    GrpcV2Infer,
 }
 
 impl Endpoint {
     /// The `service` label of the server metrics (Seldon's names where it has one).
     pub fn metric_service(&self) -> &'static str {
         match self {
-            Endpoint::Predictions | Endpoint::V2Infer | Endpoint::GrpcPredict => "predictions",
+            Endpoint::Predictions
+            | Endpoint::V2Infer
+            | Endpoint::GrpcPredict
+            | Endpoint::GrpcV2Infer => "predictions",
             Endpoint::Feedback | Endpoint::GrpcFeedback => "feedback",
             Endpoint::GraphMetadata | Endpoint::NodeMetadata(_) | Endpoint::V2ModelMetadata(_) => {
                 "metadata"
@@ -74,7 +82,10 @@ impl Endpoint {
 
     /// A gRPC call (answered with gRPC status and framed protobuf).
     pub fn is_grpc(&self) -> bool {
-        matches!(self, Endpoint::GrpcPredict | Endpoint::GrpcFeedback)
+        matches!(
+            self,
+            Endpoint::GrpcPredict | Endpoint::GrpcFeedback | Endpoint::GrpcV2Infer
+        )
     }
 }
 
@@ -82,6 +93,8 @@ impl Endpoint {
 pub const GRPC_SELDON_PREDICT: &str = "/seldon.protos.Seldon/Predict";
 /// Seldon's gRPC feedback method.
 pub const GRPC_SELDON_FEEDBACK: &str = "/seldon.protos.Seldon/SendFeedback";
+/// The Open Inference Protocol's gRPC inference method (`inference.proto`).
+pub const GRPC_V2_MODEL_INFER: &str = seldon_protocol::grpc::method::MODEL_INFER;
 
 /// Why a request matches no endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +151,9 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
             GRPC_SELDON_FEEDBACK => return post(Endpoint::GrpcFeedback),
             _ => {}
         }
+    }
+    if plan.protocol == Protocol::V2 && path == GRPC_V2_MODEL_INFER {
+        return expect_method(method, "POST", path, Endpoint::GrpcV2Infer);
     }
     if is_grpc_method(path) {
         return Err(NoEndpoint::GrpcNotServed {

@@ -346,6 +346,7 @@ impl RequestExecutor {
                 | Endpoint::V2Infer
                 | Endpoint::GrpcPredict
                 | Endpoint::GrpcFeedback
+                | Endpoint::GrpcV2Infer
         );
         if traced && let Some(tracing) = &self.plan.tracing {
             let plan = Rc::clone(&self.plan);
@@ -362,6 +363,7 @@ impl RequestExecutor {
             | Endpoint::V2Infer
             | Endpoint::GrpcPredict
             | Endpoint::GrpcFeedback
+            | Endpoint::GrpcV2Infer
                 if end_of_stream =>
             {
                 self.body_arrived(host, Vec::new())
@@ -370,7 +372,8 @@ impl RequestExecutor {
             | Endpoint::Feedback
             | Endpoint::V2Infer
             | Endpoint::GrpcPredict
-            | Endpoint::GrpcFeedback => Step::WaitBody,
+            | Endpoint::GrpcFeedback
+            | Endpoint::GrpcV2Infer => Step::WaitBody,
             Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
             Endpoint::Ping => self.respond(Response::with_type(
                 200,
@@ -433,6 +436,16 @@ impl RequestExecutor {
                     }
                 }
             }
+            Some(Endpoint::GrpcV2Infer) => {
+                match seldon_protocol::grpc::unframe(&body)
+                    .and_then(seldon_protocol::grpc_v2::infer_request_to_json)
+                {
+                    Ok(request) => request.json,
+                    Err(e) => {
+                        return self.fail(Failure::BadRequest(format!("gRPC ModelInfer: {e}")));
+                    }
+                }
+            }
             _ => body,
         };
         if self.endpoint.as_ref().is_some_and(Endpoint::is_grpc) {
@@ -446,7 +459,12 @@ impl RequestExecutor {
             producer: None,
         };
         match self.endpoint {
-            Some(Endpoint::Predictions | Endpoint::V2Infer | Endpoint::GrpcPredict) => {
+            Some(
+                Endpoint::Predictions
+                | Endpoint::V2Infer
+                | Endpoint::GrpcPredict
+                | Endpoint::GrpcV2Infer,
+            ) => {
                 if let Err(f) = self.check_request(&msg.body) {
                     return self.fail(f);
                 }
@@ -1042,7 +1060,17 @@ impl RequestExecutor {
                 "this graph's answer is not one node's (parallel children without a combiner, or a router skipping its children)".into(),
             ));
         }
-        match seldon_protocol::grpc::seldon_message_from_json(&json) {
+        let (encoded, expected) = match self.endpoint {
+            Some(Endpoint::GrpcV2Infer) => (
+                seldon_protocol::grpc_v2::infer_response_from_json(&json),
+                "a v2 inference response",
+            ),
+            _ => (
+                seldon_protocol::grpc::seldon_message_from_json(&json),
+                "a SeldonMessage",
+            ),
+        };
+        match encoded {
             Ok(pb) => {
                 let mut response =
                     Response::with_type(200, "application/grpc", seldon_protocol::grpc::frame(&pb));
@@ -1064,7 +1092,7 @@ impl RequestExecutor {
                 self.fail(Failure::BadOutput {
                     node,
                     service,
-                    detail: format!("its answer is not a SeldonMessage for the gRPC client: {e}"),
+                    detail: format!("its answer is not {expected} for the gRPC client: {e}"),
                 })
             }
         }

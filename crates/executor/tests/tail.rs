@@ -531,3 +531,106 @@ fn a_clients_own_upstream_header_never_reaches_the_tail_call() {
     assert_eq!(call.cluster, "node_m");
     assert_eq!(call.header("x-seldon-upstream"), None);
 }
+
+/// A gRPC `ModelInfer` call's headers and its framed `ModelInferRequest` (from v2 REST JSON).
+fn model_infer_request(run: &mut Run, json: &str) -> Step {
+    let headers = [
+        (":method", "POST"),
+        (":path", "/inference.GRPCInferenceService/ModelInfer"),
+        ("content-type", "application/grpc"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(
+        run.exec.on_headers(&mut run.host, headers, false),
+        Step::WaitBody
+    );
+    let pb =
+        seldon_protocol::grpc_v2::infer_request_from_json(json.as_bytes(), "first", "").unwrap();
+    run.exec.on_body(&mut run.host, grpc::frame(&pb))
+}
+
+#[test]
+fn grpc_model_infer_runs_a_v2_chain_on_json_and_answers_a_model_infer_response() {
+    let mut run = Run::with(
+        plan(Protocol::V2, "{name: first, children: [{name: second}]}"),
+        true,
+    );
+    let x = r#"{"id":"r1","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
+    assert_eq!(model_infer_request(&mut run, x), Step::Wait);
+    let (_, first) = &run.host.calls[0];
+    assert_eq!(first.path, "/v2/models/first/infer");
+    assert_eq!(first.header("content-type"), Some("application/json"));
+    assert_eq!(
+        serde_json::from_slice::<Value>(first.body.as_deref().unwrap()).unwrap(),
+        json!({"id":"r1","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]})
+    );
+    let call = tail(run.answer(
+        1,
+        r#"{"model_name":"first","outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[2.0]}]}"#,
+    ));
+    assert_eq!(call.path, "/v2/models/second/infer");
+    // `tags` (an object) has no gRPC form: left out; `n` (a number) is kept.
+    let r = run.tail_answer(ok(
+        r#"{"model_name":"second","id":"r1","parameters":{"tags":{"second":true},"n":1},
+            "outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[3.0]}]}"#,
+    ));
+    assert_eq!(r.grpc.as_ref().map(|g| g.code), Some(0));
+    assert_eq!(r.header("content-type"), Some("application/grpc"));
+    let pb = grpc::unframe(&r.body).unwrap();
+    let back: Value =
+        serde_json::from_slice(&seldon_protocol::grpc_v2::infer_response_to_json(pb).unwrap())
+            .unwrap();
+    assert_eq!(
+        back,
+        json!({"model_name":"second","id":"r1","parameters":{"n":1},
+               "outputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[3.0]}]})
+    );
+}
+
+#[test]
+fn grpc_model_infer_failures_are_statuses_naming_the_node() {
+    let v2 = || plan(Protocol::V2, "name: m");
+    // Not a ModelInferRequest: INVALID_ARGUMENT, no node called.
+    let mut run = Run::with(v2(), true);
+    let headers = [
+        (":method", "POST"),
+        (":path", "/inference.GRPCInferenceService/ModelInfer"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    run.exec.on_headers(&mut run.host, headers, false);
+    let Step::Respond(r) = run.exec.on_body(&mut run.host, b"\x00\x00\x00".to_vec()) else {
+        panic!("expected an answer");
+    };
+    let status = r.grpc.unwrap();
+    assert_eq!(status.code, 3);
+    assert!(status.message.contains("gRPC ModelInfer"), "{status:?}");
+    assert!(run.host.calls.is_empty());
+
+    // The tail node's answer is no v2 response: INTERNAL naming it.
+    let mut run = Run::with(v2(), true);
+    let x = r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1.0]}]}"#;
+    tail(model_infer_request(&mut run, x));
+    let r = run.tail_answer(ok(r#"{"outputs":[{"name":"x"}]}"#));
+    let status = r.grpc.clone().unwrap();
+    assert_eq!(status.code, 13, "{status:?}");
+    assert!(status.message.contains("node `m`"), "{status:?}");
+    assert_eq!(r.header("seldon-node"), Some("m"));
+
+    // A seldon graph does not serve it.
+    let mut run = Run::new("name: m");
+    let headers = [
+        (":method", "POST"),
+        (":path", "/inference.GRPCInferenceService/ModelInfer"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let Step::Respond(r) = run.exec.on_headers(&mut run.host, headers, false) else {
+        panic!("expected an answer");
+    };
+    assert_eq!(r.status, 404);
+}

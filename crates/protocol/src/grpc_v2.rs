@@ -132,6 +132,11 @@ pub fn infer_request_from_json(
 }
 
 /// v2 REST response JSON → `ModelInferResponse` protobuf. Outputs go as typed `contents`.
+///
+/// A response parameter (the response's or an output's) that is not a bool, number or string
+/// — an object, an array, `null` — has no `InferParameter` form and is left out, as MLServer's
+/// `ParametersConverter.from_types` skips it: an answer is never refused for its metadata.
+/// (Requests stay strict: `infer_request_from_json` refuses such a parameter.)
 pub fn infer_response_from_json(json: &[u8]) -> Result<Vec<u8>, ProtocolError> {
     let response = InferenceResponse::from_slice(json)?;
     let mut out = Vec::new();
@@ -770,6 +775,8 @@ fn put_parameters(
                 }
             }
             Value::String(s) => put_bytes(&mut p, 3, s.as_bytes()),
+            // Answers: MLServer's rule (see `infer_response_from_json`).
+            _ if context == RESPONSE => continue,
             other => {
                 return Err(ProtocolError::Field {
                     context,
@@ -824,5 +831,33 @@ fn wrong_wire(context: &'static str, message: &'static str, number: u32) -> Prot
         context,
         field: message,
         reason: format!("field {number} has the wrong wire type"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Non-scalar parameters of an answer are left out (MLServer's rule), scalar ones kept;
+    /// in a request they are refused.
+    #[test]
+    fn answers_drop_parameters_grpc_cannot_hold_requests_refuse_them() {
+        let answer = br#"{"model_name":"m","parameters":{"tags":{"m":true},"list":[1],"none":null,"n":2,"s":"x"},
+            "outputs":[{"name":"o","shape":[1],"datatype":"FP32","data":[1.0],"parameters":{"meta":{"a":1},"b":true}}]}"#;
+        let pb = infer_response_from_json(answer).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_slice(&infer_response_to_json(&pb).unwrap()).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"model_name":"m","parameters":{"n":2,"s":"x"},
+                "outputs":[{"name":"o","shape":[1],"datatype":"FP32","data":[1.0],"parameters":{"b":true}}]})
+        );
+        let request = br#"{"parameters":{"tags":{"m":true}},"inputs":[]}"#;
+        assert!(
+            infer_request_from_json(request, "m", "")
+                .unwrap_err()
+                .to_string()
+                .contains("a gRPC parameter is a bool, a number or a string")
+        );
     }
 }
