@@ -203,14 +203,7 @@ spec:
 /// scripts/grpcurl-env.sh first on PATH), it answers Seldon `Predict` through the gateway port.
 #[test]
 fn the_printed_grpcurl_command_predicts() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/grpcurl-env.sh");
-    let built = Command::new("bash").arg(script).output().unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let grpcurl = std::path::PathBuf::from(String::from_utf8(built.stdout).unwrap().trim());
+    let grpcurl = grpcurl();
     let u = up(ONE_MODEL, &[("m", testmodel("m", 1.0))]);
     let curl = u.hints.iter().find(|l| l.starts_with("try: curl")).unwrap();
     let hint = u
@@ -225,23 +218,7 @@ fn the_printed_grpcurl_command_predicts() {
             && hint.ends_with(" seldon.protos.Seldon/Predict"),
         "{hint}"
     );
-    let path = format!(
-        "{}:{}",
-        grpcurl.parent().unwrap().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(hint)
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{hint}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = run_printed(hint, &grpcurl);
     let row: Vec<f64> = v["data"]["ndarray"][0]
         .as_array()
         .unwrap_or_else(|| panic!("{v}"))
@@ -253,6 +230,94 @@ fn the_printed_grpcurl_command_predicts() {
     for (got, want) in row.iter().zip(want) {
         assert!((got - want).abs() < 1e-9, "{v}");
     }
+}
+
+const V2_CHAIN: &str = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: chain, namespace: team}
+spec:
+  protocol: v2
+  predictors:
+  - name: main
+    graph: {name: first, type: MODEL, children: [{name: second, type: MODEL}]}
+    componentSpecs: [{spec: {containers: [{name: first, image: me/a:1}, {name: second, image: me/b:1}]}}]
+"#;
+
+/// The v2 graph's printed gRPC command (OIP `ModelInfer`), run as printed, answers with the
+/// chain's output: the sample row + 1 (first) + 10 (second).
+#[test]
+fn the_printed_v2_grpcurl_command_infers() {
+    let grpcurl = grpcurl();
+    let v2 = |name: &str, add: f64| {
+        format!(
+            "exec {} --port $PREDICTIVE_UNIT_HTTP_SERVICE_PORT --name {name} --mode v2-add --add {add}",
+            sibling("testmodel").display()
+        )
+    };
+    let u = up(
+        V2_CHAIN,
+        &[("first", v2("first", 1.0)), ("second", v2("second", 10.0))],
+    );
+    let hint = u
+        .hints
+        .iter()
+        .find_map(|l| l.strip_prefix("try (gRPC): "))
+        .unwrap_or_else(|| panic!("no gRPC hint: {:#?}", u.hints));
+    assert!(
+        hint.contains("-H 'seldon: chain' -H 'namespace: team'")
+            && hint.contains("\"model_name\":\"first\"")
+            && hint.ends_with(" inference.GRPCInferenceService/ModelInfer"),
+        "{hint}"
+    );
+    let v = run_printed(hint, &grpcurl);
+    let out = &v["outputs"][0];
+    let got: Vec<f64> = out["contents"]
+        .as_object()
+        .and_then(|c| c.values().next())
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let want = [16.1, 14.5, 12.4, 11.2];
+    assert_eq!(got.len(), 4, "{v}");
+    for (got, want) in got.iter().zip(want) {
+        assert!((got - want).abs() < 1e-4, "{v}");
+    }
+}
+
+/// grpcurl from scripts/grpcurl-env.sh (built from the Go proxy once, then cached).
+fn grpcurl() -> std::path::PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/grpcurl-env.sh");
+    let built = Command::new("bash").arg(script).output().unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    String::from_utf8(built.stdout).unwrap().trim().into()
+}
+
+/// Runs a printed command with `sh -c`, grpcurl first on PATH; its JSON answer.
+fn run_printed(command: &str, grpcurl: &std::path::Path) -> Value {
+    let path = format!(
+        "{}:{}",
+        grpcurl.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

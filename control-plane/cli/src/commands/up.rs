@@ -257,21 +257,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     out,
                     "try: curl -s -X POST {url} -H 'content-type: application/json' -d '{sample}'"
                 );
-                // Seldon graphs also answer gRPC Predict at the gateway port (h2c).
-                if !v2 && let Some(authority) = grpc_hint::authority_of(&running.base_url) {
+                // The graph also answers gRPC at the gateway port (h2c): Seldon Predict, or
+                // v2 ModelInfer.
+                if let Some(authority) = grpc_hint::authority_of(&running.base_url) {
                     match grpc_hint::write_protos(&workdir) {
-                        Ok(root) => {
-                            let _ = writeln!(
-                                out,
-                                "try (gRPC): {}",
-                                grpc_hint::seldon_predict(
-                                    &root,
-                                    authority,
-                                    &state.namespace,
-                                    &state.deployment,
-                                    &sample
-                                )
-                            );
+                        Ok(protos) => {
+                            let (ns, dep) = (&state.namespace, &state.deployment);
+                            let cmd = if v2 {
+                                grpc_hint::v2_model_infer(&protos, authority, ns, dep, &root)
+                            } else {
+                                grpc_hint::seldon_predict(&protos, authority, ns, dep, &sample)
+                            };
+                            let _ = writeln!(out, "try (gRPC): {cmd}");
                         }
                         Err(e) => eprintln!("no gRPC hint: writing the .proto files failed: {e}"),
                     }

@@ -1,7 +1,9 @@
-//! The gRPC line of `up`'s "try:" hint: a `grpcurl` command for Seldon's `Predict` at the
-//! gateway port (h2c), routed by the `seldon` and `namespace` metadata as Seldon v1's ingress
-//! routes it. The gateway serves no reflection, so `up` writes Seldon's `.proto` files (and the
-//! TensorFlow ones they import) into `<workdir>/proto` and the command points `grpcurl` there.
+//! The gRPC line of `up`'s "try:" hint: a `grpcurl` command for Seldon's `Predict` (Seldon
+//! graphs) or OIP v2 `ModelInfer` (v2 graphs) at the gateway port (h2c), routed by the
+//! `seldon` and `namespace` metadata as Seldon v1's ingress routes it. The gateway serves no
+//! reflection, so `up` writes the `.proto` files (Seldon's with the TensorFlow ones it
+//! imports, and the Open Inference Protocol's) into `<workdir>/proto` and the command points
+//! `grpcurl` there.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,10 @@ const PROTO_FILES: &[(&str, &str)] = &[
     (
         "tensorflow/core/framework/types.proto",
         include_str!("../../../../../crates/protocol/proto/tensorflow/core/framework/types.proto"),
+    ),
+    (
+        "inference/open_inference_grpc.proto",
+        include_str!("../../../../../crates/protocol/proto/inference/open_inference_grpc.proto"),
     ),
     (
         "tensorflow/core/framework/resource_handle.proto",
@@ -60,6 +66,25 @@ pub fn seldon_predict(
         "grpcurl -plaintext -import-path {} -proto seldon/prediction.proto \
          -H 'seldon: {deployment}' -H 'namespace: {namespace}' -d '{body}' \
          {authority} seldon.protos.Seldon/Predict",
+        proto_root.display()
+    )
+}
+
+/// The `grpcurl` command calling `inference.GRPCInferenceService/ModelInfer` for `model` with
+/// the same row as the v2 curl sample, in the protobuf JSON mapping of `ModelInferRequest`.
+pub fn v2_model_infer(
+    proto_root: &Path,
+    authority: &str,
+    namespace: &str,
+    deployment: &str,
+    model: &str,
+) -> String {
+    format!(
+        "grpcurl -plaintext -import-path {} -proto inference/open_inference_grpc.proto \
+         -H 'seldon: {deployment}' -H 'namespace: {namespace}' \
+         -d '{{\"model_name\":\"{model}\",\"inputs\":[{{\"name\":\"input-0\",\"datatype\":\"FP64\",\
+         \"shape\":[1,4],\"contents\":{{\"fp64_contents\":[5.1,3.5,1.4,0.2]}}}}]}}' \
+         {authority} inference.GRPCInferenceService/ModelInfer",
         proto_root.display()
     )
 }
@@ -114,6 +139,19 @@ mod tests {
             "grpcurl -plaintext -import-path /w/proto -proto seldon/prediction.proto \
              -H 'seldon: iris' -H 'namespace: seldon' -d '{\"data\":{\"ndarray\":[[1]]}}' \
              127.0.0.1:8000 seldon.protos.Seldon/Predict"
+        );
+    }
+
+    #[test]
+    fn the_v2_command_sends_the_curl_samples_row_to_the_model() {
+        let cmd = v2_model_infer(Path::new("/w/proto"), "127.0.0.1:8000", "ns", "chain", "m");
+        assert_eq!(
+            cmd,
+            "grpcurl -plaintext -import-path /w/proto -proto inference/open_inference_grpc.proto \
+             -H 'seldon: chain' -H 'namespace: ns' -d '{\"model_name\":\"m\",\"inputs\":\
+             [{\"name\":\"input-0\",\"datatype\":\"FP64\",\"shape\":[1,4],\"contents\":\
+             {\"fp64_contents\":[5.1,3.5,1.4,0.2]}}]}' 127.0.0.1:8000 \
+             inference.GRPCInferenceService/ModelInfer"
         );
     }
 
