@@ -45,11 +45,19 @@ impl Rng {
 fn main() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let bodies = [
-        ("short (`5.1`-like)", body((0..).map(|i| format!("{}.{}", i % 10, i % 7)))),
-        ("integers", body((0..).map(|i: u64| (i * 7919 % 100_000).to_string()))),
+        (
+            "short (`5.1`-like)",
+            body((0..).map(|i| format!("{}.{}", i % 10, i % 7))),
+        ),
+        (
+            "integers",
+            body((0..).map(|i: u64| (i * 7919 % 100_000).to_string())),
+        ),
         (
             "17-digit doubles",
-            body(std::iter::repeat_with(|| serde_json::to_string(&rng.unit()).unwrap_or_default())),
+            body(std::iter::repeat_with(|| {
+                serde_json::to_string(&rng.unit()).unwrap_or_default()
+            })),
         ),
     ];
     for (what, b) in &bodies {
@@ -64,7 +72,11 @@ fn main() {
             best = best.min(t.elapsed().as_secs_f64() * 1000.0 / 20.0);
         }
         let mib = b.len() as f64 / f64::from(1u32 << 20);
-        println!("{what:>20}: {:.2} ms per MiB (body {} bytes)", best / mib, b.len());
+        println!(
+            "{what:>20}: {:.2} ms per MiB (body {} bytes)",
+            best / mib,
+            b.len()
+        );
     }
     let mut rng = Rng(42);
     let n = 1_000_000;
