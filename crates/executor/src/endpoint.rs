@@ -20,6 +20,7 @@
 //! | `GET /health/ping` | any | `pong` |
 //! | `POST /seldon.protos.Seldon/Predict`, `/seldon.protos.Seldon/SendFeedback` (gRPC, one unary frame) | seldon | run the graph / feedback, answered as gRPC (needs tail calls) |
 //! | `POST /inference.GRPCInferenceService/ModelInfer` (gRPC, one unary frame) | v2 | run the graph, answered as a `ModelInferResponse` (needs tail calls) |
+//! | `POST /inference.GRPCInferenceService/ServerLive`, `/ServerReady`, `/ModelReady` (gRPC) | v2 | as `/v2/health/live`, `/v2/health/ready`, `/v2/models/<m>/ready`, the answer carried by a tail call to a node's ready path |
 //! | other `POST /seldon.protos.*`, `/inference.*`, `/tensorflow.serving.*` (gRPC) | any | 404 `GRPC_NOT_SERVED` (gRPC clients see `grpc-status: 12`) |
 
 use seldon_graph::{NodeId, Plan, Protocol};
@@ -61,6 +62,16 @@ pub enum Endpoint {
     /// turned into v2 REST JSON, the graph run as for `V2Infer`, the answer turned into a
     /// `ModelInferResponse`. Like `/v2/models/infer`, any model name runs the graph.
     GrpcV2Infer,
+    /// gRPC `ServerLive` (v2 graphs): `live: true` once the filter runs. The answer is carried
+    /// by a tail call to one node's ready path, whose status is ignored (a gRPC answer with a
+    /// body must come through the router).
+    GrpcV2ServerLive,
+    /// gRPC `ServerReady` (v2 graphs): every node ready, as `/v2/health/ready`; the last
+    /// node's probe is the tail call carrying the answer.
+    GrpcV2ServerReady,
+    /// gRPC `ModelReady` (v2 graphs): the named node ready, or every node for the deployment
+    /// (or a root the filter runs), as `/v2/models/<m>/ready`; the last probe is the tail.
+    GrpcV2ModelReady,
 }
 
 impl Endpoint {
@@ -76,7 +87,8 @@ impl Endpoint {
                 "metadata"
             }
             Endpoint::Ready | Endpoint::V2ModelReady(_) | Endpoint::NodeStatus(_) => "status",
-            Endpoint::Live | Endpoint::Ping => "live",
+            Endpoint::Live | Endpoint::Ping | Endpoint::GrpcV2ServerLive => "live",
+            Endpoint::GrpcV2ServerReady | Endpoint::GrpcV2ModelReady => "status",
         }
     }
 
@@ -84,7 +96,12 @@ impl Endpoint {
     pub fn is_grpc(&self) -> bool {
         matches!(
             self,
-            Endpoint::GrpcPredict | Endpoint::GrpcFeedback | Endpoint::GrpcV2Infer
+            Endpoint::GrpcPredict
+                | Endpoint::GrpcFeedback
+                | Endpoint::GrpcV2Infer
+                | Endpoint::GrpcV2ServerLive
+                | Endpoint::GrpcV2ServerReady
+                | Endpoint::GrpcV2ModelReady
         )
     }
 }
@@ -152,8 +169,16 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
             _ => {}
         }
     }
-    if plan.protocol == Protocol::V2 && path == GRPC_V2_MODEL_INFER {
-        return expect_method(method, "POST", path, Endpoint::GrpcV2Infer);
+    if plan.protocol == Protocol::V2 {
+        use seldon_protocol::grpc::method as m;
+        let post = |e: Endpoint| expect_method(method, "POST", path, e);
+        match path {
+            GRPC_V2_MODEL_INFER => return post(Endpoint::GrpcV2Infer),
+            m::SERVER_LIVE => return post(Endpoint::GrpcV2ServerLive),
+            m::SERVER_READY => return post(Endpoint::GrpcV2ServerReady),
+            m::MODEL_READY => return post(Endpoint::GrpcV2ModelReady),
+            _ => {}
+        }
     }
     if is_grpc_method(path) {
         return Err(NoEndpoint::GrpcNotServed {
@@ -244,7 +269,7 @@ fn is_grpc_method(path: &str) -> bool {
 
 /// What `/v2/models/<model>` names: a node the filter calls (`Some`), or the whole graph
 /// (`None`: the deployment's name, or a root the filter runs itself).
-fn v2_target(plan: &Plan, model: &str) -> Result<Option<NodeId>, NoEndpoint> {
+pub(crate) fn v2_target(plan: &Plan, model: &str) -> Result<Option<NodeId>, NoEndpoint> {
     match plan.find(model) {
         Some(id) if plan.nodes[id].is_remote() => Ok(Some(id)),
         Some(0) => Ok(None),

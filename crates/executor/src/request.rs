@@ -66,6 +66,9 @@ pub struct RequestExecutor {
     tail: Option<Pending>,
     /// The tail call to hand over at the end of this event.
     tail_out: Option<Call>,
+    /// The node whose readiness probe is made last, as the tail call carrying a gRPC health
+    /// answer (`GrpcV2ServerLive`, `GrpcV2ServerReady`, `GrpcV2ModelReady`).
+    tail_probe: Option<NodeId>,
     /// A tail call was made: the answer will come from the router (gRPC needs it).
     tailed: bool,
 }
@@ -146,6 +149,7 @@ impl RequestExecutor {
             tail_calls: false,
             tail: None,
             tail_out: None,
+            tail_probe: None,
             tailed: false,
         }
     }
@@ -364,6 +368,9 @@ impl RequestExecutor {
             | Endpoint::GrpcPredict
             | Endpoint::GrpcFeedback
             | Endpoint::GrpcV2Infer
+            | Endpoint::GrpcV2ServerLive
+            | Endpoint::GrpcV2ServerReady
+            | Endpoint::GrpcV2ModelReady
                 if end_of_stream =>
             {
                 self.body_arrived(host, Vec::new())
@@ -373,7 +380,10 @@ impl RequestExecutor {
             | Endpoint::V2Infer
             | Endpoint::GrpcPredict
             | Endpoint::GrpcFeedback
-            | Endpoint::GrpcV2Infer => Step::WaitBody,
+            | Endpoint::GrpcV2Infer
+            | Endpoint::GrpcV2ServerLive
+            | Endpoint::GrpcV2ServerReady
+            | Endpoint::GrpcV2ModelReady => Step::WaitBody,
             Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
             Endpoint::Ping => self.respond(Response::with_type(
                 200,
@@ -416,6 +426,16 @@ impl RequestExecutor {
         }
         if let Some(step) = self.check_body_size(body.len()) {
             return step;
+        }
+        if matches!(
+            self.endpoint,
+            Some(
+                Endpoint::GrpcV2ServerLive
+                    | Endpoint::GrpcV2ServerReady
+                    | Endpoint::GrpcV2ModelReady
+            )
+        ) {
+            return self.grpc_v2_health(host, &body);
         }
         let body = match self.endpoint {
             Some(Endpoint::GrpcPredict) => {
@@ -511,7 +531,7 @@ impl RequestExecutor {
             return Step::Wait;
         }
         let Some(task) = pending.task else {
-            return self.on_probe(pending.node, node, pending.service, response);
+            return self.on_probe(host, pending.node, node, pending.service, response);
         };
         let limit = plan.body_limit_bytes;
         let (status, bytes_in) = (response.status, response.body.len());
@@ -826,7 +846,7 @@ impl RequestExecutor {
         };
         let call = self.call(node, service, Some(body), content_type)?;
         if self.is_tail(t, service) {
-            self.hand_over(host, call, id, service, t);
+            self.hand_over(host, call, id, service, Some(t));
             return Ok(());
         }
         self.dispatch(host, call, id, service, Some(t))
@@ -839,7 +859,7 @@ impl RequestExecutor {
         mut call: Call,
         node: NodeId,
         service: Service,
-        t: usize,
+        task: Option<usize>,
     ) {
         let started_ns = host.now_ns();
         let span = self.trace.as_ref().map(|trace| {
@@ -850,7 +870,7 @@ impl RequestExecutor {
             node,
             service,
             started_ns,
-            task: Some(t),
+            task,
             span,
         });
         self.tailed = true;
@@ -960,19 +980,82 @@ impl RequestExecutor {
             }
         }
         if self.pending.is_empty() {
-            self.probes_done()
+            self.probes_settled(host)
         } else {
             Step::Wait
         }
     }
 
+    /// gRPC `ServerLive`, `ServerReady`, `ModelReady` on a v2 graph: the same probes as the
+    /// REST paths, except that the last node's is the tail call, so the answer (a framed
+    /// message) can come through the router — a gRPC local reply carries no body.
+    fn grpc_v2_health(&mut self, host: &mut dyn Host, body: &[u8]) -> Step {
+        let nodes = match self.endpoint {
+            Some(Endpoint::GrpcV2ModelReady) => {
+                let model = match seldon_protocol::grpc::unframe(body)
+                    .and_then(seldon_protocol::grpc_v2::model_ref)
+                {
+                    Ok(m) => m.name,
+                    Err(e) => {
+                        return self.fail(Failure::BadRequest(format!("gRPC ModelReady: {e}")));
+                    }
+                };
+                match crate::endpoint::v2_target(&self.plan, &model) {
+                    Ok(Some(id)) => vec![id],
+                    Ok(None) => self.remote_nodes(),
+                    Err(no) => return self.fail(Failure::from(no)),
+                }
+            }
+            // Liveness is the filter's own; one node's probe only carries the answer.
+            Some(Endpoint::GrpcV2ServerLive) => self.remote_nodes().into_iter().take(1).collect(),
+            _ => self.remote_nodes(),
+        };
+        let Some((&last, rest)) = nodes.split_last() else {
+            return self.fail(Failure::GrpcNeedsTail(
+                "the graph has no node whose call could carry the answer".into(),
+            ));
+        };
+        if !self.tail_calls {
+            return self.fail(Failure::GrpcNeedsTail(
+                "the request has no body to rewrite into the node call that carries the answer"
+                    .into(),
+            ));
+        }
+        self.tail_probe = Some(last);
+        self.start_probes(host, Service::Ready, rest.to_vec())
+    }
+
+    /// Every callout probe answered: the gRPC health calls' tail probe goes out now, else the
+    /// answer.
+    fn probes_settled(&mut self, host: &mut dyn Host) -> Step {
+        let Some(id) = self.tail_probe.take() else {
+            return self.probes_done();
+        };
+        let plan = Rc::clone(&self.plan);
+        match self.call(&plan.nodes[id], Service::Ready, None, None) {
+            Ok(call) => {
+                self.hand_over(host, call, id, Service::Ready, None);
+                match self.tail_out.take() {
+                    Some(call) => Step::Tail(call),
+                    None => Step::Wait,
+                }
+            }
+            Err(f) => self.fail(f),
+        }
+    }
+
     fn on_probe(
         &mut self,
+        host: &mut dyn Host,
         id: NodeId,
         node: &PlanNode,
         service: Service,
         response: CallResponse,
     ) -> Step {
+        if self.endpoint == Some(Endpoint::GrpcV2ServerLive) {
+            // Only carries the answer: the filter itself is live whatever the node says.
+            return self.probes_settled(host);
+        }
         if service == Service::Ready && !response.status.is_some_and(|s| (200..300).contains(&s)) {
             let status = response
                 .status
@@ -989,7 +1072,7 @@ impl RequestExecutor {
             Err(f) => return self.fail(f),
         }
         if self.pending.is_empty() {
-            self.probes_done()
+            self.probes_settled(host)
         } else {
             Step::Wait
         }
@@ -1020,6 +1103,15 @@ impl RequestExecutor {
                 });
                 let content_type = msg.content_type.as_deref().unwrap_or("application/json");
                 self.respond(Response::with_type(200, content_type, msg.body))
+            }
+            Some(Endpoint::GrpcV2ServerLive) => {
+                self.grpc_answer(seldon_protocol::grpc_v2::server_live_response(true))
+            }
+            Some(Endpoint::GrpcV2ServerReady) => {
+                self.grpc_answer(seldon_protocol::grpc_v2::server_ready_response(true))
+            }
+            Some(Endpoint::GrpcV2ModelReady) => {
+                self.grpc_answer(seldon_protocol::grpc_v2::model_ready_response(true))
             }
             Some(Endpoint::V2ModelReady(model)) => {
                 let body = serde_json::json!({"name": model, "ready": true})
@@ -1071,15 +1163,7 @@ impl RequestExecutor {
             ),
         };
         match encoded {
-            Ok(pb) => {
-                let mut response =
-                    Response::with_type(200, "application/grpc", seldon_protocol::grpc::frame(&pb));
-                response.grpc = Some(crate::host::GrpcStatus {
-                    code: 0,
-                    message: String::new(),
-                });
-                self.respond(response)
-            }
+            Ok(pb) => self.grpc_answer(pb),
             Err(e) => {
                 let (node, service) = match producer {
                     Some(id) => (self.plan.nodes[id].name.clone(), Service::Predict),
@@ -1096,6 +1180,22 @@ impl RequestExecutor {
                 })
             }
         }
+    }
+
+    /// A gRPC call's answer `pb`, framed, `grpc-status` 0 (after a tail call only).
+    fn grpc_answer(&mut self, pb: Vec<u8>) -> Step {
+        if !self.tailed {
+            return self.fail(Failure::GrpcNeedsTail(
+                "no node call went through the router to carry the answer".into(),
+            ));
+        }
+        let mut response =
+            Response::with_type(200, "application/grpc", seldon_protocol::grpc::frame(&pb));
+        response.grpc = Some(crate::host::GrpcStatus {
+            code: 0,
+            message: String::new(),
+        });
+        self.respond(response)
     }
 
     /// The one way out: every answer, success or failure, ends the request here and carries

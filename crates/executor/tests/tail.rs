@@ -634,3 +634,85 @@ fn grpc_model_infer_failures_are_statuses_naming_the_node() {
     };
     assert_eq!(r.status, 404);
 }
+
+fn grpc_v2_health(run: &mut Run, method: &str, body: &[u8]) -> Step {
+    let headers = [(":method", "POST"), (":path", method)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        run.exec.on_headers(&mut run.host, headers, false),
+        Step::WaitBody
+    );
+    run.exec.on_body(&mut run.host, grpc::frame(body))
+}
+
+#[test]
+fn grpc_server_ready_probes_by_callout_then_tails_the_last_probe_and_answers_a_body() {
+    use seldon_protocol::grpc_v2;
+    let chain = || plan(Protocol::V2, "{name: first, children: [{name: second}]}");
+    let mut run = Run::with(chain(), true);
+    let ready = "/inference.GRPCInferenceService/ServerReady";
+    assert_eq!(grpc_v2_health(&mut run, ready, b""), Step::Wait);
+    assert_eq!(run.paths(), vec!["first/v2/models/first/ready"]);
+    let call = tail(run.answer(1, r#"{"ready":true}"#));
+    assert_eq!(
+        (call.method, call.path.as_str()),
+        ("GET", "/v2/models/second/ready")
+    );
+    let r = run.tail_answer(ok(r#"{"ready":true}"#));
+    assert_eq!(r.grpc.as_ref().map(|g| g.code), Some(0));
+    assert_eq!(r.body, grpc::frame(&grpc_v2::server_ready_response(true)));
+
+    // ServerLive: one probe, the tail, whatever it answers.
+    let mut run = Run::with(chain(), true);
+    let call = tail(grpc_v2_health(
+        &mut run,
+        "/inference.GRPCInferenceService/ServerLive",
+        b"",
+    ));
+    assert_eq!(call.path, "/v2/models/first/ready");
+    let r = run.tail_answer(CallResponse {
+        status: Some(503),
+        headers: vec![],
+        body: vec![],
+    });
+    assert_eq!(r.body, grpc::frame(&grpc_v2::server_live_response(true)));
+
+    // ModelReady for one node: its probe only, the tail; a node not ready names it.
+    let mut run = Run::with(chain(), true);
+    let call = tail(grpc_v2_health(
+        &mut run,
+        "/inference.GRPCInferenceService/ModelReady",
+        b"\x0a\x06second",
+    ));
+    assert_eq!(call.path, "/v2/models/second/ready");
+    let r = run.tail_answer(CallResponse {
+        status: Some(503),
+        headers: vec![],
+        body: vec![],
+    });
+    assert_eq!(r.grpc.as_ref().map(|g| g.code), Some(14));
+    assert_eq!(r.header("seldon-node"), Some("second"));
+
+    // An unknown model: NOT_FOUND, no probe; without tail calls: UNIMPLEMENTED saying why.
+    let mut run = Run::with(chain(), true);
+    let Step::Respond(r) = grpc_v2_health(
+        &mut run,
+        "/inference.GRPCInferenceService/ModelReady",
+        b"\x0a\x04nope",
+    ) else {
+        panic!("expected an answer");
+    };
+    assert_eq!(r.grpc.map(|g| g.code), Some(5));
+    assert!(run.host.calls.is_empty());
+    let mut run = Run::with(chain(), false);
+    let headers = [(":method", "POST"), (":path", ready)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let Step::Respond(r) = run.exec.on_headers(&mut run.host, headers, false) else {
+        panic!("expected an answer");
+    };
+    assert_eq!(r.grpc.map(|g| g.code), Some(12));
+}

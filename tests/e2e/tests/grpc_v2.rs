@@ -254,3 +254,124 @@ async fn model_infer_on_a_seldon_graph_is_unimplemented() {
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     assert!(g.node("m").calls().await.unwrap().is_empty());
 }
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Empty {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ModelReadyRequest {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    version: String,
+}
+
+/// `ServerLiveResponse { live }`, `ServerReadyResponse { ready }`, `ModelReadyResponse { ready }`:
+/// one bool, field 1.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Flag {
+    #[prost(bool, tag = "1")]
+    flag: bool,
+}
+
+async fn unary<Req>(url: &str, method: &'static str, message: Req) -> Result<Flag, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+{
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    client
+        .unary(
+            tonic::Request::new(message),
+            PathAndQuery::from_static(method),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// ServerLive, ServerReady and ModelReady answer with a body: the last readiness probe is the
+/// tail call and its answer is replaced by the framed message.
+#[tokio::test]
+async fn server_live_server_ready_and_model_ready_answer_with_a_body() {
+    let g = start_v2(
+        TestModelSpec::new("first", Mode::V2Add),
+        TestModelSpec::new("second", Mode::V2Add),
+    )
+    .await;
+    let live = unary(
+        &g.url,
+        "/inference.GRPCInferenceService/ServerLive",
+        Empty {},
+    )
+    .await
+    .unwrap();
+    assert!(live.flag, "ServerLiveResponse.live");
+    let ready = unary(
+        &g.url,
+        "/inference.GRPCInferenceService/ServerReady",
+        Empty {},
+    )
+    .await
+    .unwrap();
+    assert!(ready.flag, "ServerReadyResponse.ready");
+    let model = |name: &str| ModelReadyRequest {
+        name: name.into(),
+        version: String::new(),
+    };
+    let ready = unary(
+        &g.url,
+        "/inference.GRPCInferenceService/ModelReady",
+        model("second"),
+    )
+    .await
+    .unwrap();
+    assert!(ready.flag, "ModelReadyResponse.ready");
+    // The probes reached the nodes' ready paths (ServerLive: the first node only, to carry
+    // the answer; ServerReady: both; ModelReady `second`: second only).
+    let ready_calls = |calls: Vec<seldon_e2e::Call>| {
+        calls
+            .into_iter()
+            .filter(|c| c.path.ends_with("/ready"))
+            .count()
+    };
+    assert_eq!(ready_calls(g.node("first").calls().await.unwrap()), 2);
+    assert_eq!(ready_calls(g.node("second").calls().await.unwrap()), 2);
+
+    // An unknown model: NOT_FOUND naming it, no probe.
+    let status = unary(
+        &g.url,
+        "/inference.GRPCInferenceService/ModelReady",
+        model("nope"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    assert!(status.message().contains("\"nope\""), "{status:?}");
+
+    // A node that is down (no process behind it): UNAVAILABLE naming it.
+    let mut spec = GraphSpec::new(
+        "{name: first, children: [{name: second}]}",
+        vec![TestModelSpec::new("first", Mode::V2Add)],
+    );
+    spec.protocol = Protocol::V2;
+    let g = match GraphUnderTest::start(spec).await {
+        Ok(g) => g,
+        Err(e) => panic!("starting the graph failed: {e:#?}"),
+    };
+    let status = unary(
+        &g.url,
+        "/inference.GRPCInferenceService/ServerReady",
+        Empty {},
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("`second`"), "{status:?}");
+    assert_eq!(status.metadata().get("seldon-node").unwrap(), "second");
+}
