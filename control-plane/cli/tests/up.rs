@@ -35,11 +35,7 @@ fn up(manifest: &str, runs: &[(&str, String)]) -> Up {
     let dir = tempfile::tempdir().unwrap().keep();
     let file = dir.join("sdep.yaml");
     std::fs::write(&file, manifest).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"));
     cmd.args(["up", "-f"])
         .arg(&file)
@@ -363,11 +359,7 @@ fn sample_iris_abtest_answers_one_prediction() {
         .last()
         .unwrap_or_default()
         .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let out = Command::new(env!("CARGO_BIN_EXE_seldon-mesh"))
         .env("ORT_DYLIB_PATH", ort)
         .args([

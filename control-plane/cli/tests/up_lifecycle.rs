@@ -198,6 +198,51 @@ fn a_failed_start_stops_what_it_started_and_names_the_node() {
     assert_none_left(&mark, 0, Duration::from_secs(2), "failed start");
 }
 
+/// The gateway's port taken by another program: Envoy still reports itself ready (its other
+/// listeners work) but NACKs the gateway listener; `up` must fail with Envoy's reason and
+/// stop what it started, not print a URL that the other program answers. A CI run saw that:
+/// a test's request got another server's answer.
+#[test]
+fn a_gateway_port_in_use_fails_the_start_and_leaks_nothing() {
+    envoy_ready();
+    let mark = format!("PORT-{}", std::process::id());
+    let taken = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sdep.yaml");
+    std::fs::write(&file, TWO_NODES).unwrap();
+    // Supervised and waited for with a deadline: without the check, `up` would run on.
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut cmd = seldon_supervise::command(env!("CARGO_BIN_EXE_seldon-mesh"));
+    cmd.env(MARK, &mark)
+        .args(["up", "-f"])
+        .arg(&file)
+        .args(["--port", &port.to_string()])
+        .arg("--filter")
+        .arg(filter())
+        .arg("--workdir")
+        .arg(dir.path().join("run"))
+        .arg("--run")
+        .arg(format!("t={}", testmodel("t")))
+        .arg("--run")
+        .arg(format!("m={}", testmodel("m")))
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let mut up = Supervised::spawn("seldon-mesh up", cmd).unwrap();
+    let status = wait_exit(&mut up, Duration::from_secs(30));
+    let stdout = std::fs::read_to_string(&out_path).unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(!status.success(), "{stdout}\n{err}");
+    assert!(!stdout.contains("ready: "), "no URL is printed: {stdout}");
+    assert!(
+        err.contains("Envoy rejected the listeners")
+            && err.contains(&format!("cannot bind '127.0.0.1:{port}'")),
+        "{err}"
+    );
+    assert_none_left(&mark, 0, Duration::from_secs(2), "gateway port in use");
+    drop(taken);
+}
+
 /// `status` and `logs` find a running `up` through its default work directory (here under a
 /// private XDG_STATE_HOME), report it healthy, then name a stopped node; after `up` stops,
 /// the logs are still there.

@@ -451,7 +451,7 @@ pub async fn up(
         concurrency: 2,
         ..EnvoyOptions::default()
     };
-    let xds = XdsServer::start(&plan.envoy).await?;
+    let mut xds = XdsServer::start(&plan.envoy).await?;
     let start_envoy = async {
         let envoy = Envoy::start_xds(
             plan.envoy.clone(),
@@ -476,6 +476,10 @@ pub async fn up(
     // The first error wins and drops the other future: a half-started Envoy is killed with it
     // (`Supervised`), and the nodes when `nodes` drops on the return.
     let ((envoy, envoy_after), ()) = tokio::try_join!(start_envoy, nodes_ready)?;
+    // Envoy says it is ready even when a listener could not bind its port (the gateway's
+    // port taken by another program): its NACK of the first config is the only sign, and
+    // `up` must fail then rather than print a URL that something else answers.
+    xds.initial_config_accepted().await?;
     progress(Progress::EnvoyReady {
         pid: envoy.pid(),
         after: envoy_after,

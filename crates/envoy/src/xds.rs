@@ -147,6 +147,9 @@ pub struct XdsServer {
     shared: Arc<Shared>,
     version: u64,
     task: tokio::task::JoinHandle<()>,
+    /// Subscribed before any Envoy could connect, so Envoy's answers to the first snapshot
+    /// (version 1) are kept for [`XdsServer::initial_config_accepted`].
+    first_answers: broadcast::Receiver<Answer>,
 }
 
 impl Drop for XdsServer {
@@ -166,7 +169,7 @@ impl XdsServer {
                 resources,
             })
         };
-        let (answers, _) = broadcast::channel(64);
+        let (answers, first_answers) = broadcast::channel(64);
         let shared = Arc::new(Shared {
             clusters: watch::Sender::new(snapshot(clusters)),
             listeners: watch::Sender::new(snapshot(listeners)),
@@ -191,7 +194,51 @@ impl XdsServer {
             shared,
             version: 1,
             task,
+            first_answers,
         })
+    }
+
+    /// Waits for Envoy's answers to the first snapshot (the config [`XdsServer::start`]
+    /// serves): `Ok` once it ACKed both the clusters and the listeners, [`XdsError::Rejected`]
+    /// with Envoy's `error_detail` if it NACKed either (e.g. a listener that cannot bind its
+    /// port). Envoy reports itself ready even when a listener failed, so a caller that needs
+    /// every listener checks this. Call once, after Envoy connected.
+    pub async fn initial_config_accepted(&mut self) -> Result<(), XdsError> {
+        let mut pending = vec![CLUSTER_TYPE, LISTENER_TYPE];
+        let answers = &mut self.first_answers;
+        let wait = async {
+            while !pending.is_empty() {
+                match answers.recv().await {
+                    Ok(a) if a.version == 1 && pending.contains(&a.type_url.as_str()) => {
+                        if let Some(detail) = a.rejected {
+                            return Err(XdsError::Rejected {
+                                kind: kind_of(&a.type_url),
+                                version: 1,
+                                detail,
+                            });
+                        }
+                        pending.retain(|t| *t != a.type_url);
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_))
+                    | Err(broadcast::error::RecvError::Closed) => {
+                        return Err(XdsError::NoAnswer {
+                            kind: kind_of(pending[0]),
+                            version: 1,
+                            secs: 0,
+                        });
+                    }
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(ACK_TIMEOUT, wait)
+            .await
+            .unwrap_or(Err(XdsError::NoAnswer {
+                kind: "listeners",
+                version: 1,
+                secs: ACK_TIMEOUT.as_secs(),
+            }))
     }
 
     /// The port Envoy's `xds` cluster points at.

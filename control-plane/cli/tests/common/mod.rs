@@ -42,12 +42,11 @@ pub fn envoy_ready() {
     assert!(status.success(), "scripts/setup.sh failed");
 }
 
+/// A port for a listener `up` will bind later: below the ephemeral range, like every port
+/// `up` picks itself. A port from `bind(:0)` is ephemeral, and an outgoing connection may take
+/// it as its source port before Envoy binds it (a CI run lost the gateway's port that way).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    seldon_envoy::free_port().unwrap()
 }
 
 /// Live processes (zombies aside) whose environment holds `<var>=<mark>`, except `except`
