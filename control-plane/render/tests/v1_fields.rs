@@ -753,7 +753,10 @@ fn verify(c: &Case, base_yaml: &str, base_amb_yaml: &str) -> Option<String> {
             let named = violations.iter().any(|(p, m)| {
                 // a graph problem names its node: `spec.predictors[0].graph (node "clf", …)`
                 let p = p.split(" (node ").next().unwrap_or(p);
+                // the field itself, a parent of it, or a field inside it (`endpoint.type`
+                // for the `endpoint` case)
                 path.starts_with(p)
+                    || p.starts_with(&format!("{path}."))
                     || p.contains(c.field)
                     || m.contains(c.field)
                     || c.field == SEQ_ANNOTATION && p.contains("seldon.io/engine-")
