@@ -441,17 +441,30 @@ async fn mlflow_sklearn_flavor_uses_the_fetch_time_conversion() {
     );
 }
 
+/// A model whose only flavor this server does not run (pytorch, with python_function) goes to
+/// the Python wrapper's mlflow.pyfunc (b0aeff9); with no wrapper installed the start fails
+/// naming the flavors and the wrapper command it tried.
 #[test]
-fn mlflow_unsupported_flavor_names_it() {
+fn mlflow_pyfunc_only_goes_to_the_python_wrapper_and_a_missing_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("MLmodel"),
         "flavors:\n  python_function: {loader_module: mlflow.pytorch}\n  pytorch: {pytorch_version: 2.9.0}\n",
     )
     .unwrap();
-    let log = start_fails("MLFLOW_SERVER", dir.path());
+    let wrapper = "/nonexistent/seldon-core-microservice";
+    let (mut cmd, _, _dir, log) = command(
+        "MLFLOW_SERVER",
+        dir.path(),
+        &[("SELDON_PYTHON_WRAPPER", wrapper.to_string())],
+    );
+    let status = cmd.status().expect("run seldon-server");
+    assert!(!status.success(), "no wrapper: the start must fail");
+    let log = std::fs::read_to_string(log).unwrap();
     assert!(
-        log.contains("has no flavor this server runs natively (it has: python_function, pytorch)"),
+        log.contains("no flavor served natively (it has: python_function, pytorch)")
+            && log.contains("mlflow.pyfunc in the Python wrapper")
+            && log.contains(wrapper),
         "{log}"
     );
 }

@@ -72,7 +72,7 @@ impl Drop for Server {
     }
 }
 
-fn command(
+pub fn command(
     implementation: &str,
     model_uri: &Path,
     envs: &[(&str, String)],
