@@ -27,8 +27,8 @@ wasm: setup
 	$(CARGO) build --locked -p seldon-filter --target wasm32-wasip1 --release
 	@ls -l $(WASM) | awk '{print "filter module: " $$5 " bytes"}'
 
-# The container images (images/README.md): ghcr.io/seldon-mesh/{seldon-mesh,server,initializer,
-# python-wrapper,graph-filter}:<version>, built offline with podman; installs what it needs.
+# The container images (images/README.md): ghcr.io/seldon-mesh/{seldon-mesh,server,server-python,
+# initializer,initializer-tf,python-wrapper,graph-filter}:<version>, built offline with podman.
 images: wasm
 	SELDON_IMAGE_WASM=$(WASM) images/build.sh
 

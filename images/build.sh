@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the project's container images with podman (see images/README.md):
 #
-#   images/build.sh [seldon-mesh|server|initializer|python-wrapper|graph-filter ...]   (default: all)
+#   images/build.sh [seldon-mesh|server|server-python|initializer|initializer-tf|python-wrapper|graph-filter ...]
+#                                                                     (default: all seven)
 #
 # Each image gets a staging context under $CARGO_TARGET_DIR/images/<name>/ (binaries, the shared
 # libraries `ldd` names, wheels) and is built from images/<name>.Containerfile, offline
@@ -26,7 +27,7 @@ version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -1)"
 registry="${SELDON_IMAGE_REGISTRY:-ghcr.io/seldon-mesh}"
 tag="${SELDON_IMAGE_TAG:-$version}"
 cache="${SELDON_MESH_CACHE:-$HOME/.cache/seldon-mesh}/images"
-all=(seldon-mesh server initializer python-wrapper graph-filter)
+all=(seldon-mesh server server-python initializer initializer-tf python-wrapper graph-filter)
 names=("$@")
 ((${#names[@]})) || names=("${all[@]}")
 for n in "${names[@]}"; do
@@ -121,6 +122,34 @@ wheels() {
   exec 8>&-
 }
 
+# wrapper_wheel <dir>: the Python wrapper (model-servers/python) as a wheel, built once per
+# content of its sources (cached), copied into <dir>; sets wrapper_whl to the cached wheel (its
+# path names the content hash, so `wheels` keys its downloads on it).
+wrapper_wheel() {
+  local wkey wdir py wsrc
+  wkey="$(cd "$repo/model-servers/python" && find pyproject.toml README.md src -type f ! -name '*.pyc' ! -path '*.egg-info/*' | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+  wdir="$cache/wrapper-wheel/$wkey"
+  mkdir -p "$cache/wrapper-wheel" "$1"
+  exec 8>"$cache/wrapper-wheel/$wkey.lock"
+  flock 8
+  if [[ ! -f "$wdir/.done" ]]; then
+    rm -rf "$wdir" && mkdir -p "$wdir"
+    py="$(command -v python3.11 || command -v python3)"
+    # from a copy: an in-tree build would leave build/ and *.egg-info in the source (and
+    # could pack stale files from an old build/)
+    wsrc="$(mktemp -d)"
+    cp -r "$repo/model-servers/python/pyproject.toml" "$repo/model-servers/python/README.md" \
+      "$repo/model-servers/python/src" "$wsrc/"
+    find "$wsrc" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+    "$py" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$wdir" "$wsrc" >&2
+    rm -rf "$wsrc"
+    touch "$wdir/.done"
+  fi
+  exec 8>&-
+  cp "$wdir"/*.whl "$1/"
+  wrapper_whl="$(ls "$wdir"/*.whl)"
+}
+
 # podman_build <name> <ctx>
 podman_build() {
   local ref="$registry/$1:$tag" old new
@@ -141,7 +170,7 @@ podman_build() {
 }
 
 mkdir -p "$target/images"
-if [[ -z "${SELDON_IMAGE_BIN_DIR:-}" && " ${names[*]} " =~ \ (seldon-mesh|server|initializer)\  ]]; then
+if [[ -z "${SELDON_IMAGE_BIN_DIR:-}" && " ${names[*]} " =~ \ (seldon-mesh|server|server-python|initializer|initializer-tf)\  ]]; then
   build_binaries
 fi
 for name in "${names[@]}"; do
@@ -186,31 +215,36 @@ for name in "${names[@]}"; do
     wheels "$ctx/wheels" -r "$repo/model-servers/onnx/python/requirements.txt"
     # The binary needs only glibc, which the Debian base has (same release as the build host).
     ;;
+  server-python)
+    bin="$(binary seldon-server)"
+    base="$("$here/debian-python.sh")"
+    ctx="$(fresh_context "$name")"
+    add_binary "$ctx/rootfs" "$bin" /usr/local/bin/seldon-server
+    mkdir -p "$ctx/rootfs/opt/seldon-mesh/sklearn-fallback"
+    cp "$repo/model-servers/onnx/python/fallback/SKLearnServer.py" "$ctx/rootfs/opt/seldon-mesh/sklearn-fallback/"
+    # what the local fallback's venv holds (model-servers/onnx/scripts/setup.sh --with-wrapper)
+    cp "$repo/model-servers/onnx/python/requirements.txt" "$ctx/requirements.txt"
+    wrapper_wheel "$ctx/wheels"
+    # the wheel's hash in the copied file: a changed wrapper invalidates the venv layer
+    printf '# %s %s\nseldon-mesh-wrapper[mlflow]\n' "$(basename "$wrapper_whl")" \
+      "$(sha256sum "$wrapper_whl" | cut -c1-16)" > "$ctx/wrapper.txt"
+    wheels "$ctx/wheels" -r "$repo/model-servers/onnx/python/requirements.txt" "$wrapper_whl[mlflow]"
+    ;;
+  initializer-tf)
+    bin="$(binary seldon-mesh-initializer)"
+    base="$("$here/debian-python.sh")"
+    ctx="$(fresh_context "$name")"
+    add_binary "$ctx/rootfs" "$bin" /usr/local/bin/seldon-mesh-initializer
+    mkdir -p "$ctx/rootfs/opt/seldon-mesh"
+    cp "$repo/model-servers/onnx/python/convert_tensorflow.py" "$ctx/rootfs/opt/seldon-mesh/"
+    cp "$repo/model-servers/initializer/scripts/requirements-tensorflow.txt" "$ctx/"
+    wheels "$ctx/wheels" -r "$repo/model-servers/initializer/scripts/requirements-tensorflow.txt"
+    ;;
   python-wrapper)
     base="$("$here/debian-python.sh")"
     ctx="$(fresh_context "$name")"
-    mkdir -p "$ctx/wheels"
-    wkey="$(cd "$repo/model-servers/python" && find pyproject.toml README.md src -type f ! -name '*.pyc' ! -path '*.egg-info/*' | sort | xargs sha256sum | sha256sum | cut -c1-16)"
-    wdir="$cache/wrapper-wheel/$wkey"
-    mkdir -p "$cache/wrapper-wheel"
-    exec 8>"$cache/wrapper-wheel/$wkey.lock"
-    flock 8
-    if [[ ! -f "$wdir/.done" ]]; then
-      rm -rf "$wdir" && mkdir -p "$wdir"
-      py="$(command -v python3.11 || command -v python3)"
-      # from a copy: an in-tree build would leave build/ and *.egg-info in the source (and
-      # could pack stale files from an old build/)
-      wsrc="$(mktemp -d)"
-      cp -r "$repo/model-servers/python/pyproject.toml" "$repo/model-servers/python/README.md" \
-        "$repo/model-servers/python/src" "$wsrc/"
-      find "$wsrc" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
-      "$py" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$wdir" "$wsrc" >&2
-      rm -rf "$wsrc"
-      touch "$wdir/.done"
-    fi
-    exec 8>&-
-    cp "$wdir"/*.whl "$ctx/wheels/"
-    wheels "$ctx/wheels" "$(ls "$wdir"/*.whl)"
+    wrapper_wheel "$ctx/wheels"
+    wheels "$ctx/wheels" "$wrapper_whl"
     ;;
   graph-filter)
     wasm="${SELDON_IMAGE_WASM:-$target/wasm32-wasip1/release/seldon_filter.wasm}"

@@ -61,6 +61,27 @@ pub struct Server {
     /// HTTP GET liveness probe path (`/v2/health/live`); default: Seldon's TCP probe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_path: Option<String>,
+    /// The model init container's image for this key (TENSORFLOW_SERVER: the initializer with
+    /// tensorflow-cpu + tf2onnx); default: the operator's initializer image. A node's
+    /// `storageInitializerImage` wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initializer_image: Option<String>,
+    /// How the server runs with `seldon.io/no-storage-initializer: "true"` (it reads the
+    /// `modelUri` itself). Triton: Seldon 1.18.2's `addTritonServer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_storage_initializer: Option<NoStorageInitializer>,
+}
+
+/// A server's args when no initializer fetches the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoStorageInitializer {
+    /// Replaces `args` (same placeholders; `{model_dir}` is the `modelUri`).
+    pub args: Vec<String>,
+    /// Node parameter name (matched case-insensitively, as Seldon's `strings.ToLower`) → flag
+    /// prefix: each such parameter appends `<prefix><value>`, in the node's order.
+    #[serde(default)]
+    pub parameter_flags: BTreeMap<String, String>,
 }
 
 /// What `{…}` placeholders in a server's `args` and `env` values stand for.
@@ -118,6 +139,26 @@ impl Catalogue {
     pub fn args(server: &Server, vars: &Placeholders<'_>) -> Vec<String> {
         server.args.iter().map(|a| vars.apply(a)).collect()
     }
+
+    /// The args without a storage initializer: `no_storage_initializer.args` plus a flag per
+    /// matching node parameter (`(name, value)` in the node's order); `args` when the server
+    /// has no such entry.
+    pub fn no_storage_args<'p>(
+        server: &Server,
+        vars: &Placeholders<'_>,
+        parameters: impl IntoIterator<Item = (&'p str, &'p str)>,
+    ) -> Vec<String> {
+        let Some(ns) = &server.no_storage_initializer else {
+            return Self::args(server, vars);
+        };
+        let mut args: Vec<String> = ns.args.iter().map(|a| vars.apply(a)).collect();
+        for (name, value) in parameters {
+            if let Some(flag) = ns.parameter_flags.get(&name.to_lowercase()) {
+                args.push(format!("{flag}{value}"));
+            }
+        }
+        args
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +172,6 @@ mod tests {
             "SKLEARN_SERVER",
             "XGBOOST_SERVER",
             "LIGHTGBM_SERVER",
-            "MLFLOW_SERVER",
             "TENSORFLOW_SERVER",
         ] {
             assert!(
@@ -139,6 +179,24 @@ mod tests {
                     .unwrap()
                     .image
                     .starts_with("ghcr.io/seldon-mesh/server:"),
+                "{key}"
+            );
+        }
+        // MLflow models only mlflow.pyfunc runs need Python beside seldon-server
+        assert!(
+            c.get("MLFLOW_SERVER")
+                .unwrap()
+                .image
+                .starts_with("ghcr.io/seldon-mesh/server-python:")
+        );
+        // only TENSORFLOW_SERVER's init container converts with TensorFlow
+        for (key, server) in &c.servers {
+            assert_eq!(
+                server
+                    .initializer_image
+                    .as_deref()
+                    .map(|i| i.split(':').next()),
+                (key == "TENSORFLOW_SERVER").then_some(Some("ghcr.io/seldon-mesh/initializer-tf")),
                 "{key}"
             );
         }
@@ -157,6 +215,59 @@ mod tests {
         }
         assert_eq!(c.explainer, ExplainerImages::default());
         assert_eq!(c.explainer.image, SELDON_EXPLAINER_IMAGE);
+    }
+
+    #[test]
+    fn triton_without_the_initializer_takes_seldons_parameter_flags() {
+        let c = Catalogue::builtin();
+        let triton = c.get("TRITON_SERVER").unwrap();
+        let vars = Placeholders {
+            model_name: "simple",
+            http_port: 9000,
+            grpc_port: 9500,
+            model_dir: "gs://bucket/repo",
+            namespace: "ns",
+        };
+        // Seldon 1.18.2: the bucket as repository, no --strict-model-config=false, and
+        // model_control_mode / load_model (repeatable) / strict_model_config as flags
+        assert_eq!(
+            Catalogue::no_storage_args(
+                triton,
+                &vars,
+                [
+                    ("model_control_mode", "explicit"),
+                    ("load_model", "simple"),
+                    ("Load_Model", "other"),
+                    ("unrelated", "x"),
+                    ("STRICT_MODEL_CONFIG", "true"),
+                ]
+            ),
+            [
+                "/opt/tritonserver/bin/tritonserver",
+                "--grpc-port=9500",
+                "--http-port=9000",
+                "--model-repository=gs://bucket/repo",
+                "--model-control-mode=explicit",
+                "--load-model=simple",
+                "--load-model=other",
+                "--strict-model-config=true",
+            ]
+        );
+        // with the initializer: the usual args (parameters are not flags)
+        let vars = Placeholders {
+            model_dir: "/mnt/models",
+            ..vars
+        };
+        assert_eq!(
+            Catalogue::args(triton, &vars).last().map(String::as_str),
+            Some("--strict-model-config=false")
+        );
+        // a server without the entry keeps its args
+        let sk = c.get("SKLEARN_SERVER").unwrap();
+        assert_eq!(
+            Catalogue::no_storage_args(sk, &vars, [("load_model", "x")]),
+            Catalogue::args(sk, &vars)
+        );
     }
 
     #[test]

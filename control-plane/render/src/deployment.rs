@@ -237,7 +237,17 @@ fn pod_spec(
                 container.image = Some(server.image.clone());
             }
             if container.args.is_none() && container.command.is_none() {
-                container.args = Some(Catalogue::args(server, &vars));
+                container.args = Some(if no_storage {
+                    Catalogue::no_storage_args(
+                        server,
+                        &vars,
+                        unit.parameters
+                            .iter()
+                            .map(|p| (p.name.as_str(), p.value.as_str())),
+                    )
+                } else {
+                    Catalogue::args(server, &vars)
+                });
             }
             let env = container.env.get_or_insert_with(Vec::new);
             for (k, v) in &server.env {
@@ -501,9 +511,18 @@ pub(crate) fn model_initializer(
     let q = |s: &str| Quantity(s.to_string());
     init.push(Container {
         name: init_name,
+        // the node's own image, else the catalogue's for its server (TENSORFLOW_SERVER's has
+        // TensorFlow), else the operator's
         image: Some(
             unit.storage_initializer_image
                 .clone()
+                .or_else(|| match &unit.implementation {
+                    Some(Implementation::Prepackaged(key)) => opts
+                        .catalogue
+                        .get(key)
+                        .and_then(|s| s.initializer_image.clone()),
+                    _ => None,
+                })
                 .unwrap_or_else(|| opts.initializer_image.clone()),
         ),
         args: Some(vec![uri.to_string(), MODELS_DIR.to_string()]),

@@ -338,6 +338,98 @@ fn every_sample_initializer_runs_as_the_proxy_uid_and_pvc_models_have_none() {
     assert!(initializers(&objects(&sdep, &RenderOptions::default())).is_empty());
 }
 
+#[test]
+fn tensorflow_nodes_get_the_tensorflow_initializer_and_mlflow_the_python_server() {
+    let image = |c: &Value| c["image"].as_str().unwrap().to_string();
+    // TENSORFLOW_SERVER: the catalogue's initializer-tf converts the SavedModel at fetch time
+    let objs = objects(&sample("tensorflow-mnist"), &RenderOptions::default());
+    let init = initializers(&objs);
+    assert_eq!(init.len(), 1);
+    assert_eq!(image(init[0]), "ghcr.io/seldon-mesh/initializer-tf:0.1.0");
+    assert_eq!(init[0]["env"][0]["value"], "TENSORFLOW_SERVER");
+    // every other key keeps the operator's initializer (its image option is honoured)
+    let opts = RenderOptions {
+        initializer_image: "registry.example/init:7".to_string(),
+        ..RenderOptions::default()
+    };
+    for name in ["sklearn-iris", "xgboost-iris", "mlflow-wine"] {
+        let objs = objects(&sample(name), &opts);
+        let init = initializers(&objs);
+        assert!(!init.is_empty(), "{name}");
+        for c in init {
+            assert_eq!(image(c), "registry.example/init:7", "{name}");
+        }
+    }
+    // MLFLOW_SERVER's model container is server-python (seldon-server + mlflow.pyfunc)
+    let objs = objects(&sample("mlflow-wine"), &RenderOptions::default());
+    let pod = &of_kind(&objs, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(
+        image(&pod["containers"][0]),
+        "ghcr.io/seldon-mesh/server-python:0.1.0"
+    );
+    // a node's own storageInitializerImage still wins over the catalogue
+    let mut sdep = sample("tensorflow-mnist");
+    sdep.spec.predictors[0].graph.storage_initializer_image = Some("me/tf-init:1".to_string());
+    let objs = objects(&sdep, &RenderOptions::default());
+    assert_eq!(image(initializers(&objs)[0]), "me/tf-init:1");
+}
+
+#[test]
+fn triton_reading_its_bucket_gets_seldons_model_control_flags() {
+    // Seldon 1.18.2's addTritonServer with seldon.io/no-storage-initializer: the bucket is the
+    // repository, --strict-model-config=false is left out, and the node's model_control_mode /
+    // load_model / strict_model_config parameters become Triton flags
+    let text = r#"
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: triton, namespace: seldon}
+spec:
+  protocol: v2
+  annotations: {seldon.io/no-storage-initializer: "true"}
+  predictors:
+  - name: default
+    graph:
+      name: simple
+      implementation: TRITON_SERVER
+      modelUri: gs://seldon-models/triton/simple
+      parameters:
+      - {name: model_control_mode, value: explicit, type: STRING}
+      - {name: load_model, value: simple, type: STRING}
+      - {name: load_model, value: simple_string, type: STRING}
+"#;
+    let sdep = seldon_crd::parse_yaml(text).unwrap().remove(0).sdep;
+    let objs = objects(&sdep, &RenderOptions::default());
+    let pod = &of_kind(&objs, "Deployment")[0]["spec"]["template"]["spec"];
+    let triton = pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "simple")
+        .unwrap();
+    assert_eq!(
+        triton["args"],
+        serde_json::json!([
+            "/opt/tritonserver/bin/tritonserver",
+            "--grpc-port=9500",
+            "--http-port=9000",
+            "--model-repository=gs://seldon-models/triton/simple",
+            "--model-control-mode=explicit",
+            "--load-model=simple",
+            "--load-model=simple_string"
+        ])
+    );
+    assert!(initializers(&objs).is_empty());
+    // with the initializer the parameters are not flags, and the repository is /mnt/models
+    let mut sdep = sdep;
+    sdep.spec.annotations.clear();
+    let objs = objects(&sdep, &RenderOptions::default());
+    let pod = &of_kind(&objs, "Deployment")[0]["spec"]["template"]["spec"];
+    let args = &pod["containers"][0]["args"];
+    assert_eq!(args[3], "--model-repository=/mnt/models", "{args}");
+    assert_eq!(args[4], "--strict-model-config=false", "{args}");
+    assert_eq!(args.as_array().unwrap().len(), 5, "{args}");
+}
+
 // ---------- EnvoyFilter priority (IST0151) ----------
 
 #[test]
