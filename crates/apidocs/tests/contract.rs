@@ -21,6 +21,12 @@ fn every_failure() -> Vec<Failure> {
                 br#"{"status":{"code":500,"info":"boom","reason":"NODE_ERROR","status":"FAILURE"}}"#
                     .to_vec(),
         },
+        Failure::NodeGrpcStatus {
+            node: node(),
+            service: Service::Predict,
+            code: 13,
+            message: "model raised".into(),
+        },
         Failure::Unreachable {
             node: node(),
             service: Service::Predict,
@@ -92,6 +98,7 @@ fn every_failure() -> Vec<Failure> {
     for f in &all {
         match f {
             Failure::NodeStatus { .. }
+            | Failure::NodeGrpcStatus { .. }
             | Failure::Unreachable { .. }
             | Failure::Timeout { .. }
             | Failure::DispatchFailed { .. }

@@ -72,6 +72,13 @@ pub enum Endpoint {
     /// gRPC `ModelReady` (v2 graphs): the named node ready, or every node for the deployment
     /// (or a root the filter runs), as `/v2/models/<m>/ready`; the last probe is the tail.
     GrpcV2ModelReady,
+    /// gRPC `ModelMetadata` (v2 graphs): the named node's `GET /v2/models/<node>`, or the
+    /// graph's metadata for the deployment (as `/v2/models/<m>`), turned into a
+    /// `ModelMetadataResponse`; the last metadata probe is the tail call carrying it.
+    GrpcV2ModelMetadata,
+    /// gRPC `ServerMetadata` (v2 graphs): the filter's own (`seldon-mesh`, its version, no
+    /// extensions), carried like `ServerLive` by one node's readiness probe.
+    GrpcV2ServerMetadata,
 }
 
 impl Endpoint {
@@ -83,9 +90,11 @@ impl Endpoint {
             | Endpoint::GrpcPredict
             | Endpoint::GrpcV2Infer => "predictions",
             Endpoint::Feedback | Endpoint::GrpcFeedback => "feedback",
-            Endpoint::GraphMetadata | Endpoint::NodeMetadata(_) | Endpoint::V2ModelMetadata(_) => {
-                "metadata"
-            }
+            Endpoint::GraphMetadata
+            | Endpoint::NodeMetadata(_)
+            | Endpoint::V2ModelMetadata(_)
+            | Endpoint::GrpcV2ModelMetadata
+            | Endpoint::GrpcV2ServerMetadata => "metadata",
             Endpoint::Ready | Endpoint::V2ModelReady(_) | Endpoint::NodeStatus(_) => "status",
             Endpoint::Live | Endpoint::Ping | Endpoint::GrpcV2ServerLive => "live",
             Endpoint::GrpcV2ServerReady | Endpoint::GrpcV2ModelReady => "status",
@@ -102,6 +111,8 @@ impl Endpoint {
                 | Endpoint::GrpcV2ServerLive
                 | Endpoint::GrpcV2ServerReady
                 | Endpoint::GrpcV2ModelReady
+                | Endpoint::GrpcV2ModelMetadata
+                | Endpoint::GrpcV2ServerMetadata
         )
     }
 }
@@ -177,6 +188,8 @@ pub fn classify(plan: &Plan, method: &str, path: &str) -> Result<Endpoint, NoEnd
             m::SERVER_LIVE => return post(Endpoint::GrpcV2ServerLive),
             m::SERVER_READY => return post(Endpoint::GrpcV2ServerReady),
             m::MODEL_READY => return post(Endpoint::GrpcV2ModelReady),
+            m::MODEL_METADATA => return post(Endpoint::GrpcV2ModelMetadata),
+            m::SERVER_METADATA => return post(Endpoint::GrpcV2ServerMetadata),
             _ => {}
         }
     }

@@ -21,6 +21,15 @@ pub enum Failure {
         content_type: Option<String>,
         body: Vec<u8>,
     },
+    /// A gRPC node answered a non-zero `grpc-status`: a gRPC client gets that code, a REST
+    /// client its HTTP equivalent (`grpc_node::http_status`); both the message naming the node.
+    #[error("node `{node}` answered gRPC status {code} {} ({service}): {message}", crate::grpc_node::code_name(*code))]
+    NodeGrpcStatus {
+        node: String,
+        service: Service,
+        code: u32,
+        message: String,
+    },
     #[error("node `{node}` is unreachable ({service}): {detail}")]
     Unreachable {
         node: String,
@@ -150,6 +159,7 @@ impl Failure {
     pub fn node(&self) -> Option<&str> {
         match self {
             Failure::NodeStatus { node, .. }
+            | Failure::NodeGrpcStatus { node, .. }
             | Failure::Unreachable { node, .. }
             | Failure::Timeout { node, .. }
             | Failure::DispatchFailed { node, .. }
@@ -170,6 +180,9 @@ impl Failure {
     fn status_and_reason(&self) -> (u16, &'static str) {
         match self {
             Failure::NodeStatus { status, .. } => (*status, "NODE_ERROR"),
+            Failure::NodeGrpcStatus { code, .. } => {
+                (crate::grpc_node::http_status(*code), "NODE_GRPC_ERROR")
+            }
             Failure::Unreachable { .. } => (503, "NODE_UNREACHABLE"),
             Failure::Timeout { .. } => (504, "NODE_TIMEOUT"),
             Failure::DispatchFailed { .. } => (500, "DISPATCH_FAILED"),
@@ -198,8 +211,13 @@ impl Failure {
     /// (gRPC's own HTTP mapping, with a node's unusable answer INTERNAL), the message its
     /// text, naming the node.
     pub fn to_grpc(&self) -> crate::host::GrpcStatus {
+        let code = match self {
+            // A gRPC node's own code goes on unchanged.
+            Failure::NodeGrpcStatus { code, .. } => *code,
+            _ => grpc_code(self.status_and_reason().0),
+        };
         crate::host::GrpcStatus {
-            code: grpc_code(self.status_and_reason().0),
+            code,
             message: self.to_string(),
         }
     }

@@ -27,6 +27,7 @@ pub mod deadline;
 pub mod endpoint;
 pub mod entry_check;
 pub mod failure;
+mod grpc_node;
 pub mod host;
 pub mod metadata;
 pub mod names;

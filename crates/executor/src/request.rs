@@ -9,10 +9,11 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use seldon_graph::{InputStep, LoggerMode, NodeId, Plan, PlanNode, Protocol, RouteStep};
+use seldon_graph::{InputStep, LoggerMode, NodeId, Plan, PlanNode, Protocol, RouteStep, Transport};
 
 use crate::endpoint::{Endpoint, classify};
 use crate::failure::Failure;
+use crate::grpc_node;
 use crate::host::{Call, CallDone, CallResponse, Header, Host, Response, find_header};
 use crate::names;
 use crate::payload_log::{LogKind, PayloadLog, cloudevent};
@@ -66,9 +67,11 @@ pub struct RequestExecutor {
     tail: Option<Pending>,
     /// The tail call to hand over at the end of this event.
     tail_out: Option<Call>,
-    /// The node whose readiness probe is made last, as the tail call carrying a gRPC health
-    /// answer (`GrpcV2ServerLive`, `GrpcV2ServerReady`, `GrpcV2ModelReady`).
-    tail_probe: Option<NodeId>,
+    /// The node whose probe (readiness, or metadata for `ModelMetadata`) is made last, as the
+    /// tail call carrying a gRPC answer (`GrpcV2Server*`, `GrpcV2Model*`).
+    tail_probe: Option<(NodeId, Service)>,
+    /// gRPC `ModelMetadata`: the model asked about, and its node (`None`: the whole graph).
+    grpc_model: Option<(String, Option<NodeId>)>,
     /// A tail call was made: the answer will come from the router (gRPC needs it).
     tailed: bool,
 }
@@ -98,6 +101,12 @@ struct Msg {
     from_node: bool,
     /// The node that produced it, blamed when the next step cannot use it.
     producer: Option<NodeId>,
+    /// The protocol its payload speaks (the entry's, else its producer's).
+    protocol: Protocol,
+    /// The payload as it was before the last change of protocol (a v1 message converted for a
+    /// v2 node, or the reverse), so the way back can restore its form and `meta`
+    /// (`seldon_protocol::bridge`).
+    context: Option<Rc<(Protocol, Vec<u8>)>>,
 }
 
 #[derive(Debug)]
@@ -111,6 +120,8 @@ struct Task {
     selected: Vec<NodeId>,
     outputs: Vec<Option<Msg>>,
     waiting: usize,
+    /// The `context` the node's answer carries (set when its call was sent).
+    sent_context: Option<Rc<(Protocol, Vec<u8>)>>,
 }
 
 /// A call in flight: to which node, what for, since when, and for which task (`None`: a probe).
@@ -150,6 +161,7 @@ impl RequestExecutor {
             tail: None,
             tail_out: None,
             tail_probe: None,
+            grpc_model: None,
             tailed: false,
         }
     }
@@ -371,6 +383,8 @@ impl RequestExecutor {
             | Endpoint::GrpcV2ServerLive
             | Endpoint::GrpcV2ServerReady
             | Endpoint::GrpcV2ModelReady
+            | Endpoint::GrpcV2ModelMetadata
+            | Endpoint::GrpcV2ServerMetadata
                 if end_of_stream =>
             {
                 self.body_arrived(host, Vec::new())
@@ -383,7 +397,9 @@ impl RequestExecutor {
             | Endpoint::GrpcV2Infer
             | Endpoint::GrpcV2ServerLive
             | Endpoint::GrpcV2ServerReady
-            | Endpoint::GrpcV2ModelReady => Step::WaitBody,
+            | Endpoint::GrpcV2ModelReady
+            | Endpoint::GrpcV2ModelMetadata
+            | Endpoint::GrpcV2ServerMetadata => Step::WaitBody,
             Endpoint::Live => self.respond(Response::json(200, br#"{"live":true}"#.to_vec())),
             Endpoint::Ping => self.respond(Response::with_type(
                 200,
@@ -433,6 +449,8 @@ impl RequestExecutor {
                 Endpoint::GrpcV2ServerLive
                     | Endpoint::GrpcV2ServerReady
                     | Endpoint::GrpcV2ModelReady
+                    | Endpoint::GrpcV2ModelMetadata
+                    | Endpoint::GrpcV2ServerMetadata
             )
         ) {
             return self.grpc_v2_health(host, &body);
@@ -477,6 +495,8 @@ impl RequestExecutor {
             content_type: self.content_type.clone(),
             from_node: false,
             producer: None,
+            protocol: self.plan.protocol,
+            context: None,
         };
         match self.endpoint {
             Some(
@@ -530,11 +550,42 @@ impl RequestExecutor {
         if self.done {
             return Step::Wait;
         }
+        let (status, bytes_in) = (response.status, response.body.len());
+        // A gRPC node's answer becomes the REST answer it stands for (or its failure).
+        let response = if node.transport == Transport::Grpc {
+            grpc_node::answer(node, pending.service, response)
+        } else {
+            Ok(response)
+        };
+        let response = match (response, pending.task) {
+            (Ok(r), _) => r,
+            // Only carries the answer (see `on_probe`).
+            (Err(_), None)
+                if matches!(
+                    self.endpoint,
+                    Some(Endpoint::GrpcV2ServerLive | Endpoint::GrpcV2ServerMetadata)
+                ) =>
+            {
+                return self.probes_settled(host);
+            }
+            (Err(f), None) => return self.fail(f),
+            (Err(f), Some(_)) => {
+                if let (Some(trace), Some(span)) = (&self.trace, &pending.span) {
+                    let error = Some(f.to_string());
+                    let bytes_in = status.map(|_| bytes_in);
+                    if let Some(s) =
+                        trace.node_span(span, node, pending.service, status, bytes_in, now, error)
+                    {
+                        host.span_done(s);
+                    }
+                }
+                return self.fail(f);
+            }
+        };
         let Some(task) = pending.task else {
             return self.on_probe(host, pending.node, node, pending.service, response);
         };
         let limit = plan.body_limit_bytes;
-        let (status, bytes_in) = (response.status, response.body.len());
         let outcome = match check(pending.node, node, limit, pending.service, response) {
             Ok(msg) if pending.service == Service::Route => {
                 self.apply_route(task, &msg.body).map(|()| None)
@@ -553,7 +604,10 @@ impl RequestExecutor {
         }
         match outcome {
             Err(f) => return self.fail(f),
-            Ok(Some(msg)) => self.tasks[task].msg = msg,
+            Ok(Some(mut msg)) => {
+                msg.context = self.tasks[task].sent_context.take();
+                self.tasks[task].msg = msg;
+            }
             Ok(None) => {}
         }
         self.run(host, task)
@@ -575,6 +629,7 @@ impl RequestExecutor {
             selected: Vec::new(),
             outputs: Vec::new(),
             waiting: 0,
+            sent_context: None,
         });
         self.tasks.len() - 1
     }
@@ -731,7 +786,16 @@ impl RequestExecutor {
                     let outputs: Vec<Msg> =
                         self.tasks[t].outputs.iter().flatten().cloned().collect();
                     if mode == Mode::Predict && node.aggregate {
-                        let parts: Vec<&[u8]> = outputs.iter().map(|m| m.body.as_slice()).collect();
+                        // A combiner is a Seldon node: v2 answers of its children are
+                        // converted to SeldonMessages first.
+                        let mut v1_parts = Vec::with_capacity(outputs.len());
+                        for out in &outputs {
+                            let part = bridge(out, node.protocol).map_err(|e| {
+                                bad_input(&self.plan, Some(out), node, Service::Aggregate, &e)
+                            })?;
+                            v1_parts.push(part);
+                        }
+                        let parts: Vec<&[u8]> = v1_parts.iter().map(Vec::as_slice).collect();
                         let body = seldon_protocol::aggregate_request(&parts).map_err(|e| {
                             // Only an answer not declared JSON gets here: JSON ones are checked
                             // at their hop. The child that produced it is to blame.
@@ -748,6 +812,8 @@ impl RequestExecutor {
                             content_type: Some("application/json".into()),
                             from_node: true,
                             producer: None,
+                            protocol: node.protocol,
+                            context: None,
                         };
                         self.dispatch_step(host, t, Service::Aggregate)?;
                         return Ok(Progress::Waiting);
@@ -831,18 +897,31 @@ impl RequestExecutor {
         let id = self.tasks[t].node;
         let node = &self.plan.nodes[id];
         let msg = &self.tasks[t].msg;
-        let body = if service == Service::SendFeedback {
-            self.feedback.clone()
-        } else if node.protocol == Protocol::V2 && msg.from_node {
-            seldon_protocol::v2_chain(&msg.body)
+        let (body, content_type, context) = if service == Service::SendFeedback {
+            (self.feedback.clone(), self.content_type.clone(), None)
+        } else if msg.protocol == node.protocol {
+            let body = if node.protocol == Protocol::V2 && msg.from_node {
+                seldon_protocol::v2_chain(&msg.body)
+                    .map_err(|e| bad_input(&self.plan, Some(msg), node, service, &e))?
+            } else {
+                msg.body.clone()
+            };
+            (body, msg.content_type.clone(), msg.context.clone())
+        } else {
+            // The node speaks another protocol than the message: converted (bridge.rs), and
+            // the message before it kept for the way back.
+            let body = bridge(msg, node.protocol)
+                .map_err(|e| bad_input(&self.plan, Some(msg), node, service, &e))?;
+            let context = Some(Rc::new((msg.protocol, msg.body.clone())));
+            (body, Some("application/json".to_string()), context)
+        };
+        self.tasks[t].sent_context = context;
+        let msg = &self.tasks[t].msg;
+        let body = if node.transport == Transport::Grpc {
+            grpc_node::request(node, service, &body)
                 .map_err(|e| bad_input(&self.plan, Some(msg), node, service, &e))?
         } else {
-            msg.body.clone()
-        };
-        let content_type = if service == Service::SendFeedback {
-            self.content_type.clone()
-        } else {
-            msg.content_type.clone()
+            body
         };
         let call = self.call(node, service, Some(body), content_type)?;
         if self.is_tail(t, service) {
@@ -942,18 +1021,53 @@ impl RequestExecutor {
         };
         let mut headers = self.forwarded.clone();
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-        if body.is_some() {
-            headers.push((
-                "content-type".into(),
-                content_type.unwrap_or_else(|| "application/json".into()),
-            ));
-        }
+        let grpc = node.transport == Transport::Grpc;
+        let (method, path, body) = if grpc {
+            let Some(path) = grpc_node::method_of(node, service) else {
+                return Err(Failure::DispatchFailed {
+                    node: node.name.clone(),
+                    service,
+                    detail: format!(
+                        "the node is called over gRPC, and a {} node has no gRPC call for {service}; give it a REST endpoint to ask it",
+                        node.protocol
+                    ),
+                });
+            };
+            let body = match body {
+                Some(b) => b,
+                None => {
+                    grpc_node::request(node, service, b"").map_err(|e| Failure::DispatchFailed {
+                        node: node.name.clone(),
+                        service,
+                        detail: e.to_string(),
+                    })?
+                }
+            };
+            // The client's gRPC headers (a gRPC entry's) are not the node call's: no
+            // compression is offered, so the answer's frame is readable.
+            headers.retain(|(k, _)| !k.to_ascii_lowercase().starts_with("grpc-"));
+            headers.push(("content-type".into(), "application/grpc".into()));
+            headers.push(("te".into(), "trailers".into()));
+            ("POST", path.to_string(), Some(body))
+        } else {
+            if body.is_some() {
+                headers.push((
+                    "content-type".into(),
+                    content_type.unwrap_or_else(|| "application/json".into()),
+                ));
+            }
+            (
+                service.method(),
+                service.path(&node.name, node.protocol),
+                body,
+            )
+        };
         headers.push((names::PUID_HEADER.into(), self.puid.clone()));
         Ok(Call {
             node: node.name.clone(),
             cluster: upstream.cluster.clone(),
-            method: service.method(),
-            path: service.path(&node.name, node.protocol),
+            method,
+            path,
             authority: upstream.authority.clone(),
             headers,
             body,
@@ -990,7 +1104,35 @@ impl RequestExecutor {
     /// REST paths, except that the last node's is the tail call, so the answer (a framed
     /// message) can come through the router — a gRPC local reply carries no body.
     fn grpc_v2_health(&mut self, host: &mut dyn Host, body: &[u8]) -> Step {
+        let mut service = Service::Ready;
         let nodes = match self.endpoint {
+            Some(Endpoint::GrpcV2ModelMetadata) => {
+                let model = match seldon_protocol::grpc::unframe(body)
+                    .and_then(seldon_protocol::grpc_v2::model_ref)
+                {
+                    Ok(m) => m.name,
+                    Err(e) => {
+                        return self.fail(Failure::BadRequest(format!("gRPC ModelMetadata: {e}")));
+                    }
+                };
+                service = Service::Metadata;
+                match crate::endpoint::v2_target(&self.plan, &model) {
+                    Ok(Some(id)) => {
+                        self.grpc_model = Some((model, Some(id)));
+                        vec![id]
+                    }
+                    Ok(None) => {
+                        // The graph as one model: the reader's inputs, the writer's outputs.
+                        let (reader, writer) = crate::metadata::edges(&self.plan);
+                        let mut ends = vec![reader, writer];
+                        ends.dedup();
+                        ends.retain(|&id| self.plan.nodes[id].is_remote());
+                        self.grpc_model = Some((model, None));
+                        ends
+                    }
+                    Err(no) => return self.fail(Failure::from(no)),
+                }
+            }
             Some(Endpoint::GrpcV2ModelReady) => {
                 let model = match seldon_protocol::grpc::unframe(body)
                     .and_then(seldon_protocol::grpc_v2::model_ref)
@@ -1006,8 +1148,11 @@ impl RequestExecutor {
                     Err(no) => return self.fail(Failure::from(no)),
                 }
             }
-            // Liveness is the filter's own; one node's probe only carries the answer.
-            Some(Endpoint::GrpcV2ServerLive) => self.remote_nodes().into_iter().take(1).collect(),
+            // Liveness and server metadata are the filter's own; one node's probe only carries
+            // the answer.
+            Some(Endpoint::GrpcV2ServerLive | Endpoint::GrpcV2ServerMetadata) => {
+                self.remote_nodes().into_iter().take(1).collect()
+            }
             _ => self.remote_nodes(),
         };
         let Some((&last, rest)) = nodes.split_last() else {
@@ -1021,20 +1166,20 @@ impl RequestExecutor {
                     .into(),
             ));
         }
-        self.tail_probe = Some(last);
-        self.start_probes(host, Service::Ready, rest.to_vec())
+        self.tail_probe = Some((last, service));
+        self.start_probes(host, service, rest.to_vec())
     }
 
     /// Every callout probe answered: the gRPC health calls' tail probe goes out now, else the
     /// answer.
     fn probes_settled(&mut self, host: &mut dyn Host) -> Step {
-        let Some(id) = self.tail_probe.take() else {
+        let Some((id, service)) = self.tail_probe.take() else {
             return self.probes_done();
         };
         let plan = Rc::clone(&self.plan);
-        match self.call(&plan.nodes[id], Service::Ready, None, None) {
+        match self.call(&plan.nodes[id], service, None, None) {
             Ok(call) => {
-                self.hand_over(host, call, id, Service::Ready, None);
+                self.hand_over(host, call, id, service, None);
                 match self.tail_out.take() {
                     Some(call) => Step::Tail(call),
                     None => Step::Wait,
@@ -1052,7 +1197,10 @@ impl RequestExecutor {
         service: Service,
         response: CallResponse,
     ) -> Step {
-        if self.endpoint == Some(Endpoint::GrpcV2ServerLive) {
+        if matches!(
+            self.endpoint,
+            Some(Endpoint::GrpcV2ServerLive | Endpoint::GrpcV2ServerMetadata)
+        ) {
             // Only carries the answer: the filter itself is live whatever the node says.
             return self.probes_settled(host);
         }
@@ -1100,6 +1248,8 @@ impl RequestExecutor {
                     content_type: None,
                     from_node: true,
                     producer: Some(id),
+                    protocol: self.plan.nodes[id].protocol,
+                    context: None,
                 });
                 let content_type = msg.content_type.as_deref().unwrap_or("application/json");
                 self.respond(Response::with_type(200, content_type, msg.body))
@@ -1113,6 +1263,20 @@ impl RequestExecutor {
             Some(Endpoint::GrpcV2ModelReady) => {
                 self.grpc_answer(seldon_protocol::grpc_v2::model_ready_response(true))
             }
+            Some(Endpoint::GrpcV2ServerMetadata) => {
+                let json = serde_json::json!({
+                    "name": "seldon-mesh",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "extensions": [],
+                });
+                match seldon_protocol::grpc_v2::server_metadata_response_from_json(
+                    json.to_string().as_bytes(),
+                ) {
+                    Ok(pb) => self.grpc_answer(pb),
+                    Err(e) => self.fail(Failure::BadRequest(e.to_string())),
+                }
+            }
+            Some(Endpoint::GrpcV2ModelMetadata) => self.grpc_model_metadata(answers),
             Some(Endpoint::V2ModelReady(model)) => {
                 let body = serde_json::json!({"name": model, "ready": true})
                     .to_string()
@@ -1123,9 +1287,66 @@ impl RequestExecutor {
         }
     }
 
+    /// gRPC `ModelMetadata`: the node's own metadata JSON, or the graph's, as a
+    /// `ModelMetadataResponse`; JSON that is no v2 metadata is INTERNAL naming the node.
+    fn grpc_model_metadata(&mut self, answers: BTreeMap<String, Vec<u8>>) -> Step {
+        let (model, target) = self.grpc_model.take().unwrap_or_default();
+        let (json, blamed) = match target {
+            Some(id) => {
+                let name = self.plan.nodes[id].name.clone();
+                (answers.get(&name).cloned().unwrap_or_default(), name)
+            }
+            None => (
+                crate::metadata::v2_graph_metadata(&self.plan, &model, &answers),
+                self.plan.root().name.clone(),
+            ),
+        };
+        match seldon_protocol::grpc_v2::model_metadata_response_from_json(&json) {
+            Ok(pb) => self.grpc_answer(pb),
+            Err(e) => self.fail(Failure::BadOutput {
+                node: blamed,
+                service: Service::Metadata,
+                detail: format!("its answer is not v2 model metadata for the gRPC client: {e}"),
+            }),
+        }
+    }
+
     /// The root finished: answer with its message.
-    fn finish(&mut self, msg: Msg) -> Step {
+    fn finish(&mut self, mut msg: Msg) -> Step {
         let producer = msg.producer;
+        if msg.from_node && msg.protocol != self.plan.protocol {
+            // The answering node speaks another protocol than the graph: the client gets the
+            // graph's (bridge.rs).
+            let plan = Rc::clone(&self.plan);
+            let name = producer.map_or("", |id| plan.nodes[id].name.as_str());
+            let converted = match (msg.protocol, plan.protocol) {
+                (Protocol::Seldon, Protocol::V2) => {
+                    let request = msg
+                        .context
+                        .as_deref()
+                        .filter(|(p, _)| *p == Protocol::V2)
+                        .map(|(_, b)| b.as_slice());
+                    seldon_protocol::bridge::v1_to_v2_response(&msg.body, name, request)
+                }
+                _ => bridge(&msg, plan.protocol),
+            };
+            match converted {
+                Ok(body) => {
+                    msg.body = body;
+                    msg.content_type = Some("application/json".into());
+                }
+                Err(e) => {
+                    return self.fail(Failure::BadOutput {
+                        node: name.to_string(),
+                        service: Service::Predict,
+                        detail: format!(
+                            "its {} answer cannot be converted to the graph's {} protocol for the client: {e}",
+                            msg.protocol, plan.protocol
+                        ),
+                    });
+                }
+            }
+        }
         let body = match self.endpoint {
             Some(Endpoint::Feedback | Endpoint::GrpcFeedback) if !msg.from_node => b"{}".to_vec(),
             Some(Endpoint::Predictions | Endpoint::GrpcPredict) if self.plan.routes => {
@@ -1377,6 +1598,8 @@ fn check(
         content_type,
         from_node: true,
         producer: Some(id),
+        protocol: plan_node.protocol,
+        context: None,
     })
 }
 
@@ -1431,6 +1654,28 @@ fn node_error(
         content_type: Some("application/json".into()),
         body: seldon_protocol::status_body(status, &info, "NODE_ERROR"),
         node,
+    }
+}
+
+/// `msg`'s payload in protocol `to` (`seldon_protocol::bridge`): a v1 message (request or
+/// answer) becomes a v2 request; a v2 answer a SeldonMessage in the form and with the `meta`
+/// of the v1 message it came from (`msg.context`), a v2 request a SeldonMessage.
+fn bridge(msg: &Msg, to: Protocol) -> Result<Vec<u8>, seldon_protocol::ProtocolError> {
+    use seldon_protocol::bridge as b;
+    let context = |p: Protocol| {
+        msg.context
+            .as_deref()
+            .filter(|(cp, _)| *cp == p)
+            .map(|(_, body)| body.as_slice())
+    };
+    match (msg.protocol, to) {
+        (Protocol::Seldon, Protocol::V2) => b::v1_to_v2_request(&msg.body),
+        (Protocol::V2, Protocol::Seldon) if msg.from_node => {
+            b::v2_response_to_v1(&msg.body, context(Protocol::Seldon))
+        }
+        (Protocol::V2, Protocol::Seldon) => b::v2_request_to_v1(&msg.body),
+        // Same protocol, or tensorflow (refused by `compile`): as it is.
+        _ => Ok(msg.body.clone()),
     }
 }
 

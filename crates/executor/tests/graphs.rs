@@ -1176,7 +1176,7 @@ fn grpc_methods_are_refused_clearly() {
         ),
         (
             Protocol::V2,
-            "/inference.GRPCInferenceService/ModelMetadata",
+            "/inference.GRPCInferenceService/ModelStreamInfer",
             "POST /v2/models/<model>/infer",
         ),
     ] {

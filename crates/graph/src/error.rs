@@ -76,7 +76,7 @@ pub enum Rule {
         "protocol {node} conflicts with the node's upstream protocol {upstream} (nodes.<name>.protocol)"
     )]
     ProtocolConflict { node: String, upstream: String },
-    #[error("gRPC node calls are not supported by the filter yet; use REST (endpoint.type: REST)")]
+    #[error("gRPC node calls are not supported by this executor; use REST (endpoint.type: REST)")]
     GrpcUnsupported,
     #[error("the {0} protocol is not supported by the filter; use seldon or v2")]
     ProtocolUnsupported(&'static str),

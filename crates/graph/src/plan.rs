@@ -141,8 +141,11 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// The filter today: REST node calls only.
-    pub const FILTER: Self = Self { grpc_nodes: false };
+    /// The filter: REST and gRPC node calls (issue 12, item 2; `seldon-executor`'s
+    /// `grpc_node.rs` says which calls a gRPC node gets).
+    pub const FILTER: Self = Self { grpc_nodes: true };
+    /// An executor that calls nodes over REST only (`GrpcUnsupported` for gRPC nodes).
+    pub const REST_ONLY: Self = Self { grpc_nodes: false };
     /// Everything the graph model allows.
     pub const ALL: Self = Self { grpc_nodes: true };
 }
@@ -829,18 +832,22 @@ children:
     }
 
     #[test]
-    fn grpc_nodes_are_refused_by_the_filter_and_may_mix_with_rest() {
+    fn grpc_nodes_may_mix_with_rest_and_a_rest_only_executor_refuses_them() {
         let mut cfg = config(
             "{name: m, endpoint: {type: REST}, children: [{name: n, endpoint: {type: GRPC}}]}",
         );
         cfg.nodes.get_mut("n").unwrap().transport = Transport::Grpc;
-        let err = compile(&cfg).unwrap_err();
+        let err = compile_with(&cfg, Capabilities::REST_ONLY).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "nodes.n.transport (node `n`): gRPC node calls are not supported by the filter yet; use REST (endpoint.type: REST)"
+            "nodes.n.transport (node `n`): gRPC node calls are not supported by this executor; use REST (endpoint.type: REST)"
         );
-        // An executor that calls gRPC nodes gets a plan mixing both.
-        let plan = compile_with(&cfg, Capabilities::ALL).unwrap();
+        // The filter calls gRPC nodes: a plan mixing both.
+        assert_eq!(
+            compile(&cfg).unwrap(),
+            compile_with(&cfg, Capabilities::ALL).unwrap()
+        );
+        let plan = compile(&cfg).unwrap();
         let node = |n: &str| &plan.nodes[plan.find(n).unwrap()];
         assert_eq!(node("m").transport, Transport::Rest);
         assert_eq!(node("n").transport, Transport::Grpc);

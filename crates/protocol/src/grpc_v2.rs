@@ -194,6 +194,15 @@ pub fn model_ref(pb: &[u8]) -> Result<ModelRef, ProtocolError> {
     Ok(r)
 }
 
+/// `ModelReadyRequest` / `ModelMetadataRequest` protobuf for `name` (calling a gRPC node's
+/// `ModelReady` or `ModelMetadata`); an empty `version` lets the server pick.
+pub fn model_ref_request(name: &str, version: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_string(&mut out, 1, name);
+    put_string(&mut out, 2, version);
+    out
+}
+
 /// `ModelReadyResponse { ready }`.
 pub fn model_ready_response(ready: bool) -> Vec<u8> {
     bool_message(ready)
@@ -837,6 +846,25 @@ fn wrong_wire(context: &'static str, message: &'static str, number: u32) -> Prot
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `model_ref_request` is read back by `model_ref`; a name with the wrong wire type (what
+    /// a caller mixing up the messages would send) is refused by the reader.
+    #[test]
+    fn model_ref_request_round_trips_and_a_wrong_wire_type_is_refused() {
+        let pb = model_ref_request("iris", "2");
+        let r = model_ref(&pb).unwrap();
+        assert_eq!((r.name.as_str(), r.version.as_str()), ("iris", "2"));
+        assert_eq!(
+            model_ref(&model_ref_request("", "")).unwrap(),
+            ModelRef::default()
+        );
+        // field 1 as a varint instead of a string
+        let err = model_ref(&[0x08, 0x01]).unwrap_err().to_string();
+        assert!(
+            err.contains("ModelReadyRequest / ModelMetadataRequest"),
+            "{err}"
+        );
+    }
 
     /// Non-scalar parameters of an answer are left out (MLServer's rule), scalar ones kept;
     /// in a request they are refused.
