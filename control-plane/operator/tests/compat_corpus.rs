@@ -273,7 +273,17 @@ async fn install_crds(admin: &Client, text: &str) {
         if v.is_null() || v["kind"] != "CustomResourceDefinition" {
             continue;
         }
-        let crd: CustomResourceDefinition = serde_json::from_value(v).unwrap();
+        let mut crd: CustomResourceDefinition = serde_json::from_value(v).unwrap();
+        // Emissary 3.10's Mapping and Host convert between versions through its
+        // emissary-apiext webhook, which does not run here: with `None` the API server still
+        // validates each object against the schema of the version it is written in
+        // (v3alpha1, what render emits) and stores it with only apiVersion changed.
+        if let Some(conversion) = crd.spec.conversion.as_mut()
+            && conversion.strategy == "Webhook"
+        {
+            conversion.strategy = "None".to_string();
+            conversion.webhook = None;
+        }
         crds.patch(
             &crd.name_any(),
             &PatchParams::apply("compat").force(),

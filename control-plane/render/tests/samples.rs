@@ -8,7 +8,7 @@
 //!   the `openAPIV3Schema` of the version we emit) with the `jsonschema` crate, and KEDA
 //!   ScaledObjects against KEDA's own CRD (`tests/schemas/keda/`) the same way;
 //! - Ambassador Mappings validate against Emissary's own Mapping CRD
-//!   (`tests/schemas/emissary/emissary-crds.gen.yaml`, v3alpha1, with its licence) the same way;
+//!   (`tests/schemas/emissary/emissary-crds.gen.yaml`, v3alpha1 of Emissary 3.10.0, with its licence) the same way;
 //!   the operator's `compat_corpus` test also creates them in a real API server.
 
 use std::collections::BTreeMap;
