@@ -139,7 +139,16 @@ impl IntoResponse for ApiError {
             }
             Api::V2 => serde_json::json!({"error": info}),
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self.error, ServeError::Body(_)) {
+            // The body could not be read (a broken chunked encoding, a reset): hyper closes
+            // the connection after this answer, so the client is told not to reuse it.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -109,8 +109,27 @@ fn body_error(state: &AppState, e: BytesRejection) -> ServeError {
             limit: state.max_body_bytes,
         }
     } else {
-        ServeError::Body(e.body_text())
+        ServeError::Body(with_cause(&e))
     }
+}
+
+/// axum's rejection text plus the innermost cause, which says what was wrong with the bytes
+/// (hyper's "Invalid chunk size line" for a broken chunked body) where axum's own text only
+/// says that reading failed.
+fn with_cause(e: &BytesRejection) -> String {
+    let mut text = e.body_text();
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(c) = cause {
+        innermost = Some(c);
+        cause = c.source();
+    }
+    if let Some(c) = innermost.map(ToString::to_string)
+        && !text.contains(&c)
+    {
+        text = format!("{text}: {c}");
+    }
+    text
 }
 
 /// The body, or why there is none usable (413 over the limit, 400 empty).

@@ -176,6 +176,14 @@ fn chunked(path: &str, body: &str) -> Vec<u8> {
     out
 }
 
+/// A chunked request whose chunk size line is not hexadecimal (`zz`): hyper refuses it while
+/// the body is read, after the head was accepted and routed.
+fn broken_chunk(path: &str) -> Vec<u8> {
+    let mut out = http("POST", path, &[("transfer-encoding", "chunked")], b"");
+    out.extend_from_slice(format!("zz\r\n{V1_GOOD}\r\n0\r\n\r\n").as_bytes());
+    out
+}
+
 /// A v1 prediction of exactly `n` bytes: `{"data":{"ndarray":[[1,2]]},"strData":"xx…"}`
 /// is not valid v1 (two payloads), so pad with a `meta.tags` string instead.
 fn v1_of_size(n: usize) -> String {
@@ -471,6 +479,12 @@ fn rows() -> Vec<Row> {
                 "MICROSERVICE_REQUEST_TOO_LARGE",
                 "exceeds the 65536-byte limit",
             ),
+        ),
+        row(
+            "broken chunk size",
+            "chunk size `zz`",
+            broken_chunk(p),
+            V1(400, BAD, "chunk size"),
         ),
         row(
             "malformed query json",
