@@ -93,7 +93,8 @@ fuzz:
 # Not in CI (CI runs a 20 s soak in `cargo test -p seldon-soak`): `seldon-mesh up` on a 3-node
 # graph, 500 rps, random node kills; writes docs/soak.md, exit 1 if an assertion failed
 # (tests/soak/README.md). SOAK_MINUTES (default 30) and the other SOAK_* variables pass through.
+# Release builds: the test nodes and the load generator must not be what saturates 2 cores.
 soak: wasm
-	$(CARGO) build --locked -q -p seldon-mesh -p seldon-soak
-	$(CARGO) build --locked -q -p seldon-e2e --bin testmodel
-	SOAK_OUT=$${SOAK_OUT:-docs/soak.md} target/debug/seldon-soak
+	$(CARGO) build --locked -q --release -p seldon-mesh -p seldon-soak
+	$(CARGO) build --locked -q --release -p seldon-e2e --bin testmodel
+	SOAK_OUT=$${SOAK_OUT:-docs/soak.md} target/release/seldon-soak
