@@ -450,13 +450,27 @@ impl GraphRequest {
     /// gets, which replaces the node's answer (status, headers, body) in place. With no body
     /// to replace (the answer ended with its headers), the filter answers with a local reply,
     /// which Envoy still allows while the response headers are held.
-    fn tail_answered(&mut self, body: Vec<u8>, body_size: usize, headers_only: bool) -> Action {
+    ///
+    /// `trailers` are the answer's trailers when it had some (a gRPC node's `grpc-status`):
+    /// the executor reads them after the headers, and they are replaced by the client's own
+    /// (a gRPC client's status) or emptied (a REST client gets none).
+    fn tail_answered(
+        &mut self,
+        body: Vec<u8>,
+        body_size: usize,
+        headers_only: bool,
+        trailers: Option<Vec<(String, String)>>,
+    ) -> Action {
         let Tail::Headers {
-            status, headers, ..
+            status,
+            mut headers,
+            ..
         } = std::mem::replace(&mut self.tail, Tail::Done)
         else {
             return Action::Continue;
         };
+        let had_trailers = trailers.is_some();
+        headers.extend(trailers.unwrap_or_default());
         let from_upstream = headers
             .iter()
             .any(|(k, _)| k == "x-envoy-upstream-service-time");
@@ -496,7 +510,7 @@ impl GraphRequest {
             if headers_only {
                 self.rewrite_grpc_trailers_only(&response, grpc);
             } else {
-                self.rewrite_grpc(&response, grpc, body_size);
+                self.rewrite_grpc(&response, grpc, body_size, had_trailers);
             }
             return Action::Continue;
         }
@@ -522,6 +536,11 @@ impl GraphRequest {
         if let Err(status) = rewritten {
             log::error!("seldon filter: rewriting the tail call's answer failed: {status:?}");
         }
+        if had_trailers
+            && let Err(status) = hostcalls::set_map(MapType::HttpResponseTrailers, vec![])
+        {
+            log::error!("seldon filter: dropping the gRPC node's trailers failed: {status:?}");
+        }
         self.record_server(response.status);
         Action::Continue
     }
@@ -530,7 +549,14 @@ impl GraphRequest {
     /// application/grpc`, the framed message (none on an error), and `grpc-status` (with
     /// `grpc-message` and `seldon-node` on an error) added as response trailers, which Envoy
     /// allows at the end of the response body (`experiments/grpc-entry`).
-    fn rewrite_grpc(&mut self, response: &Response, grpc: &GrpcStatus, body_size: usize) {
+    /// When the node's answer had trailers (a gRPC node), they are replaced as a whole.
+    fn rewrite_grpc(
+        &mut self,
+        response: &Response,
+        grpc: &GrpcStatus,
+        body_size: usize,
+        had_trailers: bool,
+    ) {
         self.responded = true;
         let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(response.headers.len() + 1);
         pairs.push((":status", "200"));
@@ -545,6 +571,13 @@ impl GraphRequest {
         let rewritten = hostcalls::set_map(MapType::HttpResponseHeaders, pairs)
             .and_then(|()| {
                 hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &response.body)
+            })
+            .and_then(|()| {
+                if had_trailers {
+                    hostcalls::set_map(MapType::HttpResponseTrailers, vec![])
+                } else {
+                    Ok(())
+                }
             })
             .and_then(|()| {
                 hostcalls::add_map_value(MapType::HttpResponseTrailers, "grpc-status", &code)
@@ -655,9 +688,15 @@ impl Context for GraphRequest {
         token: u32,
         num_headers: usize,
         body_size: usize,
-        _num_trailers: usize,
+        num_trailers: usize,
     ) {
-        let (headers, status) = call_response_headers(num_headers);
+        let (mut headers, status) = call_response_headers(num_headers);
+        if num_trailers > 0 {
+            // A gRPC node's `grpc-status` and `grpc-message` come as trailers: the executor
+            // reads the answer's headers followed by its trailers.
+            headers
+                .extend(hostcalls::get_map(MapType::HttpCallResponseTrailers).unwrap_or_default());
+        }
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
@@ -732,7 +771,7 @@ impl HttpContext for GraphRequest {
             body_seen: 0,
         };
         if end_of_stream {
-            return self.tail_answered(Vec::new(), 0, true);
+            return self.tail_answered(Vec::new(), 0, true, None);
         }
         // Held until the whole answer is checked: it may still turn into an error.
         Action::Pause
@@ -750,7 +789,7 @@ impl HttpContext for GraphRequest {
             .ok()
             .flatten()
             .unwrap_or_default();
-        self.tail_answered(body, body_size, false)
+        self.tail_answered(body, body_size, false, None)
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -761,7 +800,8 @@ impl HttpContext for GraphRequest {
             .ok()
             .flatten()
             .unwrap_or_default();
-        self.tail_answered(body, body_seen, false)
+        let trailers = hostcalls::get_map(MapType::HttpResponseTrailers).unwrap_or_default();
+        self.tail_answered(body, body_seen, false, Some(trailers))
     }
 }
 

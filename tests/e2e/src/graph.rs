@@ -47,6 +47,8 @@ pub struct GraphSpec {
     /// rewritten to `/`, route timeout derived from the graph
     /// (`seldon_executor::route_timeout_ms`), Envoy's local replies as JSON.
     pub gateway: bool,
+    /// Nodes called over gRPC (`transport: grpc`, an HTTP/2 cluster); testmodel serves both.
+    pub grpc_nodes: Vec<String>,
 }
 
 impl GraphSpec {
@@ -62,6 +64,7 @@ impl GraphSpec {
             allow_on_headers_stop_iteration: true,
             tracing: None,
             gateway: false,
+            grpc_nodes: Vec::new(),
         }
     }
 }
@@ -113,14 +116,21 @@ impl GraphUnderTest {
                 // "node down": a port that was free a moment ago, nothing listens there
                 None => seldon_envoy::free_port()?,
             };
-            clusters.push(Cluster::http1(unit.name.clone(), "127.0.0.1", port));
+            let grpc = spec.grpc_nodes.contains(&unit.name);
+            let mut cluster = Cluster::http1(unit.name.clone(), "127.0.0.1", port);
+            cluster.http2 = grpc;
+            clusters.push(cluster);
             upstreams.insert(
                 unit.name.clone(),
                 NodeUpstream {
                     cluster: unit.name.clone(),
                     authority: format!("{}:{port}", unit.name),
                     port,
-                    transport: Transport::Rest,
+                    transport: if grpc {
+                        Transport::Grpc
+                    } else {
+                        Transport::Rest
+                    },
                     protocol: None,
                     timeout_ms: spec.timeout_ms,
                 },

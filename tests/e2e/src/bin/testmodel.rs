@@ -1,5 +1,12 @@
 //! A Seldon v1 (and v2) REST node whose behaviour is chosen by flags; end-to-end tests run
 //! many of them behind Envoy and read `/_calls` to see what each node received.
+//!
+//! It also serves the same behaviours over gRPC on the same port (h2c): Seldon's
+//! `seldon.protos.{Model,Transformer,OutputTransformer,Router,Combiner}` methods and OIP v2
+//! `ModelInfer`. The message is turned into its REST JSON (`seldon_protocol`), the REST handler
+//! runs, and its answer goes back framed with `grpc-status: 0` in the trailers; a failing
+//! answer (mode fail) is a trailers-only `grpc-status` (400 → 3 INVALID_ARGUMENT, else 13
+//! INTERNAL) with the failure body as `grpc-message`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -197,6 +204,124 @@ async fn v2_infer(
     .await
 }
 
+/// The gRPC methods served, and what each runs.
+#[derive(Clone, Copy)]
+enum GrpcMethod {
+    Message,
+    Route,
+    Aggregate,
+    Feedback,
+    ModelInfer,
+}
+
+/// One gRPC call: unframe, to JSON, the REST handler, back to a framed message.
+async fn grpc_call(State(s): State<Shared>, uri: Uri, body: Bytes) -> Response {
+    use seldon_protocol::{grpc, grpc_v2};
+    let method = match uri.path() {
+        "/seldon.protos.Model/Predict"
+        | "/seldon.protos.Transformer/TransformInput"
+        | "/seldon.protos.OutputTransformer/TransformOutput" => GrpcMethod::Message,
+        "/seldon.protos.Router/Route" => GrpcMethod::Route,
+        "/seldon.protos.Combiner/Aggregate" => GrpcMethod::Aggregate,
+        "/seldon.protos.Model/SendFeedback" | "/seldon.protos.Router/SendFeedback" => {
+            GrpcMethod::Feedback
+        }
+        "/inference.GRPCInferenceService/ModelInfer" => GrpcMethod::ModelInfer,
+        _ => return grpc_error(12, "method not served by testmodel"),
+    };
+    let pb = match grpc::unframe(&body) {
+        Ok(pb) => pb,
+        Err(e) => return grpc_error(3, &e.to_string()),
+    };
+    let json = match method {
+        GrpcMethod::Message | GrpcMethod::Route => grpc::seldon_message_to_json(pb),
+        GrpcMethod::Aggregate => grpc::seldon_message_list_to_json(pb),
+        GrpcMethod::Feedback => grpc::feedback_to_json(pb),
+        GrpcMethod::ModelInfer => grpc_v2::infer_request_to_json(pb).map(|r| r.json),
+    };
+    let json = match json {
+        Ok(j) => Bytes::from(j),
+        Err(e) => return grpc_error(3, &e.to_string()),
+    };
+    let model = match method {
+        GrpcMethod::ModelInfer => grpc_v2::infer_request_to_json(pb)
+            .map(|r| r.model_name)
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let st = State(Arc::clone(&s));
+    let rest = match method {
+        GrpcMethod::Message => message(st, json).await,
+        GrpcMethod::Route => route(st, json).await,
+        GrpcMethod::Aggregate => aggregate(st, json).await,
+        GrpcMethod::Feedback => send_feedback(st, json).await,
+        GrpcMethod::ModelInfer => v2_infer(st, Path(model), json).await,
+    };
+    let rest = rest.unwrap_or_else(IntoResponse::into_response);
+    let status = rest.status();
+    let body = match to_bytes(rest.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return grpc_error(13, &e.to_string()),
+    };
+    if !status.is_success() {
+        let code = if status == StatusCode::BAD_REQUEST {
+            3
+        } else {
+            13
+        };
+        return grpc_error(code, &String::from_utf8_lossy(&body));
+    }
+    let pb = match method {
+        GrpcMethod::ModelInfer => grpc_v2::infer_response_from_json(&body),
+        _ => grpc::seldon_message_from_json(&body),
+    };
+    match pb {
+        Ok(pb) => grpc_ok(grpc::frame(&pb)),
+        Err(e) => grpc_error(13, &e.to_string()),
+    }
+}
+
+/// A gRPC answer: the frame, then `grpc-status: 0` as a trailer.
+fn grpc_ok(frame: Vec<u8>) -> Response {
+    use hyper::body::Frame;
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", axum::http::HeaderValue::from_static("0"));
+    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+        Ok(Frame::data(Bytes::from(frame))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    (
+        StatusCode::OK,
+        [("content-type", "application/grpc")],
+        Body::new(body),
+    )
+        .into_response()
+}
+
+/// A trailers-only gRPC error (status and message in the headers, no body).
+fn grpc_error(code: u32, message: &str) -> Response {
+    let encoded: String = message
+        .bytes()
+        .map(|b| {
+            if (0x20..=0x7e).contains(&b) && b != b'%' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        [
+            ("content-type", "application/grpc".to_string()),
+            ("grpc-status", code.to_string()),
+            ("grpc-message", encoded),
+        ],
+    )
+        .into_response()
+}
+
 async fn metadata(State(s): State<Shared>) -> Response {
     json_response(json!({
         "name": s.args.name,
@@ -314,6 +439,23 @@ fn app(state: Shared) -> Router {
             "/v2/health/live",
             get(|| async { json_response(json!({"live": true})) }),
         )
+        .route("/seldon.protos.Model/Predict", post(grpc_call))
+        .route("/seldon.protos.Transformer/TransformInput", post(grpc_call))
+        .route(
+            "/seldon.protos.OutputTransformer/TransformOutput",
+            post(grpc_call),
+        )
+        .route("/seldon.protos.Router/Route", post(grpc_call))
+        .route("/seldon.protos.Combiner/Aggregate", post(grpc_call))
+        .route("/seldon.protos.Model/SendFeedback", post(grpc_call))
+        .route("/seldon.protos.Router/SendFeedback", post(grpc_call))
+        .route(
+            "/inference.GRPCInferenceService/ModelInfer",
+            post(grpc_call),
+        )
+        // Not served: UNIMPLEMENTED, as a real gRPC server answers an unknown method (the
+        // filter's readiness probe of a seldon gRPC node).
+        .route("/seldon.protos.Model/Metadata", post(grpc_call))
         .route("/_calls", get(calls).delete(clear_calls))
         .route("/_feedback", get(feedback))
         .layer(middleware::from_fn_with_state(state.clone(), record))
