@@ -184,11 +184,19 @@ fn a_grpc_transformer_feeds_a_rest_model_with_payloads_converted_at_each_hop() {
     let call = run.call(1).clone();
     assert_eq!(
         (call.method, call.path.as_str(), call.cluster.as_str()),
-        ("POST", "/seldon.protos.Transformer/TransformInput", "node_t")
+        (
+            "POST",
+            "/seldon.protos.Transformer/TransformInput",
+            "node_t"
+        )
     );
     assert_eq!(call.header("content-type"), Some("application/grpc"));
     assert_eq!(call.header("te"), Some("trailers"));
-    assert_eq!(call.header("grpc-accept-encoding"), None, "no compression offered");
+    assert_eq!(
+        call.header("grpc-accept-encoding"),
+        None,
+        "no compression offered"
+    );
     assert_eq!(call.header("seldon-puid"), Some("p-1"));
     let sent = grpc::unframe(call.body.as_deref().unwrap()).unwrap();
     assert_eq!(
@@ -273,7 +281,10 @@ fn a_payload_with_no_protobuf_form_is_the_clients_400_naming_the_grpc_node() {
     let r = respond(run.post("/api/v1.0/predictions", r#"{"customData":{"a":1}}"#));
     assert_eq!(r.status, 400);
     let info = json_of(&r.body)["status"]["info"].to_string();
-    assert!(info.contains("on `m`") && info.contains("customData"), "{info}");
+    assert!(
+        info.contains("on `m`") && info.contains("customData"),
+        "{info}"
+    );
     assert!(run.host.calls.is_empty());
 }
 
@@ -305,8 +316,9 @@ fn a_v2_grpc_model_gets_a_model_infer_request_and_its_answer_feeds_a_v2_rest_nod
     assert_eq!(run.post("/v2/models/sdep/infer", x), Step::Wait);
     let call = run.call(1).clone();
     assert_eq!(call.path, "/inference.GRPCInferenceService/ModelInfer");
-    let sent = grpc_v2::infer_request_to_json(grpc::unframe(call.body.as_deref().unwrap()).unwrap())
-        .unwrap();
+    let sent =
+        grpc_v2::infer_request_to_json(grpc::unframe(call.body.as_deref().unwrap()).unwrap())
+            .unwrap();
     assert_eq!(sent.model_name, "a");
     assert_eq!(json_of(&sent.json), json_of(x.as_bytes()));
     let out = r#"{"model_name":"a","id":"r1","outputs":[{"name":"y","shape":[1],"datatype":"FP64","data":[2.0]}]}"#;
@@ -351,7 +363,10 @@ fn a_v1_transformer_feeds_a_v2_model_and_the_client_gets_a_seldon_message() {
     assert_eq!(r.status, 502);
     assert_eq!(r.header("seldon-node"), Some("t"));
     let info = json_of(&r.body)["status"]["info"].to_string();
-    assert!(info.contains("cannot be the input of /predict on `m`"), "{info}");
+    assert!(
+        info.contains("cannot be the input of /predict on `m`"),
+        "{info}"
+    );
     assert_eq!(run.host.calls.len(), 1);
 }
 
@@ -404,7 +419,13 @@ fn grpc_call(run: &mut Run, method: &str, pb: &[u8]) -> Step {
 
 #[test]
 fn grpc_model_metadata_answers_the_nodes_metadata_through_the_tail() {
-    let chain = || plan(Protocol::V2, "{name: first, children: [{name: second}]}", &[]);
+    let chain = || {
+        plan(
+            Protocol::V2,
+            "{name: first, children: [{name: second}]}",
+            &[],
+        )
+    };
     let method = "/inference.GRPCInferenceService/ModelMetadata";
     let md = r#"{"name":"second","versions":["1"],"platform":"p","inputs":[{"name":"i","datatype":"FP32","shape":[-1,2]}],"outputs":[{"name":"o","datatype":"FP32","shape":[-1]}]}"#;
 
@@ -414,7 +435,10 @@ fn grpc_model_metadata_answers_the_nodes_metadata_through_the_tail() {
         method,
         &grpc_v2::model_ref_request("second", ""),
     ));
-    assert_eq!((call.method, call.path.as_str()), ("GET", "/v2/models/second"));
+    assert_eq!(
+        (call.method, call.path.as_str()),
+        ("GET", "/v2/models/second")
+    );
     let r = match run.exec.on_tail_response(&mut run.host, rest_ok(md)) {
         Step::Respond(r) => r,
         other => panic!("{other:?}"),
@@ -458,7 +482,11 @@ fn grpc_model_metadata_answers_the_nodes_metadata_through_the_tail() {
     };
     let status = r.grpc.unwrap();
     assert_eq!(status.code, 13);
-    assert!(status.message.contains("node `second`"), "{}", status.message);
+    assert!(
+        status.message.contains("node `second`"),
+        "{}",
+        status.message
+    );
     let mut run = Run::new(chain(), true);
     let r = respond(grpc_call(
         &mut run,
@@ -506,7 +534,10 @@ fn probes_of_grpc_nodes_use_grpc_and_seldon_metadata_is_refused_naming_the_node(
         run.exec.on_headers(&mut run.host, headers, true),
         Step::Wait
     );
-    assert_eq!(run.call(1).path, "/inference.GRPCInferenceService/ModelReady");
+    assert_eq!(
+        run.call(1).path,
+        "/inference.GRPCInferenceService/ModelReady"
+    );
     let pb = grpc_v2::model_ready_response(false);
     let r = respond(run.answer(1, grpc_answer(0, "", Some(&pb))));
     assert_eq!(r.status, 503);
