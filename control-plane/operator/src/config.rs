@@ -92,6 +92,10 @@ pub struct OperatorConfig {
     /// 127.0.0.1 cluster) or `service` (Istio's outbound cluster of the node's Service); a
     /// SeldonDeployment's `mesh.seldon.io/node-calls` annotation wins.
     pub node_calls: Option<NodeCalls>,
+    /// Serve gRPC at the entry (`seldon_render::RenderOptions::grpc_entry`): the predictor
+    /// Service's port 5001, the gateway's gRPC route / Mapping and the `<svc>-grpc-entry`
+    /// EnvoyFilter running the filter there; default off.
+    pub grpc_entry: Option<bool>,
     /// Default `envSecretRefName`.
     pub default_env_secret_ref_name: Option<String>,
     /// Pod `runAsUser` default.
@@ -200,6 +204,9 @@ impl OperatorConfig {
         }
         if let Some(v) = self.node_calls {
             o.node_calls = v;
+        }
+        if let Some(v) = self.grpc_entry {
+            o.grpc_entry = v;
         }
         if self.default_env_secret_ref_name.is_some() {
             o.default_env_secret_ref_name
@@ -331,6 +338,13 @@ mod tests {
         );
         let e = opts("initializerUserId: istio\n").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+    }
+
+    #[test]
+    fn grpc_entry_off_by_default_on_when_set() {
+        assert!(!opts("{}").unwrap().grpc_entry);
+        assert!(opts("grpcEntry: true\n").unwrap().grpc_entry);
+        assert!(!opts("grpcEntry: false\n").unwrap().grpc_entry);
     }
 
     #[test]

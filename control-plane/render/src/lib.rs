@@ -6,7 +6,8 @@
 //!                                             │
 //!                      per predictor ─────────┼──► deployment / service / hpa / keda / pdb (Kubernetes, KEDA)
 //!                                             ├──► destination_rule / wasm_plugin (FilterConfig) / envoy_filter
-//!                                             │    / node_calls (localhost clusters, when on)  (Istio)
+//!                                             │    / node_calls (localhost clusters, when on)
+//!                                             │    / grpc_entry (filter on port 5001, when on)  (Istio)
 //!                                             ├──► ambassador (Mappings, when ingress = ambassador)
 //!                                             └──► explainer (Deployment, Service, its route)
 //!                      per SeldonDeployment ──────► virtual_service                        (Istio ingress)
@@ -20,6 +21,7 @@ pub mod destination_rule;
 pub mod envoy_filter;
 pub mod explainer;
 pub mod filter_config;
+pub mod grpc_entry;
 pub mod hpa;
 pub mod keda;
 pub mod manifest;
@@ -95,6 +97,8 @@ pub fn render(sdep: &SeldonDeployment, opts: &RenderOptions) -> Result<Vec<Manif
         out.extend(node_calls::render(&cx, &p, opts).map(Manifest::Custom));
         out.push(Manifest::Custom(wasm_plugin::render(&cx, &p, opts)));
         out.push(Manifest::Custom(envoy_filter::render(&cx, &p, opts)));
+        // the gRPC entry's filter on port 5001 (with `grpc_entry`)
+        out.extend(grpc_entry::render(&cx, &p, opts).map(Manifest::Custom));
         if opts.ingress == Ingress::Ambassador {
             out.extend(
                 ambassador::render(&cx, &p, opts)

@@ -217,6 +217,88 @@ fn grpc_entry_turns_port_route_and_mapping_back_on() {
     }
 }
 
+/// The gRPC entry's EnvoyFilter: the whole Wasm config (same module and FilterConfig as the
+/// WasmPlugin, plus what the tail call needs), the filter on the inbound 5001 chain, the
+/// tail-call route first in its route configuration; golden
+/// `tests/golden/options/transformer-model-grpc-entry.yaml`.
+#[test]
+fn grpc_entry_runs_the_filter_with_tail_calls_on_port_5001() {
+    let sdep = sample("transformer-model");
+    let off = objects(&sdep, &RenderOptions::default());
+    assert!(
+        of_kind(&off, "EnvoyFilter")
+            .iter()
+            .all(|e| !e["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("-grpc-entry")),
+        "no gRPC entry by default"
+    );
+    let opts = with_grpc_entry();
+    let objs = objects(&sdep, &opts);
+    let plugin = of_kind(&objs, "WasmPlugin")[0];
+    let entry: Vec<&Value> = of_kind(&objs, "EnvoyFilter")
+        .into_iter()
+        .filter(|e| e["metadata"]["name"] == "income-default-grpc-entry")
+        .collect();
+    assert_eq!(entry.len(), 1, "{objs:?}");
+    let spec = &entry[0]["spec"];
+    assert_eq!(
+        spec["workloadSelector"]["labels"],
+        plugin["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(spec["priority"], 10);
+    let patches = spec["configPatches"].as_array().unwrap();
+    let kinds: Vec<&str> = patches
+        .iter()
+        .map(|p| p["applyTo"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["EXTENSION_CONFIG", "HTTP_FILTER", "HTTP_ROUTE"]);
+    let ext = &patches[0]["patch"]["value"];
+    assert_eq!(ext["name"], "seldon-mesh.seldon.income-default.grpc");
+    let config = &ext["typed_config"]["config"];
+    assert_eq!(config["allow_on_headers_stop_iteration"], true);
+    assert_eq!(config["failure_policy"], "FAIL_CLOSED");
+    assert_eq!(
+        config["vm_config"]["environment_variables"]["key_values"]["SELDON_TAIL_CALLS"],
+        "enabled"
+    );
+    assert_eq!(config["vm_config"]["vm_id"], "seldon-mesh-tail-calls");
+    assert_eq!(
+        config["vm_config"]["code"]["remote"]["http_uri"]["uri"],
+        plugin["spec"]["url"]
+    );
+    // the same FilterConfig as the WasmPlugin's pluginConfig
+    let filter_config: Value =
+        serde_json::from_str(config["configuration"]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(filter_config, plugin["spec"]["pluginConfig"]);
+    // the filter on the inbound gRPC port, named as the extension config
+    let filter = &patches[1];
+    assert_eq!(filter["match"]["context"], "SIDECAR_INBOUND");
+    assert_eq!(filter["match"]["listener"]["portNumber"], 5001);
+    assert_eq!(filter["patch"]["operation"], "INSERT_BEFORE");
+    assert_eq!(filter["patch"]["value"]["name"], ext["name"]);
+    // the tail-call route, first on port 5001
+    let route = &patches[2];
+    assert_eq!(route["match"]["routeConfiguration"]["portNumber"], 5001);
+    assert_eq!(route["patch"]["operation"], "INSERT_FIRST");
+    assert_eq!(
+        route["patch"]["value"]["route"]["cluster_header"],
+        "x-seldon-upstream"
+    );
+
+    let yaml = to_yaml(&render(&sdep, &opts).unwrap());
+    let golden = root().join("tests/golden/options/transformer-model-grpc-entry.yaml");
+    if std::env::var_os("UPDATE_GOLDENS").is_some() {
+        std::fs::write(&golden, &yaml).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&golden).unwrap(),
+        yaml,
+        "golden drifted; run `UPDATE_GOLDENS=1 cargo test -p seldon-render` and review the diff"
+    );
+}
+
 fn grpc_transport() -> SeldonDeployment {
     let mut sdep = sample("sklearn-iris");
     sdep.spec.transport = Some(seldon_graph::Transport::Grpc);
@@ -244,19 +326,11 @@ fn grpc_transport_is_refused_once_with_the_reason() {
 }
 
 #[test]
-fn with_grpc_entry_on_grpc_node_calls_are_still_refused_by_the_filter_rules() {
-    // the entry switch does not make the filter call nodes over gRPC
+fn with_grpc_entry_grpc_transport_is_accepted() {
+    // the filter calls gRPC nodes since 0b69105 (seldon_graph::Capabilities::FILTER), so with
+    // the entry on nothing refuses `transport: grpc`
     let problems = check(&grpc_transport(), &with_grpc_entry());
-    assert!(
-        !problems.iter().any(|p| p.path == "spec.transport"),
-        "{problems:?}"
-    );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.message.contains("gRPC node calls are not supported")),
-        "{problems:?}"
-    );
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 // ---------- model initializer egress (Seldon #4450) ----------

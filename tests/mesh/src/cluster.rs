@@ -201,6 +201,8 @@ pub struct ClusterOptions {
     /// `jaeger-collector` Service, the shipped mesh config's provider and `istio/telemetry.yaml`,
     /// and the operator's `tracing.endpoint` = [`TRACING_ENDPOINT`].
     pub tracing: bool,
+    /// The operator config's `grpcEntry: true` (gRPC at the entry, port 5001).
+    pub grpc_entry: bool,
 }
 
 impl ClusterOptions {
@@ -210,6 +212,7 @@ impl ClusterOptions {
             node_agent: true,
             images: BTreeMap::new(),
             tracing: false,
+            grpc_entry: false,
         }
     }
 }
@@ -648,6 +651,7 @@ pub fn operator_config(
     filter_url: &str,
     catalogue: &Path,
     tracing_endpoint: Option<&str>,
+    grpc_entry: bool,
 ) -> Result<String, HarnessError> {
     let file = "manifests/operator/config.yaml";
     let docs = yaml_documents(&read(&repo_root().join(file))?, file)?;
@@ -681,6 +685,9 @@ pub fn operator_config(
         let mut tracing = serde_yaml::Mapping::new();
         tracing.insert("endpoint".into(), endpoint.into());
         map.insert("tracing".into(), tracing.into());
+    }
+    if grpc_entry {
+        map.insert("grpcEntry".into(), true.into());
     }
     serde_yaml::to_string(&config).map_err(|e| HarnessError::Check(e.to_string()))
 }
@@ -1103,6 +1110,7 @@ impl Cluster {
                 &registry.url(),
                 &catalogue_path,
                 opts.tracing.then_some(TRACING_ENDPOINT),
+                opts.grpc_entry,
             )?,
         )?;
 
@@ -1815,6 +1823,7 @@ mod tests {
             "oci://10.77.0.1:5000/seldon-mesh/graph-filter:0.1.0",
             Path::new("/repo/manifests/catalogue.yaml"),
             None,
+            false,
         )
         .unwrap();
         let v: Value = serde_yaml::from_str(&text).unwrap();
@@ -1828,14 +1837,17 @@ mod tests {
             "the rest of the shipped config is kept"
         );
         assert!(v["tracing"].is_null());
+        assert!(v["grpcEntry"].is_null());
         let text = operator_config(
             "oci://10.77.0.1:5000/seldon-mesh/graph-filter:0.1.0",
             Path::new("/repo/manifests/catalogue.yaml"),
             Some(TRACING_ENDPOINT),
+            true,
         )
         .unwrap();
         let v: Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(v["tracing"]["endpoint"], TRACING_ENDPOINT);
+        assert_eq!(v["grpcEntry"], true);
     }
 
     #[test]
